@@ -1,0 +1,152 @@
+"""The parquet index of a zoo: one row per network, typed by an explicit Arrow schema.
+
+A row holds the network's id and split, every hyper-parameter, its architecture sizes, its training outcome
+(status, epochs, per-snapshot and per-epoch metrics), and where its weights are (shard, byte range, sha256).
+
+Example:
+    >>> [f.name for f in INDEX_SCHEMA][:4]
+    ['network_id', 'split', 'status', 'zoo_seed']
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from weightzoo.errors import ZooFormatError
+from weightzoo.format.layout import METRICS, NUM_SNAPSHOTS, SPLITS, STATUSES
+from weightzoo.hparams import HyperParameters
+
+_HPARAM_TYPES: dict[str, pa.DataType] = {
+    "dataset": pa.string(),
+    "learning_rate": pa.float64(),
+    "batch_size": pa.int64(),
+    "batch_norm": pa.bool_(),
+    "augmentation": pa.bool_(),
+    "optimizer": pa.string(),
+    "activation": pa.string(),
+    "initialization": pa.string(),
+    "filter_size": pa.int64(),
+    "depth_conv": pa.int64(),
+    "depth_fc": pa.int64(),
+    "width_conv": pa.int64(),
+    "width_fc": pa.int64(),
+}
+HPARAM_COLUMNS: tuple[str, ...] = tuple(_HPARAM_TYPES)
+
+INDEX_SCHEMA = pa.schema(
+    [
+        pa.field("network_id", pa.int64()),
+        pa.field("split", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("zoo_seed", pa.int64()),
+        *(pa.field(n, t) for n, t in _HPARAM_TYPES.items()),
+        pa.field("num_params", pa.int64()),
+        pa.field("weightn_conv", pa.int64()),
+        pa.field("weightn_fc", pa.int64()),
+        pa.field("n_epochs", pa.int64()),
+        pa.field("snapshot_epochs", pa.list_(pa.int64(), NUM_SNAPSHOTS)),
+        *(pa.field(m, pa.list_(pa.float64(), NUM_SNAPSHOTS)) for m in METRICS),
+        *(pa.field(f"history_{m}", pa.list_(pa.float64())) for m in METRICS),
+        pa.field("final_test_accuracy", pa.float64()),
+        pa.field("train_seconds", pa.float64()),
+        pa.field("images_seen", pa.int64()),
+        pa.field("device", pa.string()),
+        pa.field("shard", pa.string()),
+        pa.field("byte_offset", pa.int64()),
+        pa.field("byte_length", pa.int64()),
+        pa.field("sha256", pa.string()),
+    ],
+    metadata={"description": "weightzoo network index: one row per network"},
+)
+
+
+@dataclass
+class NetworkRecord:
+    """Everything the index holds about one network except where its bytes are (the writer adds that).
+
+    ``snapshots`` maps each metric to its 20 per-snapshot values; ``history`` maps each metric to its values per
+    epoch, epoch 0 (the initialisation) first.
+    """
+
+    network_id: int
+    split: str
+    status: str
+    zoo_seed: int
+    hparams: HyperParameters
+    n_epochs: int
+    snapshot_epochs: list[int]
+    snapshots: dict[str, list[float]]
+    history: dict[str, list[float]]
+    train_seconds: float = 0.0
+    images_seen: int = 0
+    device: str = "cpu"
+    location: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ZooFormatError(f"network {self.network_id}: split {self.split!r}, expected one of {SPLITS}")
+        if self.status not in STATUSES:
+            raise ZooFormatError(f"network {self.network_id}: status {self.status!r}, expected one of {STATUSES}")
+        if len(self.snapshot_epochs) != NUM_SNAPSHOTS:
+            raise ZooFormatError(
+                f"network {self.network_id}: {len(self.snapshot_epochs)} snapshot epochs, expected {NUM_SNAPSHOTS}"
+            )
+
+    def to_row(self) -> dict[str, Any]:
+        arch = self.hparams.architecture
+        row: dict[str, Any] = {
+            "network_id": self.network_id,
+            "split": self.split,
+            "status": self.status,
+            "zoo_seed": self.zoo_seed,
+            **self.hparams.to_dict(),
+            "num_params": arch.num_params,
+            "weightn_conv": arch.weightn_conv,
+            "weightn_fc": arch.weightn_fc,
+            "n_epochs": self.n_epochs,
+            "snapshot_epochs": list(self.snapshot_epochs),
+            "final_test_accuracy": self.snapshots["test_accuracy"][-1],
+            "train_seconds": self.train_seconds,
+            "images_seen": self.images_seen,
+            "device": self.device,
+            **self.location,
+        }
+        for m in METRICS:
+            row[m] = [float(v) for v in self.snapshots[m]]
+            row[f"history_{m}"] = [float(v) for v in self.history[m]]
+        return row
+
+
+def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """An index table with :data:`INDEX_SCHEMA`, rows sorted by network id."""
+    rows = sorted(rows, key=lambda r: r["network_id"])
+    try:
+        return pa.Table.from_pylist(rows, schema=INDEX_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as e:
+        raise ZooFormatError(f"index rows do not match the index schema: {e}") from None
+
+
+def table_to_bytes(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def read_index(data: bytes, source: str) -> pa.Table:
+    """Parse an index file and check it against :data:`INDEX_SCHEMA`; ``source`` is named in errors."""
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowInvalid, OSError) as e:
+        raise ZooFormatError(f"{source}: not a readable parquet file ({e})") from None
+    missing = [f.name for f in INDEX_SCHEMA if f.name not in table.column_names]
+    if missing:
+        raise ZooFormatError(f"{source}: index lacks columns {missing}; expected the weightzoo index schema")
+    try:
+        return table.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+        raise ZooFormatError(f"{source}: index columns have unexpected types ({e})") from None

@@ -1,0 +1,69 @@
+"""The on-disk layout of a zoo, defined once: file names, tensor names, format version.
+
+A zoo is a folder (local or any fsspec URL)::
+
+    <zoo>/
+      manifest.json                 versioned manifest: counts, generation config, sha256 of every file
+      index.parquet                 one row per network: hyper-parameters, metrics, status, shard and byte range
+      README.md                     dataset card
+      shards/train-00000.safetensors  many networks per shard, size-capped
+      shards/test-00000.safetensors
+
+Inside a shard, network ``i``'s tensor ``conv0.weight`` of shape ``[8, 3, 5, 5]`` is stored as
+``0000042.000.conv0.weight`` with shape ``[20, 8, 3, 5, 5]`` (float32, one slice per snapshot). The zero-padded
+network id comes first and the three-digit position gives the reference order, so safetensors' sorted layout
+keeps a network's tensors contiguous and in flat-vector order: one network is one byte range.
+
+Example:
+    >>> tensor_name(42, 0, "conv0.weight")
+    '0000042.000.conv0.weight'
+    >>> parse_tensor_name('0000042.000.conv0.weight')
+    (42, 0, 'conv0.weight')
+"""
+
+from __future__ import annotations
+
+from weightzoo.errors import ZooFormatError
+
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+INDEX_NAME = "index.parquet"
+CARD_NAME = "README.md"
+SHARD_DIR = "shards"
+SHARD_SUFFIX = ".safetensors"
+PARTIAL_SUFFIX = ".partial"
+NUM_SNAPSHOTS = 20
+SPLITS: tuple[str, ...] = ("train", "test")
+#: Training outcome of a network. ``diverged`` networks (NaN loss) are kept, with the snapshots taken so far.
+STATUSES: tuple[str, ...] = ("completed", "early_stopped", "diverged")
+#: Metrics recorded per epoch and per snapshot (accuracies in [0, 1], mean cross-entropy losses).
+METRICS: tuple[str, ...] = (
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+)
+DEFAULT_SHARD_BYTES = 256 * 2**20
+
+
+def shard_name(split: str, number: int) -> str:
+    """Relative path of a shard file."""
+    return f"{SHARD_DIR}/{split}-{number:05d}{SHARD_SUFFIX}"
+
+
+def tensor_name(network_id: int, position: int, param: str) -> str:
+    """Name of one network's tensor inside a shard."""
+    return f"{network_id:07d}.{position:03d}.{param}"
+
+
+def parse_tensor_name(name: str) -> tuple[int, int, str]:
+    """Inverse of :func:`tensor_name`: (network id, position, parameter name)."""
+    try:
+        net, pos, param = name.split(".", 2)
+        return int(net), int(pos), param
+    except ValueError:
+        raise ZooFormatError(
+            f"tensor name {name!r} is not '<network id>.<position>.<parameter>' (e.g. '0000042.000.conv0.weight')"
+        ) from None

@@ -1,0 +1,103 @@
+"""The versioned manifest of a zoo: what the zoo holds, how it was made, and the checksum of every file.
+
+Example:
+    >>> m = Manifest(name="demo", zoo_seed=0, num_networks=2, splits={"train": 2}, status_counts={"completed": 2},
+    ...              generation={"preset": "demo"}, files=[FileEntry("index.parquet", "ab" * 32, 10)])
+    >>> Manifest.from_json(m.to_json(), source="manifest.json") == m
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from weightzoo.errors import FormatVersionError, ZooFormatError
+from weightzoo.format.layout import FORMAT_VERSION, NUM_SNAPSHOTS
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of the zoo, relative to its root, with its sha256 and size in bytes."""
+
+    path: str
+    sha256: str
+    bytes: int
+
+
+@dataclass
+class Manifest:
+    """Contents of ``manifest.json``."""
+
+    name: str
+    zoo_seed: int
+    num_networks: int
+    splits: dict[str, int]
+    status_counts: dict[str, int]
+    generation: dict[str, Any]
+    files: list[FileEntry]
+    num_snapshots: int = NUM_SNAPSHOTS
+    format_version: int = FORMAT_VERSION
+    generator: str = ""
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def file(self, path: str) -> FileEntry:
+        for entry in self.files:
+            if entry.path == path:
+                return entry
+        raise ZooFormatError(f"the manifest lists no file {path!r}; it lists {[f.path for f in self.files]}")
+
+    @property
+    def shards(self) -> list[FileEntry]:
+        return [f for f in self.files if f.path.endswith(".safetensors")]
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes, source: str) -> Manifest:
+        """Parse and validate; ``source`` (the file's path or URL) is named in every error."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ZooFormatError(f"{source}: not valid JSON ({e}); expected a weightzoo manifest") from None
+        if not isinstance(data, dict) or "format_version" not in data:
+            raise ZooFormatError(f"{source}: no 'format_version' key; expected a weightzoo manifest")
+        version = data["format_version"]
+        if version != FORMAT_VERSION:
+            gen = data.get("generation", {}) if isinstance(data.get("generation"), dict) else {}
+            if isinstance(version, int) and version > FORMAT_VERSION:
+                todo = "upgrade the package: pip install -U weightzoo"
+            else:
+                todo = (
+                    "regenerate it with this release: python -m builder.generate "
+                    f"--preset {gen.get('preset', '<preset>')} --seed {data.get('zoo_seed', '<seed>')} "
+                    f"--num-networks {data.get('num_networks', '<n>')} --out <new folder>"
+                )
+            raise FormatVersionError(
+                f"{source}: zoo format version {version!r}, but this release of weightzoo reads version "
+                f"{FORMAT_VERSION}; {todo}"
+            )
+        try:
+            data["files"] = [FileEntry(**f) for f in data["files"]]
+            return cls(**data)
+        except (TypeError, KeyError) as e:
+            raise ZooFormatError(f"{source}: malformed manifest ({e})") from None
+
+
+def sha256_bytes(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(fs: Any, path: str, chunk: int = 8 * 2**20) -> tuple[str, int]:
+    """sha256 and size of a file on an fsspec filesystem, read in chunks."""
+    digest, size = hashlib.sha256(), 0
+    with fs.open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size

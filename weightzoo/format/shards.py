@@ -1,0 +1,219 @@
+"""Safetensors shards holding many networks each: the writer buffers networks and writes size-capped shards
+atomically; the reader parses a shard's header once and reads one network's contiguous byte range.
+
+Example:
+    >>> import fsspec, numpy as np
+    >>> from weightzoo.architecture import Architecture
+    >>> fs = fsspec.filesystem("memory")
+    >>> arch = Architecture()
+    >>> w = {p.name: np.zeros((20, *p.shape), np.float32) for p in arch.params}
+    >>> writer = ShardWriter(fs, "/doc-zoo", "train")
+    >>> writer.add(7, w)
+    >>> entry, locations = writer.flush()
+    >>> reader = ShardReader(fs, "/doc-zoo", entry.path)
+    >>> reader.read_network(7, locations[7]["byte_offset"], locations[7]["byte_length"], arch)["out.bias"].shape
+    (20, 20)
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import save as safetensors_save
+
+from weightzoo.architecture import Architecture
+from weightzoo.errors import ShardError
+from weightzoo.format.layout import (
+    DEFAULT_SHARD_BYTES,
+    FORMAT_VERSION,
+    NUM_SNAPSHOTS,
+    PARTIAL_SUFFIX,
+    parse_tensor_name,
+    shard_name,
+    tensor_name,
+)
+from weightzoo.format.manifest import FileEntry, sha256_bytes
+
+_HEADER_LEN = struct.Struct("<Q")
+_MAX_HEADER = 100 * 2**20
+
+
+def _join(root: str, rel: str) -> str:
+    return f"{root.rstrip('/')}/{rel}"
+
+
+def write_atomic(fs: Any, path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a ``.partial`` file renamed at the end, so that an interrupted write
+    never leaves a file that looks complete."""
+    tmp = path + PARTIAL_SUFFIX
+    with fs.open(tmp, "wb") as f:
+        f.write(data)
+    fs.mv(tmp, path)
+
+
+class ShardWriter:
+    """Buffers networks of one split and writes them as shards of at most ``max_bytes`` (one network at least)."""
+
+    def __init__(self, fs: Any, root: str, split: str, max_bytes: int = DEFAULT_SHARD_BYTES, generator: str = ""):
+        self.fs, self.root, self.split, self.max_bytes, self.generator = fs, root, split, max_bytes, generator
+        self._buffer: dict[str, np.ndarray] = {}
+        self._networks: list[int] = []
+        self._bytes = 0
+        self._count = 0
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._bytes
+
+    def add(self, network_id: int, weights: Mapping[str, np.ndarray]) -> None:
+        """Buffer one network; ``weights`` maps parameter names, in reference order, to [20, *shape] arrays."""
+        if network_id in self._networks:
+            raise ShardError(f"network {network_id} added twice to the {self.split} shard writer")
+        size = sum(a.nbytes for a in weights.values())
+        for position, (name, array) in enumerate(weights.items()):
+            if array.shape[0] != NUM_SNAPSHOTS:
+                raise ShardError(
+                    f"network {network_id} tensor {name}: shape {array.shape}, expected [{NUM_SNAPSHOTS}, ...]"
+                )
+            self._buffer[tensor_name(network_id, position, name)] = np.ascontiguousarray(array, dtype=np.float32)
+        self._networks.append(network_id)
+        self._bytes += size
+
+    def should_flush(self) -> bool:
+        return self._bytes >= self.max_bytes
+
+    def flush(self) -> tuple[FileEntry, dict[int, dict[str, Any]]] | None:
+        """Write the buffered networks as the next shard; return its file entry and each network's location."""
+        if not self._networks:
+            return None
+        rel = shard_name(self.split, self._count)
+        metadata = {"format": "weightzoo", "format_version": str(FORMAT_VERSION), "generator": self.generator}
+        data = safetensors_save(self._buffer, metadata=metadata)
+        header, data_start = _parse_header(memoryview(data)[:_MAX_HEADER], rel, len(data))
+        ranges = _network_ranges(header, rel)
+        view = memoryview(data)
+        locations = {}
+        for net in self._networks:
+            begin, end = ranges[net]
+            locations[net] = {
+                "shard": rel,
+                "byte_offset": data_start + begin,
+                "byte_length": end - begin,
+                "sha256": sha256_bytes(view[data_start + begin : data_start + end]),
+            }
+        write_atomic(self.fs, _join(self.root, rel), data)
+        entry = FileEntry(rel, sha256_bytes(data), len(data))
+        self._buffer, self._networks, self._bytes = {}, [], 0
+        self._count += 1
+        return entry, locations
+
+
+def _parse_header(prefix: memoryview | bytes, source: str, file_size: int) -> tuple[dict[str, Any], int]:
+    """Parse a safetensors header from the file's first bytes; check it against the file size."""
+    if file_size < 8 or len(prefix) < 8:
+        raise ShardError(f"{source}: {file_size} bytes, too short for a safetensors header (truncated?)")
+    (n,) = _HEADER_LEN.unpack(bytes(prefix[:8]))
+    if n > _MAX_HEADER or 8 + n > file_size:
+        raise ShardError(
+            f"{source}: header length {n} does not fit a file of {file_size} bytes (truncated or "
+            "not a safetensors file)"
+        )
+    if len(prefix) < 8 + n:
+        raise ShardError(f"{source}: could read only {len(prefix)} of the {8 + n} header bytes")
+    try:
+        header = json.loads(bytes(prefix[8 : 8 + n]))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ShardError(f"{source}: the safetensors header is not valid JSON (corrupted file)") from None
+    header.pop("__metadata__", None)
+    end = max((t["data_offsets"][1] for t in header.values()), default=0)
+    if 8 + n + end != file_size:
+        raise ShardError(
+            f"{source}: {file_size} bytes but its header describes {8 + n + end}; the shard is "
+            "truncated or corrupted, regenerate or re-download it"
+        )
+    return header, 8 + n
+
+
+def _network_ranges(header: Mapping[str, Any], source: str) -> dict[int, tuple[int, int]]:
+    ranges: dict[int, tuple[int, int]] = {}
+    for name, info in header.items():
+        net = parse_tensor_name(name)[0]
+        b, e = info["data_offsets"]
+        lo, hi = ranges.get(net, (b, e))
+        ranges[net] = (min(lo, b), max(hi, e))
+    return ranges
+
+
+class ShardReader:
+    """Reads networks out of one shard: local files are memory-mapped, remote ones read by byte range."""
+
+    def __init__(self, fs: Any, root: str, rel_path: str):
+        self.fs, self.rel_path, self.path = fs, rel_path, _join(root, rel_path)
+        self._local = "file" in _protocols(fs)
+        try:
+            self.size = int(fs.size(self.path))
+        except FileNotFoundError:
+            raise ShardError(f"{self.path}: shard listed in the index is missing") from None
+        self._mmap: np.memmap | None = None
+        if self._local:
+            if self.size == 0:
+                raise ShardError(f"{self.path}: empty file (truncated shard)")
+            self._mmap = np.memmap(self.path, dtype=np.uint8, mode="r")
+            prefix: Any = memoryview(self._mmap)[: min(self.size, _MAX_HEADER)]
+        else:
+            prefix = self._read(0, min(self.size, 8))
+            if len(prefix) == 8:
+                (n,) = _HEADER_LEN.unpack(prefix)
+                prefix = self._read(0, min(self.size, 8 + n, _MAX_HEADER))
+        self.header, self.data_start = _parse_header(prefix, self.path, self.size)
+
+    def _read(self, start: int, end: int) -> bytes:
+        if self._mmap is not None:
+            return self._mmap[start:end].tobytes()
+        return self.fs.cat_file(self.path, start=start, end=end)
+
+    def read_bytes(self, offset: int, length: int) -> bytearray:
+        """One network's raw bytes (a writable copy), after checking the range lies inside the data section."""
+        if offset < self.data_start or length <= 0 or offset + length > self.size:
+            raise ShardError(
+                f"{self.path}: byte range [{offset}, {offset + length}) lies outside the shard's data "
+                f"section [{self.data_start}, {self.size}); the index does not match this shard"
+            )
+        return bytearray(self._read(offset, offset + length))
+
+    def read_network(
+        self, network_id: int, offset: int, length: int, architecture: Architecture, *, sha256: str | None = None
+    ) -> dict[str, np.ndarray]:
+        """The network's tensors, name -> float32 array [20, *shape], in reference order."""
+        raw = self.read_bytes(offset, length)
+        if sha256 is not None and sha256_bytes(raw) != sha256:
+            raise ShardError(f"{self.path}: network {network_id}'s bytes fail their sha256 check (corrupted shard)")
+        prefix = f"{network_id:07d}."
+        names = sorted(n for n in self.header if n.startswith(prefix))
+        specs = architecture.params
+        if [parse_tensor_name(n)[2] for n in names] != [p.name for p in specs]:
+            raise ShardError(
+                f"{self.path}: network {network_id} has tensors {names[:3]}...; expected the "
+                f"{len(specs)} tensors of {architecture}"
+            )
+        out: dict[str, np.ndarray] = {}
+        for name, spec in zip(names, specs, strict=True):
+            info = self.header[name]
+            begin, end = (self.data_start + o - offset for o in info["data_offsets"])
+            shape = (NUM_SNAPSHOTS, *spec.shape)
+            if info["dtype"] != "F32" or tuple(info["shape"]) != shape or begin < 0 or end > length:
+                raise ShardError(
+                    f"{self.path}: tensor {name} is {info['dtype']} {info['shape']} at "
+                    f"{info['data_offsets']}; expected F32 {list(shape)} inside the network's range"
+                )
+            out[spec.name] = np.frombuffer(raw, dtype="<f4", count=(end - begin) // 4, offset=begin).reshape(shape)
+        return out
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    p = fs.protocol
+    return (p,) if isinstance(p, str) else tuple(p)

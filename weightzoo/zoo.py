@@ -1,0 +1,235 @@
+"""Open a zoo (local folder or fsspec URL) and read networks out of it.
+
+Example:
+    >>> zoo = open_zoo("zoo/demo")                      # doctest: +SKIP
+    >>> relu = zoo.filter(activation="relu", split="train")   # doctest: +SKIP
+    >>> w = relu.weights(relu.ids[0], snapshot=20)      # doctest: +SKIP
+    >>> vec = zoo.flat(0, snapshot=1)                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from weightzoo.architecture import Architecture
+from weightzoo.errors import ChecksumError, ConfigError, UnknownNameError, ZooFormatError, ZooNotFoundError
+from weightzoo.format.index import read_index
+from weightzoo.format.layout import INDEX_NAME, MANIFEST_NAME, NUM_SNAPSHOTS
+from weightzoo.format.manifest import Manifest, sha256_file
+from weightzoo.format.shards import ShardReader
+from weightzoo.hparams import HyperParameters
+from weightzoo.model import NWSNet, build_model
+
+DEFAULT_ZOO_DIR = os.environ.get("WEIGHTZOO_HOME", os.path.join("zoo", "demo"))
+
+
+def open_zoo(
+    path_or_url: str | os.PathLike | None = None,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    verify: bool = False,
+) -> Zoo:
+    """Open the zoo at a local path or fsspec URL (default: where ``python -m builder.generate`` writes).
+
+    Example:
+        >>> zoo = open_zoo("zoo/demo")  # doctest: +SKIP
+        >>> len(zoo), zoo.manifest.name  # doctest: +SKIP
+        (16, 'demo')
+    """
+    url = os.fspath(path_or_url if path_or_url is not None else DEFAULT_ZOO_DIR)
+    fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    root = root.rstrip("/")
+    manifest_path = f"{root}/{MANIFEST_NAME}"
+    try:
+        text = fs.cat_file(manifest_path)
+    except FileNotFoundError:
+        hint = "an interrupted generation (no manifest is written until the end)" if fs.exists(root) else "missing"
+        raise ZooNotFoundError(f"{url!r} is not a zoo: no {MANIFEST_NAME} there ({hint})") from None
+    manifest = Manifest.from_json(text, source=manifest_path)
+    index_path = f"{root}/{INDEX_NAME}"
+    try:
+        index = read_index(fs.cat_file(index_path), source=index_path)
+    except FileNotFoundError:
+        raise ZooNotFoundError(f"{index_path}: listed in the manifest but missing") from None
+    zoo = Zoo(fs, root, manifest, index, url=url)
+    if verify:
+        zoo.verify()
+    return zoo
+
+
+class Zoo:
+    """A zoo, or a filtered view of one. Snapshots are numbered 1 (initialisation) to 20 (last epoch)."""
+
+    def __init__(
+        self,
+        fs: Any,
+        root: str,
+        manifest: Manifest,
+        index: pa.Table,
+        *,
+        url: str = "",
+        _readers: dict[str, ShardReader] | None = None,
+    ):
+        self.fs, self.root, self.manifest, self.index, self.url = fs, root, manifest, index, url or root
+        self._readers: dict[str, ShardReader] = {} if _readers is None else _readers
+        self._rows: dict[int, int] = {nid: i for i, nid in enumerate(index.column("network_id").to_pylist())}
+        known = {f.path for f in manifest.files}
+        for shard in set(index.column("shard").to_pylist()):
+            if shard not in known:
+                raise ZooFormatError(
+                    f"{root}/{INDEX_NAME}: rows point to shard {shard!r}, which the manifest does not list"
+                )
+
+    def __len__(self) -> int:
+        return self.index.num_rows
+
+    def __repr__(self) -> str:
+        return f"Zoo({self.url!r}, networks={len(self)}, name={self.manifest.name!r})"
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.ids)
+
+    @property
+    def ids(self) -> list[int]:
+        """Network ids in this (possibly filtered) zoo, ascending."""
+        return self.index.column("network_id").to_pylist()
+
+    @property
+    def networks(self) -> Any:
+        """The index as a pandas DataFrame (one row per network)."""
+        return self.index.to_pandas()
+
+    def filter(self, **conditions: Any) -> Zoo:
+        """Keep the networks whose columns match: a value, a collection of values, or a predicate.
+
+        Example:
+            >>> zoo.filter(dataset=["mnist", "fashion"], activation="relu",
+            ...            learning_rate=lambda lr: lr < 1e-3)  # doctest: +SKIP
+        """
+        mask = pa.array(np.ones(len(self), dtype=bool))
+        for column, cond in conditions.items():
+            if column not in self.index.column_names:
+                raise UnknownNameError("index column", column, self.index.column_names)
+            values = self.index.column(column)
+            if callable(cond):
+                part = pa.array([bool(cond(v)) for v in values.to_pylist()])
+            elif isinstance(cond, Iterable) and not isinstance(cond, (str, bytes)):
+                part = pc.is_in(values, value_set=pa.array(list(cond), type=values.type))
+            else:
+                part = pc.equal(values, pa.scalar(cond, type=values.type))
+            mask = pc.and_(mask, pc.fill_null(part, False))
+        return self._view(self.index.filter(mask))
+
+    def split(self, name: str) -> Zoo:
+        """The networks of one split (``train`` or ``test``)."""
+        valid = sorted(self.manifest.splits)
+        if name not in valid:
+            raise UnknownNameError("split", name, valid)
+        return self.filter(split=name)
+
+    def _view(self, index: pa.Table) -> Zoo:
+        return Zoo(self.fs, self.root, self.manifest, index, url=self.url, _readers=self._readers)
+
+    def row(self, network_id: int) -> dict[str, Any]:
+        """The index row of one network as a dict."""
+        if network_id not in self._rows:
+            raise ZooFormatError(
+                f"{self.url}: no network {network_id!r} here ({len(self)} networks, ids "
+                f"{self.ids[:3]}...{self.ids[-3:]})"
+            )
+        return self.index.slice(self._rows[network_id], 1).to_pylist()[0]
+
+    def hyperparameters(self, network_id: int) -> HyperParameters:
+        return HyperParameters.from_dict(self.row(network_id))
+
+    def architecture(self, network_id: int) -> Architecture:
+        return self.hyperparameters(network_id).architecture
+
+    def _reader(self, shard: str) -> ShardReader:
+        if shard not in self._readers:
+            self._readers[shard] = ShardReader(self.fs, self.root, shard)
+        return self._readers[shard]
+
+    def read_arrays(self, network_id: int, *, check: bool = False) -> dict[str, np.ndarray]:
+        """All 20 snapshots of one network as numpy arrays [20, *shape], reading only its byte range.
+
+        ``check=True`` verifies the network's bytes against the sha256 in the index.
+        """
+        row = self.row(network_id)
+        return self._reader(row["shard"]).read_network(
+            network_id,
+            row["byte_offset"],
+            row["byte_length"],
+            HyperParameters.from_dict(row).architecture,
+            sha256=row["sha256"] if check else None,
+        )
+
+    def snapshots(self, network_id: int, *, check: bool = False) -> dict[str, torch.Tensor]:
+        """All 20 snapshots: parameter name -> tensor [20, *shape], in reference order."""
+        return {k: torch.from_numpy(v) for k, v in self.read_arrays(network_id, check=check).items()}
+
+    def weights(
+        self, network_id: int, snapshot: int = NUM_SNAPSHOTS, *, check: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """One snapshot (1..20) as a ``state_dict``-style dict of tensors in reference order.
+
+        Example:
+            >>> zoo.weights(0, snapshot=1)["conv0.weight"].shape  # doctest: +SKIP
+            torch.Size([8, 3, 5, 5])
+        """
+        i = _snapshot_index(snapshot)
+        return {k: v[i] for k, v in self.snapshots(network_id, check=check).items()}
+
+    def flat(self, network_id: int, snapshot: int = NUM_SNAPSHOTS, *, check: bool = False) -> torch.Tensor:
+        """One snapshot as the flat reference-order vector (float32; ``weightn_conv`` is the conv/dense boundary)."""
+        i = _snapshot_index(snapshot)
+        return torch.cat(
+            [torch.from_numpy(v[i]).reshape(-1) for v in self.read_arrays(network_id, check=check).values()]
+        )
+
+    def model(self, network_id: int, snapshot: int = NUM_SNAPSHOTS) -> NWSNet:
+        """A ready ``torch.nn.Module`` (eval mode) holding the network at that snapshot."""
+        hp = self.hyperparameters(network_id)
+        return build_model(self.weights(network_id, snapshot), hp.architecture, hp.activation)
+
+    def verify(self, progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None) -> dict[str, str]:
+        """Check the sha256 and size of every file in the manifest.
+
+        Returns ``{path: "ok"}`` when all pass; raises :class:`ChecksumError` naming each bad or missing file.
+        """
+        results: dict[str, str] = {}
+        files = self.manifest.files if progress is None else progress(self.manifest.files)
+        for entry in files:
+            path = f"{self.root}/{entry.path}"
+            try:
+                digest, size = sha256_file(self.fs, path)
+            except FileNotFoundError:
+                results[entry.path] = "missing"
+                continue
+            if size != entry.bytes:
+                results[entry.path] = f"size {size} bytes, manifest says {entry.bytes} (truncated?)"
+            elif digest != entry.sha256:
+                results[entry.path] = f"sha256 {digest[:12]}..., manifest says {entry.sha256[:12]}... (corrupted)"
+            else:
+                results[entry.path] = "ok"
+        bad = {p: r for p, r in results.items() if r != "ok"}
+        if bad:
+            raise ChecksumError(
+                f"{self.url}: {len(bad)} of {len(results)} files fail verification: "
+                + "; ".join(f"{self.root}/{p}: {r}" for p, r in bad.items())
+            )
+        return results
+
+
+def _snapshot_index(snapshot: int) -> int:
+    if not isinstance(snapshot, (int, np.integer)) or not 1 <= snapshot <= NUM_SNAPSHOTS:
+        raise ConfigError(f"snapshot {snapshot!r}; expected an integer from 1 (initialisation) to {NUM_SNAPSHOTS}")
+    return int(snapshot) - 1
