@@ -22,13 +22,11 @@ import torch
 from weightzoo.architecture import Architecture
 from weightzoo.errors import ChecksumError, ConfigError, UnknownNameError, ZooFormatError, ZooNotFoundError
 from weightzoo.format.index import read_index
-from weightzoo.format.layout import INDEX_NAME, MANIFEST_NAME, NUM_SNAPSHOTS
+from weightzoo.format.layout import INDEX_NAME, MANIFEST_NAME, NUM_SNAPSHOTS, default_zoo_dir
 from weightzoo.format.manifest import Manifest, sha256_file
 from weightzoo.format.shards import ShardReader
 from weightzoo.hparams import HyperParameters
 from weightzoo.model import NWSNet, build_model
-
-DEFAULT_ZOO_DIR = os.environ.get("WEIGHTZOO_HOME", os.path.join("zoo", "demo"))
 
 
 def open_zoo(
@@ -44,7 +42,7 @@ def open_zoo(
         >>> len(zoo), zoo.manifest.name  # doctest: +SKIP
         (16, 'demo')
     """
-    url = os.fspath(path_or_url if path_or_url is not None else DEFAULT_ZOO_DIR)
+    url = os.fspath(path_or_url if path_or_url is not None else default_zoo_dir())
     fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
     root = root.rstrip("/")
     manifest_path = f"{root}/{MANIFEST_NAME}"

@@ -69,10 +69,12 @@ def prepare_output(
                 f"output folder {url!r} already holds {what}; choose an empty folder or pass --overwrite to replace it"
             )
         if existing:
-            if fs.exists(f"{root}/{MANIFEST_NAME}"):
-                fs.rm(f"{root}/{MANIFEST_NAME}")  # first, so the folder never looks complete meanwhile
+            manifest = f"{root}/{MANIFEST_NAME}"
+            if fs.exists(manifest):
+                fs.rm(manifest)  # first, so the folder never looks complete meanwhile
             for path in existing:
-                fs.rm(path, recursive=True)
+                if path.rstrip("/") != manifest:
+                    fs.rm(path, recursive=True)
     elif local:
         parent = os.path.dirname(root)
         if not os.path.isdir(parent):

@@ -1,0 +1,97 @@
+"""Renders a zoo's dataset card (``README.md``) from the template in ``cards/`` and the zoo's own statistics.
+
+Example:
+    >>> text = render_card(manifest, index_table)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from builder.space import get_preset
+from cards import TEMPLATE_DIR, ZOO_CARD
+from weightzoo.errors import MissingExtraError, UnknownNameError
+from weightzoo.format.manifest import Manifest
+from weightzoo.hparams import CATEGORICAL
+
+HOMEPAGE = "https://github.com/weightzoo/weightzoo"
+
+
+def _size_category(n: int) -> str:
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K")):
+        if n < limit:
+            return label
+    return "100K<n<1M"
+
+
+def _command(generation: dict[str, Any]) -> str:
+    parts = [
+        "python -m builder.generate",
+        f"--preset {generation.get('preset')}",
+        f"--num-networks {generation.get('num_networks')}",
+        f"--seed {generation.get('seed')}",
+        f"--max-epochs {generation.get('max_epochs')}",
+    ]
+    if generation.get("start_id"):
+        parts.append(f"--start-id {generation['start_id']}")
+    if generation.get("datasets"):
+        parts.append("--datasets " + " ".join(generation["datasets"]))
+    if generation.get("lr_decay", 1.0) != 1.0:
+        parts.append(f"--lr-decay {generation['lr_decay']}")
+    return " ".join(parts)
+
+
+def render_card(manifest: Manifest, index: pa.Table) -> str:
+    """The dataset card of a zoo as Markdown with Hugging Face YAML metadata."""
+    try:
+        import jinja2
+    except ImportError:
+        raise MissingExtraError("jinja2", "builder", "rendering the dataset card") from None
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), keep_trailing_newline=True, autoescape=False)
+    cols = index.to_pydict()
+    per_dataset = []
+    for name in sorted(set(cols["dataset"])):
+        acc = np.array([a for d, a in zip(cols["dataset"], cols["final_test_accuracy"], strict=True) if d == name])
+        finite = acc[np.isfinite(acc)] if np.isfinite(acc).any() else acc
+        per_dataset.append(
+            {
+                "dataset": name,
+                "n": len(acc),
+                "mean": f"{np.mean(finite):.4f}",
+                "median": f"{np.median(finite):.4f}",
+                "max": f"{np.max(finite):.4f}",
+            }
+        )
+    hparam_counts = {}
+    for name in CATEGORICAL:
+        counts = Counter(cols[name])
+        hparam_counts[name] = ", ".join(f"{k} ({v})" for k, v in sorted(counts.items(), key=lambda kv: str(kv[0])))
+    lr = np.array(cols["learning_rate"])
+    hparam_counts["learning_rate"] = f"{lr.min():.5f} to {lr.max():.5f}" if len(lr) else "-"
+    params = np.array(cols["num_params"]) if cols["num_params"] else np.zeros(1)
+    epochs = np.array(cols["n_epochs"]) if cols["n_epochs"] else np.zeros(1)
+    try:
+        description = get_preset(str(manifest.generation.get("preset"))).description
+    except UnknownNameError:
+        description = ""
+    return env.get_template(ZOO_CARD).render(
+        manifest=manifest,
+        size_category=_size_category(manifest.num_networks),
+        homepage=HOMEPAGE,
+        description=description,
+        location=manifest.generation.get("out", "<path to this folder>"),
+        num_shards=len(manifest.shards),
+        params_min=f"{params.min():,}",
+        params_max=f"{params.max():,}",
+        params_mean=f"{params.mean():,.0f}",
+        epochs_min=int(epochs.min()),
+        epochs_max=int(epochs.max()),
+        epochs_mean=f"{epochs.mean():.1f}",
+        per_dataset=per_dataset,
+        hparam_counts=hparam_counts,
+        command=_command(manifest.generation),
+    )

@@ -1,0 +1,152 @@
+"""The reader: round trips, filters, snapshots, flat vectors, modules, verification and bad input."""
+
+import json
+
+import fsspec
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from tests.conftest import write_synthetic_zoo
+from weightzoo import open_zoo
+from weightzoo.errors import (
+    ChecksumError,
+    ConfigError,
+    FormatVersionError,
+    ShardError,
+    UnknownNameError,
+    ZooFormatError,
+    ZooNotFoundError,
+)
+from weightzoo.format.index import table_to_bytes
+from weightzoo.model import to_flat
+
+
+def test_weights_round_trip_bit_exactly(synthetic_zoo):
+    path, written = synthetic_zoo
+    zoo = open_zoo(path)
+    assert len(zoo) == len(written) and zoo.ids == sorted(written)
+    for nid, weights in written.items():
+        snaps = zoo.snapshots(nid, check=True)
+        assert list(snaps) == list(weights)  # reference order
+        for name, array in weights.items():
+            assert np.array_equal(snaps[name].numpy(), array, equal_nan=True)
+            assert snaps[name].numpy().tobytes() == array.tobytes()  # bit-exact, NaNs included
+        w5 = zoo.weights(nid, snapshot=5)
+        assert all(torch.equal(w5[k], torch.from_numpy(v[4])) for k, v in weights.items() if np.isfinite(v[4]).all())
+        arch = zoo.architecture(nid)
+        flat = zoo.flat(nid, snapshot=1)
+        assert flat.shape == (arch.num_params,)
+        assert torch.equal(flat, to_flat({k: torch.from_numpy(v[0]) for k, v in weights.items()}, arch))
+        assert torch.equal(flat[: arch.weightn_conv][:10], torch.from_numpy(weights["conv0.weight"][0].ravel()[:10]))
+
+
+def test_filter_and_split(synthetic_zoo):
+    path, _ = synthetic_zoo
+    zoo = open_zoo(path)
+    test = zoo.split("test")
+    assert test.ids == [4]
+    assert set(zoo.filter(status="diverged").ids) == {2}
+    optimizers = set(zoo.networks.optimizer)
+    some = sorted(optimizers)[:1]
+    sub = zoo.filter(optimizer=some, learning_rate=lambda lr: lr > 0)
+    assert set(sub.networks.optimizer) == set(some) and len(sub) >= 1
+    assert sub.weights(sub.ids[0])["out.bias"].shape == (20,)
+    with pytest.raises(UnknownNameError, match="learning_rate"):
+        zoo.filter(lr=0.1)
+    with pytest.raises(UnknownNameError, match="train, test|test, train"):
+        zoo.split("validation")
+    with pytest.raises(ConfigError, match="from 1"):
+        zoo.weights(0, snapshot=0)
+    with pytest.raises(ZooFormatError, match="no network 99"):
+        zoo.weights(99)
+
+
+def test_model_from_zoo_matches_weights(tmp_path):
+    write_synthetic_zoo(tmp_path / "z", n=2, preset="nws_fixed", diverged=())
+    zoo = open_zoo(tmp_path / "z")
+    net = zoo.model(0, snapshot=20)
+    assert not net.training
+    state = net.state_dict()
+    for name, tensor in zoo.weights(0, snapshot=20).items():
+        assert torch.equal(state[name], tensor)
+
+
+def test_reads_only_the_networks_bytes_from_remote_filesystems(tmp_path):
+    fs = fsspec.filesystem("memory")
+    written = write_synthetic_zoo("memory://remote-zoo", n=5, preset="nws_fixed", diverged=())
+    zoo = open_zoo("memory://remote-zoo")
+    calls = []
+    original = fs.cat_file
+
+    def spy(path, start=None, end=None, **kw):
+        calls.append((path, start, end))
+        return original(path, start=start, end=end, **kw)
+
+    zoo.fs.cat_file = spy
+    row = zoo.row(3)
+    w = zoo.snapshots(3)
+    assert np.array_equal(w["fc0.weight"].numpy(), written[3]["fc0.weight"])
+    data_reads = [c for c in calls if c[1] is not None and c[1] > 0]
+    assert data_reads == [(f"/remote-zoo/{row['shard']}", row["byte_offset"], row["byte_offset"] + row["byte_length"])]
+    fs.rm("/remote-zoo", recursive=True)
+
+
+def test_verify_names_the_corrupted_file(synthetic_zoo):
+    path, _ = synthetic_zoo
+    zoo = open_zoo(path)
+    assert set(zoo.verify().values()) == {"ok"}
+    shard = path / zoo.row(0)["shard"]
+    data = bytearray(shard.read_bytes())
+    data[-3] ^= 0xFF  # flip bits inside the last network's weights
+    shard.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match=str(shard.name)) as e:
+        open_zoo(path).verify()
+    assert "corrupted" in str(e.value)
+    last = open_zoo(path).filter(shard=zoo.row(0)["shard"]).ids[-1]
+    with pytest.raises(ShardError, match="sha256"):
+        open_zoo(path).snapshots(last, check=True)
+
+
+def test_not_a_zoo_and_interrupted(tmp_path):
+    with pytest.raises(ZooNotFoundError, match="missing"):
+        open_zoo(tmp_path / "nothing")
+    (tmp_path / "half").mkdir()
+    with pytest.raises(ZooNotFoundError, match="interrupted"):
+        open_zoo(tmp_path / "half")
+
+
+def test_other_format_version(synthetic_zoo):
+    path, _ = synthetic_zoo
+    m = json.loads((path / "manifest.json").read_text())
+    m["format_version"] = 99
+    (path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(FormatVersionError, match="manifest.json"):
+        open_zoo(path)
+
+
+def test_index_row_outside_its_shard(synthetic_zoo):
+    path, _ = synthetic_zoo
+    table = pq.read_table(path / "index.parquet")
+    offsets = table.column("byte_offset").to_pylist()
+    offsets[1] = 10**9
+    table = table.set_column(
+        table.schema.get_field_index("byte_offset"), "byte_offset", __import__("pyarrow").array(offsets)
+    )
+    (path / "index.parquet").write_bytes(table_to_bytes(table))
+    zoo = open_zoo(path)
+    with pytest.raises(ShardError, match="outside the shard") as e:
+        zoo.weights(1)
+    assert zoo.row(1)["shard"] in str(e.value)
+
+
+def test_index_pointing_to_unlisted_shard(synthetic_zoo):
+    path, _ = synthetic_zoo
+    table = pq.read_table(path / "index.parquet")
+    shards = table.column("shard").to_pylist()
+    shards[0] = "shards/elsewhere.safetensors"
+    table = table.set_column(table.schema.get_field_index("shard"), "shard", __import__("pyarrow").array(shards))
+    (path / "index.parquet").write_bytes(table_to_bytes(table))
+    with pytest.raises(ZooFormatError, match="elsewhere"):
+        open_zoo(path)
