@@ -14,9 +14,8 @@ Example:
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,7 +42,8 @@ class Task:
     image_root: str | None = None
     cache_dir: str | None = None
     allow_download: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: CPU threads for this training (None: leave torch's setting). Bit-identical CPU results need equal counts.
+    threads: int | None = None
 
 
 _IMAGES: dict[tuple[str, str], DeviceImages] = {}
@@ -60,6 +60,8 @@ def _images(task: Task, dataset: str) -> DeviceImages:
 def train_task(task: Task) -> tuple[NetworkRecord, dict[str, np.ndarray]]:
     """Train the task's network; return its index record and its [20, *shape] weight arrays."""
     hp = task.space.sample(task.zoo_seed, task.network_id)
+    if task.threads is not None and torch.device(task.device).type == "cpu":
+        torch.set_num_threads(task.threads)
     result = train_network(
         hp,
         _images(task, hp.dataset),
@@ -92,10 +94,6 @@ def _device_name(device: str) -> str:
     return dev.type
 
 
-def _init_worker(threads: int) -> None:
-    torch.set_num_threads(threads)
-
-
 def run_tasks(
     tasks: Sequence[Task], *, executor: str = "local", workers: int = 1, ray_address: str | None = None
 ) -> Iterator[tuple[NetworkRecord, dict[str, np.ndarray]]]:
@@ -108,9 +106,8 @@ def run_tasks(
         for task in tasks:
             yield train_task(task)
     elif executor == "process":
-        threads = max(1, (os.cpu_count() or 1) // workers)
         ctx = multiprocessing.get_context("spawn")  # CUDA and fork do not mix
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(threads,)) as pool:
+        with ctx.Pool(workers) as pool:
             yield from pool.imap_unordered(train_task, tasks)
     else:
         yield from _run_ray(tasks, workers, ray_address)

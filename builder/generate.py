@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from collections import Counter, defaultdict
@@ -46,12 +47,15 @@ class GenerationConfig:
     device: str | None = None
     max_epochs: int | None = None
     lr_decay: float = 1.0
+    bn_decay: float | None = None
     datasets: tuple[str, ...] | None = None
     image_root: str | None = None
     cache_dir: str | None = None
     allow_download: bool = True
     executor: str = "local"
     workers: int = 1
+    #: CPU threads per training (default: the machine's cores divided by ``workers``).
+    threads: int | None = None
     max_shard_bytes: int = DEFAULT_SHARD_BYTES
     overwrite: bool = False
     progress: bool = True
@@ -63,8 +67,10 @@ class GenerationConfig:
             self,
             num_networks=self.num_networks if self.num_networks is not None else space.default_num_networks,
             max_epochs=self.max_epochs if self.max_epochs is not None else space.default_max_epochs,
+            bn_decay=self.bn_decay if self.bn_decay is not None else space.default_bn_decay,
             out=self.out or default_zoo_dir(self.preset),
             device=self.device or ("cuda" if torch.cuda.is_available() else "cpu"),
+            threads=self.threads or max(1, (os.cpu_count() or 1) // max(self.workers, 1)),
         )
 
 
@@ -85,11 +91,14 @@ def generate(config: GenerationConfig) -> Manifest:
     space = get_preset(cfg.preset)
     if cfg.datasets:
         space = space.restrict(dataset=list(cfg.datasets))
-    train_config = TrainConfig(max_epochs=cfg.max_epochs, lr_decay=cfg.lr_decay)
+    assert cfg.bn_decay is not None
+    train_config = TrainConfig(max_epochs=cfg.max_epochs, lr_decay=cfg.lr_decay, bn_decay=cfg.bn_decay)
     record = {**dataclasses.asdict(cfg), "search_space": space.to_dict(), "train": dataclasses.asdict(train_config)}
     record.pop("overwrite"), record.pop("progress")
     tasks = [
-        Task(space, cfg.seed, i, train_config, cfg.device, cfg.image_root, cfg.cache_dir, cfg.allow_download)
+        Task(
+            space, cfg.seed, i, train_config, cfg.device, cfg.image_root, cfg.cache_dir, cfg.allow_download, cfg.threads
+        )
         for i in range(cfg.start_id, cfg.start_id + cfg.num_networks)
     ]
     start = time.perf_counter()
@@ -161,11 +170,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--datasets", nargs="+", metavar="NAME", help=f"restrict the dataset draw to these ({', '.join(DATASETS)})"
     )
+    p.add_argument(
+        "--bn-decay",
+        type=float,
+        help="batch-norm moving-average decay (default: the preset's; 0.99, TensorFlow's, for the NWS presets)",
+    )
     p.add_argument("--image-root", help="folder with the original image files (IDX, CIFAR pickles, ...)")
     p.add_argument("--cache-dir", help="image cache folder (default: ~/.cache/weightzoo/images)")
     p.add_argument("--offline", action="store_true", help="never download from the Hugging Face Hub")
     p.add_argument("--executor", default="local", choices=EXECUTORS)
     p.add_argument("--workers", type=int, default=1, help="parallel trainings (process / ray executors)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads per training (default: cores / workers); CPU weights "
+        "are bit-identical across runs with the same thread count",
+    )
     p.add_argument("--max-shard-mb", type=float, default=DEFAULT_SHARD_BYTES / 2**20, help="shard size cap in MiB")
     p.add_argument("--overwrite", action="store_true", help="replace what the output folder holds")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -183,12 +203,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         device=args.device,
         max_epochs=args.max_epochs,
         lr_decay=args.lr_decay,
+        bn_decay=args.bn_decay,
         datasets=tuple(args.datasets) if args.datasets else None,
         image_root=args.image_root,
         cache_dir=args.cache_dir,
         allow_download=not args.offline,
         executor=args.executor,
         workers=args.workers,
+        threads=args.threads,
         max_shard_bytes=int(args.max_shard_mb * 2**20),
         overwrite=args.overwrite,
         progress=not args.quiet,

@@ -44,6 +44,9 @@ class TrainConfig:
     max_epochs: int = 1000
     #: Early stopping is allowed only after this many epochs.
     min_epochs: int = 20
+    #: Batch-norm moving-average decay: 0.99 is TensorFlow 1's default, as in the original. Runs of only a few
+    #: hundred steps (the demo) want a faster one, or the moving statistics stay near their initial values.
+    bn_decay: float = 0.99
     #: Per-epoch learning-rate factor. 1.0 (constant) is what the released zoo did; 0.96 is what it intended.
     lr_decay: float = 1.0
     validation_fraction: float = 0.1
@@ -65,6 +68,8 @@ class TrainConfig:
             raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
         if not 0 < self.lr_decay <= 1:
             raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+        if not 0 <= self.bn_decay < 1:
+            raise ConfigError(f"bn_decay must be in [0, 1), got {self.bn_decay}")
 
 
 @dataclass
@@ -176,7 +181,8 @@ def train_network(
     aug_gen = torch.Generator(device=dev).manual_seed(torch_seed(zoo_seed, network_id, "augment"))
     torch.manual_seed(torch_seed(zoo_seed, network_id, "dropout"))  # nn.Dropout draws from the global generator
 
-    net = initialize_(NWSNet(hp.architecture, hp.activation), hp.initialization, init_gen).to(dev)
+    net = NWSNet(hp.architecture, hp.activation, bn_momentum=1 - config.bn_decay)
+    net = initialize_(net, hp.initialization, init_gen).to(dev)
     optimizer = _optimizer(hp, list(net.parameters()))
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, config.lr_decay)
 

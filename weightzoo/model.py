@@ -37,9 +37,12 @@ _ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "sigmoid": nn.Sigmoid, "tanh": n
 
 
 class NWSNet(nn.Module):
-    """One network of the NWS family; ``state_dict`` keys are those of :attr:`Architecture.params`."""
+    """One network of the NWS family; ``state_dict`` keys are those of :attr:`Architecture.params`.
 
-    def __init__(self, architecture: Architecture, activation: str = "relu"):
+    ``bn_momentum`` is PyTorch's (1 - TensorFlow's decay): it only matters while training.
+    """
+
+    def __init__(self, architecture: Architecture, activation: str = "relu", bn_momentum: float = BN_MOMENTUM):
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise UnknownNameError("activation", activation, ACTIVATIONS)
@@ -49,12 +52,12 @@ class NWSNet(nn.Module):
         k, c_in = architecture.filter_size, 3
         for i, c_out in enumerate(architecture.conv_channels):
             setattr(self, f"conv{i}", nn.Conv2d(c_in, c_out, k, padding=k // 2))
-            setattr(self, f"conv{i}_bn", nn.BatchNorm2d(c_out, eps=BN_EPS, momentum=BN_MOMENTUM))
+            setattr(self, f"conv{i}_bn", nn.BatchNorm2d(c_out, eps=BN_EPS, momentum=bn_momentum))
             c_in = c_out
         n_in = architecture.flat_features
         for j, n_out in enumerate(architecture.fc_units):
             setattr(self, f"fc{j}", nn.Linear(n_in, n_out))
-            setattr(self, f"fc{j}_bn", nn.BatchNorm1d(n_out, eps=BN_EPS, momentum=BN_MOMENTUM))
+            setattr(self, f"fc{j}_bn", nn.BatchNorm1d(n_out, eps=BN_EPS, momentum=bn_momentum))
             n_in = n_out
         self.out = nn.Linear(n_in, NUM_OUTPUTS)
         self.dropout = nn.Dropout(DROPOUT)

@@ -1,0 +1,111 @@
+"""`python -m builder.generate` end to end on the embedded digits: files, determinism, scale-out, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+import builder.generate as gen
+from builder.generate import GenerationConfig, generate, main
+from weightzoo import open_zoo
+
+
+def _run(out, *extra, n=3):
+    args = [
+        "--num-networks",
+        str(n),
+        "--max-epochs",
+        "1",
+        "--out",
+        str(out),
+        "--quiet",
+        "--offline",
+        "--threads",
+        "1",
+        *extra,
+    ]
+    return main(args)
+
+
+@pytest.fixture(scope="module")
+def demo_zoo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gen") / "demo"
+    assert _run(out, "--seed", "11", n=5) == 0
+    return out
+
+
+def test_generate_writes_a_complete_zoo(demo_zoo, capsys):
+    zoo = open_zoo(demo_zoo)
+    assert len(zoo) == 5 and zoo.manifest.name == "demo"
+    assert zoo.manifest.splits == {"train": 4, "test": 1}
+    assert set(zoo.verify().values()) == {"ok"}
+    gen_cfg = zoo.manifest.generation
+    assert gen_cfg["preset"] == "demo" and gen_cfg["seed"] == 11 and gen_cfg["train"]["max_epochs"] == 1
+    assert gen_cfg["search_space"]["choices"]["dataset"] == ["digits"]
+    df = zoo.networks
+    assert (df.dataset == "digits").all() and (df.num_params == 92_868).all()
+    assert all(len(e) == 20 and e[0] == 0 and e[-1] == 1 for e in df.snapshot_epochs)
+    card = (demo_zoo / "README.md").read_text()
+    assert "Classifying the classifier" in card and "| networks | 5 |" in card and "--seed 11" in card
+    assert card.startswith("---\n")  # Hugging Face YAML metadata
+    net = zoo.model(0)
+    assert net(__import__("torch").zeros(1, 3, 32, 32)).shape == (1, 20)
+
+
+def test_same_networks_whatever_executor_shards_or_id_range(demo_zoo, tmp_path):
+    ref = open_zoo(demo_zoo)
+    out = tmp_path / "part"
+    # networks 2..4 only, in two processes, one network per shard
+    assert (
+        _run(out, "--seed", "11", "--start-id", "2", "--executor", "process", "--workers", "2", "--max-shard-mb", "0.1")
+        == 0
+    )
+    part = open_zoo(out)
+    assert part.ids == [2, 3, 4]
+    assert len(part.manifest.shards) == 3
+    for nid in part.ids:
+        a, b = ref.snapshots(nid), part.snapshots(nid)
+        assert all(a[k].numpy().tobytes() == b[k].numpy().tobytes() for k in a)
+        assert ref.row(nid)["history_test_accuracy"] == part.row(nid)["history_test_accuracy"]
+        assert ref.hyperparameters(nid) == part.hyperparameters(nid)
+
+
+def test_bad_input_exits_with_a_clear_message(tmp_path, capsys):
+    assert _run(tmp_path / "a", "--preset", "nws_huge") == 2
+    assert "unknown preset 'nws_huge'; expected one of: nws_main, nws_fixed, demo" in capsys.readouterr().err
+    assert _run(tmp_path / "b", "--datasets", "imagenet") == 2
+    assert "unknown dataset 'imagenet'" in capsys.readouterr().err
+    assert _run(tmp_path / "no" / "such" / "zoo") == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert _run(tmp_path / "c", "--device", "cuda:0") in (0, 2)  # 2 unless this machine has CUDA
+
+
+def test_existing_zoo_needs_overwrite(demo_zoo, capsys):
+    assert _run(demo_zoo, n=1) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+def test_interrupted_generation_leaves_no_complete_looking_zoo(tmp_path, monkeypatch):
+    real = gen.run_tasks
+
+    def interrupted(tasks, **kw):
+        it = real(tasks, **kw)
+        yield next(it)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gen, "run_tasks", interrupted)
+    out = tmp_path / "z"
+    with pytest.raises(KeyboardInterrupt):
+        generate(GenerationConfig(num_networks=2, max_epochs=1, out=str(out), progress=False, max_shard_bytes=1))
+    assert not (out / "manifest.json").exists()
+    assert not list(out.rglob("*.partial"))
+    with pytest.raises(Exception, match="interrupted"):
+        open_zoo(out)
+
+
+def test_manifest_records_how_to_regenerate(demo_zoo):
+    manifest = json.loads((demo_zoo / "manifest.json").read_text())
+    assert manifest["format_version"] == 1 and manifest["num_networks"] == 5
+    assert {f["path"] for f in manifest["files"]} >= {"index.parquet", "README.md"}
+    assert all(len(f["sha256"]) == 64 for f in manifest["files"])
+    assert np.isclose(sum(manifest["status_counts"].values()), 5)
