@@ -91,6 +91,16 @@ class SearchSpace:
             "learning_rate": list(self.learning_rate),
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchSpace:
+        """Rebuild the space a zoo was drawn from, as its manifest records it (see :meth:`to_dict`)."""
+        base = get_preset(data["name"])
+        return dataclasses.replace(
+            base,
+            choices={k: tuple(v) for k, v in data["choices"].items()},
+            learning_rate=(float(data["learning_rate"][0]), float(data["learning_rate"][1])),
+        )
+
 
 def rng_for(zoo_seed: int, network_id: int, stream: str) -> np.random.Generator:
     """The random stream ``stream`` of one network: independent of every other network and stream."""

@@ -109,3 +109,11 @@ def test_manifest_records_how_to_regenerate(demo_zoo):
     assert {f["path"] for f in manifest["files"]} >= {"index.parquet", "README.md"}
     assert all(len(f["sha256"]) == 64 for f in manifest["files"])
     assert np.isclose(sum(manifest["status_counts"].values()), 5)
+
+
+def test_reproduce_retrains_bit_identically(demo_zoo, capsys):
+    from builder.reproduce import main as reproduce_main
+
+    assert reproduce_main([str(demo_zoo), "--networks", "0", "4"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("True") == 2
