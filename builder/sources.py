@@ -287,6 +287,8 @@ def _load_local(name: str, root: Path) -> ImageSet:
     else:
         train_x, train_y = _read_stl10(files["train_X.bin"], files["train_y.bin"])
         test_x, test_y = _read_stl10(files["test_X.bin"], files["test_y.bin"])
+    if name in _GREY:
+        _check_not_swapped(name, train_y, folder)
     for split, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
         if len(x) != len(y):
             raise DataSourceError(f"{name} {split} split under {folder}: {len(x)} images but {len(y)} labels")
@@ -294,6 +296,20 @@ def _load_local(name: str, root: Path) -> ImageSet:
         name, _to_32x32x3(train_x), train_y.astype(np.int64), _to_32x32x3(test_x), test_y.astype(np.int64),
         f"local:{folder.resolve()}",
     )  # fmt: skip
+
+
+#: The first ten training labels of the original files: MNIST and Fashion-MNIST share one format and file names.
+_FIRST_LABELS = {"mnist": (5, 0, 4, 1, 9, 2, 1, 3, 1, 4), "fashion": (9, 0, 0, 3, 0, 2, 7, 2, 5, 5)}
+
+
+def _check_not_swapped(name: str, train_labels: np.ndarray, folder: Path) -> None:
+    """Refuse Fashion-MNIST files loaded as MNIST (or the reverse), e.g. an image root pointing at the other set."""
+    other = "fashion" if name == "mnist" else "mnist"
+    if tuple(int(v) for v in train_labels[:10]) == _FIRST_LABELS[other]:
+        raise DataSourceError(
+            f"the IDX files in {folder} hold {other}, not {name} (their first training labels are {other}'s); "
+            f"point --image-root at a folder with a {name} subfolder"
+        )
 
 
 def _read_idx(path: Path, magic: int) -> np.ndarray:

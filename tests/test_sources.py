@@ -394,3 +394,11 @@ def test_real_idx_files(tmp_path, name, folder):
     assert again.origin.startswith("cache:")
     np.testing.assert_array_equal(again.test_images, s.test_images)
     print(f"{name}: cold {cold:.2f} s, from cache {warm:.2f} s")
+
+
+def test_real_fashion_files_are_not_taken_for_mnist(tmp_path):
+    folder = SHARED_DATA / "fashion_mnist"
+    if not folder.is_dir():
+        pytest.skip(f"real Fashion-MNIST files not found under {SHARED_DATA}")
+    with pytest.raises(DataSourceError, match="hold fashion, not mnist"):
+        load_images("mnist", folder, cache_dir=tmp_path)

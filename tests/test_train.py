@@ -143,3 +143,13 @@ def test_demo_network_learns_digits():
     assert r.snapshots["test_accuracy"][-1] > 0.85
     assert r.snapshots["test_accuracy"][0] < 0.3  # the initialisation knows nothing
     assert get_preset("demo").sample(0, 0).dataset == "digits"
+
+
+def test_real_mnist_one_epoch_reaches_high_accuracy(shared_data, tmp_path):
+    """One epoch of a ReLU / Adam nws_fixed network on the real MNIST files."""
+    images = load_images("mnist", shared_data, cache_dir=tmp_path)
+    hp = HyperParameters("mnist", 1e-3, 128, False, "adam", "relu", "glorot_uniform")
+    r = train_network(hp, images, zoo_seed=0, network_id=0, config=TrainConfig(max_epochs=1, train_eval_images=1000))
+    assert r.status == "completed" and r.images_seen > 45_000  # balanced: 10 x the smallest class of 54,000
+    assert r.snapshots["test_accuracy"][-1] > 0.95
+    assert r.snapshots["test_accuracy"][0] < 0.2

@@ -87,7 +87,7 @@ def initialize_(net: NWSNet, scheme: str, generator: torch.Generator) -> NWSNet:
     Example:
         >>> g = torch.Generator().manual_seed(0)
         >>> net = initialize_(NWSNet(Architecture()), "glorot_uniform", g)
-        >>> float(net.conv0.bias.abs().sum())
+        >>> float(net.conv0.bias.detach().abs().sum())
         0.0
     """
     if scheme not in INITIALIZATIONS:
