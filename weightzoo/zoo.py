@@ -157,7 +157,8 @@ class Zoo:
         return self._readers[shard]
 
     def read_arrays(self, network_id: int, *, check: bool = False) -> dict[str, np.ndarray]:
-        """All 20 snapshots of one network as numpy arrays [20, *shape], reading only its byte range.
+        """All 20 snapshots of one network as read-only numpy arrays [20, *shape], reading only its byte range
+        (zero-copy views of the memory map for local zoos).
 
         ``check=True`` verifies the network's bytes against the sha256 in the index.
         """
@@ -172,7 +173,7 @@ class Zoo:
 
     def snapshots(self, network_id: int, *, check: bool = False) -> dict[str, torch.Tensor]:
         """All 20 snapshots: parameter name -> tensor [20, *shape], in reference order."""
-        return {k: torch.from_numpy(v) for k, v in self.read_arrays(network_id, check=check).items()}
+        return {k: torch.from_numpy(v.copy()) for k, v in self.read_arrays(network_id, check=check).items()}
 
     def weights(
         self, network_id: int, snapshot: int = NUM_SNAPSHOTS, *, check: bool = False
@@ -184,14 +185,13 @@ class Zoo:
             torch.Size([8, 3, 5, 5])
         """
         i = _snapshot_index(snapshot)
-        return {k: v[i] for k, v in self.snapshots(network_id, check=check).items()}
+        return {k: torch.from_numpy(v[i].copy()) for k, v in self.read_arrays(network_id, check=check).items()}
 
     def flat(self, network_id: int, snapshot: int = NUM_SNAPSHOTS, *, check: bool = False) -> torch.Tensor:
         """One snapshot as the flat reference-order vector (float32; ``weightn_conv`` is the conv/dense boundary)."""
         i = _snapshot_index(snapshot)
-        return torch.cat(
-            [torch.from_numpy(v[i]).reshape(-1) for v in self.read_arrays(network_id, check=check).values()]
-        )
+        arrays = self.read_arrays(network_id, check=check).values()
+        return torch.from_numpy(np.concatenate([v[i].reshape(-1) for v in arrays]))
 
     def model(self, network_id: int, snapshot: int = NUM_SNAPSHOTS) -> NWSNet:
         """A ready ``torch.nn.Module`` (eval mode) holding the network at that snapshot."""

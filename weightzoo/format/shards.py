@@ -171,24 +171,29 @@ class ShardReader:
                 prefix = self._read(0, min(self.size, 8 + n, _MAX_HEADER))
         self.header, self.data_start = _parse_header(prefix, self.path, self.size)
 
-    def _read(self, start: int, end: int) -> bytes:
+    def _read(self, start: int, end: int) -> bytes | memoryview:
         if self._mmap is not None:
-            return self._mmap[start:end].tobytes()
+            return memoryview(self._mmap)[start:end]  # zero-copy, read-only view of the mapped file
         return self.fs.cat_file(self.path, start=start, end=end)
 
-    def read_bytes(self, offset: int, length: int) -> bytearray:
-        """One network's raw bytes (a writable copy), after checking the range lies inside the data section."""
+    def read_bytes(self, offset: int, length: int) -> bytes | memoryview:
+        """One network's raw bytes, read-only (a view of the memory map for local shards, no copy), after
+        checking that the range lies inside the shard's data section."""
         if offset < self.data_start or length <= 0 or offset + length > self.size:
             raise ShardError(
                 f"{self.path}: byte range [{offset}, {offset + length}) lies outside the shard's data "
                 f"section [{self.data_start}, {self.size}); the index does not match this shard"
             )
-        return bytearray(self._read(offset, offset + length))
+        return self._read(offset, offset + length)
 
     def read_network(
         self, network_id: int, offset: int, length: int, architecture: Architecture, *, sha256: str | None = None
     ) -> dict[str, np.ndarray]:
-        """The network's tensors, name -> float32 array [20, *shape], in reference order."""
+        """The network's tensors, name -> float32 array [20, *shape], in reference order.
+
+        The arrays are read-only views of the shard's bytes (no copy for local shards): copy what you keep or
+        modify.
+        """
         raw = self.read_bytes(offset, length)
         if sha256 is not None and sha256_bytes(raw) != sha256:
             raise ShardError(f"{self.path}: network {network_id}'s bytes fail their sha256 check (corrupted shard)")
