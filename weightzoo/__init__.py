@@ -19,11 +19,14 @@ from weightzoo.errors import (
     ZooNotFoundError,
 )
 from weightzoo.format.layout import FORMAT_VERSION
+from weightzoo.hf import model_from_row, register_lazily
 from weightzoo.hparams import HyperParameters
 from weightzoo.model import NWSNet, build_model, from_flat, to_flat
 from weightzoo.zoo import Zoo, open_zoo
 
 __version__ = "0.1.0"
+
+register_lazily()  # `datasets.load_dataset("weightzoo", ...)`, registered once `datasets` is imported
 
 __all__ = [
     "FORMAT_VERSION",
@@ -43,6 +46,7 @@ __all__ = [
     "__version__",
     "build_model",
     "from_flat",
+    "model_from_row",
     "open_zoo",
     "to_flat",
 ]

@@ -1,0 +1,159 @@
+"""Publish a zoo as a Hugging Face Hub dataset repository, dataset card included.
+
+    python -m builder.push ZOO --repo <org>/<name> [--private] [--revision BRANCH] [--dry-run]
+
+``ZOO`` is a local zoo folder (default: ``$WEIGHTZOO_HOME/demo``, where ``python -m builder.generate`` writes).
+The zoo is verified first (sha256 and size of every file against its manifest). The files the manifest lists,
+and the card (``README.md``, rendered now if the zoo has none), are uploaded with ``huggingface_hub``'s
+large-folder upload (``HfApi.upload_large_folder`` where the installed release has it; in ``huggingface_hub``
+2.x ``HfApi.upload_folder``, which commits large folders in resumable batches); ``manifest.json`` goes up last, in
+its own commit, so the repository never holds a manifest whose files are missing. Re-running resumes an
+interrupted upload. Authentication: ``hf auth login`` or ``HF_TOKEN``.
+
+Afterwards, with weightzoo installed::
+
+    datasets.load_dataset("weightzoo", data_dir="hf://datasets/<org>/<name>")
+
+and the index alone, with plain ``datasets`` (and in the Hub's dataset viewer), through the card's ``index`` config.
+
+Example:
+    python -m builder.push ~/.cache/weightzoo/zoos/nws_fixed --repo my-org/nws-fixed --private
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from weightzoo.errors import ConfigError, WeightZooError
+from weightzoo.format.layout import CARD_NAME, MANIFEST_NAME, default_zoo_dir
+from weightzoo.zoo import Zoo, open_zoo
+
+REPO_TYPE = "dataset"
+
+
+def _hf_api(token: str | None) -> Any:
+    from huggingface_hub import HfApi
+
+    return HfApi(token=token)
+
+
+def _card(zoo: Zoo) -> bytes | None:
+    """The card to upload separately: ``None`` when the zoo folder has one (uploaded with the files)."""
+    if zoo.fs.exists(f"{zoo.root}/{CARD_NAME}"):
+        return None
+    from builder.card import render_card
+
+    return render_card(zoo.manifest, zoo.index).encode()
+
+
+def upload_plan(zoo: Zoo) -> list[str]:
+    """The zoo's files in upload order, relative to its root: data files, the card, and the manifest last."""
+    files = [f.path for f in zoo.manifest.files if f.path != CARD_NAME]
+    return [*sorted(files), CARD_NAME, MANIFEST_NAME]
+
+
+def push(
+    zoo: str | None,
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    token: str | None = None,
+    commit_message: str | None = None,
+    api: Any = None,
+    progress: bool = True,
+) -> str:
+    """Verify a local zoo and upload it to the dataset repository ``repo_id``; return its ``hf://`` URL.
+
+    ``api`` is an ``huggingface_hub.HfApi`` (by default a new one with ``token``); tests pass a stand-in.
+    Raises :class:`WeightZooError` (not a zoo, fails verification, bad repo id) before anything is uploaded.
+
+    Example:
+        >>> push("zoo/nws_fixed", "my-org/nws-fixed", private=True)  # doctest: +SKIP
+        'hf://datasets/my-org/nws-fixed'
+    """
+    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise ConfigError(f"--repo {repo_id!r}; expected <org or user>/<name>, e.g. my-org/nws-fixed")
+    opened = open_zoo(zoo if zoo is not None else default_zoo_dir())
+    protocols = (opened.fs.protocol,) if isinstance(opened.fs.protocol, str) else tuple(opened.fs.protocol)
+    if "file" not in protocols:
+        raise ConfigError(f"{opened.url}: push uploads a local zoo folder; copy the zoo to a local folder first")
+    opened.verify(progress=lambda files: tqdm(files, desc="verifying", unit="file", disable=not progress))
+    card = _card(opened)
+    api = api if api is not None else _hf_api(token)
+    message = commit_message or f"weightzoo zoo {opened.manifest.name} ({opened.manifest.num_networks} networks)"
+    api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
+    if revision:
+        api.create_branch(repo_id, repo_type=REPO_TYPE, branch=revision, exist_ok=True)
+    data = [p for p in upload_plan(opened) if p != MANIFEST_NAME and (p != CARD_NAME or card is None)]
+    if hasattr(api, "upload_large_folder"):  # huggingface_hub < 2: the dedicated resumable multi-commit upload
+        api.upload_large_folder(
+            repo_id=repo_id, folder_path=opened.root, repo_type=REPO_TYPE, revision=revision, allow_patterns=data
+        )
+    else:  # huggingface_hub >= 2: upload_folder is the large-folder upload (batched, resumable commits)
+        api.upload_folder(
+            repo_id=repo_id,
+            folder_path=opened.root,
+            repo_type=REPO_TYPE,
+            revision=revision,
+            allow_patterns=data,
+            commit_message=message,
+        )
+    if card is not None:
+        api.upload_file(
+            path_or_fileobj=card, path_in_repo=CARD_NAME, repo_id=repo_id, repo_type=REPO_TYPE, revision=revision
+        )
+    api.upload_file(
+        path_or_fileobj=f"{opened.root}/{MANIFEST_NAME}",
+        path_in_repo=MANIFEST_NAME,
+        repo_id=repo_id,
+        repo_type=REPO_TYPE,
+        revision=revision,
+        commit_message=f"{message}: manifest",
+    )
+    return f"hf://datasets/{repo_id}" + (f"@{revision}" if revision else "")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m builder.push",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("zoo", nargs="?", help=f"local zoo folder (default: {default_zoo_dir()})")
+    p.add_argument("--repo", required=True, help="dataset repository on the Hub: <org or user>/<name>")
+    p.add_argument("--private", action="store_true", help="create the repository private (if it does not exist)")
+    p.add_argument("--revision", help="branch to upload to (created from main if missing); default main")
+    p.add_argument("--message", help="commit message")
+    p.add_argument("--dry-run", action="store_true", help="verify the zoo and list what would be uploaded")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.dry_run:
+            zoo = open_zoo(args.zoo if args.zoo is not None else default_zoo_dir())
+            zoo.verify()
+            for path in upload_plan(zoo):
+                print(path)
+            print(f"zoo verified; would upload {len(upload_plan(zoo))} files to hf://datasets/{args.repo}")
+            return 0
+        url = push(args.zoo, args.repo, private=args.private, revision=args.revision, commit_message=args.message)
+    except WeightZooError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # huggingface_hub's HTTP and token errors are OSErrors
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    print(f"uploaded; load it with datasets.load_dataset('weightzoo', data_dir={url!r})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

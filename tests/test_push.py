@@ -1,0 +1,135 @@
+"""``python -m builder.push``: verification first, card included, manifest last, against a local stand-in Hub."""
+
+from __future__ import annotations
+
+import fnmatch
+import shutil
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+
+from builder import push as push_module
+from builder.push import main, push, upload_plan
+from tests.conftest import write_synthetic_zoo
+from tests.test_hf import serve_hub
+from weightzoo import open_zoo
+from weightzoo.errors import ChecksumError, ConfigError, ZooNotFoundError
+
+
+class StandInApi:
+    """The part of ``huggingface_hub.HfApi`` that push uses (2.x: ``upload_folder``), writing into a folder laid
+    out like ``hf://``: ``<hub>/datasets/<org>/<name>``."""
+
+    def __init__(self, root: Path):
+        self.hub, self.calls = root, []
+
+    def _repo(self, repo_id: str, repo_type: str) -> Path:
+        assert repo_type == "dataset"
+        return self.hub / "datasets" / repo_id
+
+    def create_repo(self, repo_id, *, repo_type, private, exist_ok):
+        self.calls.append(("create_repo", repo_id, private))
+        self._repo(repo_id, repo_type).mkdir(parents=True, exist_ok=exist_ok)
+
+    def create_branch(self, repo_id, *, repo_type, branch, exist_ok):
+        self.calls.append(("create_branch", repo_id, branch))
+
+    def _copy(self, folder_path, repo, allow_patterns):
+        for file in sorted(Path(folder_path).rglob("*")):
+            rel = file.relative_to(folder_path).as_posix()
+            if file.is_file() and any(fnmatch.fnmatch(rel, p) for p in allow_patterns):
+                (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(file, repo / rel)
+                self.calls.append(("file", rel))
+
+    def upload_folder(self, *, repo_id, folder_path, repo_type, revision, allow_patterns, commit_message):
+        self.calls.append(("upload_folder", repo_id, revision))
+        self._copy(folder_path, self._repo(repo_id, repo_type), allow_patterns)
+
+    def upload_file(self, *, path_or_fileobj, path_in_repo, repo_id, repo_type, revision, commit_message=None):
+        data = path_or_fileobj if isinstance(path_or_fileobj, bytes) else Path(path_or_fileobj).read_bytes()
+        (self._repo(repo_id, repo_type) / path_in_repo).write_bytes(data)
+        self.calls.append(("file", path_in_repo))
+
+
+class OldStandInApi(StandInApi):
+    """huggingface_hub < 2, where the large-folder upload is ``upload_large_folder``."""
+
+    def upload_large_folder(self, *, repo_id, folder_path, repo_type, revision, allow_patterns):
+        self.calls.append(("upload_large_folder", repo_id, revision))
+        self._copy(folder_path, self._repo(repo_id, repo_type), allow_patterns)
+
+    def upload_folder(self, **kwargs):
+        raise AssertionError("upload_large_folder should be preferred")
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """A local folder standing in for the Hub behind ``hf://``."""
+    return serve_hub(tmp_path / "hub", monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def _offline_datasets(monkeypatch):
+    monkeypatch.setattr(datasets.config, "HF_UPDATE_DOWNLOAD_COUNTS", False)
+
+
+@pytest.mark.parametrize("api_class", [StandInApi, OldStandInApi])
+def test_push_uploads_a_verified_zoo_that_loads_back(tmp_path, hub, api_class):
+    written = write_synthetic_zoo(tmp_path / "zoo", 3, preset="nws_fixed", diverged=())
+    (tmp_path / "zoo" / "notes.txt").write_text("not part of the zoo")
+    api = api_class(hub)
+    url = push(str(tmp_path / "zoo"), "org/nws-fixed", private=True, api=api, progress=False)
+    assert url == "hf://datasets/org/nws-fixed"
+    assert api.calls[0] == ("create_repo", "org/nws-fixed", True)
+    uploaded = [c[1] for c in api.calls if c[0] == "file"]
+    assert uploaded[-1] == "manifest.json" and "README.md" in uploaded  # card rendered, manifest committed last
+    repo = hub / "datasets" / "org" / "nws-fixed"
+    assert not (repo / "notes.txt").exists()
+    for entry in open_zoo(tmp_path / "zoo").manifest.files:
+        assert (repo / entry.path).read_bytes() == (tmp_path / "zoo" / entry.path).read_bytes()
+    assert "config_name: index" in (repo / "README.md").read_text()
+    open_zoo(url).verify()
+    ds = datasets.load_dataset("weightzoo", data_dir=url, cache_dir=str(tmp_path / "cache"), snapshots=20)
+    row = ds["train"].with_format("numpy")[0]
+    assert row["weights"][0].tobytes() == np.concatenate([a[19].ravel() for a in written[0].values()]).tobytes()
+
+
+def test_push_to_a_branch(tmp_path, hub):
+    write_synthetic_zoo(tmp_path / "zoo", 1, preset="nws_fixed", diverged=())
+    api = StandInApi(hub)
+    assert push(str(tmp_path / "zoo"), "org/z", revision="v1", api=api, progress=False) == "hf://datasets/org/z@v1"
+    assert ("create_branch", "org/z", "v1") in api.calls and ("upload_folder", "org/z", "v1") in api.calls
+
+
+def test_push_refuses_bad_zoos_before_uploading(tmp_path, hub):
+    write_synthetic_zoo(tmp_path / "zoo", 2, preset="nws_fixed", diverged=())
+    api = StandInApi(hub)
+    with pytest.raises(ConfigError, match="org or user"):
+        push(str(tmp_path / "zoo"), "nws-fixed", api=api)
+    with pytest.raises(ZooNotFoundError, match="not a zoo"):
+        push(str(tmp_path / "empty"), "org/z", api=api)
+    shard = next((tmp_path / "zoo" / "shards").glob("*.safetensors"))
+    data = bytearray(shard.read_bytes())
+    data[-1] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match=shard.name):
+        push(str(tmp_path / "zoo"), "org/z", api=api, progress=False)
+    assert api.calls == []
+
+
+def test_cli(tmp_path, hub, monkeypatch, capsys):
+    write_synthetic_zoo(tmp_path / "zoo", 2, preset="nws_fixed", diverged=())
+    assert main([str(tmp_path / "zoo"), "--repo", "org/z", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[: len(upload_plan(open_zoo(tmp_path / "zoo")))][-1] == "manifest.json"
+    assert "would upload" in out and not (hub / "datasets" / "org" / "z").exists()
+    api = StandInApi(hub)
+    monkeypatch.setattr(push_module, "_hf_api", lambda token: api)
+    assert main([str(tmp_path / "zoo"), "--repo", "org/z", "--private"]) == 0
+    assert "hf://datasets/org/z" in capsys.readouterr().out and (hub / "datasets/org/z/manifest.json").exists()
+    monkeypatch.setenv("WEIGHTZOO_HOME", str(tmp_path / "home"))
+    assert main(["--repo", "org/z"]) == 2  # default location holds no zoo
+    assert "not a zoo" in capsys.readouterr().err

@@ -1,0 +1,424 @@
+"""The ``datasets`` builder that reads a zoo: ``load_dataset("weightzoo", name, data_dir=..., **options)``.
+
+``data_dir`` is the zoo root: a local folder, an fsspec URL (``memory://zoo``, ``s3://...``) or a Hub dataset
+repository (``hf://datasets/<org>/<name>``, optionally ``@<revision>``). Without it, configuration ``name`` picks
+the zoo ``python -m builder.generate --preset <name>`` writes by default (``$WEIGHTZOO_HOME/<name>``,
+``~/.cache/weightzoo/zoos/<name>`` unless set); ``default`` is the ``demo`` zoo there.
+
+Options (keyword arguments of ``load_dataset``; see :class:`WeightZooConfig`): ``snapshots`` (``"11..20"``, ``20``,
+``[1, 20]``; default all 20), ``granularity`` (``"network"``: one row per network, per-snapshot values as lists;
+``"snapshot"``: one row per network and snapshot), ``view`` (``"flat"``: ``weights``, the reference-order flat
+vector, ``weightn_conv`` values of conv part first; ``"layers"``: ``layers``, one ``{name, shape, values}`` per
+tensor) and ``verify`` (each network's sha256 checked as it is read). Splits are the index's ``train``/``test``.
+
+Features: categorical hyper-parameters are ``ClassLabel`` whose integer is the reference's code (position in
+:data:`weightzoo.hparams.CATEGORICAL`) and whose names are the values as strings (``"64"``, ``"true"``,
+``"adam"``); ``learning_rate`` and the metrics are ``float64``; weights are ``float32`` exactly as stored.
+
+Example:
+    >>> from datasets import load_dataset  # doctest: +SKIP
+    >>> ds = load_dataset("weightzoo", "nws_fixed", snapshots="11..20", granularity="snapshot")  # doctest: +SKIP
+    >>> ds["train"].features["optimizer"].names  # doctest: +SKIP
+    ['adam', 'rmsprop', 'sgd_momentum']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import datasets
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasets.builder import Key
+from datasets.exceptions import DatasetGenerationError
+from datasets.fingerprint import Hasher
+from datasets.table import table_cast
+
+from weightzoo.errors import ConfigError, ShardError, UnknownNameError, ZooFormatError, ZooNotFoundError
+from weightzoo.format.index import HPARAM_COLUMNS
+from weightzoo.format.layout import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    METRICS,
+    NUM_SNAPSHOTS,
+    SPLITS,
+    STATUSES,
+    default_zoo_dir,
+)
+from weightzoo.format.manifest import Manifest, sha256_bytes
+from weightzoo.format.shards import ShardReader
+from weightzoo.hf import label_names
+from weightzoo.hparams import CATEGORICAL, HyperParameters, code_of
+from weightzoo.zoo import open_zoo
+
+#: The generation presets (``builder.space.PRESETS``), each a configuration reading ``$WEIGHTZOO_HOME/<preset>``.
+PRESET_CONFIGS: tuple[str, ...] = ("demo", "nws_fixed", "nws_main")
+GRANULARITIES: tuple[str, ...] = ("network", "snapshot")
+VIEWS: tuple[str, ...] = ("flat", "layers")
+#: Weight bytes per Arrow table yielded to ``datasets`` (bounds memory while preparing and streaming).
+BATCH_BYTES = 32 * 2**20
+CITATION = """@inproceedings{EJRUY20,
+  author    = "Eilertsen, Gabriel and J\\"onsson, Daniel and Ropinski, Timo and Unger, Jonas and Ynnerman, Anders",
+  title     = "Classifying the classifier: dissecting the weight space of neural networks",
+  booktitle = "Proceedings of the European Conference on Artificial Intelligence (ECAI 2020)",
+  volume    = "325", pages = "1119--1126", year = "2020"
+}"""
+
+
+class ZooReadError(ShardError, DatasetGenerationError):
+    """A shard could not be read while ``datasets`` prepared or streamed a zoo (missing, truncated, failing its
+    sha256 check). Also a ``DatasetGenerationError``, so ``load_dataset`` raises it as is, its message naming the
+    file, instead of a generic "An error occurred while generating the dataset"."""
+
+
+def parse_snapshots(value: Any) -> tuple[int, ...]:
+    """Normalise a snapshot selection to a sorted tuple of snapshot numbers (1..20).
+
+    Example:
+        >>> parse_snapshots("11..20") == tuple(range(11, 21)), parse_snapshots(20), parse_snapshots("1,10-11")
+        (True, (20,), (1, 10, 11))
+    """
+    if value is None:
+        return tuple(range(1, NUM_SNAPSHOTS + 1))
+    items: list[Any]
+    if isinstance(value, str):
+        items = []
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            m = re.fullmatch(r"(\d+)\s*(?:\.\.|-|:)\s*(\d+)", part)
+            items += list(range(int(m[1]), int(m[2]) + 1)) if m else [part]
+    elif isinstance(value, (int, np.integer)):
+        items = [value]
+    else:
+        items = list(value)
+    valid = all(not isinstance(v, (bool, np.bool_)) and str(v).isdigit() for v in items)
+    numbers = sorted({int(v) for v in items}) if valid else []
+    if not numbers or not 1 <= numbers[0] <= numbers[-1] <= NUM_SNAPSHOTS:
+        raise ConfigError(
+            f"snapshots={value!r}; expected snapshot numbers from 1 (initialisation) to {NUM_SNAPSHOTS} (last "
+            "epoch): an int, a list, a range, or a string like '11..20' or '1,10,20'"
+        )
+    return tuple(numbers)
+
+
+@dataclass
+class WeightZooConfig(datasets.BuilderConfig):
+    """Configuration of the ``weightzoo`` builder.
+
+    Args:
+        snapshots: snapshot numbers to load (1 = initialisation ... 20 = last epoch): ``None`` (all 20), an int,
+            an iterable of ints, or a string such as ``"11..20"``, ``"11-20"`` or ``"1,10,20"``.
+        granularity: ``"network"`` (one row per network; ``snapshot``, ``epoch``, metrics and weights are lists
+            over the selected snapshots; per-epoch ``history_*`` included) or ``"snapshot"`` (one row per network
+            and selected snapshot, scalar metrics).
+        view: ``"flat"``: column ``weights``, the flat reference-order float32 vector of a snapshot (its first
+            ``weightn_conv`` values are the conv part); ``"layers"``: column ``layers``, a list of
+            ``{name, shape, values}`` per tensor in reference order (``values`` flat, reshape to ``shape``).
+        verify: check each network's bytes against the sha256 in the index while reading (not part of the cache
+            key: it does not change the data).
+    """
+
+    snapshots: Any = None
+    granularity: str = "network"
+    view: str = "flat"
+    verify: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.snapshots = parse_snapshots(self.snapshots)
+        if self.granularity not in GRANULARITIES:
+            raise UnknownNameError("granularity", self.granularity, GRANULARITIES)
+        if self.view not in VIEWS:
+            raise UnknownNameError("view", self.view, VIEWS)
+        self.verify = bool(self.verify)
+
+
+_OPTIONS = ("snapshots", "granularity", "view", "verify", "data_dir")
+
+
+def zoo_features(granularity: str = "network", view: str = "flat") -> datasets.Features:
+    """The typed columns of a ``weightzoo`` dataset for a granularity and a view."""
+    per_snap = granularity == "network"
+
+    def snap(feature: Any) -> Any:
+        return datasets.List(feature) if per_snap else feature
+
+    f32, f64, i64 = datasets.Value("float32"), datasets.Value("float64"), datasets.Value("int64")
+    features: dict[str, Any] = {"network_id": i64, "status": datasets.ClassLabel(names=list(STATUSES))}
+    for name in HPARAM_COLUMNS:
+        features[name] = datasets.ClassLabel(names=label_names(name)) if name in CATEGORICAL else f64
+    for name in ("num_params", "weightn_conv", "weightn_fc", "n_epochs"):
+        features[name] = i64
+    features.update(final_test_accuracy=f64, train_seconds=f64, zoo_seed=i64)
+    features.update(snapshot=snap(datasets.Value("int32")), epoch=snap(i64))
+    features.update({m: snap(f64) for m in METRICS})
+    if per_snap:
+        features.update({f"history_{m}": datasets.List(f64) for m in METRICS})
+    if view == "flat":
+        features["weights"] = snap(datasets.List(f32))
+    else:
+        layer = {"name": datasets.Value("string"), "shape": datasets.List(i64), "values": snap(datasets.List(f32))}
+        features["layers"] = datasets.List(layer)
+    return datasets.Features(features)
+
+
+def zoo_location(config: WeightZooConfig) -> str:
+    """The zoo root a configuration reads: ``data_dir`` (local paths made absolute) or the default location."""
+    if config.data_dir:
+        where = os.fspath(config.data_dir)
+        return where.rstrip("/") if "://" in where else os.path.abspath(os.path.expanduser(where))
+    return default_zoo_dir("demo" if config.name == "default" else config.name)
+
+
+def _zoos_at_home() -> list[str]:
+    home = os.path.dirname(default_zoo_dir("x"))
+    if not os.path.isdir(home):
+        return []
+    return sorted(d for d in os.listdir(home) if os.path.isfile(os.path.join(home, d, MANIFEST_NAME)))
+
+
+class WeightZoo(datasets.ArrowBasedBuilder):
+    """Reads a weightzoo zoo (safetensors shards, parquet index, manifest) into typed Arrow tables."""
+
+    BUILDER_CONFIG_CLASS = WeightZooConfig
+    BUILDER_CONFIGS: ClassVar[list[WeightZooConfig]] = [
+        WeightZooConfig(name="default", description="The zoo at data_dir; without it, $WEIGHTZOO_HOME/demo."),
+        *(
+            WeightZooConfig(name=p, description=f"The {p} zoo: data_dir, or by default $WEIGHTZOO_HOME/{p}.")
+            for p in PRESET_CONFIGS
+        ),
+    ]
+    DEFAULT_CONFIG_NAME = "default"
+    VERSION = datasets.Version(f"{FORMAT_VERSION}.0.0")
+
+    def _create_builder_config(
+        self, config_name: str | None = None, custom_features: Any = None, config_id: str | None = None, **kwargs: Any
+    ) -> tuple[WeightZooConfig, str]:
+        """Pick the configuration, apply the options, read the zoo's manifest and derive the cache key from the
+        options and the manifest's sha256 (so a regenerated zoo is never served from a stale cache)."""
+        if kwargs.pop("data_files", None):
+            raise ConfigError("the weightzoo builder reads a whole zoo: pass data_dir=<zoo root>, not data_files")
+        for key in ("name", "version", "description"):
+            kwargs.pop(key, None)
+        unknown = sorted(set(kwargs) - set(_OPTIONS))
+        if unknown:
+            raise UnknownNameError("weightzoo option", unknown[0], _OPTIONS)
+        name = config_name or self.DEFAULT_CONFIG_NAME
+        base = self.builder_configs.get(name)
+        if base is None:  # any other zoo the builder wrote to the default location: $WEIGHTZOO_HOME/<name>
+            if name not in _zoos_at_home():
+                valid = [*self.builder_configs, *(z for z in _zoos_at_home() if z not in self.builder_configs)]
+                raise UnknownNameError("weightzoo config", name, valid)
+            base = WeightZooConfig(name=name, description=f"The zoo at {default_zoo_dir(name)}.")
+        config = dataclasses.replace(base, **{k: v for k, v in kwargs.items() if v is not None})
+        at_default = not config.data_dir
+        config.data_dir = zoo_location(config)
+        manifest_sha, manifest = self._read_manifest(config, at_default)
+        self.manifest = manifest
+        preset = manifest.generation.get("preset") if isinstance(manifest.generation, dict) else None
+        if name in PRESET_CONFIGS and preset and preset != name:
+            raise ConfigError(
+                f"config {name!r}, but the zoo at {config.data_dir} was generated with preset {preset!r}; use "
+                f"load_dataset('weightzoo', {preset!r}, data_dir=...) or the 'default' config"
+            )
+        if config_id is None:
+            key = {
+                "zoo": config.data_dir,
+                "manifest_sha256": manifest_sha,
+                "snapshots": list(config.snapshots),
+                "granularity": config.granularity,
+                "view": config.view,
+                "features": Hasher.hash(custom_features) if custom_features is not None else None,
+            }
+            config_id = f"{name}-{hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]}"
+        return config, config_id
+
+    def _storage_options(self, url: str) -> dict[str, Any]:
+        protocol = url.split("://", 1)[0] if "://" in url else "file"
+        given = self.storage_options or {}
+        nested = given.get(protocol)
+        opts = dict(nested) if isinstance(nested, dict) else {k: v for k, v in given.items() if not isinstance(v, dict)}
+        if protocol == "hf" and self.token is not None:
+            opts.setdefault("token", self.token)
+        return opts
+
+    def _read_manifest(self, config: WeightZooConfig, at_default: bool) -> tuple[str, Manifest]:
+        url = str(config.data_dir)
+        fs, root = fsspec.core.url_to_fs(url, **self._storage_options(url))
+        try:
+            data = fs.cat_file(f"{root.rstrip('/')}/{MANIFEST_NAME}")
+        except FileNotFoundError:
+            what = f"it has no {MANIFEST_NAME}" if fs.exists(root) else "no such folder"
+            if at_default:
+                preset = "demo" if config.name == "default" else config.name
+                hint = (
+                    f"this is the default location of config {config.name!r}: generate the zoo with `python -m "
+                    f"builder.generate --preset {preset}`, or pass data_dir=<zoo root>; zoos in "
+                    f"{os.path.dirname(url)}: {', '.join(_zoos_at_home()) or 'none'}"
+                )
+            else:
+                hint = (
+                    "expected a zoo root (manifest.json, index.parquet, shards/) as python -m builder.generate writes"
+                )
+            raise ZooNotFoundError(f"{url!r} is not a weightzoo zoo ({what}); {hint}") from None
+        return sha256_bytes(data), Manifest.from_json(data, source=f"{url}/{MANIFEST_NAME}")
+
+    def _info(self) -> datasets.DatasetInfo:
+        manifest = getattr(self, "manifest", None)
+        about = f" `{manifest.name}` ({manifest.num_networks} networks)" if manifest else ""
+        return datasets.DatasetInfo(
+            description=f"weightzoo zoo{about}: trained CNNs, their hyper-parameters, metrics and weights at "
+            f"snapshots {list(self.config.snapshots)}, one row per {self.config.granularity}, {self.config.view} view.",
+            features=zoo_features(self.config.granularity, self.config.view),
+            citation=CITATION,
+            homepage="https://github.com/weightzoo/weightzoo",
+            license="mit",
+        )
+
+    def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
+        url = str(self.config.data_dir)
+        zoo = open_zoo(url, storage_options=self._storage_options(url))
+        self._index = zoo.index
+        generators = []
+        for split in SPLITS:
+            part = zoo.index.filter(pc.equal(zoo.index.column("split"), split))
+            if part.num_rows:
+                shards = sorted(set(part.column("shard").to_pylist()))
+                generators.append(datasets.SplitGenerator(name=split, gen_kwargs={"shards": shards, "split": split}))
+        if not generators:
+            raise ZooFormatError(f"{url}: the index lists no networks in splits {list(SPLITS)}; nothing to load")
+        return generators
+
+    def _generate_shards(self, shards: list[str], split: str) -> Iterator[str]:
+        yield from shards
+
+    def _generate_tables(self, shards: list[str], split: str) -> Iterator[tuple[Key, pa.Table]]:
+        url = str(self.config.data_dir)
+        fs, root = fsspec.core.url_to_fs(url, **self._storage_options(url))
+        selected = np.asarray(self.config.snapshots) - 1
+        index = self._index
+        for shard_idx, shard in enumerate(shards):
+            mask = pc.and_(pc.equal(index.column("split"), split), pc.equal(index.column("shard"), shard))
+            rows = index.filter(mask).sort_by("byte_offset").to_pylist()
+            try:
+                reader = ShardReader(fs, root, shard)
+            except ShardError as e:
+                raise ZooReadError(str(e)) from e
+            batch: list[tuple[dict[str, Any], dict[str, np.ndarray]]] = []
+            size, batch_idx = 0, 0
+            for row in rows:
+                arch = HyperParameters.from_dict(row).architecture
+                try:
+                    arrays = reader.read_network(
+                        row["network_id"],
+                        row["byte_offset"],
+                        row["byte_length"],
+                        arch,
+                        sha256=row["sha256"] if self.config.verify else None,
+                    )
+                except ShardError as e:
+                    raise ZooReadError(f"{e}; run weightzoo.open_zoo({url!r}).verify() to check every file") from e
+                # keep only the selected snapshots, so the network's full byte range is released at once
+                batch.append((row, {name: a[selected] for name, a in arrays.items()}))
+                size += arch.num_params * len(selected) * 4
+                if size >= BATCH_BYTES:
+                    yield Key(shard_idx, batch_idx), self._table(batch, selected)
+                    batch, size, batch_idx = [], 0, batch_idx + 1
+            if batch:
+                yield Key(shard_idx, batch_idx), self._table(batch, selected)
+            del reader, batch  # unmaps the shard: memory stays bounded by one shard's pages and one batch
+
+    def _table(self, batch: list[tuple[dict[str, Any], dict[str, np.ndarray]]], selected: np.ndarray) -> pa.Table:
+        per_network = self.config.granularity == "network"
+        n_snap = len(selected)
+        repeat = 1 if per_network else n_snap
+        rows = [row for row, _ in batch]
+        columns: dict[str, Any] = {}
+
+        def scalar(values: list[Any]) -> list[Any]:
+            return values if per_network else [v for v in values for _ in range(n_snap)]
+
+        columns["network_id"] = scalar([r["network_id"] for r in rows])
+        columns["status"] = scalar([STATUSES.index(r["status"]) for r in rows])
+        for name in HPARAM_COLUMNS:
+            columns[name] = scalar([code_of(name, r[name]) if name in CATEGORICAL else r[name] for r in rows])
+        for name in ("num_params", "weightn_conv", "weightn_fc", "n_epochs", "final_test_accuracy", "train_seconds"):
+            columns[name] = scalar([r[name] for r in rows])
+        columns["zoo_seed"] = scalar([r["zoo_seed"] for r in rows])
+        snaps = [int(s) + 1 for s in selected]
+        if per_network:
+            columns["snapshot"] = [snaps] * len(rows)
+            columns["epoch"] = [[r["snapshot_epochs"][s] for s in selected] for r in rows]
+            for m in METRICS:
+                columns[m] = [[r[m][s] for s in selected] for r in rows]
+            for m in METRICS:
+                columns[f"history_{m}"] = [r[f"history_{m}"] for r in rows]
+        else:
+            columns["snapshot"] = snaps * len(rows)
+            columns["epoch"] = [r["snapshot_epochs"][s] for r in rows for s in selected]
+            for m in METRICS:
+                columns[m] = [r[m][s] for r in rows for s in selected]
+        arrays = [a for _, a in batch]
+        if self.config.view == "flat":
+            columns["weights"] = _flat_column(arrays, per_network)
+        else:
+            columns["layers"] = _layers_column(arrays, per_network)
+        schema = zoo_features(self.config.granularity, self.config.view).arrow_schema
+        table = pa.Table.from_arrays(
+            [c if isinstance(c := columns[f.name], pa.Array) else pa.array(c, f.type) for f in schema], schema=schema
+        )
+        assert table.num_rows == len(rows) * repeat
+        wanted = self.info.features.arrow_schema  # differs only when load_dataset(features=...) was given
+        return table if wanted == schema else table_cast(table, wanted)
+
+
+def _offsets(sizes: list[int] | np.ndarray) -> pa.Array:
+    return pa.array(np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int32))
+
+
+def _flat_column(arrays: list[dict[str, np.ndarray]], per_network: bool) -> pa.Array:
+    """Flat vectors: [snapshots, num_params] per network, in reference order within each snapshot.
+
+    ``arrays`` holds each network's tensors restricted to the selected snapshots: name -> [snapshots, *shape].
+    """
+    n_snap = len(next(iter(arrays[0].values())))
+    mats = [np.concatenate([a.reshape(n_snap, -1) for a in net.values()], axis=1) for net in arrays]
+    values = pa.array(np.concatenate([m.ravel() for m in mats]))
+    vectors = pa.ListArray.from_arrays(_offsets([m.shape[1] for m in mats for _ in range(n_snap)]), values)
+    return pa.ListArray.from_arrays(_offsets([n_snap] * len(mats)), vectors) if per_network else vectors
+
+
+def _layers_column(arrays: list[dict[str, np.ndarray]], per_network: bool) -> pa.Array:
+    """Per-tensor structs {name, shape, values}; values [snapshots][size] per network or [size] per snapshot."""
+    n_snap = len(next(iter(arrays[0].values())))
+    names, shapes, sizes, chunks, per_row = [], [], [], [], []
+    for net in arrays:
+        tensors = [(name, a.shape[1:], a.reshape(n_snap, -1)) for name, a in net.items()]
+        if per_network:  # network -> tensor -> snapshot
+            for name, shape, v in tensors:
+                names.append(name), shapes.append(list(shape)), sizes.append(v.shape[1]), chunks.append(v.ravel())
+            per_row.append(len(tensors))
+        else:  # network -> snapshot -> tensor
+            for s in range(n_snap):
+                for name, shape, v in tensors:
+                    names.append(name), shapes.append(list(shape)), sizes.append(v.shape[1]), chunks.append(v[s])
+                per_row.append(len(tensors))
+    values = pa.array(np.concatenate(chunks))
+    if per_network:
+        vectors = pa.ListArray.from_arrays(_offsets(np.repeat(sizes, n_snap)), values)
+        values_col = pa.ListArray.from_arrays(_offsets([n_snap] * len(sizes)), vectors)
+    else:
+        values_col = pa.ListArray.from_arrays(_offsets(sizes), values)
+    entries = pa.StructArray.from_arrays(
+        [pa.array(names, pa.string()), pa.array(shapes, pa.list_(pa.int64())), values_col],
+        names=["name", "shape", "values"],
+    )
+    return pa.ListArray.from_arrays(_offsets(per_row), entries)
