@@ -81,6 +81,10 @@ def generate(config: GenerationConfig) -> Manifest:
         >>> generate(GenerationConfig(preset="demo", num_networks=4, max_epochs=2, out="/tmp/zoo"))  # doctest: +SKIP
     """
     cfg = config.resolved()
+    if (
+        config.out is None
+    ):  # the default location: create $WEIGHTZOO_HOME (a user-named --out must already have a parent)
+        os.makedirs(os.path.dirname(cfg.out), exist_ok=True)
     assert cfg.num_networks is not None and cfg.max_epochs is not None and cfg.out and cfg.device
     if cfg.num_networks < 1:
         raise ConfigError(f"--num-networks must be at least 1, got {cfg.num_networks}")

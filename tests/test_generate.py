@@ -117,3 +117,10 @@ def test_reproduce_retrains_bit_identically(demo_zoo, capsys):
     assert reproduce_main([str(demo_zoo), "--networks", "0", "4"]) == 0
     out = capsys.readouterr().out
     assert out.count("True") == 2
+
+
+def test_default_location_is_created_for_a_new_user(tmp_path, monkeypatch):
+    home = tmp_path / "fresh" / "zoos"  # nothing of it exists yet, as on a new machine
+    monkeypatch.setenv("WEIGHTZOO_HOME", str(home))
+    generate(GenerationConfig(num_networks=1, max_epochs=1, progress=False, threads=1))
+    assert len(open_zoo()) == 1 and (home / "demo" / "manifest.json").exists()
