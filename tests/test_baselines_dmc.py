@@ -1,0 +1,103 @@
+"""The deep meta-classifier: slices and regions, a planted signal found through fit(), determinism, regression."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from tests.test_baselines import _one_thread, write_planted_zoo  # noqa: F401
+from weightzoo import open_zoo
+from weightzoo.baselines import fit
+from weightzoo.baselines.dmc import DMCClassifier, DMCRegressor, build_dmc
+from weightzoo.errors import ConfigError, UnknownNameError
+
+TINY = {"slice_length": 256, "channels": (4, 8), "dense": (32,), "eval_slices": 8, "batch_size": 32}
+
+
+@pytest.fixture(scope="module")
+def planted_everywhere(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dmc") / "planted"
+    write_planted_zoo(path, n=30, everywhere=True, shift=1.0, diverged=(2,))
+    return open_zoo(path)
+
+
+def test_planted_signal_found_and_reported_with_single_slice_accuracy(planted_everywhere):
+    result = fit(planted_everywhere, "optimizer", "dmc", "17..20", epochs=16, **TINY)
+    est, report = result
+    assert report.metrics["accuracy"] > 0.9, report
+    assert report.metrics["single_slice_accuracy"] > 0.8, report
+    assert report.excluded == {"2": "diverged"}
+    assert list(est.classes_) == [0, 1, 2] and len(est.history_) == 16 and est.samples_per_second_ > 0
+    probs = est.predict_proba(result.test.weights)
+    assert probs.shape == (len(result.test), 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+
+
+def test_shuffled_labels_stay_near_chance(planted_everywhere):
+    _, report = fit(planted_everywhere, "optimizer", "dmc", "19..20", epochs=4, shuffle_labels=True, **TINY)
+    assert report.metrics["accuracy"] < 0.7, report
+
+
+def _toy(n=16, length=600, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    X = rng.standard_normal((n, length)).astype(np.float32)
+    X[:, 300:] += y[:, None] * 2.0  # the signal sits in the second ("dense") part only
+    return X, y
+
+
+def test_regions_and_slice_positions():
+    X, y = _toy()
+    est = DMCClassifier(region="dense", **{**TINY, "slice_length": 128}, epochs=15, random_state=0)
+    est.fit(X, y, weightn_conv=300)
+    assert est.score(X, y, weightn_conv=300) == 1.0
+    conv = DMCClassifier(region="conv", **{**TINY, "slice_length": 128}, epochs=1, random_state=0)
+    lo, end = conv._bounds(X, np.full(len(X), 300))
+    assert lo.max() == 0 and end.max() == 300 - 128 + 1
+    probs = est.predict_slices(X, 5, weightn_conv=300)
+    assert probs.shape == (16, 5, 2)
+    with pytest.raises(ConfigError, match="needs weightn_conv"):
+        conv.fit(X, y)
+    with pytest.raises(ConfigError, match="longer than"):
+        DMCClassifier(slice_length=400, region="conv").fit(X, y, weightn_conv=300)
+    with pytest.raises(UnknownNameError):
+        DMCClassifier(region="middle").fit(X, y)
+    with pytest.raises(ConfigError, match="not fitted"):
+        DMCClassifier().predict(X)
+    with pytest.raises(ConfigError, match="too short"):
+        build_dmc(16, 2, (4, 4, 4, 4, 4), (8,), 0.5)
+
+
+def test_deterministic_by_random_state_and_ragged_input():
+    X, y = _toy()
+    a = DMCClassifier(**TINY, epochs=2, random_state=3).fit(X, y).predict_proba(X)
+    b = DMCClassifier(**TINY, epochs=2, random_state=3).fit(X, y).predict_proba(X)
+    assert np.allclose(a, b)
+    ragged = [row[: 500 + i] for i, row in enumerate(X)]
+    est = DMCClassifier(**TINY, epochs=1, random_state=0).fit(ragged, y)
+    assert est.predict(ragged).shape == (16,)
+    assert est.get_params()["slice_length"] == 256 and est.set_params(epochs=3).epochs == 3
+
+
+def test_regressor():
+    X, y = _toy()
+    target = y * 0.004 + 0.001
+    est = DMCRegressor(**{**TINY, "batch_size": 8}, epochs=10, random_state=0).fit(X, target)
+    pred = est.predict(X)
+    assert pred[y == 1].min() > pred[y == 0].max() and est.score(X, target) > 0.5
+    assert est.predict_slices(X, 3).shape == (16, 3)
+
+
+def test_where_accuracy_by_slice_position(tmp_path):
+    from weightzoo.baselines.analysis import accuracy_vs_position, plot_vs_position
+    from weightzoo.baselines.features import Samples
+
+    X, y = _toy(n=24)
+    est = DMCClassifier(**{**TINY, "slice_length": 128}, epochs=15, random_state=0).fit(X, y)
+    samples = Samples(np.arange(24), np.full(24, 20), y, np.full(24, 300), weights=X)
+    where = accuracy_vs_position(est, samples, positions=9)
+    assert len(where["accuracy"]) == 9 and where["offset"][0] == 0 and where["offset"][-1] == 600 - 128
+    # the signal sits in [300, 600): slices there are classified, slices in [0, 300) are not
+    assert where["accuracy"][-1] > 0.9 and where["accuracy"][0] < 0.8
+    assert plot_vs_position(where, tmp_path / "where.png").stat().st_size > 1000

@@ -1,0 +1,142 @@
+"""Command line: fit baselines on a zoo, print a results table, write JSON reports and plots.
+
+Example:
+    python -m weightzoo.baselines --data-dir runs/mnist24 --target dataset optimizer --model stats linear chance \\
+        --snapshots 11..20 --when --out baselines-out/mnist24
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from weightzoo.baselines import MODELS, TARGETS, Report, fit, format_table
+from weightzoo.errors import WeightZooError
+from weightzoo.zoo import open_zoo
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m weightzoo.baselines",
+        description="Predict hyper-parameters (or test accuracy) from weights: fit baselines, print a table, write "
+        "reports (JSON) and plots. Protocol: train/test by whole networks (the index's split), classes balanced "
+        "per split (chance = 1/C), each selected snapshot a sample, diverged networks excluded and counted.",
+    )
+    p.add_argument("--data-dir", required=True, help="zoo folder or fsspec URL")
+    p.add_argument(
+        "--target", nargs="+", default=["dataset"], metavar="T", help=f"one or more of: {', '.join(TARGETS)}"
+    )
+    p.add_argument("--model", nargs="+", default=["stats"], choices=MODELS, metavar="M", help=f"{', '.join(MODELS)}")
+    p.add_argument("--snapshots", default="11..20", help="snapshots used as samples, e.g. 11..20, 20, 1,20")
+    p.add_argument("--out", default=None, help="output folder (default baselines-out/<zoo name>)")
+    p.add_argument("--random-state", type=int, default=0)
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=None,
+        help="re-split networks (stratified by class) instead of the zoo's split; for zoos too small for their own",
+    )
+    p.add_argument("--shuffle-labels", action="store_true", help="control run: permute labels across networks")
+    p.add_argument("--when", action="store_true", help="also fit one model per snapshot 1..20 and plot the curve")
+    p.add_argument("--where", action="store_true", help="dmc: accuracy against slice position (100 positions)")
+    p.add_argument("--verbose", action="store_true", help="print every report in full")
+    p.add_argument("--progress", action="store_true", help="progress bars")
+    dmc = p.add_argument_group("dmc options")
+    dmc.add_argument("--epochs", type=int, default=None, help="training epochs (default 50)")
+    dmc.add_argument("--slice-length", type=int, default=None, help="L, consecutive weights per slice (default 5000)")
+    dmc.add_argument("--region", choices=("all", "conv", "dense"), default=None, help="where slices are drawn")
+    dmc.add_argument("--device", default=None, help="torch device (default cuda when available)")
+    gbm = p.add_argument_group("stats options")
+    gbm.add_argument("--max-iter", type=int, default=None, help="boosting iterations (default 100)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except WeightZooError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _params(args: argparse.Namespace, model: str) -> dict:
+    if model == "dmc":
+        names = {"epochs": args.epochs, "slice_length": args.slice_length, "region": args.region, "device": args.device}
+    elif model == "stats":
+        names = {"max_iter": args.max_iter}
+    else:
+        names = {}
+    return {k: v for k, v in names.items() if v is not None}
+
+
+def _run(args: argparse.Namespace) -> int:
+    zoo = open_zoo(args.data_dir)
+    out = Path(args.out or Path("baselines-out") / (zoo.manifest.name or "zoo"))
+    out.mkdir(parents=True, exist_ok=True)
+    reports: list[Report] = []
+    for target in args.target:
+        curves = {}
+        for model in args.model:
+            params = _params(args, model)
+            result = fit(
+                zoo,
+                target,
+                model,
+                args.snapshots,
+                random_state=args.random_state,
+                shuffle_labels=args.shuffle_labels,
+                test_fraction=args.test_fraction,
+                progress=args.progress,
+                **params,
+            )
+            report = result.report
+            reports.append(report)
+            report.save(out / f"{target}_{model}.json")
+            report.plot(out)
+            print(report if args.verbose else f"{target} / {model}: done in {report.fit_seconds:.1f} s", flush=True)
+            if args.where and model == "dmc" and report.task == "classification":
+                from weightzoo.baselines.analysis import accuracy_vs_position, plot_vs_position
+
+                where = accuracy_vs_position(result.estimator, result.test, positions=100)
+                (out / f"{target}_dmc_where.json").write_text(json.dumps(where, indent=1) + "\n")
+                plot_vs_position(where, out / f"{target}_dmc_where.png", title=f"{target}: where (dmc)")
+            if args.when:
+                from weightzoo.baselines.analysis import accuracy_vs_snapshot
+
+                curves[model] = accuracy_vs_snapshot(
+                    zoo,
+                    target,
+                    model,
+                    "1..20",
+                    random_state=args.random_state,
+                    test_fraction=args.test_fraction,
+                    **params,
+                )
+                when = {m: {s: r.score for s, r in c.items()} for m, c in curves.items()}
+                (out / f"{target}_when.json").write_text(json.dumps(when, indent=1) + "\n")
+        if curves:
+            from weightzoo.baselines.analysis import plot_vs_snapshot
+
+            plot_vs_snapshot(curves, out / f"{target}_when.png")
+            for model, curve in curves.items():
+                first, last = curve[min(curve)], curve[max(curve)]
+                print(f"{target} / {model} when: snapshot 1 {first.score:.3f} -> snapshot 20 {last.score:.3f}")
+    excluded = reports[0].excluded if reports else {}
+    table = format_table(reports)
+    header = (
+        f"zoo {zoo.url} ({len(zoo)} networks, {len(excluded)} excluded: "
+        f"{', '.join(f'{k} {v}' for k, v in excluded.items()) or 'none'}), snapshots {args.snapshots}, "
+        f"split: {reports[0].split if reports else 'index'}"
+    )
+    (out / "table.md").write_text(header + "\n\n" + table + "\n")
+    print(header)
+    print(table)
+    print(f"reports and plots in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

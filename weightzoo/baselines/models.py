@@ -1,0 +1,70 @@
+"""The feature-based baselines: scikit-learn estimators on per-tensor statistics, and the chance reference.
+
+- ``stats``: histogram gradient boosting (``HistGradientBoostingClassifier`` / ``...Regressor``) on the per-tensor
+  statistics of :mod:`weightzoo.baselines.features`, the strong baseline of Unterthiner et al. 2020;
+- ``linear``: standardised features, then logistic regression (classification, C = 1) or ridge regression
+  (regression, alpha = 1; not chosen by leave-one-out, which the near-identical snapshots of one network would
+  leak). Linear models extrapolate: on tiny zoos a test network outside the training range can be far off;
+- ``chance``: the majority class (on class-balanced data its accuracy is ``1/C``) or the training mean.
+
+These are plain scikit-learn estimators (``fit``/``predict``/``predict_proba``/``score``, ``random_state``, learned
+attributes ending in ``_``); extra keyword arguments go to the underlying estimator.
+
+Example:
+    >>> est = make_estimator("stats", "classification", random_state=0, max_iter=50)  # doctest: +SKIP
+    >>> est.fit(train.stats, train.y).score(test.stats, test.y)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from weightzoo.errors import MissingExtraError, UnknownNameError
+
+#: Models that take per-tensor statistics as input.
+FEATURE_MODELS: tuple[str, ...] = ("stats", "linear", "chance")
+#: Every model name ``weightzoo.baselines.fit`` accepts.
+MODELS: tuple[str, ...] = (*FEATURE_MODELS, "dmc")
+
+
+def require_sklearn(purpose: str) -> None:
+    """Raise :class:`MissingExtraError` naming the ``baselines`` extra when scikit-learn is missing."""
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise MissingExtraError("scikit-learn", "baselines", purpose) from None
+
+
+def make_estimator(model: str, task: str, *, random_state: int | None = 0, **params: Any) -> Any:
+    """An unfitted scikit-learn estimator for a feature model (``stats``, ``linear``, ``chance``) and a task.
+
+    Example:
+        >>> make_estimator("chance", "classification")  # doctest: +SKIP
+        DummyClassifier(strategy='most_frequent')
+    """
+    if model not in FEATURE_MODELS:
+        raise UnknownNameError("feature model", model, FEATURE_MODELS)
+    if task not in ("classification", "regression"):
+        raise UnknownNameError("task", task, ("classification", "regression"))
+    require_sklearn(f"the {model!r} baseline")
+    classify = task == "classification"
+    if model == "stats":
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+        cls = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
+        return cls(random_state=random_state, **params)
+    if model == "linear":
+        from sklearn.linear_model import LogisticRegression, Ridge
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        if classify:
+            est = LogisticRegression(**{"max_iter": 2000, "C": 1.0, "random_state": random_state, **params})
+        else:
+            est = Ridge(**{"alpha": 1.0, **params})
+        return make_pipeline(StandardScaler(), est)
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    if classify:
+        return DummyClassifier(strategy="most_frequent", **params)
+    return DummyRegressor(strategy="mean", **params)
