@@ -28,7 +28,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -49,10 +48,10 @@ from weightzoo.format.layout import (
     FORMAT_VERSION,
     MANIFEST_NAME,
     METRICS,
-    NUM_SNAPSHOTS,
     SPLITS,
     STATUSES,
     default_zoo_dir,
+    parse_snapshots,
 )
 from weightzoo.format.manifest import Manifest, sha256_bytes
 from weightzoo.format.shards import ShardReader
@@ -78,35 +77,6 @@ class ZooReadError(ShardError, DatasetGenerationError):
     """A shard could not be read while ``datasets`` prepared or streamed a zoo (missing, truncated, failing its
     sha256 check). Also a ``DatasetGenerationError``, so ``load_dataset`` raises it as is, its message naming the
     file, instead of a generic "An error occurred while generating the dataset"."""
-
-
-def parse_snapshots(value: Any) -> tuple[int, ...]:
-    """Normalise a snapshot selection to a sorted tuple of snapshot numbers (1..20).
-
-    Example:
-        >>> parse_snapshots("11..20") == tuple(range(11, 21)), parse_snapshots(20), parse_snapshots("1,10-11")
-        (True, (20,), (1, 10, 11))
-    """
-    if value is None:
-        return tuple(range(1, NUM_SNAPSHOTS + 1))
-    items: list[Any]
-    if isinstance(value, str):
-        items = []
-        for part in filter(None, (p.strip() for p in value.split(","))):
-            m = re.fullmatch(r"(\d+)\s*(?:\.\.|-|:)\s*(\d+)", part)
-            items += list(range(int(m[1]), int(m[2]) + 1)) if m else [part]
-    elif isinstance(value, (int, np.integer)):
-        items = [value]
-    else:
-        items = list(value)
-    valid = all(not isinstance(v, (bool, np.bool_)) and str(v).isdigit() for v in items)
-    numbers = sorted({int(v) for v in items}) if valid else []
-    if not numbers or not 1 <= numbers[0] <= numbers[-1] <= NUM_SNAPSHOTS:
-        raise ConfigError(
-            f"snapshots={value!r}; expected snapshot numbers from 1 (initialisation) to {NUM_SNAPSHOTS} (last "
-            "epoch): an int, a list, a range, or a string like '11..20' or '1,10,20'"
-        )
-    return tuple(numbers)
 
 
 @dataclass

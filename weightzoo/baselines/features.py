@@ -26,14 +26,13 @@ Example:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from weightzoo.errors import ConfigError, UnknownNameError
-from weightzoo.format.layout import NUM_SNAPSHOTS, STATUSES
+from weightzoo.format.layout import NUM_SNAPSHOTS, STATUSES, parse_snapshots
 from weightzoo.hparams import CATEGORICAL
 from weightzoo.zoo import Zoo
 
@@ -42,36 +41,6 @@ STATS: tuple[str, ...] = ("mean", "std", "q0", "q25", "q50", "q75", "q100")
 #: Regression targets: the learning rate, the test accuracy at each snapshot, the final test accuracy.
 REGRESSION_TARGETS: tuple[str, ...] = ("learning_rate", "test_accuracy", "final_test_accuracy")
 TARGETS: tuple[str, ...] = (*CATEGORICAL, *REGRESSION_TARGETS)
-
-
-def parse_snapshots(value: Any) -> tuple[int, ...]:
-    """A snapshot selection as a sorted tuple of snapshot numbers (1 = initialisation ... 20 = last epoch).
-
-    Example:
-        >>> parse_snapshots("11..20") == tuple(range(11, 21)), parse_snapshots(20), parse_snapshots("1,20")
-        (True, (20,), (1, 20))
-    """
-    if value is None:
-        return tuple(range(1, NUM_SNAPSHOTS + 1))
-    if isinstance(value, str):
-        items: list[Any] = []
-        for part in filter(None, (p.strip() for p in value.split(","))):
-            m = re.fullmatch(r"(\d+)\s*(?:\.\.|-|:)\s*(\d+)", part)
-            items += list(range(int(m[1]), int(m[2]) + 1)) if m else [part]
-    elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        items = [value]
-    elif isinstance(value, (list, tuple, range, np.ndarray)):
-        items = list(value)
-    else:
-        items = [value]
-    valid = all(not isinstance(v, (bool, np.bool_)) and str(v).isdigit() for v in items)
-    numbers = sorted({int(v) for v in items}) if valid else []
-    if not numbers or not 1 <= numbers[0] <= numbers[-1] <= NUM_SNAPSHOTS:
-        raise ConfigError(
-            f"snapshots={value!r}; expected snapshot numbers from 1 (initialisation) to {NUM_SNAPSHOTS}: an int, "
-            "a list, or a string like '11..20' or '1,10,20'"
-        )
-    return tuple(numbers)
 
 
 def task_of(target: str) -> str:

@@ -81,3 +81,40 @@ def default_zoo_dir(name: str = "demo") -> str:
 
     home = os.environ.get("WEIGHTZOO_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "weightzoo", "zoos")
     return os.path.join(home, name)
+
+
+def parse_snapshots(value: object) -> tuple[int, ...]:
+    """A snapshot selection as a sorted tuple of snapshot numbers (1 = initialisation ... 20 = last epoch).
+
+    Accepts None (all), an int, a list / tuple / range / array, or a string like ``"11..20"``, ``"1,10-11"``.
+
+    Example:
+        >>> parse_snapshots("11..20") == tuple(range(11, 21)), parse_snapshots(20), parse_snapshots("1,10-11")
+        (True, (20,), (1, 10, 11))
+    """
+    import re
+
+    import numpy as np
+
+    from weightzoo.errors import ConfigError
+
+    if value is None:
+        return tuple(range(1, NUM_SNAPSHOTS + 1))
+    items: list[object]
+    if isinstance(value, str):
+        items = []
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            m = re.fullmatch(r"(\d+)\s*(?:\.\.|-|:)\s*(\d+)", part)
+            items += list(range(int(m[1]), int(m[2]) + 1)) if m else [part]
+    elif isinstance(value, (list, tuple, range, np.ndarray)):
+        items = list(value)
+    else:
+        items = [value]
+    valid = all(not isinstance(v, (bool, np.bool_)) and str(v).isdigit() for v in items)
+    numbers = sorted({int(str(v)) for v in items}) if valid else []
+    if not numbers or not 1 <= numbers[0] <= numbers[-1] <= NUM_SNAPSHOTS:
+        raise ConfigError(
+            f"snapshots={value!r}; expected snapshot numbers from 1 (initialisation) to {NUM_SNAPSHOTS} (last "
+            "epoch): an int, a list, a range, or a string like '11..20' or '1,10,20'"
+        )
+    return tuple(numbers)
