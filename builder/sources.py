@@ -394,7 +394,7 @@ def _read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         mat = loadmat(path, variable_names=("X", "y"))
         x, y = mat["X"], mat["y"]
-    except Exception as e:  # scipy raises ValueError, NotImplementedError (v7.3 files), KeyError, ...
+    except (ValueError, NotImplementedError, KeyError, TypeError, OSError) as e:  # v7.3 files: NotImplementedError
         raise DataSourceError(f"cannot read the SVHN file {path}: {type(e).__name__}: {e}") from e
     if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or y.size != x.shape[3]:
         raise DataSourceError(f"{path}: expected X (32, 32, 3, N) and y (N, 1), got X {x.shape} and y {y.shape}")
