@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fsspec.implementations.dirfs import DirFileSystem
+from fsspec.implementations.local import LocalFileSystem
+from fsspec.registry import _registry as fsspec_registry
 
 from builder.space import get_preset, split_of
 from weightzoo.format.index import NetworkRecord
@@ -63,3 +66,29 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "mnist").is_dir():
         pytest.skip(f"real MNIST not found at {SHARED_DATA} (set WEIGHTZOO_TEST_DATA)")
     return SHARED_DATA
+
+
+class HubStandIn(DirFileSystem):
+    """``hf://datasets/<org>/<name>`` served from ``HubStandIn.root/datasets/<org>/<name>``: no network."""
+
+    protocol = "hf"
+    cachable = False
+    root = ""
+
+    def __init__(self, *args, **storage_options):
+        storage_options.pop("token", None)
+        super().__init__(path=HubStandIn.root, fs=LocalFileSystem())
+
+
+def serve_hub(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Serve ``hf://`` from the local folder ``root`` for the duration of a test; return ``root``."""
+    HubStandIn.root = str(root)
+    (root / "datasets").mkdir(parents=True)
+    monkeypatch.setitem(fsspec_registry, "hf", HubStandIn)
+    return root
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """A local folder standing in for the Hub behind ``hf://``."""
+    return serve_hub(tmp_path / "hub", monkeypatch)

@@ -15,9 +15,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from fsspec.implementations.dirfs import DirFileSystem
-from fsspec.implementations.local import LocalFileSystem
-from fsspec.registry import _registry as fsspec_registry
 from packaging.specifiers import SpecifierSet
 
 import weightzoo
@@ -40,32 +37,6 @@ from weightzoo.hparams import CATEGORICAL, code_of
 from weightzoo.model import NWSNet, initialize_, state_tensors
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class HubStandIn(DirFileSystem):
-    """``hf://datasets/<org>/<name>`` served from ``HubStandIn.root/datasets/<org>/<name>``: no network."""
-
-    protocol = "hf"
-    cachable = False
-    root = ""
-
-    def __init__(self, *args, **storage_options):
-        storage_options.pop("token", None)
-        super().__init__(path=HubStandIn.root, fs=LocalFileSystem())
-
-
-def serve_hub(root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Serve ``hf://`` from the local folder ``root`` for the duration of a test; return ``root``."""
-    HubStandIn.root = str(root)
-    (root / "datasets").mkdir(parents=True)
-    monkeypatch.setitem(fsspec_registry, "hf", HubStandIn)
-    return root
-
-
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    """A local folder standing in for the Hub behind ``hf://``."""
-    return serve_hub(tmp_path / "hub", monkeypatch)
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,6 @@ import pytest
 from builder import push as push_module
 from builder.push import main, push, upload_plan
 from tests.conftest import write_synthetic_zoo
-from tests.test_hf import serve_hub
 from weightzoo import open_zoo
 from weightzoo.errors import ChecksumError, ConfigError, ZooNotFoundError
 
@@ -63,12 +62,6 @@ class OldStandInApi(StandInApi):
 
     def upload_folder(self, **kwargs):
         raise AssertionError("upload_large_folder should be preferred")
-
-
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    """A local folder standing in for the Hub behind ``hf://``."""
-    return serve_hub(tmp_path / "hub", monkeypatch)
 
 
 @pytest.fixture(autouse=True)
