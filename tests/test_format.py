@@ -163,3 +163,13 @@ def test_truncated_shard_is_detected_on_open(synthetic_zoo):
     shard.write_bytes(data[:5])
     with pytest.raises(ShardError, match="too short"):
         ShardReader(fsspec.filesystem("file"), str(path), f"shards/{shard.name}")
+
+
+def test_a_network_cannot_be_written_twice(tmp_path):
+    hp = get_preset("nws_fixed").sample(0, 0)
+    m = {k: [0.0] * 20 for k in METRICS}
+    rec = NetworkRecord(0, "train", "completed", 0, hp, 19, list(range(20)), m, m)
+    w = ZooWriter(tmp_path / "z", name="x", zoo_seed=0, generation={}, max_shard_bytes=1)
+    w.add(rec, _weights(hp.architecture, 1.0))  # flushed at once (tiny cap)
+    with pytest.raises(OutputPathError, match="network 0 was already written"):
+        w.add(rec, _weights(hp.architecture, 1.0))

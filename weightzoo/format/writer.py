@@ -112,6 +112,7 @@ class ZooWriter:
         self._writers = {s: ShardWriter(self.fs, self.root, s, max_shard_bytes, generator) for s in SPLITS}
         self._rows: dict[int, dict[str, Any]] = {}
         self._pending: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+        self._ids: set[int] = set()  # every network added, flushed or pending
         self._files: list[FileEntry] = []
         self.manifest: Manifest | None = None
 
@@ -124,12 +125,11 @@ class ZooWriter:
 
     def add(self, record: NetworkRecord, weights: Mapping[str, np.ndarray]) -> None:
         """Add one network: its index record and its [20, *shape] tensors in reference order."""
-        if record.network_id in self._rows or any(
-            r["network_id"] == record.network_id for rows in self._pending.values() for r in rows
-        ):
+        if record.network_id in self._ids:
             raise OutputPathError(f"network {record.network_id} was already written to {self.root}")
         writer = self._writers[record.split]
         writer.add(record.network_id, weights)
+        self._ids.add(record.network_id)
         self._pending[record.split].append(record.to_row())
         if writer.should_flush():
             self._flush(record.split)
