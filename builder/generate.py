@@ -48,6 +48,9 @@ class GenerationConfig:
     max_epochs: int | None = None
     lr_decay: float = 1.0
     bn_decay: float | None = None
+    #: Budget zoos: training images per network and test images per evaluation (None: all, as the reference).
+    train_images: int | None = None
+    test_images: int | None = None
     datasets: tuple[str, ...] | None = None
     image_root: str | None = None
     cache_dir: str | None = None
@@ -96,7 +99,16 @@ def generate(config: GenerationConfig) -> Manifest:
     if cfg.datasets:
         space = space.restrict(dataset=list(cfg.datasets))
     assert cfg.bn_decay is not None
-    train_config = TrainConfig(max_epochs=cfg.max_epochs, lr_decay=cfg.lr_decay, bn_decay=cfg.bn_decay)
+    train_config = TrainConfig(
+        max_epochs=cfg.max_epochs,
+        lr_decay=cfg.lr_decay,
+        bn_decay=cfg.bn_decay,
+        train_images=cfg.train_images,
+        test_images=cfg.test_images,
+        train_eval_images=TrainConfig.train_eval_images
+        if cfg.test_images is None
+        else min(cfg.test_images, TrainConfig.train_eval_images or cfg.test_images),
+    )
     record = {**dataclasses.asdict(cfg), "search_space": space.to_dict(), "train": dataclasses.asdict(train_config)}
     record.pop("overwrite"), record.pop("progress")
     tasks = [
@@ -179,6 +191,18 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         help="batch-norm moving-average decay (default: the preset's; 0.99, TensorFlow's, for the NWS presets)",
     )
+    p.add_argument(
+        "--train-images",
+        type=int,
+        help="budget zoos: train each network on a class-balanced random subset of this many training images "
+        "(10%% of them held out for validation; default: all, as the reference)",
+    )
+    p.add_argument(
+        "--test-images",
+        type=int,
+        help="budget zoos: measure test (and train) metrics on a fixed random subset of this many images "
+        "(default: the whole test set)",
+    )
     p.add_argument("--image-root", help="folder with the original image files (IDX, CIFAR pickles, ...)")
     p.add_argument("--cache-dir", help="image cache folder (default: ~/.cache/weightzoo/images)")
     p.add_argument("--offline", action="store_true", help="never download from the Hugging Face Hub")
@@ -208,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_epochs=args.max_epochs,
         lr_decay=args.lr_decay,
         bn_decay=args.bn_decay,
+        train_images=args.train_images,
+        test_images=args.test_images,
         datasets=tuple(args.datasets) if args.datasets else None,
         image_root=args.image_root,
         cache_dir=args.cache_dir,

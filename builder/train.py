@@ -57,8 +57,14 @@ class TrainConfig:
     smoothing: float = 0.5
     #: ... or stayed unchanged this many epochs in a row.
     patience_unchanged: int = 30
+    #: Budget zoos: each network trains on a class-balanced random subset of this many of the dataset's training
+    #: images, drawn once from its own data stream, before the 90/10 split (None: all of them, as the reference).
+    train_images: int | None = None
     #: Train metrics are measured on a fixed random subset of this many training images (None: all).
     train_eval_images: int | None = 10_000
+    #: Test metrics are measured on a fixed random subset of this many test images (None: the whole test set, as
+    #: the reference). The subset is the same for every network of a dataset.
+    test_images: int | None = None
     eval_batch_size: int = 1000
 
     def __post_init__(self) -> None:
@@ -70,6 +76,10 @@ class TrainConfig:
             raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
         if not 0 <= self.bn_decay < 1:
             raise ConfigError(f"bn_decay must be in [0, 1), got {self.bn_decay}")
+        for name in ("train_images", "train_eval_images", "test_images"):
+            value = getattr(self, name)
+            if value is not None and value < 20:
+                raise ConfigError(f"{name} must be at least 20 images (or None for all), got {value}")
 
 
 @dataclass
@@ -136,6 +146,28 @@ def _evaluate(net: NWSNet, x: torch.Tensor, y: torch.Tensor, batch: int) -> tupl
     return float(loss) / len(y), int(correct) / len(y)
 
 
+def _balanced_subset(order: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """The first ``k`` entries of ``order`` taking classes in turn (round-robin over its label order), so each
+    class gets ``k // C`` (+1) images while it has them; the result keeps ``order``'s randomness."""
+    rank = torch.empty_like(order)
+    for c in labels.unique():
+        where = (labels == c).nonzero().squeeze(1)
+        rank[where] = torch.arange(len(where), device=order.device)
+    # Sort by (rank within class, position in order): a round-robin interleaving of the classes.
+    key = rank * len(order) + torch.arange(len(order), device=order.device)
+    chosen = torch.argsort(key)[:k]
+    return order[chosen.sort().values]
+
+
+def _test_subset(data: DeviceImages, k: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test images metrics are measured on: all, or the same fixed random ``k`` for every network."""
+    if k is None or k >= len(data.test_y):
+        return data.test_x, data.test_y
+    gen = torch.Generator().manual_seed(torch_seed(0, 0, f"test-subset-{data.name}"))
+    idx = torch.randperm(len(data.test_y), generator=gen)[:k].sort().values.to(data.device)
+    return data.test_x[idx], data.test_y[idx]
+
+
 class _EarlyStopping:
     def __init__(self, config: TrainConfig):
         self.c = config
@@ -186,9 +218,13 @@ def train_network(
     optimizer = _optimizer(hp, list(net.parameters()))
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, config.lr_decay)
 
-    # Per-network 90/10 split of the training images, and the class index lists for balancing.
+    # Per-network 90/10 split of the training images (or of a class-balanced subset of them, for budget zoos),
+    # and the class index lists for balancing.
     n = len(data.train_y)
     perm = torch.randperm(n, generator=data_gen).to(dev)
+    if config.train_images is not None and config.train_images < n:
+        perm = _balanced_subset(perm, data.train_y[perm], config.train_images)
+        n = len(perm)
     n_val = round(n * config.validation_fraction)
     val_idx, train_idx = perm[:n_val], perm[n_val:]
     train_labels = data.train_y[train_idx]
@@ -200,7 +236,7 @@ def train_network(
     eval_sets = {
         "train": (data.train_x[train_eval_idx], data.train_y[train_eval_idx]),
         "val": (data.train_x[val_idx], data.train_y[val_idx]),
-        "test": (data.test_x, data.test_y),
+        "test": _test_subset(data, config.test_images),
     }
 
     history: dict[str, list[float]] = {m: [] for m in METRICS}

@@ -189,14 +189,33 @@ def test_bad_arguments(planted, tmp_path):
         fit(planted.filter(optimizer="adam"), "optimizer", "stats")
 
 
-def test_fit_accepts_a_path_and_mixed_architectures_are_refused(tmp_path, planted):
-    from tests.conftest import write_synthetic_zoo
-
+def test_fit_accepts_a_path(planted):
     _, report = fit(str(planted.root), "optimizer", "chance", 20)
     assert report.source == str(planted.root)
-    write_synthetic_zoo(tmp_path / "main", n=6, preset="nws_main")
-    with pytest.raises(ConfigError, match="one architecture"):
-        fit(tmp_path / "main", "optimizer", "stats")
+
+
+def test_mixed_architectures_are_aligned_by_layer_role(tmp_path):
+    from tests.conftest import write_synthetic_zoo
+    from weightzoo.baselines.features import STATS, layer_slot
+
+    write_synthetic_zoo(tmp_path / "main", n=12, preset="nws_main")
+    zoo = open_zoo(tmp_path / "main")
+    assert len({zoo.architecture(i).num_params for i in zoo.ids}) > 1
+    train, _test, protocol = load_samples(zoo, "optimizer", (1, 20), balance=False, test_fraction=0.4)
+    names = protocol.feature_names
+    assert train.stats.shape[1] == len(names) and len(names) % len(STATS) == 0
+    # every tensor's statistics sit in its role's columns, NaN in the roles the network lacks
+    nid, row = int(train.network_id[-1]), len(train) - 1
+    arch, arrays = zoo.architecture(nid), zoo.read_arrays(nid)
+    own = {layer_slot(arch, p.name) for p in arch.params}
+    for p in arch.params:
+        col = names.index(f"{layer_slot(arch, p.name)}:mean")
+        assert np.isclose(train.stats[row, col], arrays[p.name][19].astype(np.float64).mean())
+    lacking = [i for i, n in enumerate(names) if n.split(":")[0] not in own]
+    assert np.isnan(train.stats[row, lacking]).all() and not np.isnan(np.delete(train.stats[row], lacking)).any()
+    for model in ("stats", "linear"):
+        _est, report = fit(zoo, "optimizer", model, (1, 20), test_fraction=0.4, balance=False)
+        assert 0 <= report.metrics["accuracy"] <= 1
 
 
 def test_resplit_is_by_network_stratified_and_seeded(planted):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("sklearn")
 
@@ -101,3 +102,15 @@ def test_where_accuracy_by_slice_position(tmp_path):
     # the signal sits in [300, 600): slices there are classified, slices in [0, 300) are not
     assert where["accuracy"][-1] > 0.9 and where["accuracy"][0] < 0.8
     assert plot_vs_position(where, tmp_path / "where.png").stat().st_size > 1000
+
+
+def test_deeper_variant_above_40000_keeps_the_first_dense_layer_small():
+    from weightzoo.baselines.dmc import BASE_CHANNELS, default_channels
+
+    assert default_channels(5000) == default_channels(40_000) == BASE_CHANNELS
+    for length in (40_001, 92_868, 388_172):
+        channels = default_channels(length)
+        assert len(channels) > len(BASE_CHANNELS) and set(channels[len(BASE_CHANNELS) :]) == {256}
+        net = build_dmc(length, 3, channels, (64,), 0.5)
+        first_dense = next(m for m in net if isinstance(m, torch.nn.Linear))
+        assert first_dense.in_features <= 256 * (5000 // 64)

@@ -6,7 +6,16 @@ import torch
 
 from builder.sources import ImageSet, load_images
 from builder.space import get_preset
-from builder.train import TrainConfig, _EarlyStopping, snapshot_epochs, train_network
+from builder.train import (
+    DeviceImages,
+    TrainConfig,
+    _balanced_subset,
+    _EarlyStopping,
+    _test_subset,
+    snapshot_epochs,
+    train_network,
+)
+from weightzoo.errors import ConfigError
 from weightzoo.format.layout import METRICS
 from weightzoo.hparams import HyperParameters
 from weightzoo.model import NWSNet, initialize_, state_tensors
@@ -86,6 +95,35 @@ def test_class_balancing_subsamples_each_class_to_the_smallest():
     r = train_network(HP, small, zoo_seed=0, network_id=0, config=TrainConfig(bn_decay=0.9, max_epochs=1))
     # 90 % of the rare class (about 18) times 4 classes, in full batches of 32
     assert r.images_seen <= 4 * 20 and r.images_seen % 32 == 0
+
+
+def test_balanced_subset_takes_classes_in_turn_and_keeps_the_order():
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.cat([torch.zeros(50), torch.ones(30), torch.full((5,), 2.0)]).long()
+    order = torch.randperm(len(labels), generator=gen)
+    sub = _balanced_subset(order, labels[order], 40)
+    counts = torch.bincount(labels[sub], minlength=3).tolist()
+    assert len(sub) == 40 and len(set(sub.tolist())) == 40
+    assert counts == [18, 17, 5]  # the rare class gives all it has, the others share the rest
+    positions = [order.tolist().index(i) for i in sub.tolist()]
+    assert positions == sorted(positions)  # a subsequence of the random order
+
+
+def test_budget_options_cap_training_and_test_images():
+    images = _tiny_images(n_train=400, n_test=80)
+    cfg = TrainConfig(bn_decay=0.9, max_epochs=2, train_images=100, test_images=40, train_eval_images=30)
+    a = train_network(HP, images, zoo_seed=0, network_id=3, config=cfg)
+    b = train_network(HP, images, zoo_seed=0, network_id=3, config=cfg)
+    assert all(a.weights[k].tobytes() == b.weights[k].tobytes() for k in a.weights)
+    # 90 of the 100 images train (10 validate); 4 classes of about 22 each, full batches of 32, two epochs
+    assert a.images_seen == 2 * 64
+    _x, y = _test_subset(DeviceImages(images, "cpu"), 40)
+    assert len(y) == 40 and torch.equal(_test_subset(DeviceImages(images, "cpu"), 40)[1], y)
+    assert all(a.history[m][0] * 40 == round(a.history[m][0] * 40) for m in ["test_accuracy"])
+    full = train_network(HP, images, zoo_seed=0, network_id=3, config=TrainConfig(bn_decay=0.9, max_epochs=2))
+    assert full.images_seen > a.images_seen
+    with pytest.raises(ConfigError, match="train_images"):
+        TrainConfig(train_images=5)
 
 
 def test_divergence_is_kept_with_status():

@@ -4,7 +4,9 @@ Input: a slice of ``slice_length`` (L, default 5000) consecutive values of a net
 vector, at a random position redrawn every time a sample is used; ``region`` restricts slices to the conv part
 (``[0, weightn_conv)``), the dense part (``[weightn_conv, end)``) or allows ``all``. Model: per level a conv
 (kernel 5, same padding), ReLU, then batch norm and a max-pool by 2, channels 8 -> 256 doubling; then dense layers
-1024-1024-1024-1024-64 with ReLU and dropout 0.5, then the output. Adam (lr 1e-3), batch 64, cross-entropy
+1024-1024-1024-1024-64 with ReLU and dropout 0.5, then the output. Slices longer than 40,000 values get the deeper
+variant (:func:`default_channels`): extra 256-channel levels until the flattened width is no more than for
+L = 5000, so the first dense layer keeps its size. Adam (lr 1e-3), batch 64, cross-entropy
 (classification) or L1 on the standardised target (regression). Trains on CUDA when present.
 
 Whole-network prediction averages the class probabilities (or regression outputs) over ``eval_slices`` evenly
@@ -35,6 +37,28 @@ from weightzoo.errors import ConfigError, UnknownNameError
 REGIONS: tuple[str, ...] = ("all", "conv", "dense")
 
 
+#: The reference's conv levels for slices up to 40,000 values.
+BASE_CHANNELS: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
+DEEPER_ABOVE = 40_000
+
+
+def default_channels(slice_length: int) -> tuple[int, ...]:
+    """The conv channels per level for ``slice_length``: the reference's six levels, or, above 40,000 values,
+    the deeper variant with extra 256-channel levels until the pooled length is at most 5000 / 64.
+
+    Example:
+        >>> len(default_channels(5000)), len(default_channels(92_868))
+        (6, 11)
+    """
+    channels = list(BASE_CHANNELS)
+    if slice_length > DEEPER_ABOVE:
+        target, n = 5000 >> len(BASE_CHANNELS), slice_length >> len(BASE_CHANNELS)
+        while n > target:
+            channels.append(BASE_CHANNELS[-1])
+            n >>= 1
+    return tuple(channels)
+
+
 def build_dmc(slice_length: int, n_out: int, channels: tuple[int, ...], dense: tuple[int, ...], dropout: float):
     """The 1D CNN: (conv k5 -> ReLU -> BN -> max-pool 2) per channel count, flatten, dense layers, output."""
     layers: list[nn.Module] = []
@@ -60,7 +84,7 @@ class _DMCBase:
         self,
         slice_length: int = 5000,
         region: str = "all",
-        channels: tuple[int, ...] = (8, 16, 32, 64, 128, 256),
+        channels: tuple[int, ...] | None = None,
         dense: tuple[int, ...] = (1024, 1024, 1024, 1024, 64),
         dropout: float = 0.5,
         epochs: int = 50,
@@ -163,7 +187,8 @@ class _DMCBase:
         devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(int(rng.integers(2**31)))
-            self.module_ = build_dmc(self.slice_length, n_out, tuple(self.channels), tuple(self.dense), self.dropout)
+            channels = default_channels(self.slice_length) if self.channels is None else tuple(self.channels)
+            self.module_ = build_dmc(self.slice_length, n_out, channels, tuple(self.dense), self.dropout)
             self.module_.to(self.device_)
             opt = torch.optim.Adam(self.module_.parameters(), lr=self.learning_rate)
             loss_fn = nn.CrossEntropyLoss() if self._classify else nn.L1Loss()

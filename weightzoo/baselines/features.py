@@ -13,9 +13,11 @@ The protocol of the reference (Eilertsen et al. 2020):
 
 Per-layer statistics (Unterthiner et al. 2020): for every tensor of the network, weights, biases *and* the
 batch-norm tensors (beta, gamma, moving mean and variance, kept as extra features because they are part of the
-reference's flat vector), the mean, std and the quantiles 0, 25, 50, 75 and 100 %. The features are aligned by
-tensor name, so they need one architecture: a zoo mixing architectures (``nws_main``) raises
-:class:`~weightzoo.errors.ConfigError` (filter it to one architecture first, or use the ``dmc`` model).
+reference's flat vector), the mean, std and the quantiles 0, 25, 50, 75 and 100 %. In a zoo of one architecture
+the columns are the tensors by name. A zoo mixing architectures (``nws_main``) is aligned by layer *role*
+(:func:`layer_slot`): the j-th conv layer of block b, the j-th hidden dense layer, the output layer; the
+statistics of a role a network does not have are NaN (histogram gradient boosting treats NaN as its own branch;
+the linear model imputes the mean and adds missing-value indicators).
 
 Example:
     >>> from weightzoo.baselines.features import load_samples
@@ -110,6 +112,61 @@ def stats_feature_names(zoo: Zoo, network_id: int) -> list[str]:
     return [f"{p.name}:{s}" for p in zoo.architecture(network_id).params for s in STATS]
 
 
+def layer_slot(arch: Any, name: str) -> str:
+    """The architecture-independent role of tensor ``name``: ``conv3.weight`` of a depth-5 network (blocks
+    [1, 2, 2]) is ``block2.conv0.weight``; ``fc1_bn.gamma`` stays ``fc1_bn.gamma``; ``out.*`` stays.
+
+    Example:
+        >>> from weightzoo.architecture import Architecture
+        >>> arch = Architecture(filter_size=3, depth_conv=5, depth_fc=2, width_conv=4, width_fc=64)
+        >>> layer_slot(arch, "conv3.weight"), layer_slot(arch, "conv1_bn.beta"), layer_slot(arch, "fc1.bias")
+        ('block2.conv0.weight', 'block1.conv0_bn.beta', 'fc1.bias')
+    """
+    layer, _, tensor = name.partition(".")
+    base, sep, rest = layer.partition("_")
+    if not base.startswith("conv"):
+        return name
+    i, start = int(base[4:]), 0
+    for block, n in enumerate(arch.blocks):
+        if i < start + n:
+            return f"block{block}.conv{i - start}{sep}{rest}.{tensor}"
+        start += n
+    raise ConfigError(f"tensor {name!r} is outside the {len(arch.conv_channels)} conv layers of {arch}")
+
+
+def aligned_slots(archs: list[Any]) -> list[str]:
+    """Every layer role (:func:`layer_slot`) of a set of architectures, in reference order (conv blocks, dense
+    layers, output; within a layer weight, bias, batch norm), for aligning per-tensor statistics across them."""
+    keys: dict[str, tuple[tuple[int, int, int], int]] = {}
+    for arch in archs:
+        first: dict[str, int] = {}
+        for k, p in enumerate(arch.params):
+            slot = layer_slot(arch, p.name)
+            layer = slot.rsplit(".", 1)[0].split("_")[0]  # block1.conv0 / fc0 / out
+            first.setdefault(layer, k)
+            keys[slot] = (_layer_key(layer), k - first[layer])
+    return sorted(keys, key=lambda s: keys[s])
+
+
+def _layer_key(layer: str) -> tuple[int, int, int]:
+    if layer.startswith("block"):
+        block, conv = layer.split(".")
+        return (0, int(block[5:]), int(conv[4:]))
+    if layer.startswith("fc"):
+        return (1, int(layer[2:]), 0)
+    return (2, 0, 0)
+
+
+def _align(block: np.ndarray, arch: Any, slots: list[str]) -> np.ndarray:
+    """Scatter one network's per-tensor statistics into the columns of ``slots`` (NaN where it has no tensor)."""
+    out = np.full((block.shape[0], len(slots) * len(STATS)), np.nan)
+    col = {s: i for i, s in enumerate(slots)}
+    for k, p in enumerate(arch.params):
+        j = col[layer_slot(arch, p.name)]
+        out[:, j * len(STATS) : (j + 1) * len(STATS)] = block[:, k * len(STATS) : (k + 1) * len(STATS)]
+    return out
+
+
 def tensor_stats(arrays: dict[str, np.ndarray], snapshots: tuple[int, ...]) -> np.ndarray:
     """Per-tensor statistics of the selected snapshots of one network: [len(snapshots), tensors x 7] float64.
 
@@ -169,15 +226,14 @@ def load_samples(
     rows = {r["network_id"]: r for r in zoo.index.to_pylist()}
     if not rows:
         raise ConfigError(f"{zoo.url}: the zoo holds no networks")
+    slots: list[str] | None = None
     if "stats" in features:
         archs = {
-            (r["filter_size"], r["depth_conv"], r["depth_fc"], r["width_conv"], r["width_fc"]) for r in rows.values()
+            (r["filter_size"], r["depth_conv"], r["depth_fc"], r["width_conv"], r["width_fc"]): n
+            for n, r in rows.items()
         }
-        if len(archs) > 1:
-            raise ConfigError(
-                f"{zoo.url}: per-layer statistics need one architecture, the zoo mixes {len(archs)}; filter it first "
-                "(e.g. zoo.filter(depth_conv=3, depth_fc=2, filter_size=5, width_conv=8, width_fc=128)) or use dmc"
-            )
+        if len(archs) > 1:  # mixed architectures: align the statistics by layer role
+            slots = aligned_slots([zoo.architecture(n) for n in archs.values()])
     stats: dict[int, np.ndarray] = {}
     ids = list(rows) if progress is None else progress(list(rows))
     for nid in ids:
@@ -195,6 +251,8 @@ def load_samples(
             continue
         if "stats" in features:
             stats[nid] = tensor_stats(arrays, snaps)
+            if slots is not None:
+                stats[nid] = _align(stats[nid], zoo.architecture(nid), slots)
     usable = [n for n in rows if n not in protocol.excluded]
     if test_fraction is None:
         by_split = {s: [n for n in usable if rows[n]["split"] == s] for s in ("train", "test")}
@@ -227,7 +285,13 @@ def load_samples(
             protocol.class_counts[s] = counts
     protocol.networks_used = {s: len(v) for s, v in by_split.items()}
     if "stats" in features:
-        protocol.feature_names = stats_feature_names(zoo, usable[0])
+        if slots is None:
+            protocol.feature_names = stats_feature_names(zoo, usable[0])
+        else:  # only the layer roles some training network has: a column with no value teaches nothing
+            names = np.asarray([f"{t}:{s}" for t in slots for s in STATS])
+            seen = np.any([~np.isnan(stats[n][0]) for n in by_split["train"]], axis=0)
+            protocol.feature_names = names[seen].tolist()
+            stats = {n: v[:, seen] for n, v in stats.items()}
 
     out = []
     for s in ("train", "test"):

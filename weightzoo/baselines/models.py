@@ -2,7 +2,8 @@
 
 - ``stats``: histogram gradient boosting (``HistGradientBoostingClassifier`` / ``...Regressor``) on the per-tensor
   statistics of :mod:`weightzoo.baselines.features`, the strong baseline of Unterthiner et al. 2020;
-- ``linear``: standardised features, then logistic regression (classification, C = 1) or ridge regression
+- ``linear``: mean-imputed (with missing-value indicators) and standardised features, then logistic regression
+  (classification, C = 1) or ridge regression
   (regression, alpha = 1; not chosen by leave-one-out, which the near-identical snapshots of one network would
   leak). Linear models extrapolate: on tiny zoos a test network outside the training range can be far off;
 - ``chance``: the majority class (on class-balanced data its accuracy is ``1/C``) or the training mean.
@@ -54,6 +55,7 @@ def make_estimator(model: str, task: str, *, random_state: int | None = 0, **par
         cls = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
         return cls(random_state=random_state, **params)
     if model == "linear":
+        from sklearn.impute import SimpleImputer
         from sklearn.linear_model import LogisticRegression, Ridge
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
@@ -62,7 +64,8 @@ def make_estimator(model: str, task: str, *, random_state: int | None = 0, **par
             est = LogisticRegression(**{"max_iter": 2000, "C": 1.0, "random_state": random_state, **params})
         else:
             est = Ridge(**{"alpha": 1.0, **params})
-        return make_pipeline(StandardScaler(), est)
+        # NaN marks a layer role a network lacks (mixed architectures): mean-impute it and add an indicator.
+        return make_pipeline(SimpleImputer(add_indicator=True, keep_empty_features=True), StandardScaler(), est)
     from sklearn.dummy import DummyClassifier, DummyRegressor
 
     if classify:
