@@ -42,6 +42,11 @@ def _command(generation: dict[str, Any]) -> str:
         parts.append("--datasets " + " ".join(generation["datasets"]))
     if generation.get("lr_decay", 1.0) != 1.0:
         parts.append(f"--lr-decay {generation['lr_decay']}")
+    if generation.get("bn_decay") is not None:
+        parts.append(f"--bn-decay {generation['bn_decay']}")
+    for key in ("train_images", "test_images"):
+        if generation.get(key) is not None:
+            parts.append(f"--{key.replace('_', '-')} {generation[key]}")
     return " ".join(parts)
 
 

@@ -61,6 +61,8 @@ class GenerationConfig:
     threads: int | None = None
     max_shard_bytes: int = DEFAULT_SHARD_BYTES
     overwrite: bool = False
+    #: Continue an interrupted run in ``out``: keep its finished shards, train only the missing networks.
+    resume: bool = False
     progress: bool = True
 
     def resolved(self) -> GenerationConfig:
@@ -110,17 +112,7 @@ def generate(config: GenerationConfig) -> Manifest:
         else min(cfg.test_images, TrainConfig.train_eval_images or cfg.test_images),
     )
     record = {**dataclasses.asdict(cfg), "search_space": space.to_dict(), "train": dataclasses.asdict(train_config)}
-    record.pop("overwrite"), record.pop("progress")
-    tasks = [
-        Task(
-            space, cfg.seed, i, train_config, cfg.device, cfg.image_root, cfg.cache_dir, cfg.allow_download, cfg.threads
-        )
-        for i in range(cfg.start_id, cfg.start_id + cfg.num_networks)
-    ]
-    start = time.perf_counter()
-    accuracy: dict[str, list[float]] = defaultdict(list)
-    statuses: Counter[str] = Counter()
-    images = 0
+    record.pop("overwrite"), record.pop("progress"), record.pop("resume")
     writer = ZooWriter(
         cfg.out,
         name=cfg.preset if not cfg.datasets else f"{cfg.preset}-{'-'.join(cfg.datasets)}",
@@ -130,7 +122,23 @@ def generate(config: GenerationConfig) -> Manifest:
         overwrite=cfg.overwrite,
         generator=f"weightzoo {weightzoo.__version__}",
         card=render_card,
+        resume=cfg.resume,
+        # how the run is executed (not what it computes) may change between an interrupted run and its resume
+        resume_ignores=("executor", "workers", "cache_dir", "allow_download"),
     )
+    if writer.done:
+        print(f"resuming {cfg.out}: {len(writer.done)} networks already written, training the others")
+    tasks = [
+        Task(
+            space, cfg.seed, i, train_config, cfg.device, cfg.image_root, cfg.cache_dir, cfg.allow_download, cfg.threads
+        )
+        for i in range(cfg.start_id, cfg.start_id + cfg.num_networks)
+        if i not in writer.done
+    ]
+    start = time.perf_counter()
+    accuracy: dict[str, list[float]] = defaultdict(list)
+    statuses: Counter[str] = Counter()
+    images = 0
     bar = tqdm(total=len(tasks), desc=f"training {cfg.preset}", unit="net", disable=not cfg.progress)
     with bar:
         for rec, weights in run_tasks(tasks, executor=cfg.executor, workers=cfg.workers):
@@ -216,6 +224,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-shard-mb", type=float, default=DEFAULT_SHARD_BYTES / 2**20, help="shard size cap in MiB")
     p.add_argument("--overwrite", action="store_true", help="replace what the output folder holds")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run in --out (same options): keep its finished shards, train the rest",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -243,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         threads=args.threads,
         max_shard_bytes=int(args.max_shard_mb * 2**20),
         overwrite=args.overwrite,
+        resume=args.resume,
         progress=not args.quiet,
     )
     try:

@@ -124,3 +124,55 @@ def test_default_location_is_created_for_a_new_user(tmp_path, monkeypatch):
     monkeypatch.setenv("WEIGHTZOO_HOME", str(home))
     generate(GenerationConfig(num_networks=1, max_epochs=1, progress=False, threads=1))
     assert len(open_zoo()) == 1 and (home / "demo" / "manifest.json").exists()
+
+
+def test_budget_options_are_recorded_and_reproducible(demo_zoo, tmp_path):
+    from builder.reproduce import main as reproduce_main
+
+    out = tmp_path / "budget"
+    assert _run(out, "--seed", "11", "--train-images", "300", "--test-images", "100", n=2) == 0
+    zoo = open_zoo(out)
+    train = zoo.manifest.generation["train"]
+    assert train["train_images"] == 300 and train["test_images"] == 100 and train["train_eval_images"] == 100
+    full = open_zoo(demo_zoo)
+    for i in (0, 1):  # fewer images per epoch than the full run of the same networks
+        assert zoo.networks.images_seen[i] < full.networks.images_seen[i]
+    assert "--train-images 300 --test-images 100" in (out / "README.md").read_text()
+    assert reproduce_main([str(out), "--networks", "1"]) == 0
+
+
+def test_an_interrupted_run_resumes_to_the_same_zoo(demo_zoo, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "interrupted"
+    real_run_tasks = gen.run_tasks
+
+    def crash_after_three(*args, **kwargs):
+        for k, item in enumerate(real_run_tasks(*args, **kwargs)):
+            if k == 3:
+                raise KeyboardInterrupt
+            yield item
+
+    monkeypatch.setattr(gen, "run_tasks", crash_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        _run(out, "--seed", "11", "--max-shard-mb", "0.1", n=5)  # one network per shard
+    assert not (out / "manifest.json").exists()
+    shards = sorted(p.name for p in (out / "shards").iterdir())
+    assert len(shards) == 3
+    # a new run refuses the folder and names --resume; a resume with other options is refused
+    assert _run(out, "--seed", "11", "--max-shard-mb", "0.1", n=5) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert _run(out, "--seed", "12", "--max-shard-mb", "0.1", "--resume", n=5) == 2
+    assert "seed" in capsys.readouterr().err
+    # damage one finished shard: its network is trained again
+    damaged = out / "shards" / shards[0]
+    damaged.write_bytes(damaged.read_bytes()[:-10])
+    monkeypatch.setattr(gen, "run_tasks", real_run_tasks)
+    assert _run(out, "--seed", "11", "--max-shard-mb", "0.1", "--resume", "--executor", "process", n=5) == 0
+    assert "2 networks already written" in capsys.readouterr().out
+    zoo, ref = open_zoo(out), open_zoo(demo_zoo)
+    assert zoo.ids == ref.ids and set(zoo.verify().values()) == {"ok"}
+    assert not (out / ".progress").exists()
+    for i in ref.ids:
+        a, b = zoo.read_arrays(i), ref.read_arrays(i)
+        assert all(a[k].tobytes() == b[k].tobytes() for k in b)
+        assert zoo.row(i)["test_accuracy"] == ref.row(i)["test_accuracy"]
+    assert _run(out, "--seed", "11", "--max-shard-mb", "0.1", "--resume", n=5) == 2  # finished: nothing to resume

@@ -32,6 +32,9 @@ CARD_NAME = "README.md"
 SHARD_DIR = "shards"
 SHARD_SUFFIX = ".safetensors"
 PARTIAL_SUFFIX = ".partial"
+#: Folder of an unfinished zoo holding, per written shard, its file entry and index rows (for ``--resume``);
+#: removed once the manifest is written.
+PROGRESS_DIR = ".progress"
 NUM_SNAPSHOTS = 20
 SPLITS: tuple[str, ...] = ("train", "test")
 #: Training outcome of a network. ``diverged`` networks (NaN loss) are kept, with the snapshots taken so far.

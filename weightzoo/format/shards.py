@@ -65,6 +65,10 @@ class ShardWriter:
         self._bytes = 0
         self._count = 0
 
+    def continue_after(self, count: int) -> None:
+        """Number the next shard ``count`` (when resuming a zoo that already has shards 0 .. count - 1)."""
+        self._count = max(self._count, count)
+
     @property
     def pending_bytes(self) -> int:
         return self._bytes

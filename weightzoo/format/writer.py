@@ -4,6 +4,12 @@ A zoo is complete once ``manifest.json`` exists; every file is written through a
 end, and the manifest is written after everything it lists, so an interrupted run never leaves a folder that
 looks like a finished zoo.
 
+Resuming: after each shard, the writer records the shard's checksum and its networks' index rows in
+``.progress/`` (and the generation config once, at the start). ``ZooWriter(..., resume=True)`` on an unfinished
+folder keeps every shard whose recorded checksum still matches, drops the rest (partial files, unrecorded or
+damaged shards) and reports the networks already written in :attr:`ZooWriter.done`; the run then adds only the
+others. A different generation config is refused (:class:`~weightzoo.errors.ConfigError`).
+
 Example:
     >>> import numpy as np, tempfile
     >>> from weightzoo.format.index import NetworkRecord
@@ -20,6 +26,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -29,15 +37,17 @@ import fsspec
 import numpy as np
 import pyarrow as pa
 
-from weightzoo.errors import OutputPathError
-from weightzoo.format.index import NetworkRecord, rows_to_table, table_to_bytes
+from weightzoo.errors import ConfigError, OutputPathError
+from weightzoo.format.index import NetworkRecord, read_index, rows_to_table, table_to_bytes
 from weightzoo.format.layout import (
     CARD_NAME,
     DEFAULT_SHARD_BYTES,
     INDEX_NAME,
     MANIFEST_NAME,
     METRICS,
+    PROGRESS_DIR,
     SHARD_DIR,
+    SHARD_SUFFIX,
     SPLITS,
 )
 from weightzoo.format.manifest import FileEntry, Manifest, sha256_bytes
@@ -48,23 +58,40 @@ __all__ = ["METRICS", "CardRenderer", "ZooWriter", "prepare_output"]
 
 
 def prepare_output(
-    out: str | os.PathLike, *, overwrite: bool = False, storage_options: Mapping[str, Any] | None = None
+    out: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> tuple[Any, str]:
     """Check that ``out`` can receive a new zoo and create it; return (filesystem, root path).
 
     Raises :class:`OutputPathError` when the parent folder is missing, the location is not writable, or it
-    already holds files (pass ``overwrite=True`` to replace them).
+    already holds files (pass ``overwrite=True`` to replace them, or ``resume=True`` to continue an unfinished
+    zoo there).
     """
     url = os.fspath(out)
     fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
     root = root.rstrip("/") or "/"
     local = "file" in ((fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol)
-    if fs.exists(root):
+    if resume and fs.exists(f"{root}/{MANIFEST_NAME}"):
+        raise OutputPathError(f"output folder {url!r} holds a finished zoo: nothing to resume")
+    if resume and not fs.exists(f"{root}/{PROGRESS_DIR}"):
+        raise OutputPathError(
+            f"output folder {url!r} has no {PROGRESS_DIR}/ record of an interrupted run to resume; "
+            "start it without --resume"
+        )
+    if fs.exists(root) and not resume:
         if not fs.isdir(root):
             raise OutputPathError(f"output {url!r} is a file; expected a folder for the zoo")
         existing = fs.ls(root, detail=False)
         if existing and not overwrite:
-            what = "a finished zoo" if fs.exists(f"{root}/{MANIFEST_NAME}") else f"{len(existing)} entries"
+            if fs.exists(f"{root}/{MANIFEST_NAME}"):
+                what = "a finished zoo"
+            elif fs.exists(f"{root}/{PROGRESS_DIR}"):
+                what = "an interrupted run (pass --resume to continue it)"
+            else:
+                what = f"{len(existing)} entries"
             raise OutputPathError(
                 f"output folder {url!r} already holds {what}; choose an empty folder or pass --overwrite to replace it"
             )
@@ -91,7 +118,11 @@ def prepare_output(
 
 
 class ZooWriter:
-    """Collects trained networks and writes the zoo; use as a context manager or call :meth:`close`."""
+    """Collects trained networks and writes the zoo; use as a context manager or call :meth:`close`.
+
+    ``resume=True`` continues an interrupted zoo in ``out`` (see the module docstring); generation-config keys in
+    ``resume_ignores`` (how the run is executed, not what it computes) may differ from the interrupted run's.
+    """
 
     def __init__(
         self,
@@ -105,8 +136,10 @@ class ZooWriter:
         generator: str = "",
         card: CardRenderer | None = None,
         storage_options: Mapping[str, Any] | None = None,
+        resume: bool = False,
+        resume_ignores: tuple[str, ...] = (),
     ):
-        self.fs, self.root = prepare_output(out, overwrite=overwrite, storage_options=storage_options)
+        self.fs, self.root = prepare_output(out, overwrite=overwrite, resume=resume, storage_options=storage_options)
         self.name, self.zoo_seed, self.generation = name, zoo_seed, dict(generation)
         self.generator, self.card = generator, card
         self._writers = {s: ShardWriter(self.fs, self.root, s, max_shard_bytes, generator) for s in SPLITS}
@@ -115,6 +148,54 @@ class ZooWriter:
         self._ids: set[int] = set()  # every network added, flushed or pending
         self._files: list[FileEntry] = []
         self.manifest: Manifest | None = None
+        self._progress = f"{self.root}/{PROGRESS_DIR}"
+        self._resume_ignores = resume_ignores
+        if resume:
+            self._resume()
+        else:
+            self.fs.makedirs(self._progress, exist_ok=True)
+            write_atomic(self.fs, f"{self._progress}/generation.json", self._config_bytes())
+        #: Ids of the networks already in the zoo when it was resumed (empty for a new zoo).
+        self.done: frozenset[int] = frozenset(self._ids)
+
+    def _config_bytes(self) -> bytes:
+        generation = {k: v for k, v in self.generation.items() if k not in self._resume_ignores}
+        config = {"name": self.name, "zoo_seed": self.zoo_seed, "generation": generation}
+        return json.dumps(config, sort_keys=True, default=str).encode()
+
+    def _resume(self) -> None:
+        """Load what an interrupted run recorded; delete every file it did not record as complete."""
+        recorded = json.loads(self.fs.cat_file(f"{self._progress}/generation.json"))
+        mine = json.loads(self._config_bytes())
+        if recorded != mine:
+            flat_old, flat_new = _flatten(recorded), _flatten(mine)
+            diff = sorted(k for k in flat_old.keys() | flat_new.keys() if flat_old.get(k) != flat_new.get(k))
+            raise ConfigError(
+                f"{self.root}: cannot resume, the run differs from the interrupted one in {', '.join(diff)}; "
+                "resume with the same options (or start again with --overwrite)"
+            )
+        kept: set[str] = set()
+        for path in sorted(self.fs.glob(f"{self._progress}/*.json")):
+            if path.endswith("/generation.json"):
+                continue
+            entry = FileEntry(**json.loads(self.fs.cat_file(path))["file"])
+            shard = f"{self.root}/{entry.path}"
+            rows_path = path[: -len(".json")] + ".parquet"
+            if not (self.fs.exists(shard) and self.fs.exists(rows_path)):
+                continue
+            if self.fs.size(shard) != entry.bytes or sha256_bytes(self.fs.cat_file(shard)) != entry.sha256:
+                continue  # damaged since: train its networks again
+            for row in read_index(self.fs.cat_file(rows_path), rows_path).to_pylist():
+                self._rows[row["network_id"]] = row
+                self._ids.add(row["network_id"])
+            self._files.append(entry)
+            kept.add(entry.path)
+            split, number = entry.path.rsplit("/", 1)[1][: -len(SHARD_SUFFIX)].rsplit("-", 1)
+            self._writers[split].continue_after(int(number) + 1)
+        for path in self.fs.ls(f"{self.root}/{SHARD_DIR}", detail=False):
+            rel = f"{SHARD_DIR}/{path.rstrip('/').rsplit('/', 1)[1]}"
+            if rel not in kept:
+                self.fs.rm(path)
 
     def __enter__(self) -> ZooWriter:
         return self
@@ -143,6 +224,10 @@ class ZooWriter:
         for row in self._pending[split]:
             row.update(locations[row["network_id"]])
             self._rows[row["network_id"]] = row
+        # the progress record: the shard's rows first, then its entry (a shard counts once its entry exists)
+        stem = f"{self._progress}/{entry.path.rsplit('/', 1)[1][: -len(SHARD_SUFFIX)]}"
+        write_atomic(self.fs, stem + ".parquet", table_to_bytes(rows_to_table(self._pending[split])))
+        write_atomic(self.fs, stem + ".json", json.dumps({"file": dataclasses.asdict(entry)}).encode())
         self._pending[split] = []
 
     def close(self) -> Manifest:
@@ -169,5 +254,15 @@ class ZooWriter:
             write_atomic(self.fs, f"{self.root}/{CARD_NAME}", card_bytes)
             manifest.files.append(FileEntry(CARD_NAME, sha256_bytes(card_bytes), len(card_bytes)))
         write_atomic(self.fs, f"{self.root}/{MANIFEST_NAME}", manifest.to_json().encode())
+        self.fs.rm(self._progress, recursive=True)
         self.manifest = manifest
         return manifest
+
+
+def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(config, dict):
+        out: dict[str, Any] = {}
+        for k, v in config.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: config}
