@@ -176,3 +176,18 @@ def test_an_interrupted_run_resumes_to_the_same_zoo(demo_zoo, tmp_path, monkeypa
         assert all(a[k].tobytes() == b[k].tobytes() for k in b)
         assert zoo.row(i)["test_accuracy"] == ref.row(i)["test_accuracy"]
     assert _run(out, "--seed", "11", "--max-shard-mb", "0.1", "--resume", n=5) == 2  # finished: nothing to resume
+
+
+def test_ray_executor_trains_the_same_networks(demo_zoo, tmp_path):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        out = tmp_path / "ray"
+        assert _run(out, "--seed", "11", "--start-id", "3", "--executor", "ray", "--workers", "2", n=2) == 0
+    finally:
+        ray.shutdown()
+    ref, zoo = open_zoo(demo_zoo), open_zoo(out)
+    assert zoo.ids == [3, 4] and zoo.manifest.generation["executor"] == "ray"
+    for nid in zoo.ids:
+        a, b = ref.read_arrays(nid), zoo.read_arrays(nid)
+        assert all(a[k].tobytes() == b[k].tobytes() for k in a)
