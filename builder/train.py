@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import math
+import tempfile
 import time
 from dataclasses import dataclass, field
 
@@ -146,6 +147,44 @@ def _evaluate(net: NWSNet, x: torch.Tensor, y: torch.Tensor, batch: int) -> tupl
     return float(loss) / len(y), int(correct) / len(y)
 
 
+class _Records:
+    """Every epoch's weights, kept in an anonymous temporary file rather than in memory (which of them become
+    snapshots is known only when training stops, and 1000 epochs of a 388k-value network are 1.5 GB)."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the object; see close)
+        self._layout: list[tuple[str, tuple[int, ...], int]] = []
+        self._bytes = 0
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def append(self, weights: dict[str, np.ndarray]) -> None:
+        if not self._layout:
+            self._layout = [(k, v.shape, v.size) for k, v in weights.items()]
+            self._bytes = sum(size for _, _, size in self._layout) * 4
+        self._file.seek(self._count * self._bytes)
+        for v in weights.values():
+            self._file.write(np.ascontiguousarray(v, dtype=np.float32).tobytes())
+        self._count += 1
+
+    def stack(self, epochs: list[int]) -> dict[str, np.ndarray]:
+        """name -> [len(epochs), *shape] float32, the records of those epochs."""
+        flat = np.empty((len(epochs), self._bytes // 4), dtype=np.float32)
+        for i, e in enumerate(epochs):
+            self._file.seek(e * self._bytes)
+            self._file.readinto(memoryview(flat[i]).cast("B"))
+        out, start = {}, 0
+        for name, shape, size in self._layout:
+            out[name] = flat[:, start : start + size].reshape(len(epochs), *shape).copy()
+            start += size
+        return out
+
+    def close(self) -> None:
+        self._file.close()
+
+
 def _balanced_subset(order: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
     """The first ``k`` entries of ``order`` taking classes in turn (round-robin over its label order), so each
     class gets ``k // C`` (+1) images while it has them; the result keeps ``order``'s randomness."""
@@ -240,7 +279,7 @@ def train_network(
     }
 
     history: dict[str, list[float]] = {m: [] for m in METRICS}
-    records: list[dict[str, np.ndarray]] = []
+    records = _Records()
 
     def record() -> bool:
         """Keep the weights and metrics of this epoch; False when a weight is no longer finite."""
@@ -285,8 +324,8 @@ def train_network(
 
     n_epochs = len(records) - 1
     epochs = snapshot_epochs(n_epochs)
-    names = list(records[0])
-    weights = {k: np.stack([records[e][k] for e in epochs]) for k in names}
+    weights = records.stack(epochs)
+    records.close()
     return TrainResult(
         status=status,
         n_epochs=n_epochs,
