@@ -162,6 +162,8 @@ def test_an_interrupted_run_resumes_to_the_same_zoo(demo_zoo, tmp_path, monkeypa
     assert "--resume" in capsys.readouterr().err
     assert _run(out, "--seed", "12", "--max-shard-mb", "0.1", "--resume", n=5) == 2
     assert "seed" in capsys.readouterr().err
+    assert _run(out, "--seed", "11", "--max-shard-mb", "0.1", "--resume", "--overwrite", n=5) == 2
+    assert "pick one" in capsys.readouterr().err
     # damage one finished shard: its network is trained again
     damaged = out / "shards" / shards[0]
     damaged.write_bytes(damaged.read_bytes()[:-10])

@@ -74,6 +74,8 @@ def prepare_output(
     fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
     root = root.rstrip("/") or "/"
     local = "file" in ((fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol)
+    if resume and overwrite:
+        raise OutputPathError(f"output folder {url!r}: --resume keeps what is there, --overwrite deletes it; pick one")
     if resume and fs.exists(f"{root}/{MANIFEST_NAME}"):
         raise OutputPathError(f"output folder {url!r} holds a finished zoo: nothing to resume")
     if resume and not fs.exists(f"{root}/{PROGRESS_DIR}"):
