@@ -107,9 +107,8 @@ def generate(config: GenerationConfig) -> Manifest:
         bn_decay=cfg.bn_decay,
         train_images=cfg.train_images,
         test_images=cfg.test_images,
-        train_eval_images=TrainConfig.train_eval_images
-        if cfg.test_images is None
-        else min(cfg.test_images, TrainConfig.train_eval_images or cfg.test_images),
+        # --test-images caps the train-metric subset too (at the default, 10,000, when smaller)
+        train_eval_images=min(cfg.test_images or TrainConfig.train_eval_images, TrainConfig.train_eval_images),
     )
     record = {**dataclasses.asdict(cfg), "search_space": space.to_dict(), "train": dataclasses.asdict(train_config)}
     record.pop("overwrite"), record.pop("progress"), record.pop("resume")

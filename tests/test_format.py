@@ -173,3 +173,13 @@ def test_a_network_cannot_be_written_twice(tmp_path):
     w.add(rec, _weights(hp.architecture, 1.0))  # flushed at once (tiny cap)
     with pytest.raises(OutputPathError, match="network 0 was already written"):
         w.add(rec, _weights(hp.architecture, 1.0))
+
+
+def test_shard_names_round_trip_and_bad_names_are_named():
+    from weightzoo.errors import ZooFormatError
+    from weightzoo.format.layout import parse_shard_name, shard_name
+
+    assert parse_shard_name(shard_name("train", 7)) == ("train", 7)
+    for bad in ("shards/train-00001.bin", "shards/train.safetensors", "shards/-00001.safetensors"):
+        with pytest.raises(ZooFormatError, match="not a shard name"):
+            parse_shard_name(bad)

@@ -109,7 +109,11 @@ class Protocol:
 
 def stats_feature_names(zoo: Zoo, network_id: int) -> list[str]:
     """Feature names ``<tensor>:<stat>`` of the per-tensor statistics, in column order."""
-    return [f"{p.name}:{s}" for p in zoo.architecture(network_id).params for s in STATS]
+    return _feature_names(p.name for p in zoo.architecture(network_id).params)
+
+
+def _feature_names(tensors: Any) -> list[str]:
+    return [f"{t}:{s}" for t in tensors for s in STATS]
 
 
 def layer_slot(arch: Any, name: str) -> str:
@@ -288,7 +292,7 @@ def load_samples(
         if slots is None:
             protocol.feature_names = stats_feature_names(zoo, usable[0])
         else:  # only the layer roles some training network has: a column with no value teaches nothing
-            names = np.asarray([f"{t}:{s}" for t in slots for s in STATS])
+            names = np.asarray(_feature_names(slots))
             seen = np.any([~np.isnan(stats[n][0]) for n in by_split["train"]], axis=0)
             protocol.feature_names = names[seen].tolist()
             stats = {n: v[:, seen] for n, v in stats.items()}

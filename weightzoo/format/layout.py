@@ -56,6 +56,22 @@ def shard_name(split: str, number: int) -> str:
     return f"{SHARD_DIR}/{split}-{number:05d}{SHARD_SUFFIX}"
 
 
+def parse_shard_name(path: str) -> tuple[str, int]:
+    """Inverse of :func:`shard_name`: (split, number).
+
+    Example:
+        >>> parse_shard_name("shards/test-00012.safetensors")
+        ('test', 12)
+    """
+    stem = path.rsplit("/", 1)[-1]
+    if not stem.endswith(SHARD_SUFFIX):
+        raise ZooFormatError(f"{path!r} is not a shard name; expected {shard_name('<split>', 0)}")
+    split, _, number = stem[: -len(SHARD_SUFFIX)].rpartition("-")
+    if not split or not number.isdigit():
+        raise ZooFormatError(f"{path!r} is not a shard name; expected {shard_name('<split>', 0)}")
+    return split, int(number)
+
+
 def tensor_name(network_id: int, position: int, param: str) -> str:
     """Name of one network's tensor inside a shard."""
     return f"{network_id:07d}.{position:03d}.{param}"

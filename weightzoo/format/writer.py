@@ -47,10 +47,10 @@ from weightzoo.format.layout import (
     METRICS,
     PROGRESS_DIR,
     SHARD_DIR,
-    SHARD_SUFFIX,
     SPLITS,
+    parse_shard_name,
 )
-from weightzoo.format.manifest import FileEntry, Manifest, sha256_bytes
+from weightzoo.format.manifest import FileEntry, Manifest, sha256_bytes, sha256_file
 from weightzoo.format.shards import ShardWriter, write_atomic
 
 CardRenderer = Callable[[Manifest, pa.Table], str]
@@ -185,15 +185,15 @@ class ZooWriter:
             rows_path = path[: -len(".json")] + ".parquet"
             if not (self.fs.exists(shard) and self.fs.exists(rows_path)):
                 continue
-            if self.fs.size(shard) != entry.bytes or sha256_bytes(self.fs.cat_file(shard)) != entry.sha256:
+            if sha256_file(self.fs, shard) != (entry.sha256, entry.bytes):
                 continue  # damaged since: train its networks again
             for row in read_index(self.fs.cat_file(rows_path), rows_path).to_pylist():
                 self._rows[row["network_id"]] = row
                 self._ids.add(row["network_id"])
             self._files.append(entry)
             kept.add(entry.path)
-            split, number = entry.path.rsplit("/", 1)[1][: -len(SHARD_SUFFIX)].rsplit("-", 1)
-            self._writers[split].continue_after(int(number) + 1)
+            split, number = parse_shard_name(entry.path)
+            self._writers[split].continue_after(number + 1)
         for path in self.fs.ls(f"{self.root}/{SHARD_DIR}", detail=False):
             rel = f"{SHARD_DIR}/{path.rstrip('/').rsplit('/', 1)[1]}"
             if rel not in kept:
@@ -227,7 +227,7 @@ class ZooWriter:
             row.update(locations[row["network_id"]])
             self._rows[row["network_id"]] = row
         # the progress record: the shard's rows first, then its entry (a shard counts once its entry exists)
-        stem = f"{self._progress}/{entry.path.rsplit('/', 1)[1][: -len(SHARD_SUFFIX)]}"
+        stem = f"{self._progress}/{split}-{parse_shard_name(entry.path)[1]:05d}"
         write_atomic(self.fs, stem + ".parquet", table_to_bytes(rows_to_table(self._pending[split])))
         write_atomic(self.fs, stem + ".json", json.dumps({"file": dataclasses.asdict(entry)}).encode())
         self._pending[split] = []
