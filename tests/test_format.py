@@ -183,3 +183,11 @@ def test_shard_names_round_trip_and_bad_names_are_named():
     for bad in ("shards/train-00001.bin", "shards/train.safetensors", "shards/-00001.safetensors"):
         with pytest.raises(ZooFormatError, match="not a shard name"):
             parse_shard_name(bad)
+
+
+def test_resume_needs_an_interrupted_run(tmp_path):
+    from weightzoo.format.writer import prepare_output
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(OutputPathError, match=r"no \.progress/ record of an interrupted run"):
+        prepare_output(tmp_path / "empty", resume=True)
