@@ -114,3 +114,52 @@ def test_deeper_variant_above_40000_keeps_the_first_dense_layer_small():
         net = build_dmc(length, 3, channels, (64,), 0.5)
         first_dense = next(m for m in net if isinstance(m, torch.nn.Linear))
         assert first_dense.in_features <= 256 * (5000 // 64)
+
+
+def test_normalize_slices_shape_scale_channels_and_constant_slices():
+    from weightzoo.baselines.dmc import normalize_slices
+
+    rng = np.random.default_rng(0)
+    batch = np.stack([rng.normal(5.0, 100.0, 300), rng.normal(-0.001, 0.01, 300), np.full(300, 0.1)])
+    x = normalize_slices(batch)
+    assert x.shape == (3, 3, 300) and x.dtype == np.float32 and np.isfinite(x).all()
+    assert np.allclose(x[:2, 0].mean(axis=1), 0, atol=1e-5) and np.allclose(x[:2, 0].std(axis=1), 1, atol=1e-4)
+    assert np.allclose(x[2, 0], 0)  # a constant slice (constant initialisation) has no shape, only a scale
+    assert np.allclose(x[:, 1:], x[:, 1:, :1])  # the scale channels are constant along the slice
+    assert x[0, 1, 0] == pytest.approx(2, abs=0.05) and x[1, 1, 0] == pytest.approx(-2, abs=0.05)
+    assert x[2, 2, 0] == pytest.approx(np.arcsinh(10)) and x[2, 1, 0] < -10
+
+
+def _scaled_toy(signal: str, n=32, length=600, seed=0):
+    """Classes that differ only in the shape of the values (each network at its own scale, over four orders of
+    magnitude) or only in their scale."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    X = rng.standard_normal((n, length))
+    if signal == "shape":
+        X[y == 1] = np.abs(X[y == 1]) * np.where(np.arange(length) % 2, 1, -1)  # one class alternates in sign
+        X *= 10.0 ** rng.uniform(-3, 1, (n, 1))
+    else:
+        X *= np.where(y == 1, 0.1, 0.01)[:, None]
+    return X.astype(np.float32), y
+
+
+@pytest.mark.parametrize("signal", ["shape", "scale"])
+def test_slice_input_norm_finds_shape_whatever_the_scale_and_scale_alone(signal):
+    X, y = _scaled_toy(signal)
+    Xt, yt = _scaled_toy(signal, seed=1)
+    params = {**TINY, "slice_length": 128, "batch_size": 8}
+    est = DMCClassifier(**params, epochs=20, input_norm="slice", random_state=0).fit(X, y)
+    assert est.module_[0].in_channels == 3 and "input_norm='slice'" in repr(est)
+    assert est.score(Xt, yt) > 0.9
+    with pytest.raises(UnknownNameError, match="input_norm"):
+        DMCClassifier(input_norm="minmax").fit(X, y)
+
+
+def test_cli_passes_dmc_options():
+    from weightzoo.baselines.__main__ import _params, build_parser
+
+    argv = ["--data-dir", "z", "--input-norm", "slice", "--dense", "256", "64", "--dropout", "0"]
+    args = build_parser().parse_args([*argv, "--learning-rate", "3e-4"])
+    assert _params(args, "dmc") == {"input_norm": "slice", "dense": (256, 64), "dropout": 0.0, "learning_rate": 3e-4}
+    assert _params(args, "stats") == {}

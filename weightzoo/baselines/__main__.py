@@ -47,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     dmc.add_argument("--epochs", type=int, default=None, help="training epochs (default 50)")
     dmc.add_argument("--slice-length", type=int, default=None, help="L, consecutive weights per slice (default 5000)")
     dmc.add_argument("--region", choices=("all", "conv", "dense"), default=None, help="where slices are drawn")
+    dmc.add_argument(
+        "--input-norm",
+        choices=("none", "slice"),
+        default=None,
+        help="none: raw values (the reference); slice: standardise each slice and add its scale as channels",
+    )
+    dmc.add_argument("--dense", type=int, nargs="+", default=None, help="dense widths (default 1024 1024 1024 1024 64)")
+    dmc.add_argument("--dropout", type=float, default=None, help="dropout after each dense layer (default 0.5)")
+    dmc.add_argument("--learning-rate", type=float, default=None, help="Adam learning rate (default 1e-3)")
     dmc.add_argument("--device", default=None, help="torch device (default cuda when available)")
     gbm = p.add_argument_group("stats options")
     gbm.add_argument("--max-iter", type=int, default=None, help="boosting iterations (default 100)")
@@ -64,7 +73,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _params(args: argparse.Namespace, model: str) -> dict:
     if model == "dmc":
-        names = {"epochs": args.epochs, "slice_length": args.slice_length, "region": args.region, "device": args.device}
+        names = {
+            "epochs": args.epochs,
+            "slice_length": args.slice_length,
+            "region": args.region,
+            "input_norm": args.input_norm,
+            "dense": None if args.dense is None else tuple(args.dense),
+            "dropout": args.dropout,
+            "learning_rate": args.learning_rate,
+            "device": args.device,
+        }
     elif model == "stats":
         names = {"max_iter": args.max_iter}
     else:
