@@ -3,8 +3,11 @@
 For each model (``chance``, ``linear``, ``stats``, ``dmc``) the same zoo, target, snapshots and split: prints the
 time to read the samples and to fit, the test accuracy (or R^2 for a regression target); then the DMC's training
 throughput (slices per second, measured over its fit) and inference throughput (slices per second, whole-network
-prediction) on the current device (CUDA when present). The DMC runs the reference architecture (L = 5000, channels
-8..256, dense 1024x4-64) unless told otherwise; ``--epochs`` keeps it short.
+prediction) on the current device (CUDA when present). ``dmc`` is the reference architecture (L = 5000, channels
+8..256, dense 1024x4-64, dropout 0.5, raw inputs); ``dmc-compact`` the same conv levels on standardised slices with
+their scale as channels (``input_norm="slice"``) and a small head (dense 256-64, no dropout), the configuration that
+learns on small zoos and CPU budgets. Both run on the same samples, and their throughput ratio is printed.
+``--epochs`` keeps them short.
 
     python benchmarks/baselines.py --zoo runs/mnist24 --target dataset --test-fraction 0.34 --epochs 5
     python benchmarks/baselines.py --zoo ~/.cache/weightzoo/zoos/nws_fixed --target optimizer --epochs 50
@@ -23,7 +26,15 @@ import torch
 from weightzoo import open_zoo
 from weightzoo.baselines import fit_samples, format_table, load_samples
 
-MODELS = ("chance", "linear", "stats", "dmc")
+#: benchmark name -> (baseline model, its parameters besides epochs, slice length and device)
+VARIANTS = {
+    "chance": ("chance", {}),
+    "linear": ("linear", {}),
+    "stats": ("stats", {}),
+    "dmc": ("dmc", {}),
+    "dmc-compact": ("dmc", {"input_norm": "slice", "dense": (256, 64), "dropout": 0.0}),
+}
+MODELS = tuple(VARIANTS)
 
 
 def main() -> None:
@@ -44,7 +55,7 @@ def main() -> None:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name() if device.startswith("cuda") else f"{platform.processor() or 'cpu'}"
     print(f"zoo {zoo.url}: {len(zoo)} networks; target {args.target}, snapshots {args.snapshots}; device {name}")
-    kinds = [("weights",) if m == "dmc" else ("stats",) for m in args.models]
+    kinds = [("weights",) if VARIANTS[m][0] == "dmc" else ("stats",) for m in args.models]
     loaded = {}
     for kind in dict.fromkeys(kinds):
         start = time.perf_counter()
@@ -58,18 +69,19 @@ def main() -> None:
         )
         loaded[kind] = (*loaded[kind], time.perf_counter() - start)
     reports, rows = [], []
-    for model, kind in zip(args.models, kinds, strict=True):
+    for name_, kind in zip(args.models, kinds, strict=True):
         train, test, protocol, read_s = loaded[kind]
-        params = (
-            {"epochs": args.epochs, "slice_length": args.slice_length, "device": args.device} if model == "dmc" else {}
-        )
+        model, params = VARIANTS[name_]
+        if model == "dmc":
+            params = {**params, "epochs": args.epochs, "slice_length": args.slice_length, "device": args.device}
         start = time.perf_counter()
         result = fit_samples(zoo, model, protocol, train, test, random_state=args.random_state, **params)
         total = time.perf_counter() - start
         report = result.report
+        report.model = name_  # the table's column: dmc and dmc-compact side by side
         reports.append(report)
         row = {
-            "model": model,
+            "model": name_,
             "read_s": read_s,
             "fit_s": report.fit_seconds,
             "fit_and_eval_s": total,
@@ -87,16 +99,25 @@ def main() -> None:
             row["dmc_predict_slices_per_s"] = len(test) * est.eval_slices / (time.perf_counter() - start)
         rows.append(row)
         print(
-            f"{model:>7}: read {read_s:6.2f} s  fit {report.fit_seconds:7.2f} s  score {report.score:.3f}", flush=True
+            f"{name_:>11}: read {read_s:6.2f} s  fit {report.fit_seconds:7.2f} s  score {report.score:.3f}",
+            flush=True,
         )
     print()
     print(format_table(reports))
-    for row in rows:
-        if "dmc_train_slices_per_s" in row:
-            print(
-                f"\nDMC on {name} (L={args.slice_length}): training {row['dmc_train_slices_per_s']:,.0f} slices/s, "
-                f"inference {row['dmc_predict_slices_per_s']:,.0f} slices/s"
-            )
+    dmc_rows = {row["model"]: row for row in rows if "dmc_train_slices_per_s" in row}
+    for row in dmc_rows.values():
+        print(
+            f"\n{row['model']} on {name} (L={args.slice_length}): training {row['dmc_train_slices_per_s']:,.0f} "
+            f"slices/s, inference {row['dmc_predict_slices_per_s']:,.0f} slices/s"
+        )
+    if len(dmc_rows) == 2:
+        ref, compact = dmc_rows["dmc"], dmc_rows["dmc-compact"]
+        train_x = compact["dmc_train_slices_per_s"] / ref["dmc_train_slices_per_s"]
+        predict_x = compact["dmc_predict_slices_per_s"] / ref["dmc_predict_slices_per_s"]
+        print(
+            f"dmc-compact / dmc, same run: training {train_x:.2f}x, inference {predict_x:.2f}x, "
+            f"score {compact['score']:.3f} vs {ref['score']:.3f}"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(

@@ -14,8 +14,9 @@ every slice to zero mean and unit std and adds two constant channels holding its
 ``asinh(mean / 0.01)``, so the net sees the slice's shape and its scale on comparable ranges. Weights of networks
 with normal (std 1), Glorot (std about 0.05) and constant initialisations, and batch-norm variances, differ by orders
 of magnitude; with raw values the small ones vanish next to the large ones. On small zoos or short CPU budgets,
-``input_norm="slice"`` with a smaller head (``dense=(256, 64), dropout=0.0``) learns where the reference's
-configuration stays at chance (see the README's results).
+``input_norm="slice"`` with a smaller head (``dense=(256, 64), dropout=0.0``), and shorter slices
+(``slice_length=1000``) for signals spread thinly, learn where the reference's configuration stays at chance
+(see the README's results).
 
 Whole-network prediction averages the class probabilities (or regression outputs) over ``eval_slices`` evenly
 spaced slices; :meth:`DMCClassifier.score_slices` gives the single-slice accuracy reported next to it, and
