@@ -53,8 +53,8 @@ def main() -> None:
 
     zoo = open_zoo(args.zoo)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    name = torch.cuda.get_device_name() if device.startswith("cuda") else f"{platform.processor() or 'cpu'}"
-    print(f"zoo {zoo.url}: {len(zoo)} networks; target {args.target}, snapshots {args.snapshots}; device {name}")
+    device_name = torch.cuda.get_device_name() if device.startswith("cuda") else f"{platform.processor() or 'cpu'}"
+    print(f"zoo {zoo.url}: {len(zoo)} networks; target {args.target}, snapshots {args.snapshots}; device {device_name}")
     kinds = [("weights",) if VARIANTS[m][0] == "dmc" else ("stats",) for m in args.models]
     loaded = {}
     for kind in dict.fromkeys(kinds):
@@ -69,19 +69,19 @@ def main() -> None:
         )
         loaded[kind] = (*loaded[kind], time.perf_counter() - start)
     reports, rows = [], []
-    for name_, kind in zip(args.models, kinds, strict=True):
+    for variant, kind in zip(args.models, kinds, strict=True):
         train, test, protocol, read_s = loaded[kind]
-        model, params = VARIANTS[name_]
+        model, params = VARIANTS[variant]
         if model == "dmc":
             params = {**params, "epochs": args.epochs, "slice_length": args.slice_length, "device": args.device}
         start = time.perf_counter()
         result = fit_samples(zoo, model, protocol, train, test, random_state=args.random_state, **params)
         total = time.perf_counter() - start
         report = result.report
-        report.model = name_  # the table's column: dmc and dmc-compact side by side
+        report.model = variant  # the table's column: dmc and dmc-compact side by side
         reports.append(report)
         row = {
-            "model": name_,
+            "model": variant,
             "read_s": read_s,
             "fit_s": report.fit_seconds,
             "fit_and_eval_s": total,
@@ -99,7 +99,7 @@ def main() -> None:
             row["dmc_predict_slices_per_s"] = len(test) * est.eval_slices / (time.perf_counter() - start)
         rows.append(row)
         print(
-            f"{name_:>11}: read {read_s:6.2f} s  fit {report.fit_seconds:7.2f} s  score {report.score:.3f}",
+            f"{variant:>11}: read {read_s:6.2f} s  fit {report.fit_seconds:7.2f} s  score {report.score:.3f}",
             flush=True,
         )
     print()
@@ -107,10 +107,10 @@ def main() -> None:
     dmc_rows = {row["model"]: row for row in rows if "dmc_train_slices_per_s" in row}
     for row in dmc_rows.values():
         print(
-            f"\n{row['model']} on {name} (L={args.slice_length}): training {row['dmc_train_slices_per_s']:,.0f} "
+            f"\n{row['model']} on {device_name} (L={args.slice_length}): training {row['dmc_train_slices_per_s']:,.0f} "
             f"slices/s, inference {row['dmc_predict_slices_per_s']:,.0f} slices/s"
         )
-    if len(dmc_rows) == 2:
+    if {"dmc", "dmc-compact"} <= dmc_rows.keys():
         ref, compact = dmc_rows["dmc"], dmc_rows["dmc-compact"]
         train_x = compact["dmc_train_slices_per_s"] / ref["dmc_train_slices_per_s"]
         predict_x = compact["dmc_predict_slices_per_s"] / ref["dmc_predict_slices_per_s"]
@@ -121,7 +121,7 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(
-                {"device": name, "rows": rows, "reports": [r.to_dict() for r in reports]},
+                {"device": device_name, "rows": rows, "reports": [r.to_dict() for r in reports]},
                 f,
                 indent=1,
                 default=lambda o: o.item() if isinstance(o, np.generic) else str(o),

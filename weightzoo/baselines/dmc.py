@@ -44,8 +44,10 @@ from torch import nn
 from weightzoo.errors import ConfigError, UnknownNameError
 
 REGIONS: tuple[str, ...] = ("all", "conv", "dense")
-#: Input normalisations: the reference's raw values, or per-slice standardisation plus scale channels.
-INPUT_NORMS: tuple[str, ...] = ("none", "slice")
+#: Input normalisation -> input channels of the net: the reference's raw values (one channel), or the standardised
+#: slice plus its two scale channels (:func:`normalize_slices`).
+INPUT_CHANNELS: dict[str, int] = {"none": 1, "slice": 3}
+INPUT_NORMS: tuple[str, ...] = tuple(INPUT_CHANNELS)
 
 
 #: The reference's conv levels for slices up to 40,000 values.
@@ -173,10 +175,9 @@ class _DMCBase:
             batch = X[rows[:, None], offsets]
         else:
             batch = np.stack([X[r][s : s + self.slice_length] for r, s in zip(rows, starts, strict=True)])
-        batch = np.asarray(batch, dtype=np.float32)
         if self.input_norm == "slice":
             return torch.from_numpy(normalize_slices(batch))
-        return torch.from_numpy(np.ascontiguousarray(batch)).unsqueeze(1)
+        return torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).unsqueeze(1)
 
     def _forward(self, X: Any, rows: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """Outputs (probabilities or standardised predictions) of the slices at ``starts`` of samples ``rows``."""
@@ -216,8 +217,9 @@ class _DMCBase:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(int(rng.integers(2**31)))
             channels = default_channels(self.slice_length) if self.channels is None else tuple(self.channels)
-            in_channels = 3 if self.input_norm == "slice" else 1
-            self.module_ = build_dmc(self.slice_length, n_out, channels, tuple(self.dense), self.dropout, in_channels)
+            self.module_ = build_dmc(
+                self.slice_length, n_out, channels, tuple(self.dense), self.dropout, INPUT_CHANNELS[self.input_norm]
+            )
             self.module_.to(self.device_)
             opt = torch.optim.Adam(self.module_.parameters(), lr=self.learning_rate)
             loss_fn = nn.CrossEntropyLoss() if self._classify else nn.L1Loss()

@@ -47,6 +47,7 @@ from weightzoo.format.layout import (
     METRICS,
     PROGRESS_DIR,
     SHARD_DIR,
+    SHARD_SUFFIX,
     SPLITS,
     parse_shard_name,
 )
@@ -227,7 +228,7 @@ class ZooWriter:
             row.update(locations[row["network_id"]])
             self._rows[row["network_id"]] = row
         # the progress record: the shard's rows first, then its entry (a shard counts once its entry exists)
-        stem = f"{self._progress}/{split}-{parse_shard_name(entry.path)[1]:05d}"
+        stem = f"{self._progress}/{entry.path.rsplit('/', 1)[1].removesuffix(SHARD_SUFFIX)}"
         write_atomic(self.fs, stem + ".parquet", table_to_bytes(rows_to_table(self._pending[split])))
         write_atomic(self.fs, stem + ".json", json.dumps({"file": dataclasses.asdict(entry)}).encode())
         self._pending[split] = []
