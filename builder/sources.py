@@ -38,11 +38,25 @@ import torch.nn.functional as F
 
 from weightzoo.errors import DataSourceError, MissingExtraError, UnknownNameError
 
-__all__ = ["HUB_DATASETS", "NUM_CLASSES", "SOURCES", "ImageSet", "default_cache_dir", "load_images"]
+__all__ = ["HUB_DATASETS", "NUM_CLASSES", "SOURCES", "ImageSet", "default_cache_dir", "load_images", "train_pool_start"]
 
 SOURCES: tuple[str, ...] = ("mnist", "fashion", "cifar10", "svhn", "stl10", "digits")
 NUM_CLASSES = 10
 _GREY = frozenset({"mnist", "fashion"})
+#: TensorFlow's ``read_data_sets`` (``validation_size=5000``) keeps the first 5,000 training images of MNIST and
+#: Fashion-MNIST as its own validation set; the original zoo drew its per-network split from the other 55,000.
+TF_VALIDATION_SIZE = 5000
+
+
+def train_pool_start(name: str, num_train: int) -> int:
+    """Index of the first training image the original drew from: 5,000 for MNIST and Fashion-MNIST (images
+    5,000..59,999, what ``read_data_sets`` calls ``train``), 0 for the others.
+
+    Example:
+        >>> train_pool_start("mnist", 60000), train_pool_start("cifar10", 50000)
+        (5000, 0)
+    """
+    return TF_VALIDATION_SIZE if name in _GREY and num_train > TF_VALIDATION_SIZE else 0
 _CHUNK = 10_000  # images resized at a time: bounds the float32 working memory to ~40 MB per chunk
 
 

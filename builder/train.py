@@ -1,12 +1,23 @@
-"""Training of one zoo network, per the reference: 90/10 train/validation split, class balancing by
-subsampling every epoch, optional augmentation, early stopping, per-epoch metrics and the 20-snapshot policy.
+"""Training of one zoo network as the original code trains it (``classifier.py`` of Eilertsen et al.; every rule
+is quoted in ``../shared/nws-reference.md``, "Exact training semantics").
 
-Records: record 0 is the initialisation and record ``e`` the weights after epoch ``e``. When training ends after
-``n`` epochs, the records at ``round(linspace(0, n, 20))`` are kept: snapshot 1 is the initialisation, snapshot
-20 the trained network. (The original kept the weights at the *start* of each epoch, so its last snapshot
-missed the last epoch's update; here snapshot 20 is the network whose test accuracy is reported.) Metrics are
-measured without augmentation and with batch norm in eval mode (the original measured them with both: a quirk
-not copied).
+- Data: the per-network 90/10 train/validation split of the dataset's training pool (for MNIST and
+  Fashion-MNIST the 55,000 images TensorFlow's ``read_data_sets`` left after its own 5,000-image validation set:
+  training images 5,000..59,999), class balancing by subsampling every class to the smallest one every epoch,
+  reshuffled every epoch; ``floor(N / batch)`` full batches an epoch.
+- Optimizers with TensorFlow 1's update rules (:mod:`builder.optim`), TensorLayer batch norm
+  (:mod:`weightzoo.model`), the augmentation of :mod:`builder.augment`, a constant learning rate (the original's
+  0.96 decay never took effect; ``lr_decay=0.96`` applies it).
+- Early stopping (:class:`EarlyStopping`) and the 20 snapshots: exports 1, 2, ... are the weights before epoch
+  1 (the initialisation) and after each epoch; training breaks right after the export that triggers early
+  stopping, and the exports ``round(linspace(1, n_exports, 20))`` are kept: snapshot 1 is the initialisation,
+  snapshot 20 the network after its last epoch, as in the original.
+
+Deliberate difference (``TrainConfig.evaluation``): by default metrics are measured cleanly, without
+augmentation, with batch norm in eval mode, on the whole validation and test sets. The original measured them
+through its training graph: augmented, with batch statistics, and every such pass (the per-step training
+accuracy and each validation and test batch) updated the moving statistics that were then exported.
+``evaluation="released"`` reproduces that, for comparing a regenerated zoo with the released one.
 
 Example:
     >>> from builder.sources import load_images
@@ -30,12 +41,21 @@ import torch
 import torch.nn.functional as F
 
 from builder.augment import augment
-from builder.sources import ImageSet
+from builder.optim import make_optimizer
+from builder.sources import ImageSet, train_pool_start
 from builder.space import torch_seed
-from weightzoo.errors import ConfigError
+from weightzoo.errors import ConfigError, UnknownNameError
 from weightzoo.format.layout import METRICS, NUM_SNAPSHOTS
 from weightzoo.hparams import HyperParameters
-from weightzoo.model import NWSNet, initialize_, state_tensors
+from weightzoo.model import BN_DECAY, BN_EPS, NWSNet, initialize_, state_tensors
+
+#: What a network of a given (zoo seed, id, configuration) becomes. Bumped whenever training changes the weights:
+#: 1 = before the exact original rules; 2 = the original's early stopping, TF1 optimizers, TensorLayer batch norm,
+#: per-batch colour augmentation with both shears, the 55,000-image MNIST pool. Recorded in every manifest;
+#: ``builder.reproduce`` and ``--resume`` refuse to mix versions.
+GENERATION_VERSION = 2
+#: How metrics are measured: "clean" (default) or "released" (the original's train-mode graph; see above).
+EVALUATIONS: tuple[str, ...] = ("clean", "released")
 
 
 @dataclass(frozen=True)
@@ -43,21 +63,27 @@ class TrainConfig:
     """How networks are trained (the same for every network of a zoo)."""
 
     max_epochs: int = 1000
-    #: Early stopping is allowed only after this many epochs.
-    min_epochs: int = 20
-    #: Batch-norm moving-average decay: 0.99 is TensorFlow 1's default, as in the original. Runs of only a few
-    #: hundred steps (the demo) want a faster one, or the moving statistics stay near their initial values.
-    bn_decay: float = 0.99
+    #: Early stopping is allowed once this many epochs are trained (the original: from the 20th export on).
+    min_epochs: int = 19
+    #: Batch-norm moving-average decay: 0.9, TensorLayer's ``BatchNormLayer`` default, as in the original.
+    bn_decay: float = BN_DECAY
+    #: Batch-norm epsilon: 1e-5, TensorLayer's default (recorded so readers rebuild the networks exactly).
+    bn_eps: float = BN_EPS
     #: Per-epoch learning-rate factor. 1.0 (constant) is what the released zoo did; 0.96 is what it intended.
     lr_decay: float = 1.0
     validation_fraction: float = 0.1
-    #: Stop when validation accuracy fell this many epochs in a row.
+    #: Stop when validation accuracy fell this many times in a row (an unchanged epoch does not break the run).
     patience_falling: int = 5
-    #: ... or stayed below its exponential moving average (factor ``smoothing``) this many epochs in a row.
+    #: ... or was below its smoothed value (``smoothing`` * smoothed + (1 - ``smoothing``) * accuracy, seeded
+    #: with the initialisation's accuracy) in this many epochs IN ALL (the original's counter is never reset).
     patience_smoothed: int = 30
     smoothing: float = 0.5
-    #: ... or stayed unchanged this many epochs in a row.
+    #: ... or stayed unchanged (a difference below ``tie_tolerance``) this many epochs in a row.
     patience_unchanged: int = 30
+    tie_tolerance: float = 1e-8
+    #: "clean": metrics without augmentation, batch norm in eval mode, whole sets (default). "released": as the
+    #: original measured them (see the module docstring); the stored moving statistics then differ too.
+    evaluation: str = "clean"
     #: Budget zoos: each network trains on a class-balanced random subset of this many of the dataset's training
     #: images, drawn once from its own data stream, before the 90/10 split (None: all of them, as the reference).
     train_images: int | None = None
@@ -77,6 +103,10 @@ class TrainConfig:
             raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
         if not 0 <= self.bn_decay < 1:
             raise ConfigError(f"bn_decay must be in [0, 1), got {self.bn_decay}")
+        if not self.bn_eps > 0:
+            raise ConfigError(f"bn_eps must be positive, got {self.bn_eps}")
+        if self.evaluation not in EVALUATIONS:
+            raise UnknownNameError("evaluation", self.evaluation, EVALUATIONS)
         for name in ("train_images", "train_eval_images", "test_images"):
             value = getattr(self, name)
             if value is not None and value < 20:
@@ -101,13 +131,15 @@ class TrainResult:
 
 
 def snapshot_epochs(n_epochs: int) -> list[int]:
-    """The 20 records kept after ``n_epochs`` epochs: ``round(linspace(0, n_epochs, 20))``.
+    """The epochs whose weights are kept after ``n_epochs`` epochs: the original keeps the exports
+    ``round(linspace(1, n_exports, 20))`` of its ``n_exports = n_epochs + 1`` (export 1: the initialisation).
 
     Example:
         >>> snapshot_epochs(38)[:4], snapshot_epochs(38)[-1]
         ([0, 2, 4, 6], 38)
     """
-    return [int(e) for e in np.round(np.linspace(0, n_epochs, NUM_SNAPSHOTS))]
+    exports = np.round(np.linspace(1, n_epochs + 1, NUM_SNAPSHOTS)).astype(np.int64)
+    return [int(e) - 1 for e in exports]
 
 
 class DeviceImages:
@@ -122,14 +154,6 @@ class DeviceImages:
         self.train_x, self.test_x = put(images.train_images), put(images.test_images)
         self.train_y = torch.from_numpy(images.train_labels.astype(np.int64)).to(self.device)
         self.test_y = torch.from_numpy(images.test_labels.astype(np.int64)).to(self.device)
-
-
-def _optimizer(hp: HyperParameters, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    if hp.optimizer == "adam":
-        return torch.optim.Adam(params, lr=hp.learning_rate)
-    if hp.optimizer == "rmsprop":  # TF1 RMSPropOptimizer: decay 0.9, epsilon 1e-10
-        return torch.optim.RMSprop(params, lr=hp.learning_rate, alpha=0.9, eps=1e-10)
-    return torch.optim.SGD(params, lr=hp.learning_rate, momentum=0.95)
 
 
 @torch.inference_mode()
@@ -207,7 +231,22 @@ def _test_subset(data: DeviceImages, k: int | None) -> tuple[torch.Tensor, torch
     return data.test_x[idx], data.test_y[idx]
 
 
-class _EarlyStopping:
+class EarlyStopping:
+    """The original's early-stopping rule (``classifier.py``, epoch loop), fed one validation accuracy per export.
+
+    Three counters: ``falling`` counts consecutive falls below the previous accuracy and is reset by a rise (an
+    unchanged epoch neither counts nor resets it); ``unchanged`` counts consecutive epochs within
+    ``tie_tolerance`` of the previous one (reset by a fall or a rise); ``below`` counts, in all, the epochs below
+    the smoothed accuracy (seeded with the initialisation's). Stop once ``min_epochs`` epochs are trained and any
+    counter reached its patience.
+
+    Example:
+        >>> stop = EarlyStopping(TrainConfig())
+        >>> curve = [0.1] + [0.5 + 0.01 * e for e in range(1, 20)] + [0.6, 0.59, 0.58, 0.58, 0.57, 0.56, 0.55]
+        >>> [e for e, acc in enumerate(curve) if stop.update(e, acc)][:1]  # five falls; the tie does not reset
+        [26]
+    """
+
     def __init__(self, config: TrainConfig):
         self.c = config
         self.prev: float | None = None
@@ -215,16 +254,24 @@ class _EarlyStopping:
         self.falling = self.below = self.unchanged = 0
 
     def update(self, epoch: int, val_acc: float) -> bool:
+        """Feed the validation accuracy after ``epoch`` epochs (0: the initialisation); True: stop now."""
         c = self.c
-        if self.prev is not None:
-            self.falling = self.falling + 1 if val_acc < self.prev else 0
-            self.unchanged = self.unchanged + 1 if val_acc == self.prev else 0
-        self.smoothed = val_acc if self.smoothed is None else c.smoothing * self.smoothed + (1 - c.smoothing) * val_acc
-        self.below = self.below + 1 if val_acc < self.smoothed else 0
-        self.prev = val_acc
-        if epoch < c.min_epochs:
+        if self.prev is None:  # export 1, the initialisation: seeds the previous and the smoothed accuracy
+            self.prev = self.smoothed = val_acc
             return False
-        return (
+        if val_acc < self.prev:
+            self.falling += 1
+            self.unchanged = 0
+        elif abs(val_acc - self.prev) < c.tie_tolerance:
+            self.unchanged += 1
+        else:
+            self.falling = self.unchanged = 0
+        self.prev = val_acc
+        assert self.smoothed is not None
+        self.smoothed = c.smoothing * self.smoothed + (1 - c.smoothing) * val_acc
+        if val_acc < self.smoothed:
+            self.below += 1
+        return epoch >= c.min_epochs and (
             self.falling >= c.patience_falling
             or self.below >= c.patience_smoothed
             or self.unchanged >= c.patience_unchanged
@@ -252,20 +299,21 @@ def train_network(
     aug_gen = torch.Generator(device=dev).manual_seed(torch_seed(zoo_seed, network_id, "augment"))
     torch.manual_seed(torch_seed(zoo_seed, network_id, "dropout"))  # nn.Dropout draws from the global generator
 
-    net = NWSNet(hp.architecture, hp.activation, bn_momentum=1 - config.bn_decay)
+    net = NWSNet(hp.architecture, hp.activation, bn_momentum=1 - config.bn_decay, bn_eps=config.bn_eps)
     net = initialize_(net, hp.initialization, init_gen).to(dev)
-    optimizer = _optimizer(hp, list(net.parameters()))
+    optimizer = make_optimizer(hp.optimizer, net.parameters(), hp.learning_rate)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, config.lr_decay)
 
-    # Per-network 90/10 split of the training images (or of a class-balanced subset of them, for budget zoos),
-    # and the class index lists for balancing.
-    n = len(data.train_y)
-    perm = torch.randperm(n, generator=data_gen).to(dev)
+    # Per-network 90/10 split of the training pool (or of a class-balanced subset of it, for budget zoos), and
+    # the class index lists for balancing. The original splits at int(0.9 N): the validation set is the rest.
+    first = train_pool_start(hp.dataset, len(data.train_y))
+    perm = first + torch.randperm(len(data.train_y) - first, generator=data_gen).to(dev)
+    n = len(perm)
     if config.train_images is not None and config.train_images < n:
         perm = _balanced_subset(perm, data.train_y[perm], config.train_images)
         n = len(perm)
-    n_val = round(n * config.validation_fraction)
-    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    n_val = n - int((1 - config.validation_fraction) * n)
+    train_idx, val_idx = perm[: n - n_val], perm[n - n_val :]
     train_labels = data.train_y[train_idx]
     per_class = [train_idx[train_labels == c] for c in range(int(data.train_y.max()) + 1)]
     per_class = [p for p in per_class if len(p)]
@@ -277,44 +325,66 @@ def train_network(
         "val": (data.train_x[val_idx], data.train_y[val_idx]),
         "test": _test_subset(data, config.test_images),
     }
+    released = config.evaluation == "released"
+    bs = hp.batch_size
+
+    def epoch_order() -> torch.Tensor:
+        """Balance classes by subsampling each to the smallest, then shuffle (util.shuffle_data)."""
+        chosen = [p[torch.randperm(len(p), generator=data_gen)[:per_class_n].to(dev)] for p in per_class]
+        order = torch.cat(chosen)
+        return order[torch.randperm(len(order), generator=data_gen).to(dev)]
+
+    def batch_images(idx: torch.Tensor) -> torch.Tensor:
+        x = data.train_x[idx].float().div_(255)
+        return augment(x, aug_gen) if hp.augmentation else x
 
     history: dict[str, list[float]] = {m: [] for m in METRICS}
     records = _Records()
+    # Released evaluation: the training metrics of an export are the running mean over the epoch's batches,
+    # each measured (train-mode graph, no dropout) just before its step, as the original logs them.
+    train_pass: list[tuple[float, float]] = []
 
-    def record() -> bool:
-        """Keep the weights and metrics of this epoch; False when a weight is no longer finite."""
-        weights = {k: v.cpu().numpy().copy() for k, v in state_tensors(net).items()}
-        records.append(weights)
-        for part, (x, y) in eval_sets.items():
-            loss, acc = _evaluate(net, x, y, config.eval_batch_size)
+    def record(next_order: torch.Tensor) -> bool:
+        """Measure and keep this export's metrics and weights; False when a weight is no longer finite."""
+        if released:
+            # The original measured the first batch of the coming epoch before exporting; then its validation
+            # and test sets, every pass updating the moving statistics that are exported right after.
+            train_pass.append(_released_pass(net, batch_images, data.train_y, next_order[:bs]))
+            metrics = {"train": tuple(float(np.mean(v)) for v in zip(*train_pass, strict=True))}
+            train_pass.clear()
+            for part in ("val", "test"):
+                metrics[part] = _evaluate_released(net, *eval_sets[part], bs, aug_gen if hp.augmentation else None)
+        else:
+            metrics = {part: _evaluate(net, x, y, config.eval_batch_size) for part, (x, y) in eval_sets.items()}
+        for part, (loss, acc) in metrics.items():
             history[f"{part}_loss"].append(loss)
             history[f"{part}_accuracy"].append(acc)
+        weights = {k: v.cpu().numpy().copy() for k, v in state_tensors(net).items()}
+        records.append(weights)
         return all(np.isfinite(w).all() for w in weights.values())
 
-    record()
-    stopper = _EarlyStopping(config)
-    status, images_seen, bs = "completed", 0, hp.batch_size
+    order = epoch_order()
+    record(order)
+    stopper = EarlyStopping(config)
+    stopper.update(0, history["val_accuracy"][-1])
+    status, images_seen = "completed", 0
+    n_batches = max(len(order) // bs, 1)  # full batches only: train-mode batch norm needs > 1 image
     for epoch in range(1, config.max_epochs + 1):
-        # Balance classes by subsampling each to the smallest, then shuffle.
-        chosen = [p[torch.randperm(len(p), generator=data_gen)[:per_class_n].to(dev)] for p in per_class]
-        order = torch.cat(chosen)
-        order = order[torch.randperm(len(order), generator=data_gen).to(dev)]
         net.train()
         loss_sum = torch.zeros((), device=dev)
-        n_batches = max(len(order) // bs, 1)  # full batches only: train-mode batch norm needs > 1 image
         for b in range(n_batches):
             idx = order[b * bs : (b + 1) * bs]
-            x = data.train_x[idx].float().div_(255)
-            if hp.augmentation:
-                x = augment(x, aug_gen)
-            loss = F.cross_entropy(net(x), data.train_y[idx])
+            if released and b > 0:  # batch 0 was measured at the export before this epoch
+                train_pass.append(_released_pass(net, batch_images, data.train_y, idx))
+            loss = F.cross_entropy(net(batch_images(idx)), data.train_y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             loss_sum += loss.detach()
         images_seen += n_batches * min(bs, len(order))
         scheduler.step()
-        finite = record()
+        order = epoch_order()  # drawn before the export: the released evaluation measures its first batch
+        finite = record(order)
         if not finite or not math.isfinite(float(loss_sum)):
             status = "diverged"
             break
@@ -335,3 +405,38 @@ def train_network(
         seconds=time.perf_counter() - start,
         images_seen=images_seen,
     )
+
+
+@torch.no_grad()
+def _released_pass(net: NWSNet, batch_images, labels: torch.Tensor, idx: torch.Tensor) -> tuple[float, float]:
+    """One batch through the original's training graph without dropout: augmented (a fresh draw), batch norm on
+    batch statistics, updating the moving statistics. Returns (loss, accuracy) of the batch."""
+    net.train()
+    net.dropout.eval()  # keep_prob 1.0
+    logits = net(batch_images(idx))
+    net.dropout.train()
+    y = labels[idx]
+    return float(F.cross_entropy(logits, y)), float((logits.argmax(1) == y).float().mean())
+
+
+@torch.no_grad()
+def _evaluate_released(
+    net: NWSNet, x: torch.Tensor, y: torch.Tensor, batch: int, aug_gen: torch.Generator | None
+) -> tuple[float, float]:
+    """Validation or test metrics as the original measured them: ``floor(n / batch)`` batches in order (one
+    shorter batch when the set is smaller than a batch), each through the training graph (augmented when the
+    network augments, batch statistics, moving statistics updated), the mean of the per-batch figures."""
+    if len(y) == 0:
+        return math.nan, math.nan
+    net.train()
+    net.dropout.eval()
+    losses, accs = [], []
+    for b in range(max(len(y) // batch, 1)):
+        xb, yb = x[b * batch : (b + 1) * batch].float().div_(255), y[b * batch : (b + 1) * batch]
+        if aug_gen is not None:
+            xb = augment(xb, aug_gen)
+        logits = net(xb)
+        losses.append(float(F.cross_entropy(logits, yb)))
+        accs.append(float((logits.argmax(1) == yb).float().mean()))
+    net.dropout.train()
+    return float(np.mean(losses)), float(np.mean(accs))

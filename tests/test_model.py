@@ -36,7 +36,8 @@ def test_initialisations(scheme):
     w = net.fc0.weight.detach()
     fan = 512 + 128
     assert float(net.fc0.bias.detach().abs().sum()) == 0.0 and float(net.conv1.bias.detach().abs().sum()) == 0.0
-    assert torch.all(net.fc0_bn.weight == 1) and torch.all(net.fc0_bn.bias == 0)
+    assert torch.all(net.fc0_bn.bias == 0) and torch.all(net.fc0_bn.running_var == 1)
+    assert torch.all(net.fc0_bn.running_mean == 0)
     if scheme == "constant":
         assert torch.all(w == 0.1)
     elif scheme == "normal":
@@ -80,3 +81,58 @@ def test_build_model_reproduces_outputs():
 def test_unknown_activation_lists_valid():
     with pytest.raises(UnknownNameError, match="relu"):
         NWSNet(Architecture(), "gelu")
+
+
+def test_batch_norm_defaults_are_tensorlayers():
+    """TensorLayer BatchNormLayer (TL 1.x): decay 0.9, epsilon 1e-5, gamma ~ N(1, 0.002), beta 0, mean 0, var 1."""
+    net = initialize_(NWSNet(Architecture()), "glorot_uniform", torch.Generator().manual_seed(0))
+    for name in ("conv0_bn", "conv2_bn", "fc0_bn", "fc1_bn"):
+        bn = getattr(net, name)
+        assert bn.eps == 1e-5 and abs(bn.momentum - 0.1) < 1e-12
+        assert torch.all(bn.bias == 0) and torch.all(bn.running_mean == 0) and torch.all(bn.running_var == 1)
+    gammas = torch.cat([getattr(net, n).weight.detach() for n in ("conv0_bn", "conv1_bn", "conv2_bn", "fc0_bn")])
+    assert not torch.all(gammas == 1)  # drawn, not filled
+    assert abs(float(gammas.mean()) - 1) < 0.001 and abs(float(gammas.std()) - 0.002) < 0.0006
+    assert float((gammas - 1).abs().max()) < 0.002 * 5
+
+
+def test_gamma_is_drawn_from_the_init_stream_after_its_layers_weight():
+    """Same generator state, same gammas; the draw is part of the network's init stream (not the global one)."""
+    a = initialize_(NWSNet(Architecture()), "normal", torch.Generator().manual_seed(7))
+    torch.manual_seed(123)
+    b = initialize_(NWSNet(Architecture()), "normal", torch.Generator().manual_seed(7))
+    assert torch.equal(a.conv1_bn.weight, b.conv1_bn.weight) and torch.equal(a.fc1.weight, b.fc1.weight)
+    # The first draw after conv0's 8*3*5*5 weights is conv0's gamma.
+    g = torch.Generator().manual_seed(7)
+    first = torch.randn(8, 3, 5, 5, generator=g)
+    gamma = 1 + 0.002 * torch.randn(8, generator=g)
+    assert torch.equal(a.conv0.weight.detach(), first) and torch.allclose(a.conv0_bn.weight.detach(), gamma)
+
+
+def test_training_batch_norm_moving_statistics_are_tensorlayers():
+    """A transcription of TL's update: moments over (N, H, W), biased variance, moving = 0.9 moving + 0.1 batch;
+    the output normalises with the batch statistics and epsilon 1e-5."""
+    from weightzoo.model import TLBatchNorm1d, TLBatchNorm2d
+
+    torch.manual_seed(0)
+    x = torch.randn(6, 4, 5, 5) * 3 + 1
+    bn = TLBatchNorm2d(4, eps=1e-5, momentum=0.1).train()
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([1.0, 0.5, 2.0, 1.5]))
+        bn.bias.copy_(torch.tensor([0.0, 0.1, -0.2, 0.3]))
+    y = bn(x)
+    xd = x.double()
+    mean = xd.mean(dim=(0, 2, 3))
+    var = ((xd - mean.view(1, -1, 1, 1)) ** 2).mean(dim=(0, 2, 3))  # biased, as tf.nn.moments
+    assert torch.allclose(bn.running_mean.double(), 0.9 * 0 + 0.1 * mean, atol=1e-6)
+    assert torch.allclose(bn.running_var.double(), 0.9 * 1 + 0.1 * var, atol=1e-6)
+    ref = (xd - mean.view(1, -1, 1, 1)) / torch.sqrt(var.view(1, -1, 1, 1) + 1e-5)
+    ref = ref * bn.weight.double().view(1, -1, 1, 1) + bn.bias.double().view(1, -1, 1, 1)
+    assert torch.allclose(y.double(), ref, atol=1e-5)
+    # Dense layers: over the batch only; with 4 images the biased and unbiased variances differ by 4/3.
+    d = TLBatchNorm1d(3, eps=1e-5, momentum=0.1).train()
+    z = torch.tensor([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0], [4.0, 3.0, 2.0], [6.0, 3.0, 0.0]])
+    d(z)
+    assert torch.allclose(d.running_var, 0.9 + 0.1 * z.var(dim=0, unbiased=False))
+    y_eval = d.eval()(z)
+    assert torch.allclose(y_eval, (z - d.running_mean) / torch.sqrt(d.running_var + 1e-5) * d.weight + d.bias)

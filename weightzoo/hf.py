@@ -39,7 +39,7 @@ from weightzoo.architecture import Architecture
 from weightzoo.errors import ConfigError, UnknownNameError, WeightZooError, ZooFormatError
 from weightzoo.format.layout import FORMAT_VERSION
 from weightzoo.hparams import ARCHITECTURE_FIELDS, CATEGORICAL
-from weightzoo.model import NWSNet, build_model, from_flat
+from weightzoo.model import BN_EPS, NWSNet, build_model, from_flat
 
 #: The name to pass to ``datasets.load_dataset``.
 BUILDER_NAME = "weightzoo"
@@ -195,11 +195,13 @@ class _RegisteringLoader(importlib.abc.Loader):
 # ------------------------------------------------------------------------------------------------ row -> module
 
 
-def model_from_row(row: Mapping[str, Any], snapshot: int | None = None) -> NWSNet:
+def model_from_row(row: Mapping[str, Any], snapshot: int | None = None, bn_eps: float = BN_EPS) -> NWSNet:
     """A ready ``NWSNet`` (eval mode) rebuilt exactly from one row of ``load_dataset("weightzoo", ...)``.
 
     Works with rows in any format (python, numpy, torch), either view (``weights`` or ``layers``) and either
     granularity; for a row holding several snapshots, ``snapshot`` (1..20) picks one (default: the last one held).
+    ``bn_eps`` is the zoo's batch-norm epsilon: 1e-5 from generation version 2 on; pass
+    ``weightzoo.model.LEGACY_BN_EPS`` (1e-3) for zoos generated before (``open_zoo(...).model`` knows it).
 
     Example:
         >>> ds = load_dataset("weightzoo", data_dir="zoo/demo", split="test").with_format("torch")  # doctest: +SKIP
@@ -224,7 +226,7 @@ def model_from_row(row: Mapping[str, Any], snapshot: int | None = None) -> NWSNe
             f"row has neither 'weights' nor 'layers' (columns: {sorted(row)}); expected a row of "
             "load_dataset('weightzoo', ...) with view='flat' or view='layers'"
         )
-    return build_model(state, arch, str(hp["activation"]))
+    return build_model(state, arch, str(hp["activation"]), bn_eps=bn_eps)
 
 
 def _decode(row: Mapping[str, Any], name: str) -> Any:

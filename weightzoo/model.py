@@ -2,8 +2,10 @@
 
 Conv layer: k x k conv (same padding, bias) -> batch norm -> activation; each of the 3 blocks ends in a 2x2
 max-pool. Dense layer: linear (bias) -> activation -> batch norm -> dropout 0.5 (the reference's order). Output:
-linear with 20 units. Batch norm follows TensorFlow 1's defaults (momentum 0.99, epsilon 1e-3) as in the
-original code. The feature map is flattened in (height, width, channel) order like the original TensorFlow
+linear with 20 units. Batch norm is TensorLayer 1.x's ``BatchNormLayer`` as the original code builds it
+(``../shared/nws-reference.md``, "Exact training semantics"): moving-average decay 0.9, epsilon 1e-5, gamma drawn
+from N(1, 0.002), beta 0, moving mean 0 and variance 1, and the moving variance fed with the batch's biased
+variance (``tf.nn.moments``; PyTorch's own layer feeds the unbiased one). The feature map is flattened in (height, width, channel) order like the original TensorFlow
 model, so the first dense matrix lines up with the reference's.
 
 Example:
@@ -23,26 +25,63 @@ import math
 from collections.abc import Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from weightzoo.architecture import NUM_OUTPUTS, Architecture
 from weightzoo.errors import UnknownNameError, ZooFormatError
 from weightzoo.hparams import ACTIVATIONS, INITIALIZATIONS
 
-#: TensorFlow 1 ``batch_normalization`` defaults: decay 0.99 (PyTorch momentum 0.01), epsilon 1e-3.
-BN_MOMENTUM = 0.01
-BN_EPS = 1e-3
+#: TensorLayer ``BatchNormLayer`` defaults, as the original uses them: decay 0.9 (PyTorch momentum 0.1), epsilon
+#: 1e-5, gamma ~ N(1, 0.002).
+BN_DECAY = 0.9
+BN_MOMENTUM = 1 - BN_DECAY
+BN_EPS = 1e-5
+BN_GAMMA_STD = 0.002
+#: Epsilon of zoos generated before generation version 2 (TensorFlow 1 ``batch_normalization``'s default).
+LEGACY_BN_EPS = 1e-3
 DROPOUT = 0.5
 _ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+
+
+class _MovingBatchNorm:
+    """Training-mode batch norm with TensorLayer's moving averages: normalise with the batch's mean and biased
+    variance, then ``moving = decay * moving + (1 - decay) * batch`` with that same biased variance. Evaluation mode
+    is PyTorch's (the moving statistics)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)  # type: ignore[misc]
+        dims = [0, *range(2, x.ndim)]
+        with torch.no_grad():
+            var, mean = torch.var_mean(x, dim=dims, correction=0)
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var, self.momentum)
+        return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)
+
+
+class TLBatchNorm2d(_MovingBatchNorm, nn.BatchNorm2d):
+    """:class:`torch.nn.BatchNorm2d` whose training-mode moving variance is fed the biased batch variance."""
+
+
+class TLBatchNorm1d(_MovingBatchNorm, nn.BatchNorm1d):
+    """:class:`torch.nn.BatchNorm1d` whose training-mode moving variance is fed the biased batch variance."""
 
 
 class NWSNet(nn.Module):
     """One network of the NWS family; ``state_dict`` keys are those of :attr:`Architecture.params`.
 
-    ``bn_momentum`` is PyTorch's (1 - TensorFlow's decay): it only matters while training.
+    ``bn_momentum`` is PyTorch's (1 - the moving-average decay): it only matters while training. ``bn_eps`` is
+    the zoo's (1e-5 from generation version 2 on, 1e-3 before: :data:`LEGACY_BN_EPS`).
     """
 
-    def __init__(self, architecture: Architecture, activation: str = "relu", bn_momentum: float = BN_MOMENTUM):
+    def __init__(
+        self,
+        architecture: Architecture,
+        activation: str = "relu",
+        bn_momentum: float = BN_MOMENTUM,
+        bn_eps: float = BN_EPS,
+    ):
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise UnknownNameError("activation", activation, ACTIVATIONS)
@@ -52,12 +91,12 @@ class NWSNet(nn.Module):
         k, c_in = architecture.filter_size, 3
         for i, c_out in enumerate(architecture.conv_channels):
             setattr(self, f"conv{i}", nn.Conv2d(c_in, c_out, k, padding=k // 2))
-            setattr(self, f"conv{i}_bn", nn.BatchNorm2d(c_out, eps=BN_EPS, momentum=bn_momentum))
+            setattr(self, f"conv{i}_bn", TLBatchNorm2d(c_out, eps=bn_eps, momentum=bn_momentum))
             c_in = c_out
         n_in = architecture.flat_features
         for j, n_out in enumerate(architecture.fc_units):
             setattr(self, f"fc{j}", nn.Linear(n_in, n_out))
-            setattr(self, f"fc{j}_bn", nn.BatchNorm1d(n_out, eps=BN_EPS, momentum=bn_momentum))
+            setattr(self, f"fc{j}_bn", TLBatchNorm1d(n_out, eps=bn_eps, momentum=bn_momentum))
             n_in = n_out
         self.out = nn.Linear(n_in, NUM_OUTPUTS)
         self.dropout = nn.Dropout(DROPOUT)
@@ -78,11 +117,13 @@ class NWSNet(nn.Module):
 
 
 def initialize_(net: NWSNet, scheme: str, generator: torch.Generator) -> NWSNet:
-    """Initialise weights in place with one of the reference schemes; biases zero, BN gamma 1 and beta 0.
+    """Initialise weights in place with one of the reference schemes; biases zero, batch-norm beta 0 and gamma
+    drawn from N(1, 0.002) (TensorLayer's ``BatchNormLayer``), moving mean 0 and variance 1.
 
     ``constant``: every weight 0.1. ``normal``: N(0, 1). ``glorot_uniform``: U(-a, a), a = sqrt(6 / (fan_in +
     fan_out)). ``glorot_normal``: TensorFlow 1's truncated normal (at 2 std) with std sqrt(2 / (fan_in +
-    fan_out)) / 0.8796. Every draw comes from ``generator``, in parameter order.
+    fan_out)) / 0.8796. Every draw comes from ``generator``, in parameter order (a layer's weight, then its
+    batch-norm gamma).
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
@@ -99,7 +140,11 @@ def initialize_(net: NWSNet, scheme: str, generator: torch.Generator) -> NWSNet:
                 continue  # running statistics keep their defaults (mean 0, variance 1)
             layer, kind = spec.name.rsplit(".", 1)
             if layer.endswith("_bn"):
-                tensor.fill_(1.0 if kind == "weight" else 0.0)
+                if kind == "weight":  # gamma ~ N(1, 0.002), TensorLayer's gamma_init
+                    normal = torch.randn(tensor.shape, generator=generator, device=generator.device)
+                    tensor.copy_(1.0 + BN_GAMMA_STD * normal)
+                else:
+                    tensor.zero_()
             elif kind == "bias":
                 tensor.zero_()
             else:
@@ -146,8 +191,11 @@ def from_flat(vector: torch.Tensor, architecture: Architecture) -> dict[str, tor
     return {p.name: vector[p.offset : p.offset + p.size].view(p.shape) for p in architecture.params}
 
 
-def build_model(weights: Mapping[str, torch.Tensor], architecture: Architecture, activation: str) -> NWSNet:
-    """A ready ``NWSNet`` in eval mode holding ``weights`` (a per-layer dict as the reader returns it).
+def build_model(
+    weights: Mapping[str, torch.Tensor], architecture: Architecture, activation: str, bn_eps: float = BN_EPS
+) -> NWSNet:
+    """A ready ``NWSNet`` in eval mode holding ``weights`` (a per-layer dict as the reader returns it);
+    ``bn_eps`` is the zoo's (:func:`bn_eps_of` reads it from a manifest's generation record).
 
     Example:
         >>> arch = Architecture()
@@ -155,7 +203,7 @@ def build_model(weights: Mapping[str, torch.Tensor], architecture: Architecture,
         >>> build_model(w, arch, "relu").training
         False
     """
-    net = NWSNet(architecture, activation)
+    net = NWSNet(architecture, activation, bn_eps=bn_eps)
     missing = [p.name for p in architecture.params if p.name not in weights]
     if missing:
         raise ZooFormatError(f"weights lack {missing[:5]} for {architecture}")
@@ -167,3 +215,17 @@ def state_tensors(net: NWSNet) -> dict[str, torch.Tensor]:
     """The network's tensors that make up its flat vector, by name, in reference order (detached, float32)."""
     state = net.state_dict()
     return {p.name: state[p.name].detach().to(torch.float32) for p in net.architecture.params}
+
+
+def bn_eps_of(generation: Mapping[str, object]) -> float:
+    """The batch-norm epsilon a zoo's networks were trained with, from its manifest's ``generation`` record:
+    recorded there from generation version 2 on; 1e-3 for older zoos, 1e-5 for converted releases.
+
+    Example:
+        >>> bn_eps_of({"train": {"bn_eps": 1e-5}}), bn_eps_of({"train": {"bn_decay": 0.99}})
+        (1e-05, 0.001)
+    """
+    train = generation.get("train")
+    if isinstance(train, Mapping) and isinstance(train.get("bn_eps"), int | float):
+        return float(train["bn_eps"])  # type: ignore[arg-type]
+    return LEGACY_BN_EPS

@@ -26,7 +26,7 @@ from weightzoo.format.layout import INDEX_NAME, MANIFEST_NAME, NUM_SNAPSHOTS, de
 from weightzoo.format.manifest import Manifest, sha256_file
 from weightzoo.format.shards import ShardReader
 from weightzoo.hparams import HyperParameters
-from weightzoo.model import NWSNet, build_model
+from weightzoo.model import NWSNet, bn_eps_of, build_model
 
 
 def open_zoo(
@@ -194,9 +194,11 @@ class Zoo:
         return torch.from_numpy(np.concatenate([v[i].reshape(-1) for v in arrays]))
 
     def model(self, network_id: int, snapshot: int = NUM_SNAPSHOTS) -> NWSNet:
-        """A ready ``torch.nn.Module`` (eval mode) holding the network at that snapshot."""
+        """A ready ``torch.nn.Module`` (eval mode) holding the network at that snapshot, with the batch-norm
+        epsilon the zoo was trained with."""
         hp = self.hyperparameters(network_id)
-        return build_model(self.weights(network_id, snapshot), hp.architecture, hp.activation)
+        eps = bn_eps_of(self.manifest.generation)
+        return build_model(self.weights(network_id, snapshot), hp.architecture, hp.activation, bn_eps=eps)
 
     def verify(self, progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None) -> dict[str, str]:
         """Check the sha256 and size of every file in the manifest.
