@@ -1,20 +1,23 @@
-"""Batched, device-agnostic image augmentation of the reference NWS zoo, in pure PyTorch.
+"""The augmentation of the original NWS training script, batched, in pure PyTorch.
 
-Per image: a random affine warp (translation, rotation, zoom, shear; bilinear, zero fill), then brightness,
-contrast, saturation and hue, then Gaussian noise, then clipping to [0, 1]. Every random number comes from the
-``generator`` argument, so the same generator state gives bit-identical output on the same device.
+Read from ``classifier.py`` and the TensorFlow 1 image ops it calls (``../shared/nws-reference.md``, "Exact
+training semantics"):
 
-Conventions (image coordinates: x to the right, y down, as displayed with row 0 at the top):
+- **Geometry, per image**: translation ``t`` in +-3 px along x and y, rotation ``r`` in +-15 degrees, zoom ``z``
+  in 1 +- 0.099 and shears ``hx``, ``hy`` in +-3 degrees, all uniform. The original builds the projective map
+  ``tf.contrib.image.transform`` applies (output pixel -> input pixel, in pixel-index coordinates about the
+  centre ``c = (W/2, H/2)``): ``in = c + M (out - c + t)`` with
+  ``M = z [[cos(hx - r), sin(hx - r)] / cos(hx), [sin(hy + r), cos(hy + r)] / cos(hy)]``, so the zoom acts on the
+  inverse map (``z > 1`` shrinks the content). Bilinear, zero fill.
+- **Colour, one draw per batch** (TF1's ``random_*`` ops draw a scalar for the whole batch tensor): brightness
+  ``+ delta``, ``delta`` in +-0.2; contrast ``(x - mean) * f + mean`` with ``f`` in [0.5, 1.5] and the mean per
+  image and channel; hue shifted by ``delta`` in +-0.08 of the circle in the HSV hexcone (keeping each pixel's
+  largest and smallest channel, as ``adjust_hue``); saturation scaled by ``f`` in [0.3, 1.5] and clipped to
+  [0, 1] in HSV (as ``adjust_saturation``); Gaussian noise whose standard deviation is one draw in [0, 0.03];
+  then clipping to [0, 1].
 
-- a positive ``translate_px`` along x moves content right, along y moves content down;
-- a positive rotation turns content counter-clockwise as displayed, about the image centre;
-- a zoom ``> 1`` makes content larger; a positive shear maps ``x -> x + tan(shear) * y`` (forward transform);
-- pixels mapped from outside the image are zero (``padding_mode="zeros"``): a black fill, which is the background
-  of the digit data sets and what the reference is believed to have done. (Keras' ``ImageDataGenerator`` default
-  would have been nearest-pixel fill, i.e. ``"border"``; the reference text does not say.)
-- hue is rotated in YIQ space (a linear 3x3 map per image, well defined for out-of-range values and fused with
-  saturation), not through HSV; a positive shift turns red towards green like an HSV hue increase, and a
-  shift of 1.0 is a full turn. Grey (I = Q = 0) stays grey.
+Every random number comes from the ``generator`` argument, so the same generator state gives bit-identical
+output on the same device.
 
 Example:
     >>> g = torch.Generator().manual_seed(0)
@@ -25,34 +28,31 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 import torch.nn.functional as F
 
 __all__ = ["AugmentConfig", "AugmentParams", "apply_params", "augment", "sample_params"]
 
-#: RGB -> YIQ (NTSC); its first row is the 0.299/0.587/0.114 luminance used for grey.
-_RGB_TO_YIQ = torch.tensor(
-    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]], dtype=torch.float64
-)
-_YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
-_LUMA = _RGB_TO_YIQ[0]
+#: Which of (largest, middle, smallest) channel value is R, G and B in each sixth of the hue circle.
+_SECTOR_R = torch.tensor([0, 1, 2, 2, 1, 0])
+_SECTOR_G = torch.tensor([1, 0, 0, 1, 2, 2])
+_SECTOR_B = torch.tensor([2, 2, 1, 0, 0, 1])
 
 
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
-    """Strengths of the augmentation; every parameter is drawn uniformly and independently per image."""
+    """Strengths of the augmentation (the original's ``transf_scaling`` = 3 gives these defaults)."""
 
-    translate_px: float = 3.0  #: +- pixels, independently along x and y
-    rotate_deg: float = 15.0  #: +- degrees
-    zoom: float = 0.1  #: isotropic scale in [1 - zoom, 1 + zoom]
-    shear_deg: float = 3.0  #: +- degrees
-    brightness: float = 0.2  #: additive offset in [-b, b]
-    contrast: tuple[float, float] = (0.5, 1.5)  #: factor around the per-image mean grey level
-    hue: float = 0.08  #: hue shift in [-h, h], as a fraction of the hue circle
-    saturation: tuple[float, float] = (0.3, 1.5)  #: blend factor with the grey image (0: grey, 1: unchanged)
-    noise_std_max: float = 0.03  #: Gaussian noise std per image in [0, noise_std_max]
+    translate_px: float = 3.0  #: +- pixels, independently along x and y, per image
+    rotate_deg: float = 15.0  #: +- degrees, per image
+    zoom: float = 0.099  #: inverse-map scale in [1 - zoom, 1 + zoom] (the original: 1 +- 0.033 * 3), per image
+    shear_deg: float = 3.0  #: +- degrees, x and y shears drawn independently, per image
+    brightness: float = 0.2  #: additive offset in [-b, b], per batch
+    contrast: tuple[float, float] = (0.5, 1.5)  #: factor around the per-image, per-channel mean, per batch
+    hue: float = 0.08  #: hue shift in [-h, h], as a fraction of the hue circle, per batch
+    saturation: tuple[float, float] = (0.3, 1.5)  #: HSV saturation factor (result clipped to [0, 1]), per batch
+    noise_std_max: float = 0.03  #: Gaussian noise std in [0, noise_std_max], per batch
 
     def __post_init__(self) -> None:
         for name in ("translate_px", "rotate_deg", "zoom", "shear_deg", "brightness", "hue", "noise_std_max"):
@@ -64,20 +64,24 @@ class AugmentConfig:
                 raise ValueError(f"AugmentConfig.{name} must be (lo, hi) with 0 <= lo <= hi, got {(lo, hi)}")
         if self.zoom >= 1:
             raise ValueError(f"AugmentConfig.zoom must be < 1, got {self.zoom}")
+        if self.shear_deg >= 90:
+            raise ValueError(f"AugmentConfig.shear_deg must be < 90, got {self.shear_deg}")
 
 
 @dataclasses.dataclass(frozen=True)
 class AugmentParams:
-    """The drawn per-image parameters: every field is a float tensor of shape [B] (``translate_px``: [B, 2])."""
+    """Drawn parameters. Geometric fields are float tensors of shape [B] (``translate_px``: [B, 2]); colour fields
+    are 0-d tensors, one value for the whole batch, as in the original."""
 
-    translate_px: torch.Tensor  #: (x, y) shift in pixels
+    translate_px: torch.Tensor  #: (x, y) in pixels
     rotate_deg: torch.Tensor
-    scale: torch.Tensor
-    shear_deg: torch.Tensor
+    zoom: torch.Tensor  #: scale of the inverse map
+    shear_x_deg: torch.Tensor
+    shear_y_deg: torch.Tensor
     brightness: torch.Tensor
     contrast: torch.Tensor
-    saturation: torch.Tensor
     hue: torch.Tensor  #: fraction of the hue circle
+    saturation: torch.Tensor
     noise_std: torch.Tensor
 
     @classmethod
@@ -85,113 +89,141 @@ class AugmentParams:
         """Parameters that leave images unchanged; handy to build explicit ones with ``dataclasses.replace``.
 
         Example:
-            >>> AugmentParams.identity(2).scale
+            >>> AugmentParams.identity(2).zoom
             tensor([1., 1.])
         """
         zeros, ones = torch.zeros(batch, device=device), torch.ones(batch, device=device)
-        return cls(torch.zeros(batch, 2, device=device), zeros, ones, zeros, zeros, ones, ones, zeros, zeros)
+        zero, one = torch.zeros((), device=device), torch.ones((), device=device)
+        return cls(torch.zeros(batch, 2, device=device), zeros, ones, zeros, zeros, zero, one, zero, one, zero)
 
 
 def sample_params(batch: int, generator: torch.Generator, config: AugmentConfig = AugmentConfig()) -> AugmentParams:
-    """Draw the parameters of ``batch`` images from ``generator`` (on its device, float32).
+    """Draw the parameters of one batch of ``batch`` images from ``generator`` (on its device, float32).
 
     The amount of randomness drawn does not depend on ``config``, so changing one strength does not change the
     other parameters drawn from the same generator state.
 
     Example:
         >>> p = sample_params(1000, torch.Generator().manual_seed(0))
-        >>> bool(p.brightness.abs().max() <= 0.2)
-        True
+        >>> p.rotate_deg.shape, p.brightness.shape, bool(p.brightness.abs() <= 0.2)
+        (torch.Size([1000]), torch.Size([]), True)
     """
-    u = torch.rand(batch, 10, generator=generator, device=generator.device)
+    geo = torch.rand(batch, 6, generator=generator, device=generator.device)
+    col = torch.rand(5, generator=generator, device=generator.device)
 
-    def sym(col: int, half: float) -> torch.Tensor:
-        return (2 * u[:, col] - 1) * half
+    def sym(u: torch.Tensor, half: float) -> torch.Tensor:
+        return (2 * u - 1) * half
 
-    def span(col: int, lo: float, hi: float) -> torch.Tensor:
-        return lo + (hi - lo) * u[:, col]
+    def span(u: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+        return lo + (hi - lo) * u
 
     c = config
     return AugmentParams(
-        translate_px=torch.stack([sym(0, c.translate_px), sym(1, c.translate_px)], dim=1),
-        rotate_deg=sym(2, c.rotate_deg),
-        scale=1 + sym(3, c.zoom),
-        shear_deg=sym(4, c.shear_deg),
-        brightness=sym(5, c.brightness),
-        contrast=span(6, *c.contrast),
-        saturation=span(7, *c.saturation),
-        hue=sym(8, c.hue),
-        noise_std=span(9, 0.0, c.noise_std_max),
+        translate_px=sym(geo[:, 0:2], c.translate_px),
+        rotate_deg=sym(geo[:, 2], c.rotate_deg),
+        zoom=1 + sym(geo[:, 3], c.zoom),
+        shear_x_deg=sym(geo[:, 4], c.shear_deg),
+        shear_y_deg=sym(geo[:, 5], c.shear_deg),
+        brightness=sym(col[0], c.brightness),
+        contrast=span(col[1], *c.contrast),
+        hue=sym(col[2], c.hue),
+        saturation=span(col[3], *c.saturation),
+        noise_std=span(col[4], 0.0, c.noise_std_max),
     )
 
 
 def _affine_theta(p: AugmentParams, height: int, width: int) -> torch.Tensor:
-    """``affine_grid`` matrices [B, 2, 3] mapping output to input normalised coordinates (align_corners=False).
+    """``affine_grid`` matrices [B, 2, 3] (``align_corners=True``) of the original's output -> input map.
 
-    The forward map, in pixel units about the image centre, is ``out = R(angle) Shear(k) s in + t``; the grid needs
-    its inverse ``in = A^-1 (out - t)``, rescaled by ``S = diag(W/2, H/2)`` since a normalised unit is W/2 (H/2)
-    pixels: ``theta = [S^-1 A^-1 S | -S^-1 A^-1 t]``.
+    In pixel indices (x: column, y: row), ``in = c + M (out - c + t)``, i.e. ``in = M out + m`` with
+    ``m = c + M (t - c)``. With ``align_corners=True`` a normalised coordinate ``n`` is the pixel index
+    ``(n + 1) (W - 1) / 2``; substituting gives ``theta``.
     """
-    a = torch.deg2rad(p.rotate_deg)
-    k = torch.tan(torch.deg2rad(p.shear_deg))
-    cos, sin, inv_s = torch.cos(a), torch.sin(a), 1 / p.scale
-    # R = [[cos, sin], [-sin, cos]] turns content counter-clockwise on screen (y down); Shear = [[1, k], [0, 1]].
-    # A^-1 = Shear^-1 R^-1 / s = [[1, -k], [0, 1]] [[cos, -sin], [sin, cos]] / s.
-    m00, m01 = (cos - k * sin) * inv_s, (-sin - k * cos) * inv_s
-    m10, m11 = sin * inv_s, cos * inv_s
-    sx, sy = width / 2, height / 2
+    r, hx, hy = (torch.deg2rad(v) for v in (p.rotate_deg, p.shear_x_deg, p.shear_y_deg))
+    z = p.zoom
+    a, c = hx - r, hy + r
+    m00, m01 = z * torch.cos(a) / torch.cos(hx), z * torch.sin(a) / torch.cos(hx)
+    m10, m11 = z * torch.sin(c) / torch.cos(hy), z * torch.cos(c) / torch.cos(hy)
+    cx, cy = width / 2, height / 2  # the original's centre: sx / 2 in pixel indices
     tx, ty = p.translate_px[:, 0], p.translate_px[:, 1]
-    row0 = torch.stack([m00, m01 * sy / sx, -(m00 * tx + m01 * ty) / sx], dim=1)
-    row1 = torch.stack([m10 * sx / sy, m11, -(m10 * tx + m11 * ty) / sy], dim=1)
+    off_x = cx + m00 * (tx - cx) + m01 * (ty - cy)
+    off_y = cy + m10 * (tx - cx) + m11 * (ty - cy)
+    hw, hh = (width - 1) / 2, (height - 1) / 2
+    row0 = torch.stack([m00, m01 * hh / hw, (m00 * hw + m01 * hh + off_x) / hw - 1], dim=1)
+    row1 = torch.stack([m10 * hw / hh, m11, (m10 * hw + m11 * hh + off_y) / hh - 1], dim=1)
     return torch.stack([row0, row1], dim=1)
 
 
-def _colour_matrix(p: AugmentParams) -> torch.Tensor:
-    """Per-image [B, 3, 3] RGB map of saturation and hue: in YIQ, keep Y and scale-and-rotate (I, Q).
+def _hue_sector(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per pixel of [B, 3, H, W]: hue in [0, 6) (0 where the pixel is grey), largest and smallest channel."""
+    r, g, b = x.unbind(1)
+    vmax, vmin = x.amax(1), x.amin(1)
+    chroma = vmax - vmin
+    safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
+    h = torch.where(
+        vmax == r, torch.remainder((g - b) / safe, 6), torch.where(vmax == g, (b - r) / safe + 2, (r - g) / safe + 4)
+    )
+    return torch.where(chroma > 0, h, torch.zeros_like(h)), vmax, vmin
 
-    Saturation (blend with the luminance grey) scales (I, Q); hue rotates them, clockwise so that a positive shift
-    turns red towards green as an HSV hue increase does. The two commute, so their order does not matter.
-    """
-    dt = torch.promote_types(p.hue.dtype, torch.float32)  # float64 only where the images are (not on e.g. MPS)
-    a = -2 * math.pi * p.hue.to(dt)
-    s = p.saturation.to(dt)
-    cos, sin = torch.cos(a) * s, torch.sin(a) * s
-    mid = torch.zeros(len(a), 3, 3, dtype=dt, device=a.device)
-    mid[:, 0, 0] = 1
-    mid[:, 1, 1], mid[:, 1, 2], mid[:, 2, 1], mid[:, 2, 2] = cos, -sin, sin, cos
-    return _YIQ_TO_RGB.to(a.device, dt) @ mid @ _RGB_TO_YIQ.to(a.device, dt)
+
+def _from_hue(h: torch.Tensor, vmax: torch.Tensor, vmin: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] from hue in [0, 6) and each pixel's largest and smallest channel (TF's ``hv_range_to_rgb``)."""
+    sector = h.floor().clamp_(0, 5)
+    frac = h - sector
+    sector = sector.long()
+    rising = (sector % 2) == 0
+    mid = vmin + torch.where(rising, frac, 1 - frac) * (vmax - vmin)
+    values = torch.stack([vmax, mid, vmin], dim=1)  # [B, 3 (max, mid, min), H, W]
+    table = torch.stack([_SECTOR_R, _SECTOR_G, _SECTOR_B]).to(h.device)  # [3 (r, g, b), 6]
+    index = table[:, sector].movedim(0, 1)  # [B, 3 (r, g, b), H, W]
+    return values.gather(1, index)
+
+
+def _adjust_hue(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """TF1 ``adjust_hue``: rotate the hexcone hue by ``delta`` turns, keeping each pixel's largest and smallest
+    channel (grey stays grey)."""
+    h, vmax, vmin = _hue_sector(x)
+    return _from_hue(torch.remainder(h + 6 * delta, 6), vmax, vmin)
+
+
+def _adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """TF1 ``adjust_saturation``: HSV saturation ``(max - min) / max`` (0 where max <= 0) times ``factor``,
+    clipped to [0, 1], value and hue kept."""
+    h, v, vmin = _hue_sector(x)
+    positive = v > 0
+    s = torch.where(positive, (v - vmin) / torch.where(positive, v, torch.ones_like(v)), torch.zeros_like(v))
+    s = (s * factor).clamp_(0, 1)
+    return _from_hue(h, v, v * (1 - s))
 
 
 def apply_params(images: torch.Tensor, params: AugmentParams, noise: torch.Tensor | None = None) -> torch.Tensor:
     """Augment ``images`` (float [B, 3, H, W] in [0, 1]) with explicit parameters; ``noise`` is unit Gaussian
-    [B, 3, H, W] scaled per image by ``params.noise_std`` (None: no noise). Returns a new tensor in [0, 1].
+    [B, 3, H, W] scaled by ``params.noise_std`` (None: no noise). Returns a new tensor in [0, 1].
 
     Example:
-        >>> x = torch.zeros(1, 3, 8, 8); x[0, :, 2, 2] = 1
+        >>> x = torch.zeros(1, 3, 8, 8); x[0, :, 2, 5] = 1
         >>> p = dataclasses.replace(AugmentParams.identity(1), translate_px=torch.tensor([[3.0, 0.0]]))
-        >>> round(apply_params(x, p)[0, 0, 2, 5].item(), 4)  # the bright pixel moved 3 px to the right
+        >>> round(apply_params(x, p)[0, 0, 2, 2].item(), 4)  # out(x) = in(x + 3): content moved 3 px left
         1.0
     """
     _check(images)
     b, _, h, w = images.shape
     dev, dt = images.device, images.dtype
     p = AugmentParams(**{k: v.to(dev, dt) for k, v in vars(params).items()})
-    grid = F.affine_grid(_affine_theta(p, h, w), [b, 3, h, w], align_corners=False)
-    x = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    # Brightness then contrast: lerp(mean grey, x + bright, c) = c x + off, with off = bright + (1 - c) mean grey of
-    # x (the luminance weights sum to 1). The colour matrix M maps grey to itself (M 1 = 1), so
-    # M (c x + off) = (c M) x + off: the whole colour part is one batched matrix product.
-    mean_grey = x.mean(dim=(2, 3)) @ _LUMA.to(dev, dt)
-    offset = p.brightness + (1 - p.contrast) * mean_grey
-    matrix = _colour_matrix(p).to(dt) * p.contrast.view(b, 1, 1)
-    x = torch.bmm(matrix, x.view(b, 3, h * w)).view(b, 3, h, w).add_(offset.view(b, 1, 1, 1))
+    grid = F.affine_grid(_affine_theta(p, h, w), [b, 3, h, w], align_corners=True)
+    x = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    x = x + p.brightness
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    x = (x - mean) * p.contrast + mean
+    x = _adjust_hue(x, p.hue)
+    x = _adjust_saturation(x, p.saturation)
     if noise is not None:
-        x.addcmul_(noise.to(dev, dt), p.noise_std.view(b, 1, 1, 1))
+        x = x + noise.to(dev, dt) * p.noise_std
     return x.clamp_(0, 1)
 
 
 def augment(images: torch.Tensor, generator: torch.Generator, config: AugmentConfig = AugmentConfig()) -> torch.Tensor:
-    """Randomly augment a batch, float [B, 3, H, W] in [0, 1] -> same shape and dtype, clipped to [0, 1].
+    """Randomly augment one batch, float [B, 3, H, W] in [0, 1] -> same shape and dtype, clipped to [0, 1].
 
     All randomness comes from ``generator`` (normally on the device of ``images``; numbers drawn on another device
     are moved): the same generator state gives bit-identical output on the same device.

@@ -57,6 +57,8 @@ def train_pool_start(name: str, num_train: int) -> int:
         (5000, 0)
     """
     return TF_VALIDATION_SIZE if name in _GREY and num_train > TF_VALIDATION_SIZE else 0
+
+
 _CHUNK = 10_000  # images resized at a time: bounds the float32 working memory to ~40 MB per chunk
 
 

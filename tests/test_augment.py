@@ -1,9 +1,12 @@
-"""Tests of the batched augmentation pipeline (builder.augment), CPU only."""
+"""Tests of the batched augmentation (builder.augment) against transcriptions of the original's transform matrix,
+TensorFlow's projective sampler and HSV colour ops (colorsys), CPU only."""
 
 from __future__ import annotations
 
+import colorsys
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -90,109 +93,176 @@ def test_zero_strength_is_identity() -> None:
     torch.testing.assert_close(augment(x, _gen(0), ZERO), x, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize(("h", "w"), [(32, 32), (20, 36)])
-def test_translation_moves_content(h: int, w: int) -> None:
-    x = _dot(h, w, row=8, col=10)
-    y = apply_params(x, _params(translate_px=[[3.0, 0.0]]))  # +x: right
-    assert y[0, 0].argmax().item() == 8 * w + 13
-    assert y[0, 0, 8, 13].item() == pytest.approx(1, abs=1e-5)
-    y = apply_params(x, _params(translate_px=[[-2.0, 5.0]]))  # +y: down
-    assert y[0, 0, 13, 8].item() == pytest.approx(1, abs=1e-5)
-    y = apply_params(x, _params(translate_px=[[0.5, 0.0]]))  # half a pixel: bilinear split
-    torch.testing.assert_close(y[0, 0, 8, 10:12], torch.tensor([0.5, 0.5]), atol=1e-5, rtol=0)
+def tf_transform(image: np.ndarray, m: list[float]) -> np.ndarray:
+    """tf.contrib.image.transform, transcribed: output pixel (x, y) reads the input at (m0 x + m1 y + m2,
+    m3 x + m4 y + m5), bilinear over the four neighbours, each outside the image read as 0. image: [C, H, W]."""
+    _, h, w = image.shape
+    out = np.zeros_like(image, dtype=np.float64)
+    for y in range(h):
+        for x in range(w):
+            ix, iy = m[0] * x + m[1] * y + m[2], m[3] * x + m[4] * y + m[5]
+            x0, y0 = int(np.floor(ix)), int(np.floor(iy))
+            for yy, wy in ((y0, y0 + 1 - iy), (y0 + 1, iy - y0)):
+                for xx, wx in ((x0, x0 + 1 - ix), (x0 + 1, ix - x0)):
+                    if 0 <= yy < h and 0 <= xx < w:
+                        out[:, y, x] += wy * wx * image[:, yy, xx]
+    return out
 
 
-def test_random_translation_within_range() -> None:
-    cfg = dataclasses.replace(ZERO, translate_px=3.0)
-    x = _dot(32, 32, row=16, col=16).expand(64, 3, 32, 32)
-    y = augment(x, _gen(0), cfg)[:, 0]
-    rows = (y.sum(2) * torch.arange(32.0)).sum(1) / y.sum((1, 2))
-    cols = (y.sum(1) * torch.arange(32.0)).sum(1) / y.sum((1, 2))
-    assert (rows - 16).abs().max() <= 3 + 1e-4 and (cols - 16).abs().max() <= 3 + 1e-4
-    assert (cols - 16).abs().max() > 2  # the shifts do reach towards the ends of the range
+def original_matrix(tx, ty, r, z, hx, hy, sx, sy):
+    """classifier.py's m1..m6 for one image (angles in radians), as written there."""
+    a, b, c, d = hx - r, np.cos(hx), hy + r, np.cos(hy)
+    m1, m2 = z * np.cos(a) / b, z * np.sin(a) / b
+    m3 = (sx * b - sx * z * np.cos(a) + 2 * tx * z * np.cos(a) - sy * z * np.sin(a) + 2 * ty * z * np.sin(a)) / (2 * b)
+    m4, m5 = z * np.sin(c) / d, z * np.cos(c) / d
+    m6 = (sy * d - sy * z * np.cos(c) + 2 * ty * z * np.cos(c) - sx * z * np.sin(c) + 2 * tx * z * np.sin(c)) / (2 * d)
+    return [m1, m2, m3, m4, m5, m6]
 
 
-@pytest.mark.parametrize(("h", "w"), [(32, 32), (20, 36)])
-def test_rotation_is_counter_clockwise_on_screen(h: int, w: int) -> None:
-    # A dot 4.5 px right of (and 0.5 px above) the centre ((w - 1) / 2, (h - 1) / 2) ends 4.5 px above (and 0.5 px
-    # left of) it. On a non-square image this also checks that pixel distances, not normalised ones, are rotated.
-    cx, cy = (w - 1) / 2, (h - 1) / 2
-    y = apply_params(_dot(h, w, row=int(cy - 0.5), col=int(cx + 4.5)), _params(rotate_deg=[90.0]))
-    assert y[0, 0, int(cy - 4.5), int(cx - 0.5)].item() == pytest.approx(1, abs=1e-4)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_geometry_matches_the_originals_transform(seed: int) -> None:
+    """Random translations, rotations, zooms and both shears, against the original's matrix and TF's sampler."""
+    x = torch.rand(4, 3, 32, 32, generator=_gen(seed))
+    p = sample_params(4, _gen(seed + 10))
+    p = dataclasses.replace(
+        p, brightness=torch.tensor(0.0), contrast=torch.tensor(1.0), hue=torch.tensor(0.0),
+        saturation=torch.tensor(1.0),
+    )  # fmt: skip
+    if seed == 2:  # the extremes of the ranges
+        p = dataclasses.replace(
+            p, rotate_deg=torch.tensor([15.0, -15, 15, -15]), zoom=torch.tensor([1.099, 0.901, 0.901, 1.099]),
+            shear_x_deg=torch.tensor([3.0, -3, 3, 0]), shear_y_deg=torch.tensor([-3.0, 3, 0, 3]),
+        )  # fmt: skip
+    y = apply_params(x, p)
+    for i in range(4):
+        m = original_matrix(
+            float(p.translate_px[i, 0]), float(p.translate_px[i, 1]), np.deg2rad(float(p.rotate_deg[i])),
+            float(p.zoom[i]), np.deg2rad(float(p.shear_x_deg[i])), np.deg2rad(float(p.shear_y_deg[i])), 32, 32,
+        )  # fmt: skip
+        ref = np.clip(tf_transform(x[i].double().numpy(), m), 0, 1)
+        assert np.abs(y[i].double().numpy() - ref).max() < 1e-4, i
 
 
-def test_zoom_scales_about_centre() -> None:
-    # A horizontal ramp: zooming by 2 about the centre (15.5) halves its slope there (bilinear is exact on a ramp).
-    ramp = (torch.arange(32.0) / 31).expand(1, 3, 32, 32)
-    y = apply_params(ramp, _params(scale=[2.0]))
-    expected = (15.5 + (torch.arange(32.0) - 15.5) / 2) / 31
-    torch.testing.assert_close(y[0, 0, 16], expected, atol=1e-5, rtol=0)
+def test_translation_moves_content_by_the_originals_sign() -> None:
+    x = _dot(32, 32, row=8, col=10)
+    y = apply_params(x, _params(translate_px=[[3.0, 0.0]]))  # in = out + t: content moves by -t
+    assert y[0, 0, 8, 7].item() == pytest.approx(1, abs=1e-5)
+    y = apply_params(x, _params(translate_px=[[0.0, -2.0]]))
+    assert y[0, 0, 10, 10].item() == pytest.approx(1, abs=1e-5)
+
+
+def test_zoom_acts_on_the_inverse_map() -> None:
+    """z > 1 reads from farther out: the content shrinks towards the centre (16, 16)."""
+    x = _dot(32, 32, row=16, col=26)
+    y = apply_params(x, _params(zoom=[2.0]))
+    assert y[0, 0, 16, 21].item() == pytest.approx(1, abs=1e-5)  # 16 + (21 - 16) * 2 = 26
+
+
+def test_colour_parameters_are_one_draw_per_batch() -> None:
+    p = sample_params(64, _gen(0))
+    for name in ("brightness", "contrast", "hue", "saturation", "noise_std"):
+        assert getattr(p, name).shape == (), name
+    for name in ("rotate_deg", "zoom", "shear_x_deg", "shear_y_deg"):
+        v = getattr(p, name)
+        assert v.shape == (64,) and len(set(v.tolist())) == 64, name
+    # Independent across batches: the next batch from the same generator draws new colour values.
+    g = _gen(0)
+    a, b = sample_params(64, g), sample_params(64, g)
+    assert all(getattr(a, n) != getattr(b, n) for n in ("brightness", "contrast", "hue", "saturation", "noise_std"))
+    # Within a batch every image gets the same brightness offset (a flat grey batch stays one value).
+    flat = torch.full((16, 3, 8, 8), 0.5)
+    cfg = dataclasses.replace(ZERO, brightness=0.2)
+    y = augment(flat, _gen(3), cfg)
+    assert y.unique().numel() == 1 and y.unique().item() != 0.5
+
+
+def test_noise_std_is_one_draw_per_batch() -> None:
+    x = torch.full((200, 3, 16, 16), 0.5)
+    y = augment(x, _gen(0), dataclasses.replace(ZERO, noise_std_max=0.03))
+    std = (y - x).std(dim=(1, 2, 3))
+    assert std.max() <= 0.031 and std.max() - std.min() < 0.2 * std.mean()  # the same level for every image
+    levels = [float((augment(x[:8], g, dataclasses.replace(ZERO, noise_std_max=0.03)) - 0.5).std()) for g in
+              [_gen(s) for s in range(20)]]  # fmt: skip
+    assert min(levels) < 0.01 and max(levels) > 0.02  # drawn per batch in [0, 0.03]
+
+
+def _hsv_reference(x: torch.Tensor, hue: float, saturation: float) -> np.ndarray:
+    """colorsys's HSV, per pixel: hue shifted (mod 1), saturation scaled and clipped to [0, 1]."""
+    a = x.double().numpy()
+    out = np.empty_like(a)
+    for i in range(a.shape[0]):
+        for yy in range(a.shape[2]):
+            for xx in range(a.shape[3]):
+                h, s, v = colorsys.rgb_to_hsv(*a[i, :, yy, xx])
+                out[i, :, yy, xx] = colorsys.hsv_to_rgb((h + hue) % 1.0, min(max(s * saturation, 0.0), 1.0), v)
+    return out
+
+
+@pytest.mark.parametrize(("hue", "saturation"), [(0.08, 1.0), (-0.08, 1.0), (0.0, 0.3), (0.0, 1.5), (0.05, 1.4)])
+def test_hue_and_saturation_match_hsv(hue: float, saturation: float) -> None:
+    x = torch.rand(2, 3, 6, 6, generator=_gen(4))
+    y = apply_params(x, _params(2, hue=hue, saturation=saturation))
+    assert np.abs(y.double().numpy() - _hsv_reference(x, hue, saturation)).max() < 1e-5
 
 
 def test_hue_keeps_grey_and_full_turn_is_identity() -> None:
     grey = torch.rand(16, 1, 32, 32, generator=_gen(1)).expand(16, 3, 32, 32)
-    y = augment(grey, _gen(2), dataclasses.replace(ZERO, hue=0.5))
+    y = augment(grey, _gen(2), dataclasses.replace(ZERO, hue=0.5, saturation=(0.3, 1.5)))
     torch.testing.assert_close(y, grey, atol=1e-5, rtol=0)
     x = _images(batch=4)
-    turn = apply_params(x, _params(4, hue=[1.0, -1.0, 2.0, 0.0]))
-    torch.testing.assert_close(turn, x, atol=1e-5, rtol=0)
-    assert (apply_params(x, _params(4, hue=[0.5] * 4)) - x).abs().max() > 0.1
+    for turn in (1.0, -1.0, 2.0):
+        torch.testing.assert_close(apply_params(x, _params(4, hue=turn)), x, atol=1e-5, rtol=0)
+    assert (apply_params(x, _params(4, hue=0.5)) - x).abs().max() > 0.1
 
 
 def test_hue_direction_matches_hsv() -> None:
     red = torch.zeros(1, 3, 4, 4)
     red[:, 0] = 1
-    assert apply_params(red, _params(hue=[1 / 3]))[0, :, 0, 0].argmax().item() == 1  # red -> green
-    assert apply_params(red, _params(hue=[-1 / 3]))[0, :, 0, 0].argmax().item() == 2  # red -> blue
+    assert apply_params(red, _params(hue=1 / 3))[0, :, 0, 0].argmax().item() == 1  # red -> green
+    assert apply_params(red, _params(hue=-1 / 3))[0, :, 0, 0].argmax().item() == 2  # red -> blue
 
 
-def test_saturation_zero_gives_grey() -> None:
-    x = _images(batch=4)
-    y = augment(x, _gen(0), dataclasses.replace(ZERO, saturation=(0, 0)))
-    luma = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
-    for c in range(3):
-        torch.testing.assert_close(y[:, c], luma, atol=1e-5, rtol=0)
-
-
-def test_brightness_and_contrast() -> None:
+def test_brightness_and_contrast_per_channel_mean() -> None:
     x = torch.full((2, 3, 8, 8), 0.5)
     x[:, :, :4] = 0.3
-    y = apply_params(x, _params(2, brightness=[0.1, -0.1]))
-    torch.testing.assert_close(y - x, torch.tensor([0.1, -0.1]).view(2, 1, 1, 1).expand_as(x), atol=1e-5, rtol=0)
-    y = apply_params(x, _params(2, contrast=[2.0, 0.0]))
-    torch.testing.assert_close(y[0, :, 0, 0], torch.full((3,), 0.2), atol=1e-5, rtol=0)  # 0.4 + 2 (0.3 - 0.4)
-    torch.testing.assert_close(y[1], torch.full((3, 8, 8), 0.4), atol=1e-5, rtol=0)  # flat at the mean grey
-
-
-def test_noise_level() -> None:
-    x = torch.full((200, 3, 16, 16), 0.5)
-    y = augment(x, _gen(0), dataclasses.replace(ZERO, noise_std_max=0.03))
-    std = (y - x).std(dim=(1, 2, 3))
-    assert std.max() <= 0.033 and std.min() < 0.003 and std.max() > 0.027
+    x[:, 2] += 0.2  # the blue channel's mean differs: contrast works around each channel's own mean
+    y = apply_params(x, _params(2, brightness=0.1))
+    torch.testing.assert_close(y - x, torch.full_like(x, 0.1), atol=1e-5, rtol=0)
+    y = apply_params(x, _params(2, contrast=2.0))
+    torch.testing.assert_close(y[0, 0, 0, 0], torch.tensor(0.2), atol=1e-5, rtol=0)  # 0.4 + 2 (0.3 - 0.4)
+    torch.testing.assert_close(y[0, 2, 0, 0], torch.tensor(0.4), atol=1e-5, rtol=0)  # 0.6 + 2 (0.5 - 0.6)
+    y = apply_params(x, _params(2, contrast=0.0))
+    torch.testing.assert_close(y[:, 2], torch.full((2, 8, 8), 0.6), atol=1e-5, rtol=0)
 
 
 def test_parameter_ranges_are_covered() -> None:
-    cfg = AugmentConfig()
-    p = sample_params(20_000, _gen(0), cfg)
+    p = sample_params(20_000, _gen(0))
     checks = {
         "translate_px": (p.translate_px, -3, 3),
         "rotate_deg": (p.rotate_deg, -15, 15),
-        "scale": (p.scale, 0.9, 1.1),
-        "shear_deg": (p.shear_deg, -3, 3),
-        "brightness": (p.brightness, -0.2, 0.2),
-        "contrast": (p.contrast, 0.5, 1.5),
-        "saturation": (p.saturation, 0.3, 1.5),
-        "hue": (p.hue, -0.08, 0.08),
-        "noise_std": (p.noise_std, 0, 0.03),
+        "zoom": (p.zoom, 0.901, 1.099),
+        "shear_x_deg": (p.shear_x_deg, -3, 3),
+        "shear_y_deg": (p.shear_y_deg, -3, 3),
     }
     for name, (v, lo, hi) in checks.items():
         tol = 0.01 * (hi - lo)
         assert lo <= v.min() <= lo + tol and hi - tol <= v.max() <= hi, name
         assert v.mean().item() == pytest.approx((lo + hi) / 2, abs=3 * tol), name
-    # Independent draws: the parameters are not correlated with each other.
-    stacked = torch.stack([p.rotate_deg, p.scale, p.brightness, p.hue, p.translate_px[:, 0], p.translate_px[:, 1]])
-    corr = torch.corrcoef(stacked) - torch.eye(6)
-    assert corr.abs().max() < 0.05
+    stacked = torch.stack([p.rotate_deg, p.zoom, p.shear_x_deg, p.shear_y_deg, p.translate_px[:, 0]])
+    assert (torch.corrcoef(stacked) - torch.eye(5)).abs().max() < 0.05
+    g = _gen(1)
+    batches = [sample_params(2, g) for _ in range(4000)]
+    colour = {
+        "brightness": ([b.brightness for b in batches], -0.2, 0.2),
+        "contrast": ([b.contrast for b in batches], 0.5, 1.5),
+        "hue": ([b.hue for b in batches], -0.08, 0.08),
+        "saturation": ([b.saturation for b in batches], 0.3, 1.5),
+        "noise_std": ([b.noise_std for b in batches], 0, 0.03),
+    }
+    for name, (values, lo, hi) in colour.items():
+        v = torch.stack(values)
+        tol = 0.01 * (hi - lo)
+        assert lo <= v.min() <= lo + tol and hi - tol <= v.max() <= hi, name
 
 
 @settings(max_examples=25, deadline=None)
@@ -207,7 +277,7 @@ def test_output_always_in_unit_range(seed: int, batch: int, h: int, w: int, stre
     cfg = AugmentConfig(
         translate_px=3 * strength,
         rotate_deg=15 * strength,
-        zoom=0.1 * strength,
+        zoom=0.099 * strength,
         shear_deg=3 * strength,
         brightness=0.2 * strength,
         contrast=(0.0, 1 + strength),

@@ -11,8 +11,8 @@ from builder.sources import ImageSet, load_images
 from builder.space import get_preset
 from builder.train import (
     DeviceImages,
-    TrainConfig,
     EarlyStopping,
+    TrainConfig,
     _balanced_subset,
     _test_subset,
     snapshot_epochs,
@@ -174,7 +174,8 @@ def original_stop(curve: list[float], max_epochs: int = 1000) -> int:
     return min(len(curve) - 1, max_epochs)
 
 
-def our_stop(curve: list[float], config: TrainConfig = TrainConfig()) -> int:
+def our_stop(curve: list[float], config: TrainConfig | None = None) -> int:
+    config = config or TrainConfig()
     stopper = EarlyStopping(config)
     for epoch, acc in enumerate(curve[: config.max_epochs + 1]):
         if stopper.update(epoch, acc):
@@ -190,7 +191,7 @@ def test_early_stopping_hand_made_curves():
     late_falls = rise + [rise[-1] - 0.01 * e for e in range(1, 10)]
     assert original_stop(late_falls) == our_stop(late_falls) == 24 + 5
     # An unchanged epoch between falls neither counts nor resets the fall counter.
-    ties = rise + [0.5, 0.49, 0.49, 0.48, 0.48, 0.47, 0.46, 0.46, 0.45]
+    ties = [*rise, 0.5, 0.49, 0.49, 0.48, 0.48, 0.47, 0.46, 0.46, 0.45]
     assert original_stop(ties) == our_stop(ties) == 24 + 7  # the 5th fall, two ties in between
     # A plateau: 30 unchanged epochs in a row.
     plateau = rise + [rise[-1]] * 40

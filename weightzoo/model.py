@@ -5,8 +5,9 @@ max-pool. Dense layer: linear (bias) -> activation -> batch norm -> dropout 0.5 
 linear with 20 units. Batch norm is TensorLayer 1.x's ``BatchNormLayer`` as the original code builds it
 (``../shared/nws-reference.md``, "Exact training semantics"): moving-average decay 0.9, epsilon 1e-5, gamma drawn
 from N(1, 0.002), beta 0, moving mean 0 and variance 1, and the moving variance fed with the batch's biased
-variance (``tf.nn.moments``; PyTorch's own layer feeds the unbiased one). The feature map is flattened in (height, width, channel) order like the original TensorFlow
-model, so the first dense matrix lines up with the reference's.
+variance (``tf.nn.moments``; PyTorch's own layer feeds the unbiased one). The feature map is flattened in
+(height, width, channel) order like the original TensorFlow model, so the first dense matrix lines up with the
+reference's.
 
 Example:
     >>> import torch
