@@ -27,7 +27,7 @@ import weightzoo
 from builder.card import render_card
 from builder.executors import EXECUTORS, Task, run_tasks
 from builder.space import PRESETS, get_preset
-from builder.train import TrainConfig
+from builder.train import EVALUATIONS, GENERATION_VERSION, TrainConfig
 from weightzoo.errors import ConfigError, WeightZooError
 from weightzoo.format.layout import DEFAULT_SHARD_BYTES, default_zoo_dir
 from weightzoo.format.manifest import Manifest
@@ -51,6 +51,8 @@ class GenerationConfig:
     #: Budget zoos: training images per network and test images per evaluation (None: all, as the reference).
     train_images: int | None = None
     test_images: int | None = None
+    #: "clean" metrics (default) or "released": as the original measured them (see :mod:`builder.train`).
+    evaluation: str = "clean"
     datasets: tuple[str, ...] | None = None
     image_root: str | None = None
     cache_dir: str | None = None
@@ -107,10 +109,16 @@ def generate(config: GenerationConfig) -> Manifest:
         bn_decay=cfg.bn_decay,
         train_images=cfg.train_images,
         test_images=cfg.test_images,
+        evaluation=cfg.evaluation,
         # --test-images caps the train-metric subset too (at the default, 10,000, when smaller)
         train_eval_images=min(cfg.test_images or TrainConfig.train_eval_images, TrainConfig.train_eval_images),
     )
-    record = {**dataclasses.asdict(cfg), "search_space": space.to_dict(), "train": dataclasses.asdict(train_config)}
+    record = {
+        "generation_version": GENERATION_VERSION,
+        **dataclasses.asdict(cfg),
+        "search_space": space.to_dict(),
+        "train": dataclasses.asdict(train_config),
+    }
     record.pop("overwrite"), record.pop("progress"), record.pop("resume")
     writer = ZooWriter(
         cfg.out,
@@ -196,7 +204,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--bn-decay",
         type=float,
-        help="batch-norm moving-average decay (default: the preset's; 0.99, TensorFlow's, for the NWS presets)",
+        help="batch-norm moving-average decay (default: 0.9, TensorLayer's, as the original)",
     )
     p.add_argument(
         "--train-images",
@@ -209,6 +217,13 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="budget zoos: measure test (and train) metrics on a fixed random subset of this many images "
         "(default: the whole test set)",
+    )
+    p.add_argument(
+        "--evaluation",
+        choices=EVALUATIONS,
+        default="clean",
+        help="how metrics are measured: clean (default: no augmentation, batch norm in eval mode) or released "
+        "(as the original: through the training graph, which also moves the stored batch-norm statistics)",
     )
     p.add_argument("--image-root", help="folder with the original image files (IDX, CIFAR pickles, ...)")
     p.add_argument("--cache-dir", help="image cache folder (default: ~/.cache/weightzoo/images)")
@@ -246,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bn_decay=args.bn_decay,
         train_images=args.train_images,
         test_images=args.test_images,
+        evaluation=args.evaluation,
         datasets=tuple(args.datasets) if args.datasets else None,
         image_root=args.image_root,
         cache_dir=args.cache_dir,

@@ -4,12 +4,14 @@ Sources: ``mnist``, ``fashion`` (Fashion-MNIST), ``cifar10``, ``svhn``, ``stl10`
 (scikit-learn's 8x8 digits, no network and no files: the default of the offline quick start). Every source gives
 HWC uint8 arrays of shape ``[N, 32, 32, 3]`` and int64 labels in 0..9:
 
-- MNIST and Fashion-MNIST (28x28 grey) are resized bilinearly to 32x32 (``align_corners=False``) and repeated to
-  3 channels; CIFAR-10 and SVHN are already 32x32x3; STL-10 (96x96) is downsampled bilinearly with
+- MNIST and Fashion-MNIST (28x28 grey) are resized to 32x32 with TensorFlow 1's legacy bilinear resize, as the
+  original's graph did (``tf.image.resize_images``: no half-pixel centres, ``src = dst * 28 / 32``), rounded to
+  uint8 and repeated to 3 channels; CIFAR-10 and SVHN are already 32x32x3; STL-10 (96x96) is downsampled bilinearly with
   ``antialias=True`` (plain bilinear would sample only 4 of every 9 source pixels and alias badly);
 - ``digits`` (values 0..16) is scaled to 0..255, upsampled like MNIST and split 80/20, stratified, seed 0.
 
-Where the files come from, in this order: the cache ``<cache_dir>/<name>.npz``; the original files under ``root``
+Where the files come from, in this order: the cache ``<cache_dir>/<name>-v2.npz`` (the suffix is the
+preprocessing version: a cache written with other preprocessing is never read); the original files under ``root``
 (IDX, CIFAR-10 python batches, SVHN ``.mat``, STL-10 binary); the Hugging Face Hub copy. Whatever was read from
 ``root`` or the Hub is cached, so the next load is a single ``np.load``.
 
@@ -38,7 +40,17 @@ import torch.nn.functional as F
 
 from weightzoo.errors import DataSourceError, MissingExtraError, UnknownNameError
 
-__all__ = ["HUB_DATASETS", "NUM_CLASSES", "SOURCES", "ImageSet", "default_cache_dir", "load_images", "train_pool_start"]
+__all__ = [
+    "HUB_DATASETS",
+    "NUM_CLASSES",
+    "SOURCES",
+    "ImageSet",
+    "cache_file_name",
+    "default_cache_dir",
+    "load_images",
+    "tf1_resize_bilinear",
+    "train_pool_start",
+]
 
 SOURCES: tuple[str, ...] = ("mnist", "fashion", "cifar10", "svhn", "stl10", "digits")
 NUM_CLASSES = 10
@@ -60,6 +72,8 @@ def train_pool_start(name: str, num_train: int) -> int:
 
 
 _CHUNK = 10_000  # images resized at a time: bounds the float32 working memory to ~40 MB per chunk
+#: Version of the preprocessing in cached files (2: TF1 legacy bilinear upsampling); part of the cache file name.
+CACHE_VERSION = 2
 
 
 class _HubSpec(NamedTuple):
@@ -153,7 +167,7 @@ def load_images(
 ) -> ImageSet:
     """Load the image source ``name`` as 32x32x3 uint8 with the reference preprocessing.
 
-    Order: ``<cache_dir>/<name>.npz`` if present; ``digits`` from scikit-learn; the original files under ``root``
+    Order: ``<cache_dir>/<name>-v2.npz`` if present; ``digits`` from scikit-learn; the original files under ``root``
     when ``root`` is given (an error if they are not there); else the Hugging Face Hub copy if ``allow_download``.
     What was read from ``root`` or the Hub is written to the cache (a warning, not an error, if that fails).
     ``digits`` is built in memory every time (a fraction of a second) and never cached.
@@ -166,7 +180,7 @@ def load_images(
         raise UnknownNameError("dataset", name, SOURCES)
     if name == "digits":
         return _load_digits()
-    cache = Path(cache_dir if cache_dir is not None else default_cache_dir()).expanduser() / f"{name}.npz"
+    cache = Path(cache_dir if cache_dir is not None else default_cache_dir()).expanduser() / cache_file_name(name)
     if cache.is_file():
         return _read_cache(name, cache)
     if root is not None:
@@ -185,11 +199,45 @@ def load_images(
 # ---------------------------------------------------------------------------------------------- preprocessing
 
 
+def cache_file_name(name: str) -> str:
+    """The cache file of a source, named with the preprocessing version.
+
+    Example:
+        >>> cache_file_name("mnist")
+        'mnist-v2.npz'
+    """
+    return f"{name}-v{CACHE_VERSION}.npz"
+
+
+def tf1_resize_bilinear(images: torch.Tensor, size: int = 32) -> torch.Tensor:
+    """TensorFlow 1's legacy ``resize_bilinear`` (``align_corners=False``, ``half_pixel_centers=False``) of float
+    ``[N, C, H, W]``: output pixel ``i`` reads the input at ``i * H / size``, the neighbour beyond the last row or
+    column clamped to it.
+
+    Example:
+        >>> x = torch.arange(4.0).view(1, 1, 1, 4).expand(1, 1, 2, 4)
+        >>> tf1_resize_bilinear(x, 8)[0, 0, 0].tolist()
+        [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.0]
+    """
+
+    def axis(n_in: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        src = torch.arange(size, dtype=torch.float64) * (n_in / size)
+        lo = src.floor().long()
+        return lo, (lo + 1).clamp(max=n_in - 1), (src - lo).to(images.dtype)
+
+    _, _, h, w = images.shape
+    y0, y1, fy = axis(h)
+    x0, x1, fx = axis(w)
+    rows = images[:, :, y0] + (images[:, :, y1] - images[:, :, y0]) * fy.view(1, 1, -1, 1)
+    return rows[..., x0] + (rows[..., x1] - rows[..., x0]) * fx.view(1, 1, 1, -1)
+
+
 def _to_32x32x3(images: np.ndarray) -> np.ndarray:
     """Resize uint8 ``[N, H, W]``, ``[N, H, W, 1]`` or ``[N, H, W, 3]`` images to ``[N, 32, 32, 3]`` uint8.
 
-    Bilinear (``align_corners=False``), with antialiasing when downsampling; grey images are repeated to 3 channels
-    after resizing. Done ``_CHUNK`` images at a time; 32x32x3 input is returned as is (C-contiguous).
+    Upsampling (MNIST's 28x28) with TF1's legacy bilinear resize (:func:`tf1_resize_bilinear`), as the original;
+    downsampling (STL-10's 96x96) bilinear with antialiasing. Grey images are repeated to 3 channels after
+    resizing. Done ``_CHUNK`` images at a time; 32x32x3 input is returned as is (C-contiguous).
 
     Example:
         >>> _to_32x32x3(np.full((2, 28, 28), 7, np.uint8)).shape
@@ -206,7 +254,10 @@ def _to_32x32x3(images: np.ndarray) -> np.ndarray:
         out = np.empty((n, 32, 32, c), np.uint8)
         for start in range(0, n, _CHUNK):
             x = torch.from_numpy(np.array(images[start : start + _CHUNK])).permute(0, 3, 1, 2).float()
-            y = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False, antialias=h > 32 or w > 32)
+            if h > 32 or w > 32:
+                y = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False, antialias=True)
+            else:
+                y = tf1_resize_bilinear(x, 32)
             out[start : start + _CHUNK] = y.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     return np.ascontiguousarray(np.repeat(out, 3, axis=3) if c == 1 else out)
 

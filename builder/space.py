@@ -47,7 +47,7 @@ class SearchSpace:
     default_num_networks: int
     default_max_epochs: int
     #: Batch-norm moving-average decay used when training (see :class:`builder.train.TrainConfig`).
-    default_bn_decay: float = 0.99
+    default_bn_decay: float = 0.9
 
     def __post_init__(self) -> None:
         for key, values in self.choices.items():
@@ -150,13 +150,12 @@ PRESETS: dict[str, SearchSpace] = {
     "demo": SearchSpace(
         name="demo",
         description="Offline demo: the nws_fixed architecture trained on scikit-learn's embedded digits "
-        "(upsampled to 32x32x3) for 20 epochs, batch-norm decay 0.9 for its few steps; optimizer, activation, "
+        "(upsampled to 32x32x3) for 20 epochs; optimizer, activation, "
         "initialisation, learning rate, batch size and augmentation drawn as in the reference.",
         choices=_reference_choices(dataset=("digits",), **_FIXED_ARCHITECTURE),
         learning_rate=CONTINUOUS["learning_rate"],
         default_num_networks=16,
         default_max_epochs=20,
-        default_bn_decay=0.9,
     ),
 }
 

@@ -10,9 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from builder import sources
-from builder.sources import NUM_CLASSES, SOURCES, ImageSet, default_cache_dir, load_images
+from builder.sources import (
+    NUM_CLASSES,
+    SOURCES,
+    ImageSet,
+    cache_file_name,
+    default_cache_dir,
+    load_images,
+    tf1_resize_bilinear,
+)
 from weightzoo.errors import DataSourceError, UnknownNameError
 
 SHARED_DATA = Path(os.environ.get("WEIGHTZOO_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -169,7 +178,7 @@ def test_cifar10_pickle_with_forbidden_global_is_refused_without_running(tmp_pat
     with pytest.raises(DataSourceError, match=r"data_batch_3.*refused.*system"):
         load_images("cifar10", tmp_path, cache_dir=tmp_path / "cache")
     assert not marker.exists()
-    assert not (tmp_path / "cache" / "cifar10.npz").exists()
+    assert not (tmp_path / "cache" / cache_file_name("cifar10")).exists()
 
 
 def test_cifar10_garbage_pickle(tmp_path):
@@ -279,7 +288,7 @@ def test_hub_table_covers_every_downloadable_source():
 def test_cache_round_trip(tmp_path):
     write_mnist(tmp_path / "root", gz=True)
     first = load_images("mnist", tmp_path / "root", cache_dir=tmp_path / "cache")
-    cache = tmp_path / "cache" / "mnist.npz"
+    cache = tmp_path / "cache" / cache_file_name("mnist")
     assert cache.is_file() and not list((tmp_path / "cache").glob("*.tmp"))
     for f in (tmp_path / "root").iterdir():
         f.unlink()  # the cache is read before the root is searched
@@ -293,12 +302,12 @@ def test_cache_round_trip(tmp_path):
 
 
 def test_corrupt_cache(tmp_path):
-    (tmp_path / "fashion.npz").write_bytes(b"PK\x03\x04 garbage")
-    with pytest.raises(DataSourceError, match=r"fashion\.npz.*delete it"):
+    (tmp_path / cache_file_name("fashion")).write_bytes(b"PK\x03\x04 garbage")
+    with pytest.raises(DataSourceError, match=r"fashion-v2\.npz.*delete it"):
         load_images("fashion", cache_dir=tmp_path)
-    np.savez(tmp_path / "svhn.npz", train_images=np.zeros((2, 28, 28), np.uint8), train_labels=np.zeros(2, np.int64),
+    np.savez(tmp_path / cache_file_name("svhn"), train_images=np.zeros((2, 28, 28), np.uint8), train_labels=np.zeros(2, np.int64),
              test_images=np.zeros((1, 32, 32, 3), np.uint8), test_labels=np.zeros(1, np.int64))  # fmt: skip
-    with pytest.raises(DataSourceError, match=r"svhn\.npz.*delete it"):
+    with pytest.raises(DataSourceError, match=r"svhn-v2\.npz.*delete it"):
         load_images("svhn", cache_dir=tmp_path)
 
 
@@ -402,3 +411,40 @@ def test_real_fashion_files_are_not_taken_for_mnist(tmp_path):
         pytest.skip(f"real Fashion-MNIST files not found under {SHARED_DATA}")
     with pytest.raises(DataSourceError, match="hold fashion, not mnist"):
         load_images("mnist", folder, cache_dir=tmp_path)
+
+
+def tf1_legacy_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """TF1 ResizeBilinear with align_corners=False and half_pixel_centers=False, transcribed for one [H, W] image:
+    in = out * (H / size); the upper neighbour clamped to the last row / column."""
+    h, w = image.shape
+    out = np.empty((size, size))
+    for y in range(size):
+        iy = y * h / size
+        y0 = int(np.floor(iy))
+        y1, dy = min(y0 + 1, h - 1), iy - y0
+        for x in range(size):
+            ix = x * w / size
+            x0 = int(np.floor(ix))
+            x1, dx = min(x0 + 1, w - 1), ix - x0
+            top = image[y0, x0] + (image[y0, x1] - image[y0, x0]) * dx
+            bottom = image[y1, x0] + (image[y1, x1] - image[y1, x0]) * dx
+            out[y, x] = top + (bottom - top) * dy
+    return out
+
+
+def test_grey_upsampling_is_tf1_legacy_bilinear():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (28, 28)).astype(np.float64)
+    ours = tf1_resize_bilinear(torch.from_numpy(image).view(1, 1, 28, 28), 32)[0, 0].numpy()
+    assert np.abs(ours - tf1_legacy_resize(image, 32)).max() < 1e-9
+    # PyTorch's own bilinear (half-pixel centres) differs: the transcription can tell them apart.
+    half = torch.nn.functional.interpolate(torch.from_numpy(image).view(1, 1, 28, 28), size=(32, 32), mode="bilinear")
+    assert np.abs(half[0, 0].numpy() - tf1_legacy_resize(image, 32)).max() > 10
+    # What load_images stores: the same, rounded to uint8, repeated to 3 channels.
+    stored = sources._to_32x32x3(image.astype(np.uint8)[None])
+    assert stored.shape == (1, 32, 32, 3) and np.array_equal(stored[0, :, :, 0], stored[0, :, :, 2])
+    assert np.abs(stored[0, :, :, 0].astype(np.float64) - tf1_legacy_resize(image, 32)).max() <= 0.5 + 1e-9
+
+
+def test_cache_file_name_carries_the_preprocessing_version():
+    assert cache_file_name("mnist") == f"mnist-v{sources.CACHE_VERSION}.npz"

@@ -52,6 +52,13 @@ class Manifest:
         raise ZooFormatError(f"the manifest lists no file {path!r}; it lists {[f.path for f in self.files]}")
 
     @property
+    def generation_version(self) -> int:
+        """What the generator's training rules were when the zoo was made (``builder.train.GENERATION_VERSION``):
+        1 for zoos that predate the record (made before the original's exact rules were followed)."""
+        version = self.generation.get("generation_version", 1)
+        return version if isinstance(version, int) else 1
+
+    @property
     def shards(self) -> list[FileEntry]:
         return [f for f in self.files if f.path.endswith(".safetensors")]
 
