@@ -34,10 +34,9 @@ import torch.nn.functional as F
 
 __all__ = ["AugmentConfig", "AugmentParams", "apply_params", "augment", "sample_params"]
 
-#: Which of (largest, middle, smallest) channel value is R, G and B in each sixth of the hue circle.
-_SECTOR_R = torch.tensor([0, 1, 2, 2, 1, 0])
-_SECTOR_G = torch.tensor([1, 0, 0, 1, 2, 2])
-_SECTOR_B = torch.tensor([2, 2, 1, 0, 0, 1])
+#: The hexcone's channel offsets (R, G, B) of ``f(n) = max - chroma * clamp(min(k, 4 - k), 0, 1)``,
+#: ``k = (n + hue) mod 6``: the HSV -> RGB map that TF's ``hsv_to_rgb`` and ``hv_range_to_rgb`` compute.
+_CHANNEL_OFFSETS = (5.0, 3.0, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,46 +153,28 @@ def _affine_theta(p: AugmentParams, height: int, width: int) -> torch.Tensor:
     return torch.stack([row0, row1], dim=1)
 
 
-def _hue_sector(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per pixel of [B, 3, H, W]: hue in [0, 6) (0 where the pixel is grey), largest and smallest channel."""
+def _adjust_hue_saturation(x: torch.Tensor, hue: torch.Tensor, saturation: torch.Tensor) -> torch.Tensor:
+    """TF1 ``adjust_hue`` then ``adjust_saturation``, fused, on float [B, 3, H, W].
+
+    ``adjust_hue`` rotates the hexcone hue by ``hue`` turns, keeping each pixel's largest and smallest channel;
+    ``adjust_saturation`` then takes the HSV saturation ``(max - min) / max`` (0 where ``max <= 0``), scales it
+    by ``saturation``, clips it to [0, 1] and keeps hue and value. The hue rotation leaves max and min alone, so
+    both steps need the hue and the extremes computed once.
+    """
     r, g, b = x.unbind(1)
     vmax, vmin = x.amax(1), x.amin(1)
     chroma = vmax - vmin
     safe = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
-    h = torch.where(
-        vmax == r, torch.remainder((g - b) / safe, 6), torch.where(vmax == g, (b - r) / safe + 2, (r - g) / safe + 4)
-    )
-    return torch.where(chroma > 0, h, torch.zeros_like(h)), vmax, vmin
-
-
-def _from_hue(h: torch.Tensor, vmax: torch.Tensor, vmin: torch.Tensor) -> torch.Tensor:
-    """[B, 3, H, W] from hue in [0, 6) and each pixel's largest and smallest channel (TF's ``hv_range_to_rgb``)."""
-    sector = h.floor().clamp_(0, 5)
-    frac = h - sector
-    sector = sector.long()
-    rising = (sector % 2) == 0
-    mid = vmin + torch.where(rising, frac, 1 - frac) * (vmax - vmin)
-    values = torch.stack([vmax, mid, vmin], dim=1)  # [B, 3 (max, mid, min), H, W]
-    table = torch.stack([_SECTOR_R, _SECTOR_G, _SECTOR_B]).to(h.device)  # [3 (r, g, b), 6]
-    index = table[:, sector].movedim(0, 1)  # [B, 3 (r, g, b), H, W]
-    return values.gather(1, index)
-
-
-def _adjust_hue(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-    """TF1 ``adjust_hue``: rotate the hexcone hue by ``delta`` turns, keeping each pixel's largest and smallest
-    channel (grey stays grey)."""
-    h, vmax, vmin = _hue_sector(x)
-    return _from_hue(torch.remainder(h + 6 * delta, 6), vmax, vmin)
-
-
-def _adjust_saturation(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """TF1 ``adjust_saturation``: HSV saturation ``(max - min) / max`` (0 where max <= 0) times ``factor``,
-    clipped to [0, 1], value and hue kept."""
-    h, v, vmin = _hue_sector(x)
-    positive = v > 0
-    s = torch.where(positive, (v - vmin) / torch.where(positive, v, torch.ones_like(v)), torch.zeros_like(v))
-    s = (s * factor).clamp_(0, 1)
-    return _from_hue(h, v, v * (1 - s))
+    h = torch.where(vmax == r, (g - b) / safe, torch.where(vmax == g, (b - r) / safe + 2, (r - g) / safe + 4))
+    h = torch.remainder(torch.where(chroma > 0, h, torch.zeros_like(h)) + 6 * hue, 6)
+    positive = vmax > 0
+    s = torch.where(positive, chroma / torch.where(positive, vmax, torch.ones_like(vmax)), torch.zeros_like(vmax))
+    chroma = vmax * (s * saturation).clamp_(0, 1)
+    channels = []
+    for n in _CHANNEL_OFFSETS:
+        k = torch.remainder(h + n, 6)
+        channels.append(vmax - chroma * torch.minimum(k, 4 - k).clamp_(0, 1))
+    return torch.stack(channels, dim=1)
 
 
 def apply_params(images: torch.Tensor, params: AugmentParams, noise: torch.Tensor | None = None) -> torch.Tensor:
@@ -215,8 +196,7 @@ def apply_params(images: torch.Tensor, params: AugmentParams, noise: torch.Tenso
     x = x + p.brightness
     mean = x.mean(dim=(2, 3), keepdim=True)
     x = (x - mean) * p.contrast + mean
-    x = _adjust_hue(x, p.hue)
-    x = _adjust_saturation(x, p.saturation)
+    x = _adjust_hue_saturation(x, p.hue, p.saturation)
     if noise is not None:
         x = x + noise.to(dev, dt) * p.noise_std
     return x.clamp_(0, 1)
