@@ -305,8 +305,9 @@ def test_corrupt_cache(tmp_path):
     (tmp_path / cache_file_name("fashion")).write_bytes(b"PK\x03\x04 garbage")
     with pytest.raises(DataSourceError, match=r"fashion-v2\.npz.*delete it"):
         load_images("fashion", cache_dir=tmp_path)
-    np.savez(tmp_path / cache_file_name("svhn"), train_images=np.zeros((2, 28, 28), np.uint8), train_labels=np.zeros(2, np.int64),
-             test_images=np.zeros((1, 32, 32, 3), np.uint8), test_labels=np.zeros(1, np.int64))  # fmt: skip
+    np.savez(tmp_path / cache_file_name("svhn"), train_images=np.zeros((2, 28, 28), np.uint8),
+             train_labels=np.zeros(2, np.int64), test_images=np.zeros((1, 32, 32, 3), np.uint8),
+             test_labels=np.zeros(1, np.int64))  # fmt: skip
     with pytest.raises(DataSourceError, match=r"svhn-v2\.npz.*delete it"):
         load_images("svhn", cache_dir=tmp_path)
 
