@@ -5,7 +5,7 @@ is quoted in ``../shared/nws-reference.md``, "Exact training semantics").
   Fashion-MNIST the 55,000 images TensorFlow's ``read_data_sets`` left after its own 5,000-image validation set:
   training images 5,000..59,999), class balancing by subsampling every class to the smallest one every epoch,
   reshuffled every epoch; ``floor(N / batch)`` full batches an epoch.
-- Optimizers with TensorFlow 1's update rules (:mod:`builder.optim`), TensorLayer batch norm
+- Optimizers with TensorFlow 1's update rules (:mod:`weightzoo.optim`), TensorLayer batch norm
   (:mod:`weightzoo.model`), the augmentation of :mod:`builder.augment`, a constant learning rate (the original's
   0.96 decay never took effect; ``lr_decay=0.96`` applies it).
 - Early stopping (:class:`EarlyStopping`) and the 20 snapshots: exports 1, 2, ... are the weights before epoch
@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from builder.augment import augment
-from builder.optim import make_optimizer
+from weightzoo.optim import make_optimizer
 from builder.sources import ImageSet, train_pool_start
 from builder.space import torch_seed
 from weightzoo.errors import ConfigError, UnknownNameError

@@ -67,7 +67,7 @@ def test_regions_and_slice_positions():
     with pytest.raises(ConfigError, match="not fitted"):
         DMCClassifier().predict(X)
     with pytest.raises(ConfigError, match="too short"):
-        build_dmc(16, 2, (4, 4, 4, 4, 4), (8,), 0.5)
+        build_dmc(16, 2, (8,), 0.5, channels=(4, 4, 4, 4, 4))
 
 
 def test_deterministic_by_random_state_and_ragged_input():
@@ -81,12 +81,19 @@ def test_deterministic_by_random_state_and_ragged_input():
     assert est.get_params()["slice_length"] == 256 and est.set_params(epochs=3).epochs == 3
 
 
-def test_regressor():
+def test_regressor_l1_on_the_raw_target_by_default_standardised_as_an_option():
     X, y = _toy()
+    params = {**TINY, "batch_size": 8, "validation_fraction": 0.0, "dropout": 0.0, "random_state": 0}
+    # The original's loss: L1 on the raw target (here accuracy-sized); it learns, slowly.
+    raw = DMCRegressor(**params, epochs=20).fit(X, y * 0.5 + 0.2)
+    assert (raw.y_mean_, raw.y_std_) == (0.0, 1.0)
+    assert np.mean(raw.history_[-5:]) < 0.8 * np.mean(raw.history_[:3])
+    # Standardised (an option) for learning-rate-sized targets: separates the classes.
     target = y * 0.004 + 0.001
-    est = DMCRegressor(**{**TINY, "batch_size": 8}, epochs=10, random_state=0).fit(X, target)
+    est = DMCRegressor(**params, epochs=40, standardize_target=True).fit(X, target)
     pred = est.predict(X)
     assert pred[y == 1].min() > pred[y == 0].max() and est.score(X, target) > 0.5
+    assert (est.y_mean_, est.y_std_) == (pytest.approx(target.mean()), pytest.approx(target.std()))
     assert est.predict_slices(X, 3).shape == (16, 3)
 
 
@@ -104,16 +111,113 @@ def test_where_accuracy_by_slice_position(tmp_path):
     assert plot_vs_position(where, tmp_path / "where.png").stat().st_size > 1000
 
 
-def test_deeper_variant_above_40000_keeps_the_first_dense_layer_small():
-    from weightzoo.baselines.dmc import BASE_CHANNELS, default_channels
+def _trainable(layers: list[tuple[int, int]], flatten: int, n_classes: int) -> int:
+    """Trainable parameters from the specification: conv k5 (weights, bias, batch-norm beta and gamma), the
+    dense head 1024 x 4 - 64 (each with batch norm) and the output layer."""
+    conv = sum(5 * a * b + b + 2 * b for a, b in layers)
+    dense, width = 0, flatten
+    for d in (1024, 1024, 1024, 1024, 64):
+        dense += width * d + d + 2 * d
+        width = d
+    return conv + dense + 64 * n_classes + n_classes
 
-    assert default_channels(5000) == default_channels(40_000) == BASE_CHANNELS
-    for length in (40_001, 92_868, 388_172):
-        channels = default_channels(length)
-        assert len(channels) > len(BASE_CHANNELS) and set(channels[len(BASE_CHANNELS) :]) == {256}
-        net = build_dmc(length, 3, channels, (64,), 0.5)
-        first_dense = next(m for m in net if isinstance(m, torch.nn.Linear))
-        assert first_dense.in_features <= 256 * (5000 // 64)
+
+def _sequence(net: torch.nn.Module) -> list[str]:
+    names = {torch.nn.Conv1d: "conv", torch.nn.MaxPool1d: "pool", torch.nn.Linear: "dense", torch.nn.ReLU: "relu"}
+    return [names.get(type(m), "bn" if "BatchNorm" in type(m).__name__ else type(m).__name__) for m in net]
+
+
+@pytest.mark.parametrize("n_classes", [2, 4, 5])
+def test_network_is_the_originals_cnn1d_small_at_5000(n_classes):
+    net = build_dmc(5000, n_classes)
+    convs = [m for m in net if isinstance(m, torch.nn.Conv1d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [
+        (1, 8), (8, 16), (16, 32), (32, 64), (64, 128), (128, 256), *[(256, 256)] * 6
+    ]  # fmt: skip
+    assert all(c.kernel_size == (5,) and c.padding == (2,) for c in convs)
+    seq = _sequence(net)
+    # conv -> ReLU -> batch norm; pools: after 8 and 16, after 64, then before the 256-channel layers while the
+    # length is above 50 (625 -> 312 -> 156 -> 78 -> 39), and a final one: 19 x 256 = 4,864 into the head.
+    convs_and_pools = [t for t in seq if t in ("conv", "pool")]
+    assert convs_and_pools[:12] == ["conv", "pool", "conv", "pool", "conv", "conv", "pool", "conv", "conv",
+                                    "pool", "conv", "pool"]  # fmt: skip
+    assert convs_and_pools.count("pool") == 8 and convs_and_pools[-1] == "pool"
+    i = seq.index("conv")
+    assert seq[i : i + 3] == ["conv", "relu", "bn"]
+    dense = [m for m in net if isinstance(m, torch.nn.Linear)]
+    assert [(d.in_features, d.out_features) for d in dense] == [
+        (4864, 1024), (1024, 1024), (1024, 1024), (1024, 1024), (1024, 64), (64, n_classes)
+    ]  # fmt: skip
+    head = seq[seq.index("dense") :]
+    assert head[:4] == ["dense", "relu", "bn", "Dropout"] and head[-1] == "dense" and head.count("bn") == 5
+    count = sum(p.numel() for p in net.parameters())
+    assert count == _trainable([(c.in_channels, c.out_channels) for c in convs], 4864, n_classes)
+    assert count == 10_394_960 + 65 * n_classes
+
+
+def test_network_above_40000_is_the_originals_cnn1d():
+    net = build_dmc(92_868, 3)
+    convs = [(m.in_channels, m.out_channels) for m in net if isinstance(m, torch.nn.Conv1d)]
+    expected = [(1, 8), (8, 16), (16, 32), (32, 64), (64, 128), *[(128, 128)] * 5, (128, 256), *[(256, 256)] * 4]
+    assert convs == expected and len(convs) == 15
+    seq = [t for t in _sequence(net) if t in ("conv", "pool")]
+    assert seq.count("pool") == 12 and seq[-1] == "pool"
+    assert seq[-9:] == ["conv", "conv", "pool", "conv", "conv", "pool", "conv", "conv", "pool"]
+    length = 92_868
+    for _ in range(12):
+        length //= 2
+    first = next(m for m in net if isinstance(m, torch.nn.Linear))
+    assert first.in_features == length * 256 == 22 * 256
+    assert sum(p.numel() for p in net.parameters()) == _trainable(expected, 22 * 256, 3)
+    assert _sequence(build_dmc(40_000, 3)).count("conv") == 12  # 40,000 still takes the small network
+
+
+def test_initialisation_is_the_originals():
+    net = build_dmc(5000, 4, generator=torch.Generator().manual_seed(0))
+    dense = [m for m in net if isinstance(m, torch.nn.Linear)][1]  # 1024 x 1024
+    std = (2 / 2048) ** 0.5 / 0.87962566103423978
+    w = dense.weight.detach()
+    assert float(w.abs().max()) <= 2 * std + 1e-7 and abs(float(w.std()) - (2 / 2048) ** 0.5) < 0.002
+    assert all(float(m.bias.detach().abs().sum()) == 0 for m in net if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d)))
+    bns = [m for m in net if "BatchNorm" in type(m).__name__]
+    gamma = torch.cat([m.weight.detach() for m in bns])
+    assert abs(float(gamma.mean()) - 1) < 0.001 and abs(float(gamma.std()) - 0.002) < 0.0005
+    assert all(m.eps == 1e-5 and abs(m.momentum - 0.1) < 1e-12 for m in bns)
+
+
+def test_validation_split_held_out_and_scored_every_epoch():
+    X, y = _toy(n=40)
+    est = DMCClassifier(**TINY, epochs=3, random_state=0).fit(X, y)
+    assert len(est.validation_history_) == 3 and all(0 <= v <= 1 for v in est.validation_history_)
+    none = DMCClassifier(**TINY, epochs=3, validation_fraction=0.0, random_state=0).fit(X, y)
+    assert none.validation_history_ == []
+    with pytest.raises(ConfigError, match="validation_fraction"):
+        DMCClassifier(**TINY, validation_fraction=1.0).fit(X, y)
+
+
+def test_mean_slice_accuracy_is_the_mean_over_networks_of_per_network_slice_accuracy():
+    X, y = _toy(n=16)
+    est = DMCClassifier(**{**TINY, "slice_length": 128}, epochs=2, random_state=0).fit(X, y, weightn_conv=300)
+    probs = est._even_slices(X, None)
+    assert probs.shape == (16, 8, 2)
+    per_network = (probs.argmax(axis=2) == y[:, None]).mean(axis=1)
+    assert est.score_mean_slices(X, y) == pytest.approx(per_network.mean())
+    assert est.score(X, y) == pytest.approx(np.mean(probs.mean(axis=1).argmax(axis=1) == y))
+
+
+def test_bn_at_test_batch_uses_batch_statistics_and_leaves_the_model_alone():
+    X, y = _toy(n=16)
+    est = DMCClassifier(**TINY, epochs=2, random_state=0).fit(X, y)
+    state = {k: v.clone() for k, v in est.module_.state_dict().items()}
+    moving = est.predict_proba(X)
+    est.set_params(bn_at_test="batch")
+    batch = est.predict_proba(X)
+    assert not np.allclose(moving, batch)
+    # One network's evenly spaced slices form one batch: a network's prediction does not depend on the others.
+    assert np.allclose(est.predict_proba(X[:3])[1], batch[1], atol=1e-5)
+    assert all(torch.equal(v, est.module_.state_dict()[k]) for k, v in state.items())
+    with pytest.raises(UnknownNameError, match="bn_at_test"):
+        est.set_params(bn_at_test="train").predict(X)
 
 
 def test_normalize_slices_shape_scale_channels_and_constant_slices():

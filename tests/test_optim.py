@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from builder.optim import TF1Adam, TF1RMSprop, make_optimizer
 from weightzoo.errors import UnknownNameError
+from weightzoo.optim import TF1Adam, TF1RMSprop, make_optimizer
 
 STEPS = 200
 

@@ -163,12 +163,27 @@ def _init_weight(w: torch.Tensor, scheme: str, generator: torch.Generator) -> No
     elif scheme == "glorot_uniform":
         a = math.sqrt(6.0 / (fan_in + fan_out))
         w.copy_(torch.rand(w.shape, generator=generator, device=generator.device) * 2 * a - a)
-    else:  # glorot_normal: truncated at two standard deviations, redrawn until inside, as TF1 does
-        std = math.sqrt(2.0 / (fan_in + fan_out)) / 0.87962566103423978
-        values = torch.randn(w.shape, generator=generator, device=generator.device)
-        while (bad := values.abs() > 2).any():
-            values[bad] = torch.randn(int(bad.sum()), generator=generator, device=generator.device)
-        w.copy_(values * std)
+    else:
+        glorot_normal_(w, generator)
+
+
+def glorot_normal_(w: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """TF1's ``glorot_normal_initializer`` in place: a normal truncated at two standard deviations (redrawn until
+    inside) with std ``sqrt(2 / (fan_in + fan_out)) / 0.8796``; fans over PyTorch's ``[out, in, *kernel]`` layout.
+
+    Example:
+        >>> w = glorot_normal_(torch.empty(64, 32), torch.Generator().manual_seed(0))
+        >>> bool(w.abs().max() <= 2 * math.sqrt(2 / 96) / 0.87962566103423978)
+        True
+    """
+    receptive = math.prod(w.shape[2:])
+    fan_in, fan_out = w.shape[1] * receptive, w.shape[0] * receptive
+    std = math.sqrt(2.0 / (fan_in + fan_out)) / 0.87962566103423978
+    values = torch.randn(w.shape, generator=generator, device=generator.device)
+    while (bad := values.abs() > 2).any():
+        values[bad] = torch.randn(int(bad.sum()), generator=generator, device=generator.device)
+    with torch.no_grad():
+        return w.copy_(values * std)
 
 
 def to_flat(state: Mapping[str, torch.Tensor], architecture: Architecture) -> torch.Tensor:

@@ -1,26 +1,44 @@
-"""The deep meta-classifier (DMC) of Eilertsen et al. 2020: a 1D CNN on slices of the flat weight vector.
+"""The deep meta-classifier (DMC) of Eilertsen et al. 2020: a 1D CNN on slices of the flat weight vector, built
+exactly as the authors' ``meta_classifier.py`` / ``model.py`` (``../shared/nws-reference.md``, "Exact
+meta-classifier semantics").
 
 Input: a slice of ``slice_length`` (L, default 5000) consecutive values of a network's flat reference-order
 vector, at a random position redrawn every time a sample is used; ``region`` restricts slices to the conv part
-(``[0, weightn_conv)``), the dense part (``[weightn_conv, end)``) or allows ``all``. Model: per level a conv
-(kernel 5, same padding), ReLU, then batch norm and a max-pool by 2, channels 8 -> 256 doubling; then dense layers
-1024-1024-1024-1024-64 with ReLU and dropout 0.5, then the output. Slices longer than 40,000 values get the deeper
-variant (:func:`default_channels`): extra 256-channel levels until the flattened width is no more than for
-L = 5000, so the first dense layer keeps its size. Adam (lr 1e-3), batch 64, cross-entropy
-(classification) or L1 on the standardised target (regression). Trains on CUDA when present.
+(``[0, weightn_conv)``), the dense part (``[weightn_conv, end)``) or allows ``all``.
 
-``input_norm`` (not in the reference, whose default ``"none"`` feeds the raw values): ``"slice"`` standardises
-every slice to zero mean and unit std and adds two constant channels holding its scale, ``log10(std)`` and
-``asinh(mean / 0.01)``, so the net sees the slice's shape and its scale on comparable ranges. Weights of networks
-with normal (std 1), Glorot (std about 0.05) and constant initialisations, and batch-norm variances, differ by orders
-of magnitude; with raw values the small ones vanish next to the large ones. On small zoos or short CPU budgets,
-``input_norm="slice"`` with a smaller head (``dense=(256, 64), dropout=0.0``), and shorter slices
-(``slice_length=1000``) for signals spread thinly, learn where the reference's configuration stays at chance
-(see the README's results).
+The network (:func:`build_dmc`). Each conv layer: kernel 5, same padding, bias, ReLU, then batch norm; max-pools
+by 2 (VALID). For L <= 40,000 (``cnn1D_small``): 1->8, pool, 8->16, pool, 16->32, 32->64, pool, 64->128,
+128->256, then six 256->256 layers each preceded by a pool only while the length is above 50, then a final pool
+(12 conv layers; at L = 5000 the head's input is 19 x 256 = 4,864). Above 40,000 (``cnn1D``): 1->8, 8->16,
+16->32, 32->64, 64->128, four 128->128, each followed by a pool; 128->128, 128->256, pool; 256->256 x2, pool;
+256->256 x2, pool (15 conv layers, 12 pools). Then dense 1024-1024-1024-1024-64, each dense, ReLU, batch norm,
+dropout 0.5, and the output layer. Batch norm is TensorLayer's (decay 0.9, epsilon 1e-5, gamma ~ N(1, 0.002));
+weights Glorot normal (TF1's truncated form), biases zero; the flattened features in the original's (position,
+channel) order. Training: TF1 Adam, learning rate 1e-3, batch 64, 50 epochs, cross-entropy; regression with
+an L1 loss on the raw target; 10 % of the training samples (after a shuffle) held out for validation, scored
+every epoch (``validation_history_``), not trained on.
 
-Whole-network prediction averages the class probabilities (or regression outputs) over ``eval_slices`` evenly
-spaced slices; :meth:`DMCClassifier.score_slices` gives the single-slice accuracy reported next to it, and
-:meth:`DMCClassifier.predict_slices` the probabilities at chosen positions (where the information sits).
+Per-network figures (both reported by :func:`weightzoo.baselines.fit`):
+
+- ``mean_slice_accuracy`` (:meth:`DMCClassifier.score_mean_slices`): the original's figure (``valid_avg``), the
+  accuracy of 64 evenly spaced slices of each test network, averaged;
+- ``accuracy`` (:meth:`DMCClassifier.score`): this package's whole-network prediction, the argmax of the class
+  probabilities averaged over the same 64 slices.
+
+Deliberate differences, each an option away from the original:
+
+- ``bn_at_test="moving"`` (default): batch norm uses its moving statistics at test time. The original ran its
+  batch norm in training mode at test time too, so a prediction depended on the other slices in the batch
+  (64 slices of one network in ``valid_avg``); ``bn_at_test="batch"`` reproduces that.
+- Regression: the original's loss ``mean(|y - y_|)`` broadcast a [64, 1] prediction against [64] targets (every
+  prediction against every target of the batch); here it is the per-sample L1 it evidently meant.
+  ``standardize_target=True`` (an addition) fits the standardised target instead of the raw one.
+
+Additions of this package, not in the original (documented in the README with their results):
+``input_norm="slice"`` standardises every slice and adds two constant channels holding its scale, ``log10(std)``
+and ``asinh(mean / 0.01)``; ``dense``, ``dropout`` and ``channels`` (one conv and one pool per listed width)
+change the network. On small zoos and CPU budgets ``input_norm="slice"`` with a small head (``dense=(256, 64),
+dropout=0.0``) learns where the original's configuration does not (see the README).
 
 ``X`` is [n_samples, num_params] float32, or a 1-D object array of vectors when lengths differ (``nws_main``);
 ``weightn_conv`` (per sample, or one int) is the conv/dense boundary, needed for ``region`` other than ``all``.
@@ -28,7 +46,7 @@ spaced slices; :meth:`DMCClassifier.score_slices` gives the single-slice accurac
 Example:
     >>> est = DMCClassifier(slice_length=5000, epochs=50, random_state=0)  # doctest: +SKIP
     >>> est.fit(train.weights, train.y, weightn_conv=train.weightn_conv)  # doctest: +SKIP
-    >>> est.score(test.weights, test.y, weightn_conv=test.weightn_conv)  # doctest: +SKIP
+    >>> est.score_mean_slices(test.weights, test.y, weightn_conv=test.weightn_conv)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -42,6 +60,8 @@ import torch
 from torch import nn
 
 from weightzoo.errors import ConfigError, UnknownNameError
+from weightzoo.model import BN_EPS, BN_GAMMA_STD, BN_MOMENTUM, TLBatchNorm1d, glorot_normal_
+from weightzoo.optim import TF1Adam
 
 REGIONS: tuple[str, ...] = ("all", "conv", "dense")
 #: Input normalisation -> input channels of the net: the reference's raw values (one channel), or the standardised
@@ -50,51 +70,93 @@ INPUT_CHANNELS: dict[str, int] = {"none": 1, "slice": 3}
 INPUT_NORMS: tuple[str, ...] = tuple(INPUT_CHANNELS)
 
 
-#: The reference's conv levels for slices up to 40,000 values.
-BASE_CHANNELS: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
+#: Slices longer than this get the original's deeper network (``cnn1D``).
 DEEPER_ABOVE = 40_000
+#: The original's dense head: hidden widths and dropout.
+DENSE: tuple[int, ...] = (1024, 1024, 1024, 1024, 64)
+DROPOUT = 0.5
+BN_AT_TEST: tuple[str, ...] = ("moving", "batch")
 
 
-def default_channels(slice_length: int) -> tuple[int, ...]:
-    """The conv channels per level for ``slice_length``: the reference's six levels, or, above 40,000 values,
-    the deeper variant with extra 256-channel levels until the pooled length is at most 5000 / 64.
+def conv_plan(slice_length: int) -> list[tuple[str, int]]:
+    """The original's conv stack for ``slice_length`` as ``("conv", channels)`` and ``("pool", 0)`` steps.
 
     Example:
-        >>> len(default_channels(5000)), len(default_channels(92_868))
-        (6, 11)
+        >>> plan = conv_plan(5000)
+        >>> sum(kind == "conv" for kind, _ in plan), sum(kind == "pool" for kind, _ in plan)
+        (12, 8)
     """
-    channels = list(BASE_CHANNELS)
-    if slice_length > DEEPER_ABOVE:
-        target, n = 5000 >> len(BASE_CHANNELS), slice_length >> len(BASE_CHANNELS)
-        while n > target:
-            channels.append(BASE_CHANNELS[-1])
-            n >>= 1
-    return tuple(channels)
+    conv, pool = "conv", ("pool", 0)
+    if slice_length > DEEPER_ABOVE:  # cnn1D
+        plan: list[tuple[str, int]] = []
+        for c in (8, 16, 32, 64, 128, 128, 128, 128, 128):
+            plan += [(conv, c), pool]
+        return [*plan, (conv, 128), (conv, 256), pool, (conv, 256), (conv, 256), pool, (conv, 256), (conv, 256), pool]
+    plan = [(conv, 8), pool, (conv, 16), pool, (conv, 32), (conv, 64), pool, (conv, 128), (conv, 256)]
+    n = slice_length // 8
+    for _ in range(6):  # cnn1D_small: a pool before each 256-channel layer only while the length is above 50
+        if n > 50:
+            plan.append(pool)
+            n //= 2
+        plan.append((conv, 256))
+    return [*plan, pool]
+
+
+class _FlattenPositionChannel(nn.Module):
+    """Flatten [B, C, L] in (position, channel) order, as the original reshapes its [B, L, C] tensors."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(1, 2).flatten(1)
 
 
 def build_dmc(
     slice_length: int,
     n_out: int,
-    channels: tuple[int, ...],
-    dense: tuple[int, ...],
-    dropout: float,
+    dense: tuple[int, ...] = DENSE,
+    dropout: float = DROPOUT,
     in_channels: int = 1,
+    channels: tuple[int, ...] | None = None,
+    generator: torch.Generator | None = None,
 ) -> nn.Sequential:
-    """The 1D CNN: (conv k5 -> ReLU -> BN -> max-pool 2) per channel count, flatten, dense layers, output."""
+    """The meta-classifier network: the original's conv stack for ``slice_length`` (:func:`conv_plan`) or, with
+    ``channels``, one conv and one pool per listed width; flatten; dense layers; output. Initialised as the
+    original (Glorot normal weights, zero biases, batch-norm gamma ~ N(1, 0.002)) from ``generator``.
+
+    Example:
+        >>> net = build_dmc(5000, 4)
+        >>> sum(p.numel() for p in net.parameters())  # 10,394,960 + 65 C
+        10395220
+    """
+    plan = conv_plan(slice_length) if channels is None else [s for c in channels for s in (("conv", c), ("pool", 0))]
     layers: list[nn.Module] = []
     c_in, n = in_channels, slice_length
-    for c in channels:
-        layers += [nn.Conv1d(c_in, c, 5, padding=2), nn.ReLU(), nn.BatchNorm1d(c), nn.MaxPool1d(2)]
-        c_in, n = c, n // 2
+    for kind, c in plan:
+        if kind == "pool":
+            layers.append(nn.MaxPool1d(2))
+            n //= 2
+        else:
+            layers += [nn.Conv1d(c_in, c, 5, padding=2), nn.ReLU(), TLBatchNorm1d(c, eps=BN_EPS, momentum=BN_MOMENTUM)]
+            c_in = c
     if n < 1:
-        raise ConfigError(f"slice_length={slice_length} is too short for {len(channels)} max-pools by 2")
-    layers.append(nn.Flatten())
+        raise ConfigError(f"slice_length={slice_length} is too short for the {sum(k == 'pool' for k, _ in plan)} pools")
+    layers.append(_FlattenPositionChannel())
     width = c_in * n
     for d in dense:
-        layers += [nn.Linear(width, d), nn.ReLU(), nn.Dropout(dropout)]
+        layers += [nn.Linear(width, d), nn.ReLU(), TLBatchNorm1d(d, eps=BN_EPS, momentum=BN_MOMENTUM)]
+        layers.append(nn.Dropout(dropout))
         width = d
     layers.append(nn.Linear(width, n_out))
-    return nn.Sequential(*layers)
+    net = nn.Sequential(*layers)
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, (nn.Conv1d, nn.Linear)):
+                glorot_normal_(module.weight, gen)
+                module.bias.zero_()
+            elif isinstance(module, TLBatchNorm1d):
+                module.weight.copy_(1 + BN_GAMMA_STD * torch.randn(module.weight.shape, generator=gen))
+                module.bias.zero_()
+    return net
 
 
 class _DMCBase:
@@ -105,13 +167,16 @@ class _DMCBase:
         slice_length: int = 5000,
         region: str = "all",
         channels: tuple[int, ...] | None = None,
-        dense: tuple[int, ...] = (1024, 1024, 1024, 1024, 64),
-        dropout: float = 0.5,
+        dense: tuple[int, ...] = DENSE,
+        dropout: float = DROPOUT,
         epochs: int = 50,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
         eval_slices: int = 64,
         input_norm: str = "none",
+        validation_fraction: float = 0.1,
+        bn_at_test: str = "moving",
+        standardize_target: bool = False,
         device: str | None = None,
         random_state: int | None = None,
         progress: bool = False,
@@ -126,6 +191,9 @@ class _DMCBase:
         self.learning_rate = learning_rate
         self.eval_slices = eval_slices
         self.input_norm = input_norm
+        self.validation_fraction = validation_fraction
+        self.bn_at_test = bn_at_test
+        self.standardize_target = standardize_target
         self.device = device
         self.random_state = random_state
         self.progress = progress
@@ -144,7 +212,7 @@ class _DMCBase:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(slice_length={self.slice_length}, region={self.region!r}, epochs={self.epochs}, "
-            f"input_norm={self.input_norm!r})"
+            f"input_norm={self.input_norm!r}, bn_at_test={self.bn_at_test!r})"
         )
 
     # -- slices -----------------------------------------------------------------------------------------------
@@ -179,16 +247,31 @@ class _DMCBase:
             return torch.from_numpy(normalize_slices(batch))
         return torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).unsqueeze(1)
 
-    def _forward(self, X: Any, rows: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        """Outputs (probabilities or standardised predictions) of the slices at ``starts`` of samples ``rows``."""
+    def _forward(self, X: Any, rows: np.ndarray, starts: np.ndarray, group: int | None = None) -> np.ndarray:
+        """Outputs (probabilities or model-scale predictions) of the slices at ``starts`` of samples ``rows``.
+
+        With ``bn_at_test="batch"`` batch norm normalises with the statistics of each forward batch, as the
+        original did: batches of ``group`` rows (one network's evenly spaced slices) or of ``batch_size``.
+        """
+        if self.bn_at_test not in BN_AT_TEST:
+            raise UnknownNameError("bn_at_test", self.bn_at_test, BN_AT_TEST)
         self.module_.eval()
-        out = []
         step = max(self.batch_size, 256)
+        if self.bn_at_test == "batch":
+            for m in self.module_.modules():
+                if isinstance(m, TLBatchNorm1d):
+                    m.train()  # batch statistics; the moving ones are restored below, so scoring changes nothing
+            saved = {k: v.clone() for k, v in self.module_.state_dict().items()}
+            step = group or self.batch_size
+        out = []
         with torch.no_grad():
             for i in range(0, len(rows), step):
                 x = self._gather(X, rows[i : i + step], starts[i : i + step]).to(self.device_)
                 y = self.module_(x)
                 out.append((torch.softmax(y, dim=1) if self._classify else y[:, 0]).cpu().numpy())
+        if self.bn_at_test == "batch":
+            self.module_.load_state_dict(saved)
+            self.module_.eval()
         return np.concatenate(out) if out else np.zeros((0, self.n_outputs_), np.float32)
 
     def _even_starts(self, lo: np.ndarray, end: np.ndarray, fractions: np.ndarray) -> np.ndarray:
@@ -200,28 +283,44 @@ class _DMCBase:
         raise NotImplementedError
 
     def fit(self, X: Any, y: Any, weightn_conv: Any = None) -> _DMCBase:
-        """Train on random slices, redrawn every epoch; returns ``self``."""
+        """Train on random slices, redrawn every time a sample is used; returns ``self``.
+
+        ``validation_fraction`` of the samples (after a shuffle) are held out and scored on one random slice each
+        at the end of every epoch (``validation_history_``), as the original monitored its training.
+        """
         X = _as_input(X)
         y = np.asarray(y)
         if len(X) != len(y) or len(X) == 0:
             raise ConfigError(f"X has {len(X)} samples and y {len(y)}; expected the same, non-zero number")
         if self.input_norm not in INPUT_NORMS:
             raise UnknownNameError("input_norm", self.input_norm, INPUT_NORMS)
+        if self.bn_at_test not in BN_AT_TEST:
+            raise UnknownNameError("bn_at_test", self.bn_at_test, BN_AT_TEST)
+        if not 0 <= self.validation_fraction < 1:
+            raise ConfigError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
         self.device_ = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         targets, n_out = self._targets(y)
         self.n_outputs_ = n_out
         lo, end = self._bounds(X, weightn_conv)
         rng = np.random.default_rng(self.random_state)
+        # The original's held-out validation samples: int(0.9 n) train, the rest validate.
+        shuffled = rng.permutation(len(X))
+        n_train = int((1 - self.validation_fraction) * len(X)) if self.validation_fraction else len(X)
+        train_rows, val_rows = shuffled[:n_train], shuffled[n_train:]
+        if len(train_rows) < 2:
+            raise ConfigError(f"{len(X)} samples leave {len(train_rows)} to train on; a DMC needs at least 2")
         self.history_: list[float] = []
+        self.validation_history_: list[float] = []
         devices = [self.device_.index or 0] if self.device_.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(int(rng.integers(2**31)))
-            channels = default_channels(self.slice_length) if self.channels is None else tuple(self.channels)
+            init = torch.Generator().manual_seed(int(rng.integers(2**31)))
             self.module_ = build_dmc(
-                self.slice_length, n_out, channels, tuple(self.dense), self.dropout, INPUT_CHANNELS[self.input_norm]
-            )
+                self.slice_length, n_out, tuple(self.dense), self.dropout, INPUT_CHANNELS[self.input_norm],
+                None if self.channels is None else tuple(self.channels), init,
+            )  # fmt: skip
             self.module_.to(self.device_)
-            opt = torch.optim.Adam(self.module_.parameters(), lr=self.learning_rate)
+            opt = TF1Adam(self.module_.parameters(), lr=self.learning_rate)
             loss_fn = nn.CrossEntropyLoss() if self._classify else nn.L1Loss()
             epochs = range(self.epochs)
             if self.progress:
@@ -231,7 +330,7 @@ class _DMCBase:
             start, seen = time.perf_counter(), 0
             for _ in epochs:
                 self.module_.train()
-                order = rng.permutation(len(X))
+                order = train_rows[rng.permutation(len(train_rows))]
                 total = 0.0
                 for i in range(0, len(order), self.batch_size):
                     rows = order[i : i + self.batch_size]
@@ -247,7 +346,10 @@ class _DMCBase:
                     opt.step()
                     total += float(loss.detach()) * len(rows)
                     seen += len(rows)
-                self.history_.append(total / len(X))
+                self.history_.append(total / len(order))
+                if len(val_rows):
+                    out = self._forward(X, val_rows, rng.integers(lo[val_rows], end[val_rows]))
+                    self.validation_history_.append(self._slice_score(out, targets[val_rows].numpy()))
                 if self.progress:
                     epochs.set_postfix(loss=f"{self.history_[-1]:.4f}")
             self.fit_seconds_ = time.perf_counter() - start
@@ -258,14 +360,15 @@ class _DMCBase:
         if not hasattr(self, "module_"):
             raise ConfigError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
 
-    def _average(self, X: Any, weightn_conv: Any) -> np.ndarray:
+    def _even_slices(self, X: Any, weightn_conv: Any) -> np.ndarray:
+        """Outputs of ``eval_slices`` evenly spaced slices per sample: [n, eval_slices(, C)]."""
         self._check_fitted()
         X = _as_input(X)
         lo, end = self._bounds(X, weightn_conv)
         starts = self._even_starts(lo, end, np.linspace(0, 1, self.eval_slices))
         rows = np.repeat(np.arange(len(X)), self.eval_slices)
-        out = self._forward(X, rows, starts.reshape(-1))
-        return out.reshape(len(X), self.eval_slices, *out.shape[1:]).mean(axis=1)
+        out = self._forward(X, rows, starts.reshape(-1), group=self.eval_slices)
+        return out.reshape(len(X), self.eval_slices, *out.shape[1:])
 
     def predict_slices(self, X: Any, positions: Any = 100, weightn_conv: Any = None) -> np.ndarray:
         """Outputs at evenly spaced slice positions (an int) or at fractions in [0, 1] of the region: class
@@ -275,7 +378,7 @@ class _DMCBase:
         fractions = np.linspace(0, 1, positions) if np.isscalar(positions) else np.asarray(positions, float)
         lo, end = self._bounds(X, weightn_conv)
         starts = self._even_starts(lo, end, fractions)
-        out = self._forward(X, np.repeat(np.arange(len(X)), len(fractions)), starts.reshape(-1))
+        out = self._forward(X, np.repeat(np.arange(len(X)), len(fractions)), starts.reshape(-1), len(fractions))
         return self._decode_slices(out.reshape(len(X), len(fractions), *out.shape[1:]))
 
     def _decode_slices(self, out: np.ndarray) -> np.ndarray:
@@ -301,9 +404,12 @@ class DMCClassifier(_DMCBase):
             raise ConfigError(f"y holds {len(self.classes_)} class; a classifier needs at least 2")
         return torch.as_tensor(np.searchsorted(self.classes_, y), dtype=torch.long), len(self.classes_)
 
+    def _slice_score(self, probs: np.ndarray, codes: np.ndarray) -> float:
+        return float(np.mean(probs.argmax(axis=1) == codes))
+
     def predict_proba(self, X: Any, weightn_conv: Any = None) -> np.ndarray:
         """Class probabilities averaged over ``eval_slices`` evenly spaced slices per sample [n, C]."""
-        return self._average(X, weightn_conv)
+        return self._even_slices(X, weightn_conv).mean(axis=1)
 
     def predict(self, X: Any, weightn_conv: Any = None) -> np.ndarray:
         """Whole-network prediction (argmax of the averaged probabilities)."""
@@ -311,8 +417,23 @@ class DMCClassifier(_DMCBase):
         return self.classes_[np.argmax(probs, axis=1)]
 
     def score(self, X: Any, y: Any, weightn_conv: Any = None) -> float:
-        """Accuracy of the whole-network (slice-averaged) prediction."""
+        """Accuracy of the whole-network prediction (argmax of the slice-averaged probabilities): this package's
+        per-network figure."""
         return float(np.mean(self.predict(X, weightn_conv) == np.asarray(y)))
+
+    def score_mean_slices(self, X: Any, y: Any, weightn_conv: Any = None) -> float:
+        """The original's per-network figure (``valid_avg``): the accuracy of ``eval_slices`` (64) evenly spaced
+        slices of each sample, averaged over the samples.
+
+        Example:
+            >>> est = DMCClassifier(slice_length=256, channels=(4,), dense=(8,), epochs=1, random_state=0)
+            >>> X, y = np.random.default_rng(0).standard_normal((8, 600)).astype("float32"), np.arange(8) % 2
+            >>> 0.0 <= est.fit(X, y).score_mean_slices(X, y) <= 1.0
+            True
+        """
+        probs = self._even_slices(X, weightn_conv)
+        hits = self.classes_[probs.argmax(axis=2)] == np.asarray(y)[:, None]
+        return float(hits.mean(axis=1).mean())
 
     def score_slices(self, X: Any, y: Any, weightn_conv: Any = None, repeats: int = 4) -> float:
         """Accuracy of single slices at random positions (``repeats`` per sample, seeded by ``random_state``)."""
@@ -326,7 +447,8 @@ class DMCClassifier(_DMCBase):
 
 
 class DMCRegressor(_DMCBase):
-    """The deep meta-classifier as a regressor (L1 loss on the standardised target, e.g. the learning rate).
+    """The deep meta-classifier as a regressor (L1 loss on the raw target as the original, e.g. the learning rate;
+    ``standardize_target=True`` fits the standardised one).
 
     Example:
         >>> est = DMCRegressor(slice_length=512, channels=(4,), dense=(16,), epochs=1)
@@ -339,12 +461,15 @@ class DMCRegressor(_DMCBase):
 
     def _targets(self, y: np.ndarray) -> tuple[torch.Tensor, int]:
         y = y.astype(np.float64)
-        self.y_mean_, self.y_std_ = float(y.mean()), float(y.std()) or 1.0
+        self.y_mean_, self.y_std_ = (float(y.mean()), float(y.std()) or 1.0) if self.standardize_target else (0.0, 1.0)
         return torch.as_tensor((y - self.y_mean_) / self.y_std_, dtype=torch.float32), 1
+
+    def _slice_score(self, predictions: np.ndarray, targets: np.ndarray) -> float:
+        return float(np.mean(np.abs(predictions - targets)) * self.y_std_)  # mean absolute error
 
     def predict(self, X: Any, weightn_conv: Any = None) -> np.ndarray:
         """Prediction averaged over ``eval_slices`` evenly spaced slices per sample."""
-        return self._average(X, weightn_conv) * self.y_std_ + self.y_mean_
+        return self._even_slices(X, weightn_conv).mean(axis=1) * self.y_std_ + self.y_mean_
 
     def _decode_slices(self, out: np.ndarray) -> np.ndarray:
         return out * self.y_std_ + self.y_mean_

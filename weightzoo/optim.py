@@ -1,4 +1,5 @@
-"""The three optimizers of the reference zoo, with TensorFlow 1's update rules.
+"""The optimizers of the original code, with TensorFlow 1's update rules: the zoo's three (``builder.train``) and
+the meta-classifier's Adam (``weightzoo.baselines.dmc``).
 
 The original trains with ``tf.train.AdamOptimizer(lr)``, ``tf.train.RMSPropOptimizer(lr)`` (decay 0.9) and
 ``tf.train.MomentumOptimizer(lr, 0.95)`` (``../shared/nws-reference.md``, "Exact training semantics"). PyTorch's
