@@ -41,13 +41,13 @@ import torch
 import torch.nn.functional as F
 
 from builder.augment import augment
-from weightzoo.optim import make_optimizer
 from builder.sources import ImageSet, train_pool_start
 from builder.space import torch_seed
 from weightzoo.errors import ConfigError, UnknownNameError
 from weightzoo.format.layout import METRICS, NUM_SNAPSHOTS
 from weightzoo.hparams import HyperParameters
 from weightzoo.model import BN_DECAY, BN_EPS, NWSNet, initialize_, state_tensors
+from weightzoo.optim import make_optimizer
 
 #: What a network of a given (zoo seed, id, configuration) becomes. Bumped whenever training changes the weights:
 #: 1 = before the exact original rules; 2 = the original's early stopping, TF1 optimizers, TensorLayer batch norm,
@@ -244,7 +244,7 @@ class EarlyStopping:
         >>> stop = EarlyStopping(TrainConfig())
         >>> curve = [0.1] + [0.5 + 0.01 * e for e in range(1, 20)] + [0.6, 0.59, 0.58, 0.58, 0.57, 0.56, 0.55]
         >>> [e for e, acc in enumerate(curve) if stop.update(e, acc)][:1]  # five falls; the tie does not reset
-        [26]
+        [25]
     """
 
     def __init__(self, config: TrainConfig):

@@ -31,13 +31,18 @@ def write_synthetic_zoo(
     seed: int = 0,
     max_shard_bytes: int = 2**20,
     diverged: tuple[int, ...] = (2,),
+    generation: dict | None = None,
 ) -> dict[int, dict[str, np.ndarray]]:
     """Write a zoo of ``n`` networks with random weights; return the weights written, by network id."""
     space = get_preset(preset)
     rng = np.random.default_rng(seed)
     written = {}
     with ZooWriter(
-        path, name=f"synthetic-{preset}", zoo_seed=seed, generation={"preset": preset}, max_shard_bytes=max_shard_bytes
+        path,
+        name=f"synthetic-{preset}",
+        zoo_seed=seed,
+        generation=generation or {"preset": preset},
+        max_shard_bytes=max_shard_bytes,
     ) as writer:
         for i in range(n):
             hp = space.sample(seed, i)

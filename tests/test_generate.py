@@ -109,6 +109,34 @@ def test_manifest_records_how_to_regenerate(demo_zoo):
     assert {f["path"] for f in manifest["files"]} >= {"index.parquet", "README.md"}
     assert all(len(f["sha256"]) == 64 for f in manifest["files"])
     assert np.isclose(sum(manifest["status_counts"].values()), 5)
+    gen_cfg = manifest["generation"]
+    assert gen_cfg["generation_version"] == 2 and open_zoo(demo_zoo).manifest.generation_version == 2
+    assert gen_cfg["train"]["bn_eps"] == 1e-5 and gen_cfg["train"]["bn_decay"] == 0.9
+    assert gen_cfg["train"]["evaluation"] == "clean" and gen_cfg["train"]["min_epochs"] == 19
+    assert "generation version\n2" in (demo_zoo / "README.md").read_text()
+
+
+def test_reproduce_refuses_a_zoo_of_another_generation_version(demo_zoo, tmp_path, capsys):
+    import shutil
+
+    from builder.reproduce import main as reproduce_main
+
+    old = tmp_path / "old"
+    shutil.copytree(demo_zoo, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["generation"]["generation_version"]  # as zoos made before version 2 are
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    assert reproduce_main([str(old), "--networks", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "generation version 1" in err and "generation version 2" in err
+
+
+def test_released_evaluation_is_recorded_in_the_manifest_and_card(tmp_path):
+    out = tmp_path / "released"
+    assert _run(out, "--seed", "11", "--evaluation", "released", n=1) == 0
+    zoo = open_zoo(out)
+    assert zoo.manifest.generation["train"]["evaluation"] == "released"
+    assert "--evaluation released" in (out / "README.md").read_text()
 
 
 def test_reproduce_retrains_bit_identically(demo_zoo, capsys):

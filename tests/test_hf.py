@@ -80,7 +80,8 @@ def load(*args, cache_dir, **kwargs):
 def write_finite_zoo(path, n=3):
     """A small nws_fixed zoo whose networks compute finite outputs (initialised weights, positive variances)."""
     space, rng = get_preset("nws_fixed"), np.random.default_rng(0)
-    with ZooWriter(path, name="finite", zoo_seed=0, generation={"preset": "nws_fixed"}) as writer:
+    generation = {"preset": "nws_fixed", "generation_version": 2, "train": {"bn_eps": 1e-5}}  # as generate records
+    with ZooWriter(path, name="finite", zoo_seed=0, generation=generation) as writer:
         for i in range(n):
             hp = space.sample(0, i)
             net = initialize_(

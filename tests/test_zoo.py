@@ -71,6 +71,15 @@ def test_model_from_zoo_matches_weights(tmp_path):
     state = net.state_dict()
     for name, tensor in zoo.weights(0, snapshot=20).items():
         assert torch.equal(state[name], tensor)
+    # A zoo that records no batch-norm epsilon predates generation version 2: rebuilt with 1e-3, as trained.
+    assert zoo.manifest.generation_version == 1 and net.conv0_bn.eps == 1e-3
+
+
+def test_model_uses_the_batch_norm_epsilon_the_zoo_records(tmp_path):
+    generation = {"preset": "nws_fixed", "generation_version": 2, "train": {"bn_eps": 1e-5}}
+    write_synthetic_zoo(tmp_path / "v2", n=1, preset="nws_fixed", diverged=(), generation=generation)
+    zoo = open_zoo(tmp_path / "v2")
+    assert zoo.manifest.generation_version == 2 and zoo.model(0).conv0_bn.eps == 1e-5
 
 
 def test_reads_only_the_networks_bytes_from_remote_filesystems(tmp_path):

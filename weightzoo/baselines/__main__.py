@@ -56,6 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
     dmc.add_argument("--dense", type=int, nargs="+", default=None, help="dense widths (default 1024 1024 1024 1024 64)")
     dmc.add_argument("--dropout", type=float, default=None, help="dropout after each dense layer (default 0.5)")
     dmc.add_argument("--learning-rate", type=float, default=None, help="Adam learning rate (default 1e-3)")
+    dmc.add_argument(
+        "--bn-at-test",
+        choices=("moving", "batch"),
+        default=None,
+        help="moving: batch norm uses its moving statistics at test time (default); batch: the original's "
+        "train-mode batch norm at test time (a prediction depends on its batch)",
+    )
+    dmc.add_argument(
+        "--standardize-target", action="store_true", help="regression: fit the standardised target (not the raw one)"
+    )
     dmc.add_argument("--device", default=None, help="torch device (default cuda when available)")
     gbm = p.add_argument_group("stats options")
     gbm.add_argument("--max-iter", type=int, default=None, help="boosting iterations (default 100)")
@@ -81,6 +91,8 @@ def _params(args: argparse.Namespace, model: str) -> dict:
             "dense": None if args.dense is None else tuple(args.dense),
             "dropout": args.dropout,
             "learning_rate": args.learning_rate,
+            "bn_at_test": args.bn_at_test,
+            "standardize_target": args.standardize_target or None,
             "device": args.device,
         }
     elif model == "stats":

@@ -22,6 +22,13 @@ import numpy as np
 
 from weightzoo.errors import MissingExtraError
 
+#: What the DMC's per-network figures are, printed beside them.
+_METRIC_NOTES = {
+    "accuracy": "   (argmax of the class probabilities averaged over 64 evenly spaced slices)",
+    "mean_slice_accuracy": "   (the original's: accuracy of 64 evenly spaced slices, averaged per network)",
+    "single_slice_accuracy": "   (one random slice per sample)",
+}
+
 
 @dataclass
 class Report:
@@ -56,7 +63,11 @@ class Report:
         """One row of a results table."""
         m = self.metrics
         if self.task == "classification":
-            extra = f"single-slice {m['single_slice_accuracy']:.3f}" if "single_slice_accuracy" in m else ""
+            extra = ""
+            if "mean_slice_accuracy" in m:  # the DMC: the original's per-network figure, and one random slice
+                extra = f"mean of 64 slices {m['mean_slice_accuracy']:.3f} (original's); "
+            if "single_slice_accuracy" in m:
+                extra += f"single-slice {m['single_slice_accuracy']:.3f}"
             return {
                 "target": self.target,
                 "model": self.model,
@@ -81,7 +92,8 @@ class Report:
             f"samples train {self.samples.get('train', 0)} / test {self.samples.get('test', 0)}, "
             f"excluded {len(self.excluded)}, fit {self.fit_seconds:.1f} s, split: {self.split}",
         ]
-        lines += [f"  {k:<22} {v:.4f}" for k, v in self.metrics.items()]
+        notes = _METRIC_NOTES if "mean_slice_accuracy" in self.metrics else {}
+        lines += [f"  {k:<22} {v:.4f}{notes.get(k, '')}" for k, v in self.metrics.items()]
         if self.dropped_classes:
             lines.append(f"  classes not in both splits (not classes): {self.dropped_classes}")
         if self.confusion:
