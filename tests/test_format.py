@@ -121,6 +121,50 @@ def test_output_folder_checks(tmp_path):
     assert list((tmp_path / "z").iterdir()) == [tmp_path / "z" / "shards"]
 
 
+def test_overwrite_never_deletes_what_weightzoo_did_not_write(tmp_path):
+    """A folder of someone's files is refused, with or without --overwrite, and nothing in it is deleted."""
+    mine = tmp_path / "thesis"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "important.txt").write_text("keep")
+    (mine / "sub" / "thesis.tex").write_text("keep")
+    for overwrite in (False, True):
+        with pytest.raises(OutputPathError, match="not part of a weightzoo zoo.*important.txt") as err:
+            prepare_output(mine, overwrite=overwrite)
+        assert "pass --overwrite" not in str(err.value)
+    assert (mine / "important.txt").read_text() == "keep" and (mine / "sub" / "thesis.tex").read_text() == "keep"
+    # A zoo with a stranger's file beside it: refused too, the zoo and the file left as they are.
+    write_synthetic_zoo(tmp_path / "z", n=2)
+    (tmp_path / "z" / "notes.md").write_text("mine")
+    with pytest.raises(OutputPathError, match="notes.md"):
+        prepare_output(tmp_path / "z", overwrite=True)
+    assert (tmp_path / "z" / "manifest.json").exists() and (tmp_path / "z" / "notes.md").read_text() == "mine"
+    # ... and a stranger's file inside shards/.
+    (tmp_path / "z" / "notes.md").unlink()
+    (tmp_path / "z" / "shards" / "keep.bin").write_bytes(b"x")
+    with pytest.raises(OutputPathError, match="keep.bin"):
+        prepare_output(tmp_path / "z", overwrite=True)
+    assert (tmp_path / "z" / "shards" / "keep.bin").exists()
+
+
+def test_same_networks_same_shard_bytes():
+    """The header is canonical: the same networks give byte-identical shards, save after save."""
+    arch = Architecture(3, 3, 2, 4, 64)
+    shards = []
+    for attempt in range(3):
+        fs = fsspec.filesystem("memory")
+        w = ShardWriter(fs, f"/same{attempt}", "train", max_bytes=10**9, generator="weightzoo 0.1.0")
+        for net in (1, 2):
+            w.add(net, _weights(arch, float(net)))
+        entry, _ = w.flush()
+        shards.append(fs.cat_file(f"/same{attempt}/{entry.path}"))
+    assert shards[0] == shards[1] == shards[2]
+    (n,) = struct.unpack("<Q", shards[0][:8])
+    assert n % 8 == 0 and list(json.loads(shards[0][8 : 8 + n])) == sorted(json.loads(shards[0][8 : 8 + n]))
+    from safetensors.numpy import load
+
+    assert load(shards[0])["0000001.000.conv0.weight"].shape == (20, 4, 3, 3, 3)
+
+
 def test_non_writable_output(tmp_path):
     import os
 

@@ -96,7 +96,7 @@ class ShardWriter:
             return None
         rel = shard_name(self.split, self._count)
         metadata = {"format": "weightzoo", "format_version": str(FORMAT_VERSION), "generator": self.generator}
-        data = safetensors_save(self._buffer, metadata=metadata)
+        data = _canonical(safetensors_save(self._buffer), metadata)
         header, data_start = _parse_header(memoryview(data)[:_MAX_HEADER], rel, len(data))
         ranges = _network_ranges(header, rel)
         view = memoryview(data)
@@ -114,6 +114,19 @@ class ShardWriter:
         self._buffer, self._networks, self._bytes = {}, [], 0
         self._count += 1
         return entry, locations
+
+
+def _canonical(data: bytes, metadata: Mapping[str, str]) -> bytes:
+    """The safetensors file ``data`` with its header written canonically: ``__metadata__`` added and every key
+    sorted, so the same tensors and metadata always give the same bytes (safetensors writes its metadata map in
+    hash order, which changes from save to save). Offsets are relative to the data, so the data is untouched;
+    the header is padded with spaces to a multiple of 8 bytes, as safetensors does."""
+    (n,) = _HEADER_LEN.unpack(data[:8])
+    header = json.loads(data[8 : 8 + n])
+    header["__metadata__"] = dict(metadata)
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return _HEADER_LEN.pack(len(text)) + text + data[8 + n :]
 
 
 def _parse_header(prefix: memoryview | bytes, source: str, file_size: int) -> tuple[dict[str, Any], int]:

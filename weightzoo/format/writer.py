@@ -45,6 +45,7 @@ from weightzoo.format.layout import (
     INDEX_NAME,
     MANIFEST_NAME,
     METRICS,
+    PARTIAL_SUFFIX,
     PROGRESS_DIR,
     SHARD_DIR,
     SHARD_SUFFIX,
@@ -56,6 +57,28 @@ from weightzoo.format.shards import ShardWriter, write_atomic
 
 CardRenderer = Callable[[Manifest, pa.Table], str]
 __all__ = ["METRICS", "CardRenderer", "ZooWriter", "prepare_output"]
+
+
+#: What a zoo folder holds (written by this package): ``--overwrite`` removes these and nothing else.
+_ZOO_ENTRIES = frozenset(
+    {MANIFEST_NAME, INDEX_NAME, CARD_NAME, SHARD_DIR, PROGRESS_DIR, ".write-test"}
+    | {name + PARTIAL_SUFFIX for name in (MANIFEST_NAME, INDEX_NAME, CARD_NAME)}
+)
+
+
+def _remove_zoo_entry(fs: Any, path: str) -> None:
+    """Remove one entry of a zoo folder; in ``shards/``, only shard files (and their partial writes)."""
+    if path.rsplit("/", 1)[-1] != SHARD_DIR:
+        fs.rm(path, recursive=True)
+        return
+    for item in fs.ls(path, detail=False):
+        name = item.rstrip("/").rsplit("/", 1)[-1]
+        if name.removesuffix(PARTIAL_SUFFIX).endswith(SHARD_SUFFIX) and not fs.isdir(item):
+            fs.rm(item)
+        else:
+            raise OutputPathError(
+                f"{path} holds {name!r}, which weightzoo did not write; move it away before replacing the zoo"
+            )
 
 
 def prepare_output(
@@ -87,24 +110,30 @@ def prepare_output(
     if fs.exists(root) and not resume:
         if not fs.isdir(root):
             raise OutputPathError(f"output {url!r} is a file; expected a folder for the zoo")
-        existing = fs.ls(root, detail=False)
+        existing = [p.rstrip("/") for p in fs.ls(root, detail=False)]
+        foreign = sorted(p.rsplit("/", 1)[-1] for p in existing if p.rsplit("/", 1)[-1] not in _ZOO_ENTRIES)
+        is_zoo = fs.exists(f"{root}/{MANIFEST_NAME}") or fs.exists(f"{root}/{PROGRESS_DIR}")
+        if foreign:  # never delete what this package did not write, whatever the options
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise OutputPathError(
+                f"output folder {url!r} holds files that are not part of a weightzoo zoo ({shown}); choose an empty "
+                "or new folder (--overwrite replaces only a zoo or an interrupted run written by weightzoo)"
+            )
         if existing and not overwrite:
             if fs.exists(f"{root}/{MANIFEST_NAME}"):
-                what = "a finished zoo"
+                what = "a finished zoo; pass --overwrite to replace it"
             elif fs.exists(f"{root}/{PROGRESS_DIR}"):
-                what = "an interrupted run (pass --resume to continue it)"
+                what = "an interrupted run; pass --resume to continue it, or --overwrite to start again"
             else:
-                what = f"{len(existing)} entries"
-            raise OutputPathError(
-                f"output folder {url!r} already holds {what}; choose an empty folder or pass --overwrite to replace it"
-            )
-        if existing:
+                what = "parts of a zoo; pass --overwrite to replace them"
+            raise OutputPathError(f"output folder {url!r} already holds {what}")
+        if existing and (is_zoo or overwrite):
             manifest = f"{root}/{MANIFEST_NAME}"
             if fs.exists(manifest):
                 fs.rm(manifest)  # first, so the folder never looks complete meanwhile
             for path in existing:
-                if path.rstrip("/") != manifest:
-                    fs.rm(path, recursive=True)
+                if path != manifest:
+                    _remove_zoo_entry(fs, path)
     elif local:
         parent = os.path.dirname(root)
         if not os.path.isdir(parent):
