@@ -135,6 +135,36 @@ def test_other_format_version(synthetic_zoo):
         open_zoo(path)
 
 
+def _rewrite_index(path, table) -> None:
+    """Write an edited index and record its checksum, as a (buggy) writer would: the later checks must hold."""
+    import hashlib
+
+    data = table_to_bytes(table)
+    (path / "index.parquet").write_bytes(data)
+    m = json.loads((path / "manifest.json").read_text())
+    for f in m["files"]:
+        if f["path"] == "index.parquet":
+            f["sha256"], f["bytes"] = hashlib.sha256(data).hexdigest(), len(data)
+    (path / "manifest.json").write_text(json.dumps(m))
+
+
+def test_an_edited_index_is_refused_at_open(synthetic_zoo, tmp_path):
+    """A changed label (a valid parquet file) is caught when the zoo is opened, naming the file."""
+    import shutil
+
+    import pyarrow as pa
+
+    path = tmp_path / "edited"
+    shutil.copytree(synthetic_zoo[0], path)
+    table = pq.read_table(path / "index.parquet")
+    labels = table.column("optimizer").to_pylist()
+    labels[0] = "adam" if labels[0] != "adam" else "rmsprop"
+    table = table.set_column(table.schema.get_field_index("optimizer"), "optimizer", pa.array(labels))
+    (path / "index.parquet").write_bytes(table_to_bytes(table))
+    with pytest.raises(ChecksumError, match=r"index\.parquet.*changed or damaged"):
+        open_zoo(path)
+
+
 def test_index_row_outside_its_shard(synthetic_zoo):
     path, _ = synthetic_zoo
     table = pq.read_table(path / "index.parquet")
@@ -143,7 +173,7 @@ def test_index_row_outside_its_shard(synthetic_zoo):
     table = table.set_column(
         table.schema.get_field_index("byte_offset"), "byte_offset", __import__("pyarrow").array(offsets)
     )
-    (path / "index.parquet").write_bytes(table_to_bytes(table))
+    _rewrite_index(path, table)
     zoo = open_zoo(path)
     with pytest.raises(ShardError, match="outside the shard") as e:
         zoo.weights(1)
@@ -156,6 +186,6 @@ def test_index_pointing_to_unlisted_shard(synthetic_zoo):
     shards = table.column("shard").to_pylist()
     shards[0] = "shards/elsewhere.safetensors"
     table = table.set_column(table.schema.get_field_index("shard"), "shard", __import__("pyarrow").array(shards))
-    (path / "index.parquet").write_bytes(table_to_bytes(table))
+    _rewrite_index(path, table)
     with pytest.raises(ZooFormatError, match="elsewhere"):
         open_zoo(path)

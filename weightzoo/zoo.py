@@ -23,7 +23,7 @@ from weightzoo.architecture import Architecture
 from weightzoo.errors import ChecksumError, ConfigError, UnknownNameError, ZooFormatError, ZooNotFoundError
 from weightzoo.format.index import read_index
 from weightzoo.format.layout import INDEX_NAME, MANIFEST_NAME, NUM_SNAPSHOTS, default_zoo_dir
-from weightzoo.format.manifest import Manifest, sha256_file
+from weightzoo.format.manifest import Manifest, sha256_bytes, sha256_file
 from weightzoo.format.shards import ShardReader
 from weightzoo.hparams import HyperParameters
 from weightzoo.model import NWSNet, bn_eps_of, build_model
@@ -54,9 +54,19 @@ def open_zoo(
     manifest = Manifest.from_json(text, source=manifest_path)
     index_path = f"{root}/{INDEX_NAME}"
     try:
-        index = read_index(fs.cat_file(index_path), source=index_path)
+        index_bytes = fs.cat_file(index_path)
     except FileNotFoundError:
         raise ZooNotFoundError(f"{index_path}: listed in the manifest but missing") from None
+    # The index holds the labels people predict: it is checked at every open (it is read whole anyway).
+    expected = manifest.file(INDEX_NAME)
+    digest = sha256_bytes(index_bytes)
+    if (digest, len(index_bytes)) != (expected.sha256, expected.bytes):
+        raise ChecksumError(
+            f"{index_path}: sha256 {digest[:16]}... and {len(index_bytes)} bytes, but the manifest records "
+            f"{expected.sha256[:16]}... and {expected.bytes} bytes; the index was changed or damaged since the zoo "
+            "was written: restore it (or regenerate the zoo)"
+        )
+    index = read_index(index_bytes, source=index_path)
     zoo = Zoo(fs, root, manifest, index, url=url)
     if verify:
         zoo.verify()
