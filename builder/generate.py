@@ -131,8 +131,12 @@ def generate(config: GenerationConfig) -> Manifest:
         card=render_card,
         resume=cfg.resume,
         # how the run is executed (not what it computes) may change between an interrupted run and its resume
-        resume_ignores=("executor", "workers", "cache_dir", "allow_download"),
+        # (the output path too: the same folder may be reached by another name, or moved to another machine; and
+        # the thread count, which changes CPU float sums only: a resume with other --threads is the user's call)
+        resume_ignores=("executor", "workers", "threads", "out", "cache_dir", "allow_download", "image_root"),
     )
+    for note in writer.damaged:
+        print(f"resume: damaged progress record {note}", file=sys.stderr)
     if writer.done:
         print(f"resuming {cfg.out}: {len(writer.done)} networks already written, training the others")
     tasks = [

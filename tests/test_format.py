@@ -235,3 +235,39 @@ def test_resume_needs_an_interrupted_run(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(OutputPathError, match=r"no \.progress/ record of an interrupted run"):
         prepare_output(tmp_path / "empty", resume=True)
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated-rows", "garbage-options"])
+def test_resume_treats_damaged_progress_records_as_missing(tmp_path, damage):
+    """What a power cut leaves (an empty or half-written record) is not a traceback: those networks train again."""
+    arch = Architecture()
+    out = tmp_path / "zoo"
+    hp = get_preset("nws_fixed").sample(0, 0)
+    m = {k: [0.0] * 20 for k in METRICS}
+
+    def record(i):
+        return NetworkRecord(i, "train", "completed", 0, hp, 19, list(range(20)), m, m)
+
+    w = ZooWriter(out, name="x", zoo_seed=0, generation={"preset": "nws_fixed"}, max_shard_bytes=1)
+    for i in (0, 1):
+        w.add(record(i), _weights(arch, float(i)))  # one network per shard, each recorded in .progress/
+    progress = out / ".progress"
+    if damage == "empty":
+        (progress / "train-00000.json").write_bytes(b"")
+    elif damage == "truncated-rows":
+        rows = progress / "train-00001.parquet"
+        rows.write_bytes(rows.read_bytes()[:20])
+    else:
+        (progress / "generation.json").write_bytes(b"\x00\x00")
+    resumed = ZooWriter(out, name="x", zoo_seed=0, generation={"preset": "nws_fixed"}, max_shard_bytes=1, resume=True)
+    assert resumed.damaged and len(resumed.done) == (0 if damage == "garbage-options" else 1)
+    for i in (0, 1):
+        if i not in resumed.done:
+            resumed.add(record(i), _weights(arch, float(i)))
+    resumed.close()
+    from weightzoo import open_zoo
+
+    zoo = open_zoo(out)
+    zoo.verify()  # raises on a bad checksum
+    assert zoo.ids == [0, 1]
+    assert float(zoo.read_arrays(1)["out.bias"][0, 0]) == 1.0

@@ -192,12 +192,17 @@ def test_an_interrupted_run_resumes_to_the_same_zoo(demo_zoo, tmp_path, monkeypa
     assert "seed" in capsys.readouterr().err
     assert _run(out, "--seed", "11", "--max-shard-mb", "0.1", "--resume", "--overwrite", n=5) == 2
     assert "pick one" in capsys.readouterr().err
-    # damage one finished shard: its network is trained again
+    # damage one finished shard, and empty the progress record of another (a power cut before it reached the
+    # disk): both their networks are trained again, and the run says so
     damaged = out / "shards" / shards[0]
     damaged.write_bytes(damaged.read_bytes()[:-10])
+    (out / ".progress" / shards[1].replace(".safetensors", ".json")).write_bytes(b"")
     monkeypatch.setattr(gen, "run_tasks", real_run_tasks)
-    assert _run(out, "--seed", "11", "--max-shard-mb", "0.1", "--resume", "--executor", "process", n=5) == 0
-    assert "2 networks already written" in capsys.readouterr().out
+    # the same folder by another name (a trailing slash), another executor and worker count: still the same run
+    args = ("--seed", "11", "--max-shard-mb", "0.1", "--resume", "--executor", "process", "--workers", "2")
+    assert _run(f"{out}/", *args, n=5) == 0
+    captured = capsys.readouterr()
+    assert "1 networks already written" in captured.out and "damaged progress record" in captured.err
     zoo, ref = open_zoo(out), open_zoo(demo_zoo)
     assert zoo.ids == ref.ids and set(zoo.verify().values()) == {"ok"}
     assert not (out / ".progress").exists()

@@ -17,7 +17,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import struct
 from collections.abc import Mapping
 from typing import Any
@@ -47,11 +50,14 @@ def _join(root: str, rel: str) -> str:
 
 
 def write_atomic(fs: Any, path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a ``.partial`` file renamed at the end, so that an interrupted write
-    never leaves a file that looks complete."""
+    """Write ``data`` to ``path`` through a ``.partial`` file, synced to disk (local files) and renamed at the end,
+    so that an interrupted write never leaves a file that looks complete."""
     tmp = path + PARTIAL_SUFFIX
     with fs.open(tmp, "wb") as f:
         f.write(data)
+        f.flush()
+        with contextlib.suppress(AttributeError, OSError, io.UnsupportedOperation):
+            os.fsync(f.fileno())  # on disk before the rename: a power cut leaves the old name or the whole file
     fs.mv(tmp, path)
 
 

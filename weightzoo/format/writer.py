@@ -37,7 +37,7 @@ import fsspec
 import numpy as np
 import pyarrow as pa
 
-from weightzoo.errors import ConfigError, OutputPathError
+from weightzoo.errors import ConfigError, OutputPathError, WeightZooError
 from weightzoo.format.index import NetworkRecord, read_index, rows_to_table, table_to_bytes
 from weightzoo.format.layout import (
     CARD_NAME,
@@ -182,6 +182,8 @@ class ZooWriter:
         self.manifest: Manifest | None = None
         self._progress = f"{self.root}/{PROGRESS_DIR}"
         self._resume_ignores = resume_ignores
+        #: Progress records of the interrupted run found damaged (and treated as missing) on resume.
+        self.damaged: list[str] = []
         if resume:
             self._resume()
         else:
@@ -196,9 +198,18 @@ class ZooWriter:
         return json.dumps(config, sort_keys=True, default=str).encode()
 
     def _resume(self) -> None:
-        """Load what an interrupted run recorded; delete every file it did not record as complete."""
-        recorded = json.loads(self.fs.cat_file(f"{self._progress}/generation.json"))
+        """Load what an interrupted run recorded; delete every file it did not record as complete.
+
+        A progress record that a crash left empty or damaged counts as missing: its networks are trained again
+        (and the run says so). A damaged record of the run's options discards the whole record.
+        """
         mine = json.loads(self._config_bytes())
+        try:
+            recorded = json.loads(self.fs.cat_file(f"{self._progress}/generation.json"))
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError) as e:
+            self.damaged.append(f"{PROGRESS_DIR}/generation.json ({type(e).__name__}): every network is trained again")
+            self._discard_progress()
+            return
         if recorded != mine:
             flat_old, flat_new = _flatten(recorded), _flatten(mine)
             diff = sorted(k for k in flat_old.keys() | flat_new.keys() if flat_old.get(k) != flat_new.get(k))
@@ -210,14 +221,17 @@ class ZooWriter:
         for path in sorted(self.fs.glob(f"{self._progress}/*.json")):
             if path.endswith("/generation.json"):
                 continue
-            entry = FileEntry(**json.loads(self.fs.cat_file(path))["file"])
-            shard = f"{self.root}/{entry.path}"
             rows_path = path[: -len(".json")] + ".parquet"
-            if not (self.fs.exists(shard) and self.fs.exists(rows_path)):
+            try:
+                entry = FileEntry(**json.loads(self.fs.cat_file(path))["file"])
+                rows = read_index(self.fs.cat_file(rows_path), rows_path).to_pylist()
+            except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, WeightZooError):
+                self.damaged.append(f"{path.rsplit('/', 1)[-1]}: its networks are trained again")
                 continue
-            if sha256_file(self.fs, shard) != (entry.sha256, entry.bytes):
-                continue  # damaged since: train its networks again
-            for row in read_index(self.fs.cat_file(rows_path), rows_path).to_pylist():
+            shard = f"{self.root}/{entry.path}"
+            if not self.fs.exists(shard) or sha256_file(self.fs, shard) != (entry.sha256, entry.bytes):
+                continue  # missing or damaged since: train its networks again
+            for row in rows:
                 self._rows[row["network_id"]] = row
                 self._ids.add(row["network_id"])
             self._files.append(entry)
@@ -228,6 +242,14 @@ class ZooWriter:
             rel = f"{SHARD_DIR}/{path.rstrip('/').rsplit('/', 1)[1]}"
             if rel not in kept:
                 self.fs.rm(path)
+
+    def _discard_progress(self) -> None:
+        """Start the record again: no shard of the interrupted run is kept."""
+        self.fs.rm(self._progress, recursive=True)
+        for path in self.fs.ls(f"{self.root}/{SHARD_DIR}", detail=False):
+            self.fs.rm(path)
+        self.fs.makedirs(self._progress, exist_ok=True)
+        write_atomic(self.fs, f"{self._progress}/generation.json", self._config_bytes())
 
     def __enter__(self) -> ZooWriter:
         return self
