@@ -150,18 +150,21 @@ def generate(config: GenerationConfig) -> Manifest:
     accuracy: dict[str, list[float]] = defaultdict(list)
     statuses: Counter[str] = Counter()
     images = 0
-    bar = tqdm(total=len(tasks), desc=f"training {cfg.preset}", unit="net", disable=not cfg.progress)
-    with bar:
-        for rec, weights in run_tasks(tasks, executor=cfg.executor, workers=cfg.workers):
-            writer.add(rec, weights)
-            images += rec.images_seen
-            statuses[rec.status] += 1
-            accuracy[rec.hparams.dataset].append(rec.snapshots["test_accuracy"][-1])
-            bar.update()
-            bar.set_postfix(
-                img_s=f"{images / (time.perf_counter() - start):,.0f}",
-                last_acc=f"{accuracy[rec.hparams.dataset][-1]:.3f}",
-            )
+    try:
+        with tqdm(total=len(tasks), desc=f"training {cfg.preset}", unit="net", disable=not cfg.progress) as bar:
+            for rec, weights in run_tasks(tasks, executor=cfg.executor, workers=cfg.workers):
+                writer.add(rec, weights)
+                images += rec.images_seen
+                statuses[rec.status] += 1
+                accuracy[rec.hparams.dataset].append(rec.snapshots["test_accuracy"][-1])
+                bar.update()
+                bar.set_postfix(
+                    img_s=f"{images / (time.perf_counter() - start):,.0f}",
+                    last_acc=f"{accuracy[rec.hparams.dataset][-1]:.3f}",
+                )
+    except BaseException:
+        writer.abandon()  # nothing trained yet (a data set not found, say): leave no "interrupted run" behind
+        raise
     manifest = writer.close()
     seconds = time.perf_counter() - start
     _summary(manifest, cfg.out, accuracy, statuses, seconds, images)
@@ -171,9 +174,10 @@ def generate(config: GenerationConfig) -> Manifest:
 def _summary(
     manifest: Manifest, out: str, accuracy: dict[str, list[float]], statuses: Counter[str], seconds: float, images: int
 ) -> None:
+    trained = sum(statuses.values())  # by this run: after a resume, fewer than the zoo holds
     print(
-        f"\n{manifest.num_networks} networks in {seconds:,.1f} s ({manifest.num_networks / seconds * 3600:,.0f} "
-        f"networks/hour, {images / seconds:,.0f} images/s) -> {out}"
+        f"\n{trained} networks trained in {seconds:,.1f} s ({trained / seconds * 3600:,.0f} networks/hour, "
+        f"{images / seconds:,.0f} images/s); the zoo holds {manifest.num_networks} -> {out}"
     )
     print(f"splits: {manifest.splits}   status: {dict(statuses)}")
     print(f"{'dataset':<10} {'nets':>5} {'test acc mean':>14} {'median':>8} {'max':>7}")

@@ -226,3 +226,24 @@ def test_ray_executor_trains_the_same_networks(demo_zoo, tmp_path):
     for nid in zoo.ids:
         a, b = ref.read_arrays(nid), zoo.read_arrays(nid)
         assert all(a[k].tobytes() == b[k].tobytes() for k in a)
+
+
+def test_a_run_that_trains_nothing_leaves_no_interrupted_run(tmp_path, capsys):
+    """A data set missing offline fails before any network: the folder is not taken for an interrupted run."""
+    out = tmp_path / "nothing"
+    args = ("--preset", "nws_fixed", "--datasets", "mnist", "--cache-dir", str(tmp_path / "no-cache"))
+    assert _run(out, *args, n=1) == 2
+    assert "mnist" in capsys.readouterr().err
+    assert not (out / ".progress").exists() and not (out / "shards").exists()
+    assert _run(out, "--seed", "11", n=1) == 0  # a new run goes ahead: no "pass --resume"
+
+
+def test_resume_of_a_finished_zoo_removes_a_leftover_progress_record(demo_zoo, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "finished"
+    shutil.copytree(demo_zoo, out)
+    (out / ".progress").mkdir()  # killed after the manifest was written, before the record was removed
+    (out / ".progress" / "generation.json").write_text("{}")
+    assert _run(out, "--seed", "11", "--resume", n=5) == 2
+    assert "nothing to resume" in capsys.readouterr().err and not (out / ".progress").exists()

@@ -101,7 +101,13 @@ def prepare_output(
     if resume and overwrite:
         raise OutputPathError(f"output folder {url!r}: --resume keeps what is there, --overwrite deletes it; pick one")
     if resume and fs.exists(f"{root}/{MANIFEST_NAME}"):
-        raise OutputPathError(f"output folder {url!r} holds a finished zoo: nothing to resume")
+        leftover = fs.exists(f"{root}/{PROGRESS_DIR}")
+        if leftover:  # the run was stopped after writing its manifest, before removing its progress record
+            fs.rm(f"{root}/{PROGRESS_DIR}", recursive=True)
+        raise OutputPathError(
+            f"output folder {url!r} holds a finished zoo: nothing to resume"
+            + (f" (its leftover {PROGRESS_DIR}/ record was removed)" if leftover else "")
+        )
     if resume and not fs.exists(f"{root}/{PROGRESS_DIR}"):
         raise OutputPathError(
             f"output folder {url!r} has no {PROGRESS_DIR}/ record of an interrupted run to resume; "
@@ -250,6 +256,17 @@ class ZooWriter:
             self.fs.rm(path)
         self.fs.makedirs(self._progress, exist_ok=True)
         write_atomic(self.fs, f"{self._progress}/generation.json", self._config_bytes())
+
+    def abandon(self) -> bool:
+        """After a failure: if this run wrote no network (and resumed nothing), remove what it created, so the
+        folder is not taken for an interrupted run. Returns True when it did."""
+        if self._files or self._ids or self.done:
+            return False
+        self.fs.rm(self._progress, recursive=True)
+        shards = f"{self.root}/{SHARD_DIR}"
+        if self.fs.exists(shards) and not self.fs.ls(shards, detail=False):
+            self.fs.rmdir(shards)
+        return True
 
     def __enter__(self) -> ZooWriter:
         return self
