@@ -40,8 +40,19 @@ def summarise(path: str) -> dict[str, object]:
         "status": df["status"].value_counts().to_dict(),
         "epochs": epochs,
         "images_seen": int(df["images_seen"].sum()),
-        "seconds": float(df["train_seconds"].sum()),
+        "seconds": _train_seconds(zoo),
     }
+
+
+def _train_seconds(zoo) -> float:
+    """Wall-clock training seconds of the zoo's networks: provenance.json, or the index column of older zoos."""
+    if "train_seconds" in zoo.provenance:
+        return float(sum(zoo.provenance["train_seconds"].values()))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(pa.BufferReader(zoo.fs.cat_file(f"{zoo.root}/index.parquet")))
+    return float(sum(table.column("train_seconds").to_pylist())) if "train_seconds" in table.column_names else 0.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

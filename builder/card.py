@@ -90,7 +90,7 @@ def render_card(manifest: Manifest, index: pa.Table) -> str:
         size_category=_size_category(manifest.num_networks),
         homepage=HOMEPAGE,
         description=description,
-        location=manifest.generation.get("out", "<path to this folder>"),
+        location="<path or URL of this zoo>",
         num_shards=len(manifest.shards),
         params_min=f"{params.min():,}",
         params_max=f"{params.max():,}",

@@ -15,10 +15,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import platform
 import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from datetime import datetime, timezone
 
 import torch
 from tqdm.auto import tqdm
@@ -33,6 +35,9 @@ from weightzoo.format.layout import DEFAULT_SHARD_BYTES, default_zoo_dir
 from weightzoo.format.manifest import Manifest
 from weightzoo.format.writer import ZooWriter
 from weightzoo.hparams import DATASETS
+
+#: Options that say where and how a run was executed, not what it computes: recorded in provenance.json.
+_PROVENANCE_KEYS = ("out", "image_root", "cache_dir", "allow_download", "executor", "workers")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +125,9 @@ def generate(config: GenerationConfig) -> Manifest:
         "train": dataclasses.asdict(train_config),
     }
     record.pop("overwrite"), record.pop("progress"), record.pop("resume")
+    # Where and how this run was executed: provenance.json, not the manifest (the same command, the same bytes).
+    provenance = {key: record.pop(key) for key in _PROVENANCE_KEYS}
+    provenance.update(created=datetime.now(timezone.utc).isoformat(timespec="seconds"), host=platform.node())
     writer = ZooWriter(
         cfg.out,
         name=cfg.preset if not cfg.datasets else f"{cfg.preset}-{'-'.join(cfg.datasets)}",
@@ -130,10 +138,10 @@ def generate(config: GenerationConfig) -> Manifest:
         generator=f"weightzoo {weightzoo.__version__}",
         card=render_card,
         resume=cfg.resume,
-        # how the run is executed (not what it computes) may change between an interrupted run and its resume
-        # (the output path too: the same folder may be reached by another name, or moved to another machine; and
-        # the thread count, which changes CPU float sums only: a resume with other --threads is the user's call)
-        resume_ignores=("executor", "workers", "threads", "out", "cache_dir", "allow_download", "image_root"),
+        # the provenance (paths, executor, workers) may change between an interrupted run and its resume, and so
+        # may the thread count, which changes CPU float sums only: a resume with other --threads is the user's call
+        resume_ignores=("threads",),
+        provenance=provenance,
     )
     for note in writer.damaged:
         print(f"resume: damaged progress record {note}", file=sys.stderr)

@@ -222,7 +222,7 @@ def test_ray_executor_trains_the_same_networks(demo_zoo, tmp_path):
     finally:
         ray.shutdown()
     ref, zoo = open_zoo(demo_zoo), open_zoo(out)
-    assert zoo.ids == [3, 4] and zoo.manifest.generation["executor"] == "ray"
+    assert zoo.ids == [3, 4] and zoo.provenance["executor"] == "ray"
     for nid in zoo.ids:
         a, b = ref.read_arrays(nid), zoo.read_arrays(nid)
         assert all(a[k].tobytes() == b[k].tobytes() for k in a)
@@ -247,3 +247,23 @@ def test_resume_of_a_finished_zoo_removes_a_leftover_progress_record(demo_zoo, t
     (out / ".progress" / "generation.json").write_text("{}")
     assert _run(out, "--seed", "11", "--resume", n=5) == 2
     assert "nothing to resume" in capsys.readouterr().err and not (out / ".progress").exists()
+
+
+def test_the_same_command_writes_the_same_bytes(demo_zoo, tmp_path):
+    """Shards, index, card and manifest are byte-identical across runs, executors and worker counts; only
+    provenance.json (time, host, paths, executor, seconds) differs."""
+    out = tmp_path / "again"
+    assert _run(out, "--seed", "11", "--executor", "process", "--workers", "2", n=5) == 0
+    for name in [
+        "manifest.json",
+        "index.parquet",
+        "README.md",
+        *(f"shards/{p.name}" for p in (demo_zoo / "shards").iterdir()),
+    ]:
+        assert (out / name).read_bytes() == (demo_zoo / name).read_bytes(), name
+    a, b = open_zoo(demo_zoo).provenance, open_zoo(out).provenance
+    assert a["out"] != b["out"] and (a["executor"], b["executor"]) == ("local", "process")
+    assert set(a["train_seconds"]) == {"0", "1", "2", "3", "4"} and "created" in a and "host" in a
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert not {"out", "image_root", "cache_dir", "executor", "workers"} & set(manifest["generation"])
+    assert "provenance.json" not in {f["path"] for f in manifest["files"]}

@@ -127,7 +127,7 @@ def zoo_features(granularity: str = "network", view: str = "flat") -> datasets.F
         features[name] = datasets.ClassLabel(names=label_names(name)) if name in CATEGORICAL else f64
     for name in ("num_params", "weightn_conv", "weightn_fc", "n_epochs"):
         features[name] = i64
-    features.update(final_test_accuracy=f64, train_seconds=f64, zoo_seed=i64)
+    features.update(final_test_accuracy=f64, zoo_seed=i64)
     features.update(snapshot=snap(datasets.Value("int32")), epoch=snap(i64))
     features.update({m: snap(f64) for m in METRICS})
     if per_snap:
@@ -320,7 +320,7 @@ class WeightZoo(datasets.ArrowBasedBuilder):
         columns["status"] = scalar([STATUSES.index(r["status"]) for r in rows])
         for name in HPARAM_COLUMNS:
             columns[name] = scalar([code_of(name, r[name]) if name in CATEGORICAL else r[name] for r in rows])
-        for name in ("num_params", "weightn_conv", "weightn_fc", "n_epochs", "final_test_accuracy", "train_seconds"):
+        for name in ("num_params", "weightn_conv", "weightn_fc", "n_epochs", "final_test_accuracy"):
             columns[name] = scalar([r[name] for r in rows])
         columns["zoo_seed"] = scalar([r["zoo_seed"] for r in rows])
         snaps = [int(s) + 1 for s in selected]

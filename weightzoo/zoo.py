@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -22,7 +23,7 @@ import torch
 from weightzoo.architecture import Architecture
 from weightzoo.errors import ChecksumError, ConfigError, UnknownNameError, ZooFormatError, ZooNotFoundError
 from weightzoo.format.index import read_index
-from weightzoo.format.layout import INDEX_NAME, MANIFEST_NAME, NUM_SNAPSHOTS, default_zoo_dir
+from weightzoo.format.layout import INDEX_NAME, MANIFEST_NAME, NUM_SNAPSHOTS, PROVENANCE_NAME, default_zoo_dir
 from weightzoo.format.manifest import Manifest, sha256_bytes, sha256_file
 from weightzoo.format.shards import ShardReader
 from weightzoo.hparams import HyperParameters
@@ -202,6 +203,25 @@ class Zoo:
         i = _snapshot_index(snapshot)
         arrays = self.read_arrays(network_id, check=check).values()
         return torch.from_numpy(np.concatenate([v[i].reshape(-1) for v in arrays]))
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """How and where the zoo was made (``provenance.json``: time, host, paths, executor, ``train_seconds`` per
+        network), or ``{}`` when absent. Not covered by the manifest's checksums: the rest of the zoo is the same
+        bytes on every run of the same command, this file is not.
+
+        Example:
+            >>> open_zoo("zoo/demo").provenance["train_seconds"]["0"]  # doctest: +SKIP
+            14.2
+        """
+        path = f"{self.root}/{PROVENANCE_NAME}"
+        try:
+            data = json.loads(self.fs.cat_file(path))
+        except FileNotFoundError:
+            return {}
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ZooFormatError(f"{path}: not valid JSON ({e}); delete it (it holds provenance only)") from None
+        return data if isinstance(data, dict) else {}
 
     def model(self, network_id: int, snapshot: int = NUM_SNAPSHOTS) -> NWSNet:
         """A ready ``torch.nn.Module`` (eval mode) holding the network at that snapshot, with the batch-norm

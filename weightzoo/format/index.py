@@ -53,7 +53,6 @@ INDEX_SCHEMA = pa.schema(
         *(pa.field(m, pa.list_(pa.float64(), NUM_SNAPSHOTS)) for m in METRICS),
         *(pa.field(f"history_{m}", pa.list_(pa.float64())) for m in METRICS),
         pa.field("final_test_accuracy", pa.float64()),
-        pa.field("train_seconds", pa.float64()),
         pa.field("images_seen", pa.int64()),
         pa.field("device", pa.string()),
         pa.field("shard", pa.string()),
@@ -82,6 +81,8 @@ class NetworkRecord:
     snapshot_epochs: list[int]
     snapshots: dict[str, list[float]]
     history: dict[str, list[float]]
+    #: Wall-clock seconds: not in the index (it would change the index bytes from run to run), but in the zoo's
+    #: ``provenance.json``.
     train_seconds: float = 0.0
     images_seen: int = 0
     device: str = "cpu"
@@ -111,7 +112,6 @@ class NetworkRecord:
             "n_epochs": self.n_epochs,
             "snapshot_epochs": list(self.snapshot_epochs),
             "final_test_accuracy": self.snapshots["test_accuracy"][-1],
-            "train_seconds": self.train_seconds,
             "images_seen": self.images_seen,
             "device": self.device,
             **self.location,

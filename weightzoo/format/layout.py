@@ -29,6 +29,9 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 INDEX_NAME = "index.parquet"
 CARD_NAME = "README.md"
+#: How and where a zoo was made (time, host, paths, executor, seconds per network): kept beside the zoo, outside
+#: the manifest's checksums, so that the same command writes the same bytes on any run.
+PROVENANCE_NAME = "provenance.json"
 SHARD_DIR = "shards"
 SHARD_SUFFIX = ".safetensors"
 PARTIAL_SUFFIX = ".partial"

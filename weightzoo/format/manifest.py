@@ -12,8 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from typing import Any
 
 from weightzoo.errors import FormatVersionError, ZooFormatError
@@ -43,7 +42,9 @@ class Manifest:
     num_snapshots: int = NUM_SNAPSHOTS
     format_version: int = FORMAT_VERSION
     generator: str = ""
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    #: Unused since the manifest became reproducible byte for byte (the time is in ``provenance.json``); read from
+    #: older manifests.
+    created: str = ""
 
     def file(self, path: str) -> FileEntry:
         for entry in self.files:

@@ -47,6 +47,7 @@ from weightzoo.format.layout import (
     METRICS,
     PARTIAL_SUFFIX,
     PROGRESS_DIR,
+    PROVENANCE_NAME,
     SHARD_DIR,
     SHARD_SUFFIX,
     SPLITS,
@@ -61,8 +62,8 @@ __all__ = ["METRICS", "CardRenderer", "ZooWriter", "prepare_output"]
 
 #: What a zoo folder holds (written by this package): ``--overwrite`` removes these and nothing else.
 _ZOO_ENTRIES = frozenset(
-    {MANIFEST_NAME, INDEX_NAME, CARD_NAME, SHARD_DIR, PROGRESS_DIR, ".write-test"}
-    | {name + PARTIAL_SUFFIX for name in (MANIFEST_NAME, INDEX_NAME, CARD_NAME)}
+    {MANIFEST_NAME, INDEX_NAME, CARD_NAME, PROVENANCE_NAME, SHARD_DIR, PROGRESS_DIR, ".write-test"}
+    | {name + PARTIAL_SUFFIX for name in (MANIFEST_NAME, INDEX_NAME, CARD_NAME, PROVENANCE_NAME)}
 )
 
 
@@ -176,6 +177,7 @@ class ZooWriter:
         storage_options: Mapping[str, Any] | None = None,
         resume: bool = False,
         resume_ignores: tuple[str, ...] = (),
+        provenance: Mapping[str, Any] | None = None,
     ):
         self.fs, self.root = prepare_output(out, overwrite=overwrite, resume=resume, storage_options=storage_options)
         self.name, self.zoo_seed, self.generation = name, zoo_seed, dict(generation)
@@ -188,6 +190,9 @@ class ZooWriter:
         self.manifest: Manifest | None = None
         self._progress = f"{self.root}/{PROGRESS_DIR}"
         self._resume_ignores = resume_ignores
+        #: How this run was made (paths, executor, host, ...), written to provenance.json, outside the checksums.
+        self.provenance = dict(provenance or {})
+        self._seconds: dict[int, float] = {}  # wall-clock training seconds per network (provenance, not index)
         #: Progress records of the interrupted run found damaged (and treated as missing) on resume.
         self.damaged: list[str] = []
         if resume:
@@ -240,6 +245,7 @@ class ZooWriter:
             for row in rows:
                 self._rows[row["network_id"]] = row
                 self._ids.add(row["network_id"])
+            self._seconds.update({int(k): v for k, v in json.loads(self.fs.cat_file(path)).get("seconds", {}).items()})
             self._files.append(entry)
             kept.add(entry.path)
             split, number = parse_shard_name(entry.path)
@@ -282,6 +288,7 @@ class ZooWriter:
         writer = self._writers[record.split]
         writer.add(record.network_id, weights)
         self._ids.add(record.network_id)
+        self._seconds[record.network_id] = record.train_seconds
         self._pending[record.split].append(record.to_row())
         if writer.should_flush():
             self._flush(record.split)
@@ -298,7 +305,9 @@ class ZooWriter:
         # the progress record: the shard's rows first, then its entry (a shard counts once its entry exists)
         stem = f"{self._progress}/{entry.path.rsplit('/', 1)[1].removesuffix(SHARD_SUFFIX)}"
         write_atomic(self.fs, stem + ".parquet", table_to_bytes(rows_to_table(self._pending[split])))
-        write_atomic(self.fs, stem + ".json", json.dumps({"file": dataclasses.asdict(entry)}).encode())
+        seconds = {str(r["network_id"]): self._seconds.get(r["network_id"], 0.0) for r in self._pending[split]}
+        record = {"file": dataclasses.asdict(entry), "seconds": seconds}
+        write_atomic(self.fs, stem + ".json", json.dumps(record).encode())
         self._pending[split] = []
 
     def close(self) -> Manifest:
@@ -324,6 +333,12 @@ class ZooWriter:
             card_bytes = self.card(manifest, table).encode()
             write_atomic(self.fs, f"{self.root}/{CARD_NAME}", card_bytes)
             manifest.files.append(FileEntry(CARD_NAME, sha256_bytes(card_bytes), len(card_bytes)))
+        provenance = {
+            **self.provenance,
+            "generator": self.generator,
+            "train_seconds": {str(k): self._seconds[k] for k in sorted(self._seconds)},
+        }
+        write_atomic(self.fs, f"{self.root}/{PROVENANCE_NAME}", (json.dumps(provenance, indent=1) + "\n").encode())
         write_atomic(self.fs, f"{self.root}/{MANIFEST_NAME}", manifest.to_json().encode())
         self.fs.rm(self._progress, recursive=True)
         self.manifest = manifest
