@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="none: raw values (the reference); slice: standardise each slice and add its scale as channels",
     )
+    dmc.add_argument(
+        "--channels",
+        type=int,
+        nargs="+",
+        default=None,
+        help="a smaller conv stack, one conv and one pool per listed width (default: the original's network)",
+    )
     dmc.add_argument("--dense", type=int, nargs="+", default=None, help="dense widths (default 1024 1024 1024 1024 64)")
     dmc.add_argument("--dropout", type=float, default=None, help="dropout after each dense layer (default 0.5)")
     dmc.add_argument("--learning-rate", type=float, default=None, help="Adam learning rate (default 1e-3)")
@@ -89,6 +96,7 @@ def _params(args: argparse.Namespace, model: str) -> dict:
             "region": args.region,
             "input_norm": args.input_norm,
             "dense": None if args.dense is None else tuple(args.dense),
+            "channels": None if args.channels is None else tuple(args.channels),
             "dropout": args.dropout,
             "learning_rate": args.learning_rate,
             "bn_at_test": args.bn_at_test,
