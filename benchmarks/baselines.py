@@ -6,7 +6,8 @@ throughput (slices per second, measured over its fit) and inference throughput (
 prediction) on the current device (CUDA when present). ``dmc`` is the original's network (L = 5000: 12 conv
 layers, dense 1024x4-64 with batch norm and dropout 0.5, raw inputs); ``dmc-compact`` this package's small-zoo
 configuration: one conv and one pool per level (8..256), standardised slices with their scale as channels
-(``input_norm="slice"``) and a small head (dense 256-64, no dropout). Both run on the same samples, and their throughput ratio is printed.
+(``input_norm="slice"``) and a small head (dense 256-64, no dropout). Both run on the same samples, and their
+throughput ratio is printed.
 ``--epochs`` keeps them short.
 
     python benchmarks/baselines.py --zoo runs/mnist24 --target dataset --test-fraction 0.34 --epochs 5
