@@ -93,10 +93,6 @@ def generate(config: GenerationConfig) -> Manifest:
         >>> generate(GenerationConfig(preset="demo", num_networks=4, max_epochs=2, out="/tmp/zoo"))  # doctest: +SKIP
     """
     cfg = config.resolved()
-    if (
-        config.out is None
-    ):  # the default location: create $WEIGHTZOO_HOME (a user-named --out must already have a parent)
-        os.makedirs(os.path.dirname(cfg.out), exist_ok=True)
     assert cfg.num_networks is not None and cfg.max_epochs is not None and cfg.out and cfg.device
     if cfg.num_networks < 1:
         raise ConfigError(f"--num-networks must be at least 1, got {cfg.num_networks}")
@@ -198,7 +194,7 @@ def _summary(
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m builder.generate",
-        description=__doc__.split("\n\n")[0],
+        description=__doc__.split("\n\n")[0].replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--preset", default="demo", help=f"search space: {', '.join(PRESETS)} (default: demo)")
@@ -244,16 +240,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--image-root", help="folder with the original image files (IDX, CIFAR pickles, ...)")
     p.add_argument("--cache-dir", help="image cache folder (default: ~/.cache/weightzoo/images)")
     p.add_argument("--offline", action="store_true", help="never download from the Hugging Face Hub")
-    p.add_argument("--executor", default="local", choices=EXECUTORS)
+    p.add_argument(
+        "--executor",
+        default="local",
+        choices=EXECUTORS,
+        help="local: one network at a time in this process (default); process: --workers processes on this "
+        "machine; ray: --workers tasks on a Ray cluster (pip install weightzoo[ray])",
+    )
     p.add_argument("--workers", type=int, default=1, help="parallel trainings (process / ray executors)")
     p.add_argument(
         "--threads",
         type=int,
-        help="CPU threads per training (default: cores / workers); CPU weights "
-        "are bit-identical across runs with the same thread count",
+        help="CPU threads per training (default: cores / workers; on a machine other jobs keep busy, 1 per "
+        "worker is often several times faster); CPU weights are bit-identical across runs with the same count",
     )
-    p.add_argument("--max-shard-mb", type=float, default=DEFAULT_SHARD_BYTES / 2**20, help="shard size cap in MiB")
-    p.add_argument("--overwrite", action="store_true", help="replace what the output folder holds")
+    p.add_argument(
+        "--max-shard-mb",
+        type=float,
+        default=DEFAULT_SHARD_BYTES / 2**20,
+        help="shard size cap in MiB (default: %(default)g)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the zoo (or interrupted run) in the output folder; never deletes files weightzoo did not write",
+    )
     p.add_argument(
         "--resume",
         action="store_true",

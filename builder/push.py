@@ -122,7 +122,7 @@ def push(
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m builder.push",
-        description=__doc__.split("\n\n")[0],
+        description=__doc__.split("\n\n")[0].replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("zoo", nargs="?", help=f"local zoo folder (default: {default_zoo_dir()})")

@@ -109,8 +109,8 @@ def test_read_index_rejects_foreign_parquet(tmp_path):
 
 
 def test_output_folder_checks(tmp_path):
-    with pytest.raises(OutputPathError, match="parent"):
-        prepare_output(tmp_path / "missing" / "zoo")
+    prepare_output(tmp_path / "missing" / "zoo")  # missing parents are created, as mkdir -p does
+    assert (tmp_path / "missing" / "zoo" / "shards").is_dir()
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputPathError, match="is a file"):
         prepare_output(tmp_path / "file")

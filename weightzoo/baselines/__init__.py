@@ -73,6 +73,13 @@ class FitResult:
     def __iter__(self):
         return iter((self.estimator, self.report))
 
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int) -> Any:
+        """``result[0]`` is the estimator, ``result[1]`` the report, as with ``est, report = fit(...)``."""
+        return (self.estimator, self.report)[i]
+
     def inputs(self, samples: Samples) -> Any:
         """The estimator's input for some samples: the statistics, or the flat vectors for ``dmc``."""
         return samples.weights if self.report.model == "dmc" else samples.stats

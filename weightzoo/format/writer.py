@@ -98,7 +98,6 @@ def prepare_output(
     url = os.fspath(out)
     fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
     root = root.rstrip("/") or "/"
-    local = "file" in ((fs.protocol,) if isinstance(fs.protocol, str) else fs.protocol)
     if resume and overwrite:
         raise OutputPathError(f"output folder {url!r}: --resume keeps what is there, --overwrite deletes it; pick one")
     if resume and fs.exists(f"{root}/{MANIFEST_NAME}"):
@@ -141,11 +140,7 @@ def prepare_output(
             for path in existing:
                 if path != manifest:
                     _remove_zoo_entry(fs, path)
-    elif local:
-        parent = os.path.dirname(root)
-        if not os.path.isdir(parent):
-            raise OutputPathError(f"cannot create output folder {url!r}: its parent {parent!r} does not exist")
-    try:
+    try:  # missing parent folders are created (mkdir -p), so `--out runs/zoo` works in a fresh clone
         fs.makedirs(f"{root}/{SHARD_DIR}", exist_ok=True)
         probe = f"{root}/.write-test"
         with fs.open(probe, "wb") as f:
