@@ -83,7 +83,9 @@ def reproduce(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m builder.reproduce", description=__doc__.split("\n\n")[0].replace("``", ""))
+    p = argparse.ArgumentParser(
+        prog="python -m builder.reproduce", description=__doc__.split("\n\n")[0].replace("``", "")
+    )
     p.add_argument("zoo", help="zoo folder or fsspec URL")
     p.add_argument("--networks", type=int, nargs="+", help="network ids (default: the first two)")
     p.add_argument("--image-root", help="image folder, if not where the zoo was generated from")
