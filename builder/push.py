@@ -27,8 +27,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from weightzoo.errors import ConfigError, WeightZooError
 from weightzoo.format.layout import CARD_NAME, MANIFEST_NAME, default_zoo_dir
 from weightzoo.zoo import Zoo, open_zoo
@@ -83,7 +81,7 @@ def push(
     protocols = (opened.fs.protocol,) if isinstance(opened.fs.protocol, str) else tuple(opened.fs.protocol)
     if "file" not in protocols:
         raise ConfigError(f"{opened.url}: push uploads a local zoo folder; copy the zoo to a local folder first")
-    opened.verify(progress=lambda files: tqdm(files, desc="verifying", unit="file", disable=not progress))
+    opened.verify(progress=progress)
     card = _card(opened)
     api = api if api is not None else _hf_api(token)
     message = commit_message or f"weightzoo zoo {opened.manifest.name} ({opened.manifest.num_networks} networks)"

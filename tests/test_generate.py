@@ -38,7 +38,7 @@ def test_generate_writes_a_complete_zoo(demo_zoo, capsys):
     zoo = open_zoo(demo_zoo)
     assert len(zoo) == 5 and zoo.manifest.name == "demo"
     assert zoo.manifest.splits == {"train": 4, "test": 1}
-    assert set(zoo.verify().values()) == {"ok"}
+    zoo.verify()  # raises on any bad file
     gen_cfg = zoo.manifest.generation
     assert gen_cfg["preset"] == "demo" and gen_cfg["seed"] == 11 and gen_cfg["train"]["max_epochs"] == 1
     assert gen_cfg["search_space"]["choices"]["dataset"] == ["digits"]
@@ -204,7 +204,8 @@ def test_an_interrupted_run_resumes_to_the_same_zoo(demo_zoo, tmp_path, monkeypa
     captured = capsys.readouterr()
     assert "1 networks already written" in captured.out and "damaged progress record" in captured.err
     zoo, ref = open_zoo(out), open_zoo(demo_zoo)
-    assert zoo.ids == ref.ids and set(zoo.verify().values()) == {"ok"}
+    zoo.verify()  # raises on any bad file
+    assert zoo.ids == ref.ids
     assert not (out / ".progress").exists()
     for i in ref.ids:
         a, b = zoo.read_arrays(i), ref.read_arrays(i)

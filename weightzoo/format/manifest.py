@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,11 +102,17 @@ def sha256_bytes(data: bytes | memoryview) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(fs: Any, path: str, chunk: int = 8 * 2**20) -> tuple[str, int]:
-    """sha256 and size of a file on an fsspec filesystem, read in chunks."""
+def sha256_file(
+    fs: Any, path: str, chunk: int = 8 * 2**20, on_bytes: Callable[[int], Any] | None = None
+) -> tuple[str, int]:
+    """sha256 and size of a file on an fsspec filesystem, read in chunks with no read-ahead cache (on remote
+    filesystems each chunk is one range request: the file is fetched once, not once plus overlapping read-ahead).
+    ``on_bytes`` is called with the size of each chunk read (for a progress bar)."""
     digest, size = hashlib.sha256(), 0
-    with fs.open(path, "rb") as f:
+    with fs.open(path, "rb", block_size=chunk, cache_type="none") as f:
         while block := f.read(chunk):
             digest.update(block)
             size += len(block)
+            if on_bytes is not None:
+                on_bytes(len(block))
     return digest.hexdigest(), size
