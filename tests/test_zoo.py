@@ -1,6 +1,7 @@
 """The reader: round trips, filters, snapshots, flat vectors, modules, verification and bad input."""
 
 import json
+from typing import ClassVar
 
 import fsspec
 import numpy as np
@@ -195,7 +196,7 @@ class _RangeCountingFS(fsspec.AbstractFileSystem):
     """An in-memory filesystem whose files are read as remote ones are: by byte ranges, each counted."""
 
     protocol = "rangecount"
-    files: dict[str, bytes] = {}
+    files: ClassVar[dict[str, bytes]] = {}
     fetched = 0
 
     def ls(self, path, detail=True, **kwargs):
