@@ -257,3 +257,22 @@ def test_sha256_of_a_remote_file_fetches_it_exactly_once():
     digest, size = sha256_file(_RangeCountingFS(), "/blob", chunk=4096)
     assert size == len(data) and digest == __import__("hashlib").sha256(data).hexdigest()
     assert _RangeCountingFS.fetched == len(data)  # a read-ahead cache would fetch up to twice that
+
+
+def test_one_snapshot_of_a_remote_network_fetches_only_that_snapshot(synthetic_zoo):
+    path, written = synthetic_zoo
+    fsspec.register_implementation("rangecount", _RangeCountingFS, clobber=True)
+    _RangeCountingFS.files = {f"/zoo/{p.relative_to(path)}": p.read_bytes() for p in path.rglob("*") if p.is_file()}
+    zoo = open_zoo("rangecount:///zoo")
+    nid = zoo.ids[0]
+    zoo.weights(nid, snapshot=1)  # opens the shard (its header) first
+    _RangeCountingFS.fetched = 0
+    w = zoo.weights(nid, snapshot=20)
+    one_snapshot = zoo.row(nid)["byte_length"] // 20
+    assert _RangeCountingFS.fetched <= 1.05 * one_snapshot
+    assert all(np.array_equal(w[k].numpy(), written[nid][k][19]) for k in w)
+    assert torch.equal(zoo.flat(nid, 20), torch.cat([t.reshape(-1) for t in w.values()]))
+    # with check=True the network's sha256 covers every snapshot: all of its bytes are read
+    _RangeCountingFS.fetched = 0
+    zoo.weights(nid, snapshot=20, check=True)
+    assert _RangeCountingFS.fetched >= zoo.row(nid)["byte_length"]

@@ -48,6 +48,7 @@ from weightzoo.format.layout import (
     FORMAT_VERSION,
     MANIFEST_NAME,
     METRICS,
+    NUM_SNAPSHOTS,
     SPLITS,
     STATUSES,
     default_zoo_dir,
@@ -93,13 +94,15 @@ class WeightZooConfig(datasets.BuilderConfig):
             ``weightn_conv`` values are the conv part); ``"layers"``: column ``layers``, a list of
             ``{name, shape, values}`` per tensor in reference order (``values`` flat, reshape to ``shape``).
         verify: check each network's bytes against the sha256 in the index while reading (not part of the cache
-            key: it does not change the data).
+            key: it does not change the data). The checksum covers all 20 snapshots, so checking reads them all;
+            the default (None) checks when all 20 are selected and otherwise reads only the selected snapshots'
+            bytes (a remote zoo then fetches nothing else). ``True`` always checks, ``False`` never.
     """
 
     snapshots: Any = None
     granularity: str = "network"
     view: str = "flat"
-    verify: bool = True
+    verify: bool | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -108,7 +111,7 @@ class WeightZooConfig(datasets.BuilderConfig):
             raise UnknownNameError("granularity", self.granularity, GRANULARITIES)
         if self.view not in VIEWS:
             raise UnknownNameError("view", self.view, VIEWS)
-        self.verify = bool(self.verify)
+        self.verify = None if self.verify is None else bool(self.verify)
 
 
 _OPTIONS = ("snapshots", "granularity", "view", "verify", "data_dir")
@@ -274,6 +277,7 @@ class WeightZoo(datasets.ArrowBasedBuilder):
         url = str(self.config.data_dir)
         fs, root = fsspec.core.url_to_fs(url, **self._storage_options(url))
         selected = np.asarray(self.config.snapshots) - 1
+        check = self.config.verify if self.config.verify is not None else len(selected) == NUM_SNAPSHOTS
         index = self._index
         for shard_idx, shard in enumerate(shards):
             mask = pc.and_(pc.equal(index.column("split"), split), pc.equal(index.column("shard"), shard))
@@ -286,18 +290,16 @@ class WeightZoo(datasets.ArrowBasedBuilder):
             size, batch_idx = 0, 0
             for row in rows:
                 arch = HyperParameters.from_dict(row).architecture
+                where = (row["network_id"], row["byte_offset"], row["byte_length"], arch)
                 try:
-                    arrays = reader.read_network(
-                        row["network_id"],
-                        row["byte_offset"],
-                        row["byte_length"],
-                        arch,
-                        sha256=row["sha256"] if self.config.verify else None,
-                    )
+                    if check:  # the network's sha256 covers all its bytes: read them all
+                        arrays = reader.read_network(*where, sha256=row["sha256"])
+                        arrays = {name: a[selected] for name, a in arrays.items()}
+                    else:  # only the selected snapshots' bytes (remote shards fetch nothing else)
+                        arrays = reader.read_snapshots(*where, selected)
                 except ShardError as e:
                     raise ZooReadError(f"{e}; run weightzoo.open_zoo({url!r}).verify() to check every file") from e
-                # keep only the selected snapshots, so the network's full byte range is released at once
-                batch.append((row, {name: a[selected] for name, a in arrays.items()}))
+                batch.append((row, arrays))
                 size += arch.num_params * len(selected) * 4
                 if size >= BATCH_BYTES:
                     yield Key(shard_idx, batch_idx), self._table(batch, selected)

@@ -196,13 +196,17 @@ class Zoo:
             torch.Size([8, 3, 5, 5])
         """
         i = _snapshot_index(snapshot)
-        return {k: torch.from_numpy(v[i].copy()) for k, v in self.read_arrays(network_id, check=check).items()}
+        if check:  # the network's sha256 covers all 20 snapshots
+            return {k: torch.from_numpy(v[i].copy()) for k, v in self.read_arrays(network_id, check=True).items()}
+        row = self.row(network_id)
+        arch = HyperParameters.from_dict(row).architecture
+        reader = self._reader(row["shard"])
+        arrays = reader.read_snapshots(network_id, row["byte_offset"], row["byte_length"], arch, [i])
+        return {k: torch.from_numpy(v[0].copy()) for k, v in arrays.items()}
 
     def flat(self, network_id: int, snapshot: int = NUM_SNAPSHOTS, *, check: bool = False) -> torch.Tensor:
         """One snapshot as the flat reference-order vector (float32; ``weightn_conv`` is the conv/dense boundary)."""
-        i = _snapshot_index(snapshot)
-        arrays = self.read_arrays(network_id, check=check).values()
-        return torch.from_numpy(np.concatenate([v[i].reshape(-1) for v in arrays]))
+        return torch.cat([t.reshape(-1) for t in self.weights(network_id, snapshot, check=check).values()])
 
     @property
     def provenance(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import io
 import json
 import os
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -220,6 +220,50 @@ class ShardReader:
         raw = self.read_bytes(offset, length)
         if sha256 is not None and sha256_bytes(raw) != sha256:
             raise ShardError(f"{self.path}: network {network_id}'s bytes fail their sha256 check (corrupted shard)")
+        out: dict[str, np.ndarray] = {}
+        for spec, begin, end in self._tensors(network_id, offset, length, architecture):
+            shape = (NUM_SNAPSHOTS, *spec.shape)
+            out[spec.name] = np.frombuffer(raw, dtype="<f4", count=(end - begin) // 4, offset=begin).reshape(shape)
+        return out
+
+    def read_snapshots(
+        self, network_id: int, offset: int, length: int, architecture: Architecture, snapshots: Sequence[int]
+    ) -> dict[str, np.ndarray]:
+        """Only some snapshots (0-based positions) of a network: name -> float32 [len(snapshots), *shape].
+
+        A snapshot of a tensor is one contiguous range: remote shards fetch just those ranges (one request for
+        all of them), not the network's whole 20-snapshot range; local shards slice the memory map.
+        """
+        picks = [int(s) for s in snapshots]
+        if self._mmap is not None:  # local: the memory map is free to slice
+            full = self.read_network(network_id, offset, length, architecture)
+            return {name: array[picks] for name, array in full.items()}
+        if offset < self.data_start or length <= 0 or offset + length > self.size:
+            self.read_bytes(offset, length)  # raises, naming the range
+        tensors = list(self._tensors(network_id, offset, length, architecture))
+        starts, ends, where = [], [], []
+        for spec, begin, end in tensors:
+            step = (end - begin) // NUM_SNAPSHOTS
+            for s in picks:
+                starts.append(offset + begin + s * step)
+                ends.append(offset + begin + (s + 1) * step)
+            where.append((spec, step))
+        blobs = self.fs.cat_ranges([self.path] * len(starts), starts, ends)
+        out: dict[str, np.ndarray] = {}
+        k = 0
+        for spec, step in where:
+            parts = blobs[k : k + len(picks)]
+            k += len(picks)
+            if any(isinstance(p, Exception) or len(p) != step for p in parts):
+                raise ShardError(f"{self.path}: could not read network {network_id}'s {spec.name} (truncated shard?)")
+            out[spec.name] = np.frombuffer(b"".join(parts), dtype="<f4").reshape(len(picks), *spec.shape)
+        return out
+
+    def _tensors(
+        self, network_id: int, offset: int, length: int, architecture: Architecture
+    ) -> Iterator[tuple[Any, int, int]]:
+        """(spec, begin, end) of each of the network's tensors, relative to its byte range, checked against the
+        architecture."""
         prefix = f"{network_id:07d}."
         names = sorted(n for n in self.header if n.startswith(prefix))
         specs = architecture.params
@@ -228,7 +272,6 @@ class ShardReader:
                 f"{self.path}: network {network_id} has tensors {names[:3]}...; expected the "
                 f"{len(specs)} tensors of {architecture}"
             )
-        out: dict[str, np.ndarray] = {}
         for name, spec in zip(names, specs, strict=True):
             info = self.header[name]
             begin, end = (self.data_start + o - offset for o in info["data_offsets"])
@@ -238,8 +281,7 @@ class ShardReader:
                     f"{self.path}: tensor {name} is {info['dtype']} {info['shape']} at "
                     f"{info['data_offsets']}; expected F32 {list(shape)} inside the network's range"
                 )
-            out[spec.name] = np.frombuffer(raw, dtype="<f4", count=(end - begin) // 4, offset=begin).reshape(shape)
-        return out
+            yield spec, begin, end
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:
