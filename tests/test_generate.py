@@ -268,3 +268,29 @@ def test_the_same_command_writes_the_same_bytes(demo_zoo, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert not {"out", "image_root", "cache_dir", "executor", "workers"} & set(manifest["generation"])
     assert "provenance.json" not in {f["path"] for f in manifest["files"]}
+
+
+def test_parts_made_on_several_machines_merge_into_the_single_run_zoo(demo_zoo, tmp_path, capsys):
+    from builder.merge import main as merge_main
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _run(a, "--seed", "11", n=2) == 0
+    assert _run(b, "--seed", "11", "--start-id", "2", n=3) == 0
+    out = tmp_path / "merged"
+    assert merge_main([str(b), str(a), "--out", str(out), "--quiet"]) == 0
+    for name in [
+        "manifest.json",
+        "index.parquet",
+        "README.md",
+        *(f"shards/{p.name}" for p in (demo_zoo / "shards").iterdir()),
+    ]:
+        assert (out / name).read_bytes() == (demo_zoo / name).read_bytes(), name
+    assert sorted(p.name for p in (out / "shards").iterdir()) == sorted(p.name for p in (demo_zoo / "shards").iterdir())
+    assert open_zoo(out).provenance["merged_from"] == [str(b), str(a)]
+    # parts that disagree or overlap are refused, naming what differs
+    c = tmp_path / "c"
+    assert _run(c, "--seed", "12", "--start-id", "5", n=1) == 0
+    assert merge_main([str(a), str(c), "--out", str(tmp_path / "bad"), "--quiet"]) == 2
+    assert "seed" in capsys.readouterr().err
+    assert merge_main([str(a), str(a), "--out", str(tmp_path / "bad2"), "--quiet"]) == 2
+    assert "both" in capsys.readouterr().err

@@ -98,6 +98,28 @@ class NetworkRecord:
                 f"network {self.network_id}: {len(self.snapshot_epochs)} snapshot epochs, expected {NUM_SNAPSHOTS}"
             )
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any], train_seconds: float = 0.0) -> NetworkRecord:
+        """The record an index row was made from (its location dropped): to write a network into another zoo.
+
+        Example:
+            >>> rec = NetworkRecord.from_row(row)  # doctest: +SKIP
+        """
+        return cls(
+            network_id=int(row["network_id"]),
+            split=row["split"],
+            status=row["status"],
+            zoo_seed=int(row["zoo_seed"]),
+            hparams=HyperParameters.from_dict(row),
+            n_epochs=int(row["n_epochs"]),
+            snapshot_epochs=[int(e) for e in row["snapshot_epochs"]],
+            snapshots={m: list(row[m]) for m in METRICS},
+            history={m: list(row[f"history_{m}"]) for m in METRICS},
+            train_seconds=train_seconds,
+            images_seen=int(row["images_seen"]),
+            device=row["device"],
+        )
+
     def to_row(self) -> dict[str, Any]:
         arch = self.hparams.architecture
         row: dict[str, Any] = {
