@@ -294,3 +294,82 @@ def test_parts_made_on_several_machines_merge_into_the_single_run_zoo(demo_zoo, 
     assert "seed" in capsys.readouterr().err
     assert merge_main([str(a), str(a), "--out", str(tmp_path / "bad2"), "--quiet"]) == 2
     assert "both" in capsys.readouterr().err
+
+
+_KILLER = """
+import os, signal, sys
+import builder.generate as gen
+import weightzoo.format.shards as shards
+import weightzoo.format.writer as writer
+point, count = sys.argv[1], int(sys.argv[2])
+calls = {"n": 0}
+
+def kill_on(n):
+    calls["n"] += 1
+    if calls["n"] == n:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+real_write, real_run = shards.write_atomic, gen.run_tasks
+if point == "shard-written":  # the shard renamed into place, its progress record not yet written
+    def write_shard(fs, path, data):
+        real_write(fs, path, data)
+        kill_on(count)
+    shards.write_atomic = write_shard
+elif point == "mid-write":  # a progress record half-written under its .partial name
+    def write_record(fs, path, data):
+        if path.endswith(".json") and "/.progress/" in path:
+            calls["n"] += 1
+            if calls["n"] == count:
+                with fs.open(path + ".partial", "wb") as f:
+                    f.write(data[: len(data) // 2])
+                os.kill(os.getpid(), signal.SIGKILL)
+        real_write(fs, path, data)
+    writer.write_atomic = write_record
+elif point == "mid-training":  # networks trained, some not yet handed to the writer
+    def run_tasks(*args, **kwargs):
+        for item in real_run(*args, **kwargs):
+            kill_on(count)
+            yield item
+    gen.run_tasks = run_tasks
+elif point == "after-manifest":  # the manifest written, the progress record not yet removed
+    import fsspec.implementations.local as local
+    real_rm = local.LocalFileSystem.rm
+    def rm(self, path, recursive=False, maxdepth=None):
+        if str(path).endswith(".progress"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_rm(self, path, recursive=recursive, maxdepth=maxdepth)
+    local.LocalFileSystem.rm = rm
+sys.exit(gen.main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("point", "count"), [("mid-training", 3), ("shard-written", 2), ("mid-write", 2), ("after-manifest", 1)]
+)
+def test_killed_with_sigkill_and_resumed_is_byte_identical(tmp_path, point, count):
+    """A generate process killed (SIGKILL) at a given point, then resumed, writes the uninterrupted run's bytes."""
+    import subprocess
+    import sys
+
+    args = ["--num-networks", "4", "--max-epochs", "1", "--quiet", "--offline", "--threads", "1", "--seed", "11",
+            "--max-shard-mb", "0.1"]  # fmt: skip
+    ref = tmp_path / "ref"
+    assert main([*args, "--out", str(ref)]) == 0
+    out = tmp_path / "killed"
+    script = tmp_path / "killer.py"
+    script.write_text(_KILLER)
+    env = {**__import__("os").environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[1])}
+    run = subprocess.run([sys.executable, str(script), point, str(count), *args, "--out", str(out)], env=env)
+    assert run.returncode == -9  # killed
+    if point == "after-manifest":
+        assert (out / "manifest.json").exists() and (out / ".progress").exists()
+        assert main([*args, "--out", str(out), "--resume"]) == 2  # finished: the leftover record is removed
+        assert not (out / ".progress").exists()
+    else:
+        assert not (out / "manifest.json").exists()
+        assert main([*args, "--out", str(out), "--resume"]) == 0
+    files = sorted(p.relative_to(ref) for p in ref.rglob("*") if p.is_file() and p.name != "provenance.json")
+    assert files == sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.name != "provenance.json")
+    for rel in files:
+        assert (out / rel).read_bytes() == (ref / rel).read_bytes(), rel
