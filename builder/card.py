@@ -16,6 +16,7 @@ from builder.space import get_preset
 from cards import TEMPLATE_DIR, ZOO_CARD
 from weightzoo.errors import MissingExtraError, UnknownNameError
 from weightzoo.format.manifest import Manifest
+from weightzoo.hf import label_name
 from weightzoo.hparams import CATEGORICAL
 
 HOMEPAGE = "https://github.com/weightzoo/weightzoo"
@@ -76,7 +77,10 @@ def render_card(manifest: Manifest, index: pa.Table) -> str:
     hparam_counts = {}
     for name in CATEGORICAL:
         counts = Counter(cols[name])
-        hparam_counts[name] = ", ".join(f"{k} ({v})" for k, v in sorted(counts.items(), key=lambda kv: str(kv[0])))
+        # values written as the datasets ClassLabels name them (booleans as false / true)
+        hparam_counts[name] = ", ".join(
+            f"{label_name(k)} ({v})" for k, v in sorted(counts.items(), key=lambda kv: str(kv[0]))
+        )
     lr = np.array(cols["learning_rate"])
     hparam_counts["learning_rate"] = f"{lr.min():.5f} to {lr.max():.5f}" if len(lr) else "-"
     params = np.array(cols["num_params"]) if cols["num_params"] else np.zeros(1)

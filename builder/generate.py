@@ -22,6 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -186,9 +187,10 @@ def _summary(
     print(f"splits: {manifest.splits}   status: {dict(statuses)}")
     print(f"{'dataset':<10} {'nets':>5} {'test acc mean':>14} {'median':>8} {'max':>7}")
     for name, accs in sorted(accuracy.items()):
-        t = torch.tensor(accs, dtype=torch.float64)
-        t = t[~t.isnan()] if (~t.isnan()).any() else t
-        print(f"{name:<10} {len(accs):>5} {t.mean():>14.4f} {t.median():>8.4f} {t.max():>7.4f}")
+        a = np.asarray(accs, dtype=np.float64)
+        a = a[~np.isnan(a)] if (~np.isnan(a)).any() else a
+        # np.median, as the dataset card (torch's median is the lower of the two middle values)
+        print(f"{name:<10} {len(accs):>5} {a.mean():>14.4f} {np.median(a):>8.4f} {a.max():>7.4f}")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -278,3 +278,16 @@ def test_fit_accepts_a_datasetdict_from_the_builder(planted, tmp_path, granulari
     from_zoo = fit(planted, "optimizer", "stats", "19..20", max_iter=20).report
     assert from_ds.metrics == from_zoo.metrics and from_ds.confusion == from_zoo.confusion
     assert from_ds.excluded == from_zoo.excluded and from_ds.networks == from_zoo.networks
+
+
+def test_a_zoo_too_small_for_the_protocol_says_why_and_leaves_no_empty_folder(tmp_path, capsys):
+    from tests.conftest import write_synthetic_zoo
+    from weightzoo.baselines.__main__ import main as cli
+
+    write_synthetic_zoo(tmp_path / "tiny", n=3, preset="nws_fixed", diverged=())  # ids 0..2: no test network
+    out = tmp_path / "out"
+    assert cli(["--data-dir", str(tmp_path / "tiny"), "--target", "optimizer", "--model", "chance", "--out",
+                str(out)]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "no usable test networks" in err and "every fifth network" in err and "--test-fraction" in err
+    assert not out.exists()

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--when", action="store_true", help="also fit one model per snapshot 1..20 and plot the curve")
     p.add_argument("--where", action="store_true", help="dmc: accuracy against slice position (100 positions)")
     p.add_argument("--verbose", action="store_true", help="print every report in full")
-    p.add_argument("--progress", action="store_true", help="progress bars")
+    p.add_argument("--progress", action="store_true", help="progress bars (default: when standard error is a terminal)")
     dmc = p.add_argument_group("dmc options")
     dmc.add_argument("--epochs", type=int, default=None, help="training epochs (default 50)")
     dmc.add_argument("--slice-length", type=int, default=None, help="L, consecutive weights per slice (default 5000)")
@@ -112,8 +112,8 @@ def _params(args: argparse.Namespace, model: str) -> dict:
 
 def _run(args: argparse.Namespace) -> int:
     zoo = open_zoo(args.data_dir)
-    out = Path(args.out or Path("baselines-out") / (zoo.manifest.name or "zoo"))
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out or Path("baselines-out") / (zoo.manifest.name or "zoo"))  # created with the first report
+    progress = args.progress or sys.stderr.isatty()  # bars on a terminal, quiet in logs unless --progress
     reports: list[Report] = []
     for target in args.target:
         curves = {}
@@ -127,11 +127,12 @@ def _run(args: argparse.Namespace) -> int:
                 random_state=args.random_state,
                 shuffle_labels=args.shuffle_labels,
                 test_fraction=args.test_fraction,
-                progress=args.progress,
+                progress=progress,
                 **params,
             )
             report = result.report
             reports.append(report)
+            out.mkdir(parents=True, exist_ok=True)
             report.save(out / f"{target}_{model}.json")
             report.plot(out)
             print(report if args.verbose else f"{target} / {model}: done in {report.fit_seconds:.1f} s", flush=True)

@@ -266,7 +266,14 @@ def load_samples(
     protocol.networks_available = {s: len(v) for s, v in by_split.items()}
     for s, v in by_split.items():
         if not v:
-            raise ConfigError(f"{zoo.url}: no usable {s} networks ({len(protocol.excluded)} excluded)")
+            reasons = sorted(set(protocol.excluded.values()))
+            why = f"{len(protocol.excluded)} excluded: {', '.join(reasons)}" if reasons else "none excluded"
+            raise ConfigError(
+                f"{zoo.url}: no usable {s} networks for {target!r} ({len(rows)} networks in all, {why}, "
+                f"{len(by_split['train'])} train / {len(by_split['test'])} test usable). The index's split puts "
+                "every fifth network in test: a zoo needs at least 5 networks, more for a meaningful score; pass "
+                "test_fraction (--test-fraction) to re-split, or generate more networks"
+            )
 
     if task == "classification":
         present = {s: {rows[n][target] for n in v} for s, v in by_split.items()}

@@ -80,7 +80,10 @@ class Manifest:
         if version != FORMAT_VERSION:
             gen = data.get("generation", {}) if isinstance(data.get("generation"), dict) else {}
             if isinstance(version, int) and version > FORMAT_VERSION:
-                todo = "upgrade the package: pip install -U weightzoo"
+                todo = (
+                    "upgrade weightzoo (pip install -U weightzoo; from a source checkout: git pull, then "
+                    "pip install -e .)"
+                )
             else:
                 todo = (
                     "regenerate it with this release: python -m builder.generate "
