@@ -82,6 +82,20 @@ def test_deterministic_by_random_state_and_ragged_input():
     assert est.get_params()["slice_length"] == 256 and est.set_params(epochs=3).epochs == 3
 
 
+def test_a_scikit_learn_estimator():
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+
+    est = DMCClassifier(**TINY, epochs=1, bn_at_test="batch", random_state=0)
+    twin = clone(est)
+    assert twin.get_params() == est.get_params() and not hasattr(twin, "module_")
+    assert "bn_at_test='batch'" in repr(est)
+    with pytest.raises(NotFittedError):
+        est.predict(np.zeros((2, 600), np.float32))
+    with pytest.raises(ValueError, match="nonsense"):
+        est.set_params(nonsense=1)
+
+
 def test_regressor_l1_on_the_raw_target_by_default_standardised_as_an_option():
     X, y = _toy()
     params = {**TINY, "batch_size": 8, "validation_fraction": 0.0, "dropout": 0.0, "random_state": 0}

@@ -51,7 +51,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import time
 from typing import Any
 
@@ -59,9 +58,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from weightzoo.errors import ConfigError, UnknownNameError
+from weightzoo.errors import ConfigError, MissingExtraError, UnknownNameError
 from weightzoo.model import BN_EPS, BN_GAMMA_STD, BN_MOMENTUM, TLBatchNorm1d, glorot_normal_
 from weightzoo.optim import TF1Adam
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.exceptions import NotFittedError as _SklearnNotFitted
+except ImportError:  # pragma: no cover - exercised only without the extra
+    raise MissingExtraError("scikit-learn", "baselines", "the deep meta-classifier") from None
 
 REGIONS: tuple[str, ...] = ("all", "conv", "dense")
 #: Input normalisation -> input channels of the net: the reference's raw values (one channel), or the standardised
@@ -159,7 +164,14 @@ def build_dmc(
     return net
 
 
-class _DMCBase:
+class NotFittedError(ConfigError, _SklearnNotFitted):
+    """A DMC used before ``fit``: a :class:`~weightzoo.errors.ConfigError` and scikit-learn's ``NotFittedError``."""
+
+
+class _DMCBase(BaseEstimator):
+    """Shared by :class:`DMCClassifier` and :class:`DMCRegressor`: a scikit-learn estimator (``get_params``,
+    ``set_params``, ``clone`` work as usual); ``__init__`` only stores the parameters."""
+
     _classify = True
 
     def __init__(
@@ -197,23 +209,6 @@ class _DMCBase:
         self.device = device
         self.random_state = random_state
         self.progress = progress
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in inspect.signature(_DMCBase.__init__).parameters if k != "self"}
-
-    def set_params(self, **params: Any) -> _DMCBase:
-        valid = self.get_params()
-        for k, v in params.items():
-            if k not in valid:
-                raise UnknownNameError("DMC parameter", k, list(valid))
-            setattr(self, k, v)
-        return self
-
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(slice_length={self.slice_length}, region={self.region!r}, epochs={self.epochs}, "
-            f"input_norm={self.input_norm!r}, bn_at_test={self.bn_at_test!r})"
-        )
 
     # -- slices -----------------------------------------------------------------------------------------------
     def _bounds(self, X: Any, weightn_conv: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -358,7 +353,7 @@ class _DMCBase:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "module_"):
-            raise ConfigError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
 
     def _even_slices(self, X: Any, weightn_conv: Any) -> np.ndarray:
         """Outputs of ``eval_slices`` evenly spaced slices per sample: [n, eval_slices(, C)]."""
@@ -385,7 +380,7 @@ class _DMCBase:
         return out
 
 
-class DMCClassifier(_DMCBase):
+class DMCClassifier(ClassifierMixin, _DMCBase):
     """The deep meta-classifier (classification). Learned: ``classes_``, ``module_``, ``history_`` (mean loss per
     epoch), ``device_``, ``fit_seconds_``, ``samples_per_second_`` (training throughput).
 
@@ -446,7 +441,7 @@ class DMCClassifier(_DMCBase):
         return float(np.mean(self.classes_[probs.argmax(axis=1)] == np.asarray(y)[rows]))
 
 
-class DMCRegressor(_DMCBase):
+class DMCRegressor(RegressorMixin, _DMCBase):
     """The deep meta-classifier as a regressor (L1 loss on the raw target as the original, e.g. the learning rate;
     ``standardize_target=True`` fits the standardised one).
 
