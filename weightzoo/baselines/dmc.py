@@ -402,6 +402,11 @@ class DMCClassifier(ClassifierMixin, _DMCBase):
     def _slice_score(self, probs: np.ndarray, codes: np.ndarray) -> float:
         return float(np.mean(probs.argmax(axis=1) == codes))
 
+    def slice_probabilities(self, X: Any, weightn_conv: Any = None) -> np.ndarray:
+        """Class probabilities of ``eval_slices`` evenly spaced slices per sample [n, eval_slices, C]: what both
+        per-network figures are computed from."""
+        return self._even_slices(X, weightn_conv)
+
     def predict_proba(self, X: Any, weightn_conv: Any = None) -> np.ndarray:
         """Class probabilities averaged over ``eval_slices`` evenly spaced slices per sample [n, C]."""
         return self._even_slices(X, weightn_conv).mean(axis=1)
