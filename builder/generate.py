@@ -32,7 +32,8 @@ from builder.executors import EXECUTORS, Task, run_tasks
 from builder.space import PRESETS, get_preset
 from builder.train import EVALUATIONS, GENERATION_VERSION, TrainConfig
 from weightzoo.errors import ConfigError, WeightZooError
-from weightzoo.format.layout import DEFAULT_SHARD_BYTES, default_zoo_dir
+from weightzoo.format.layout import DEFAULT_SHARD_BYTES
+from weightzoo.paths import default_zoo_dir
 from weightzoo.format.manifest import Manifest
 from weightzoo.format.writer import ZooWriter
 from weightzoo.hparams import DATASETS

@@ -28,7 +28,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from weightzoo.errors import ConfigError, WeightZooError
-from weightzoo.format.layout import CARD_NAME, MANIFEST_NAME, default_zoo_dir
+from weightzoo.format.layout import CARD_NAME, MANIFEST_NAME
+from weightzoo.paths import default_zoo_dir
 from weightzoo.zoo import Zoo, open_zoo
 
 REPO_TYPE = "dataset"

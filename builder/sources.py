@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 
 from weightzoo.errors import DataSourceError, MissingExtraError, UnknownNameError
+from weightzoo.hparams import DATASETS
+from weightzoo.paths import default_cache_dir
 
 __all__ = [
     "HUB_DATASETS",
@@ -52,7 +54,8 @@ __all__ = [
     "train_pool_start",
 ]
 
-SOURCES: tuple[str, ...] = ("mnist", "fashion", "cifar10", "svhn", "stl10", "digits")
+#: Every data set a network can be trained on (the vocabulary of :mod:`weightzoo.hparams`).
+SOURCES: tuple[str, ...] = DATASETS
 NUM_CLASSES = 10
 _GREY = frozenset({"mnist", "fashion"})
 #: TensorFlow's ``read_data_sets`` (``validation_size=5000``) keeps the first 5,000 training images of MNIST and
@@ -145,17 +148,6 @@ class ImageSet:
                 )
             object.__setattr__(self, f"{split}_images", np.ascontiguousarray(images))
             object.__setattr__(self, f"{split}_labels", np.ascontiguousarray(labels, dtype=np.int64))
-
-
-def default_cache_dir() -> Path:
-    """The image cache folder: ``$WEIGHTZOO_CACHE``, or ``~/.cache/weightzoo/images``.
-
-    Example:
-        >>> default_cache_dir()  # doctest: +SKIP
-        PosixPath('/home/me/.cache/weightzoo/images')
-    """
-    env = os.environ.get("WEIGHTZOO_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "weightzoo" / "images"
 
 
 def load_images(

@@ -22,18 +22,18 @@ from typing import Any
 import numpy as np
 
 from weightzoo.errors import ConfigError, UnknownNameError
-from weightzoo.hparams import CATEGORICAL, CONTINUOUS, HyperParameters
+from weightzoo.hparams import (
+    ARCHITECTURE_FIELDS,
+    CATEGORICAL,
+    CONTINUOUS,
+    NWS_FIXED,
+    REFERENCE_DATASETS,
+    HyperParameters,
+)
 
 #: Network ids with ``id % TEST_EVERY == TEST_EVERY - 1`` form the test split (20 %, by whole networks).
 TEST_EVERY = 5
-_REFERENCE_DATASETS = ("mnist", "cifar10", "svhn", "stl10", "fashion")
-_FIXED_ARCHITECTURE = {
-    "filter_size": (5,),
-    "depth_conv": (3,),
-    "depth_fc": (2,),
-    "width_conv": (8,),
-    "width_fc": (128,),
-}
+_FIXED_ARCHITECTURE = {name: (getattr(NWS_FIXED, name),) for name in ARCHITECTURE_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def split_of(network_id: int) -> str:
 
 def _reference_choices(**overrides: tuple[Any, ...]) -> dict[str, tuple[Any, ...]]:
     choices = {k: tuple(v) for k, v in CATEGORICAL.items()}
-    choices["dataset"] = _REFERENCE_DATASETS
+    choices["dataset"] = REFERENCE_DATASETS
     choices["batch_norm"] = (True,)  # listed as {off, on} in the paper, always on in the released code
     choices.update(overrides)
     return choices

@@ -5,58 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 from fsspec.implementations.dirfs import DirFileSystem
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.registry import _registry as fsspec_registry
 
-from builder.space import get_preset, split_of
-from weightzoo.format.index import NetworkRecord
-from weightzoo.format.layout import METRICS, NUM_SNAPSHOTS
-from weightzoo.format.writer import ZooWriter
+from tests.zoos import synthetic_weights, write_synthetic_zoo
+
+__all__ = ["synthetic_weights", "write_synthetic_zoo"]
 
 SHARED_DATA = Path(os.environ.get("WEIGHTZOO_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
-
-def synthetic_weights(record_id: int, arch, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    return {p.name: rng.standard_normal((NUM_SNAPSHOTS, *p.shape)).astype(np.float32) for p in arch.params}
-
-
-def write_synthetic_zoo(
-    path,
-    n: int = 6,
-    *,
-    preset: str = "nws_main",
-    seed: int = 0,
-    max_shard_bytes: int = 2**20,
-    diverged: tuple[int, ...] = (2,),
-    generation: dict | None = None,
-) -> dict[int, dict[str, np.ndarray]]:
-    """Write a zoo of ``n`` networks with random weights; return the weights written, by network id."""
-    space = get_preset(preset)
-    rng = np.random.default_rng(seed)
-    written = {}
-    with ZooWriter(
-        path,
-        name=f"synthetic-{preset}",
-        zoo_seed=seed,
-        generation=generation or {"preset": preset},
-        max_shard_bytes=max_shard_bytes,
-    ) as writer:
-        for i in range(n):
-            hp = space.sample(seed, i)
-            n_epochs = int(rng.integers(1, 40))
-            history = {m: list(rng.random(n_epochs + 1)) for m in METRICS}
-            epochs = [int(e) for e in np.round(np.linspace(0, n_epochs, NUM_SNAPSHOTS))]
-            weights = synthetic_weights(i, hp.architecture, rng)
-            status = "diverged" if i in diverged else "completed"
-            if status == "diverged":
-                weights["out.bias"][-1, :] = np.nan
-            snapshots = {m: [history[m][e] for e in epochs] for m in METRICS}
-            writer.add(NetworkRecord(i, split_of(i), status, seed, hp, n_epochs, epochs, snapshots, history), weights)
-            written[i] = weights
-    return written
 
 
 @pytest.fixture

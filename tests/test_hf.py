@@ -18,9 +18,10 @@ import torch
 from packaging.specifiers import SpecifierSet
 
 import weightzoo
+import weightzoo.zoo as zoo_module
 from builder.space import PRESETS, get_preset, split_of
 from tests.conftest import write_synthetic_zoo
-from weightzoo import hf, hf_builder, model_from_row, open_zoo
+from weightzoo import hf, model_from_row, open_zoo
 from weightzoo.errors import (
     ConfigError,
     FormatVersionError,
@@ -33,6 +34,8 @@ from weightzoo.errors import (
 from weightzoo.format.index import NetworkRecord
 from weightzoo.format.layout import METRICS, NUM_SNAPSHOTS, STATUSES
 from weightzoo.format.writer import ZooWriter
+from weightzoo.hf import builder as hf_builder
+from weightzoo.hf import registration
 from weightzoo.hparams import CATEGORICAL, code_of
 from weightzoo.model import NWSNet, initialize_, state_tensors
 
@@ -103,12 +106,14 @@ def test_registration_fails_loudly_if_datasets_changes(zoo, cache):
     """If a datasets release moves the internals the registration relies on, this fails (see hf.register)."""
     hf.register()  # raises WeightZooError naming the missing piece
     assert hf.is_registered()
-    assert datasets.packaged_modules._PACKAGED_DATASETS_MODULES["weightzoo"][0] == "weightzoo.hf_builder"
+    assert datasets.packaged_modules._PACKAGED_DATASETS_MODULES["weightzoo"][0] == "weightzoo.hf.builder"
     builder = datasets.load_dataset_builder("weightzoo", data_dir=str(zoo[0]), cache_dir=cache)
     assert isinstance(builder, hf_builder.WeightZoo) and builder.config.data_dir == str(zoo[0])
     pin = next(line for line in (ROOT / "pyproject.toml").read_text().splitlines() if '"datasets' in line)
-    assert hf.SUPPORTED_DATASETS in pin, f"pyproject pin {pin.strip()} and hf.SUPPORTED_DATASETS disagree"
-    assert datasets.__version__ in SpecifierSet(hf.SUPPORTED_DATASETS), "datasets outside the tested range"
+    assert registration.SUPPORTED_DATASETS in pin, (
+        f"pyproject pin {pin.strip()} and registration.SUPPORTED_DATASETS disagree"
+    )
+    assert datasets.__version__ in SpecifierSet(registration.SUPPORTED_DATASETS), "datasets outside the tested range"
 
 
 def test_registration_names_what_a_datasets_release_removed(monkeypatch):
@@ -116,7 +121,7 @@ def test_registration_names_what_a_datasets_release_removed(monkeypatch):
     with pytest.raises(WeightZooError, match=r"PackagedDatasetModuleFactory.*datasets>=5\.2,<6"):
         hf.register()
     with pytest.warns(RuntimeWarning, match="cannot register"):  # what `import datasets` shows, never an error
-        hf._register_quietly(datasets.load)
+        registration._register_quietly(datasets.load)
 
 
 def python(code: str, *args: str) -> None:
@@ -289,13 +294,13 @@ def test_default_location_and_named_zoos(tmp_path, monkeypatch, cache):
 def test_streaming_reads_shards_lazily_and_matches(zoo, cache, monkeypatch):
     path, _ = zoo
     opened = []
-    original = hf_builder.ShardReader
+    original = zoo_module.ShardReader
 
     def spy(fs, root, rel):
         opened.append(rel)
         return original(fs, root, rel)
 
-    monkeypatch.setattr(hf_builder, "ShardReader", spy)
+    monkeypatch.setattr(zoo_module, "ShardReader", spy)  # the builder reads through Zoo
     stream = load(data_dir=str(path), cache_dir=cache, streaming=True, granularity="snapshot", snapshots=20)
     assert isinstance(stream["train"], datasets.IterableDataset) and opened == []
     first = next(iter(stream["train"].with_format("numpy")))

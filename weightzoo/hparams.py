@@ -20,8 +20,10 @@ from typing import Any
 from weightzoo.architecture import Architecture
 from weightzoo.errors import ConfigError, UnknownNameError
 
-#: Image datasets of the reference zoo, plus the embedded offline source ``digits``.
-DATASETS: tuple[str, ...] = ("mnist", "cifar10", "svhn", "stl10", "fashion", "digits")
+#: Image datasets of the reference zoo, in the reference's code order.
+REFERENCE_DATASETS: tuple[str, ...] = ("mnist", "cifar10", "svhn", "stl10", "fashion")
+#: Every dataset a network can be trained on: the reference's, plus the embedded offline source ``digits``.
+DATASETS: tuple[str, ...] = (*REFERENCE_DATASETS, "digits")
 #: Reference order: Adam, RMSprop (decay 0.9), SGD with momentum 0.95.
 OPTIMIZERS: tuple[str, ...] = ("adam", "rmsprop", "sgd_momentum")
 ACTIVATIONS: tuple[str, ...] = ("relu", "elu", "sigmoid", "tanh")
@@ -52,6 +54,9 @@ CATEGORICAL: dict[str, tuple[Any, ...]] = {
 #: Continuous hyper-parameters and their reference ranges.
 CONTINUOUS: dict[str, tuple[float, float]] = {"learning_rate": (0.0002, 0.005)}
 ARCHITECTURE_FIELDS: tuple[str, ...] = ("filter_size", "depth_conv", "depth_fc", "width_conv", "width_fc")
+#: The ``nws_fixed`` architecture (filter 5, conv depth 3, fc depth 2, conv width 8, fc width 128): the defaults of
+#: :class:`~weightzoo.architecture.Architecture`, and so of :class:`HyperParameters` and the ``nws_fixed`` preset.
+NWS_FIXED = Architecture()
 
 
 @dataclass(frozen=True)
@@ -65,11 +70,11 @@ class HyperParameters:
     optimizer: str
     activation: str
     initialization: str
-    filter_size: int = 5
-    depth_conv: int = 3
-    depth_fc: int = 2
-    width_conv: int = 8
-    width_fc: int = 128
+    filter_size: int = NWS_FIXED.filter_size
+    depth_conv: int = NWS_FIXED.depth_conv
+    depth_fc: int = NWS_FIXED.depth_fc
+    width_conv: int = NWS_FIXED.width_conv
+    width_fc: int = NWS_FIXED.width_fc
     batch_norm: bool = True
 
     def __post_init__(self) -> None:
@@ -102,6 +107,34 @@ class HyperParameters:
         if "learning_rate" in kwargs:
             kwargs["learning_rate"] = float(kwargs["learning_rate"])
         return cls(**kwargs)
+
+
+#: The hyper-parameters in the column order of the reference's split files (``lrate`` is ``learning_rate``); the
+#: index's columns follow it.
+REFERENCE_ORDER: tuple[str, ...] = (
+    "dataset",
+    "learning_rate",
+    "batch_size",
+    "batch_norm",
+    "augmentation",
+    "optimizer",
+    "activation",
+    "initialization",
+    *ARCHITECTURE_FIELDS,
+)
+assert set(REFERENCE_ORDER) == {f.name for f in dataclasses.fields(HyperParameters)}
+
+
+def field_types() -> dict[str, type]:
+    """Each hyper-parameter's Python type (``str``, ``float``, ``int``, ``bool``), in :data:`REFERENCE_ORDER`.
+
+    Example:
+        >>> field_types()["batch_size"], field_types()["learning_rate"]
+        (<class 'int'>, <class 'float'>)
+    """
+    names = {"str": str, "float": float, "int": int, "bool": bool}
+    types = {f.name: names[str(f.type)] for f in dataclasses.fields(HyperParameters)}
+    return {name: types[name] for name in REFERENCE_ORDER}
 
 
 def code_of(name: str, value: Any) -> int:

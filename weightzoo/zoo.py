@@ -1,17 +1,21 @@
-"""Open a zoo (local folder or fsspec URL) and read networks out of it.
+"""Open a zoo (local folder or fsspec URL) and read networks out of it: the one read path of the package (the
+``datasets`` builder, the baselines and the benchmarks all read through :class:`Zoo`).
 
-Example:
-    >>> zoo = open_zoo("zoo/demo")                      # doctest: +SKIP
-    >>> relu = zoo.filter(activation="relu", split="train")   # doctest: +SKIP
-    >>> w = relu.weights(relu.ids[0], snapshot=20)      # doctest: +SKIP
-    >>> vec = zoo.flat(0, snapshot=1)                   # doctest: +SKIP
+Example (``zoo_path``: a small zoo written by the test fixtures):
+    >>> with open_zoo(zoo_path) as zoo:
+    ...     relu = zoo.filter(activation="relu", split="train")
+    ...     w = zoo.weights(zoo.ids[0], snapshot=20)
+    ...     vec = zoo.flat(zoo.ids[0], snapshot=1)
+    >>> tuple(w["conv0.weight"].shape), vec.shape[0] == zoo.row(zoo.ids[0])["num_params"]
+    ((8, 3, 5, 5), True)
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import fsspec
@@ -23,11 +27,12 @@ import torch
 from weightzoo.architecture import Architecture
 from weightzoo.errors import ChecksumError, ConfigError, UnknownNameError, ZooFormatError, ZooNotFoundError
 from weightzoo.format.index import read_index
-from weightzoo.format.layout import INDEX_NAME, MANIFEST_NAME, NUM_SNAPSHOTS, PROVENANCE_NAME, default_zoo_dir
+from weightzoo.format.layout import INDEX_NAME, MANIFEST_NAME, NUM_SNAPSHOTS, PROVENANCE_NAME
 from weightzoo.format.manifest import Manifest, sha256_bytes, sha256_file
 from weightzoo.format.shards import ShardReader
 from weightzoo.hparams import HyperParameters
 from weightzoo.model import NWSNet, bn_eps_of, build_model
+from weightzoo.paths import default_zoo_dir, is_url
 
 
 def open_zoo(
@@ -44,6 +49,8 @@ def open_zoo(
         (16, 'demo')
     """
     url = os.fspath(path_or_url if path_or_url is not None else default_zoo_dir())
+    if not is_url(url):
+        url = os.path.expanduser(url)
     fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
     root = root.rstrip("/")
     manifest_path = f"{root}/{MANIFEST_NAME}"
@@ -74,8 +81,47 @@ def open_zoo(
     return zoo
 
 
+class _ShardCache:
+    """The open shards of a zoo, shared by its filtered views: at most ``limit`` open at once, least recently
+    used closed first (a local shard holds a memory map, a remote one its parsed header)."""
+
+    def __init__(self, fs: Any, root: str, limit: int):
+        if limit < 1:
+            raise ConfigError(f"max_open_shards={limit!r}; expected at least 1")
+        self.fs, self.root, self.limit = fs, root, limit
+        self._open: OrderedDict[str, ShardReader] = OrderedDict()
+
+    def get(self, shard: str) -> ShardReader:
+        reader = self._open.pop(shard, None) or ShardReader(self.fs, self.root, shard)
+        self._open[shard] = reader
+        while len(self._open) > self.limit:
+            self._open.popitem(last=False)[1].close()
+        return reader
+
+    def drop(self, shard: str) -> None:
+        reader = self._open.pop(shard, None)
+        if reader is not None:
+            reader.close()
+
+    def close(self) -> None:
+        while self._open:
+            self._open.popitem()[1].close()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+
+#: Shards a :class:`Zoo` keeps open at once by default.
+MAX_OPEN_SHARDS = 8
+
+
 class Zoo:
-    """A zoo, or a filtered view of one. Snapshots are numbered 1 (initialisation) to 20 (last epoch)."""
+    """A zoo, or a filtered view of one. Snapshots are numbered 1 (initialisation) to 20 (last epoch).
+
+    A zoo keeps up to ``max_open_shards`` shards open (memory maps of local shards, headers of remote ones),
+    shared with its filtered views; :meth:`close` (or a ``with`` block) releases them. Arrays already returned stay
+    valid after closing.
+    """
 
     def __init__(
         self,
@@ -85,10 +131,11 @@ class Zoo:
         index: pa.Table,
         *,
         url: str = "",
-        _readers: dict[str, ShardReader] | None = None,
+        max_open_shards: int = MAX_OPEN_SHARDS,
+        _shards: _ShardCache | None = None,
     ):
         self.fs, self.root, self.manifest, self.index, self.url = fs, root, manifest, index, url or root
-        self._readers: dict[str, ShardReader] = {} if _readers is None else _readers
+        self._shards = _shards if _shards is not None else _ShardCache(fs, root, max_open_shards)
         self._rows: dict[int, int] = {nid: i for i, nid in enumerate(index.column("network_id").to_pylist())}
         known = {f.path for f in manifest.files}
         for shard in set(index.column("shard").to_pylist()):
@@ -99,6 +146,16 @@ class Zoo:
 
     def __len__(self) -> int:
         return self.index.num_rows
+
+    def __enter__(self) -> Zoo:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the open shards (of this zoo and every view of it); reading again reopens them."""
+        self._shards.close()
 
     def __repr__(self) -> str:
         return f"Zoo({self.url!r}, networks={len(self)}, name={self.manifest.name!r})"
@@ -145,7 +202,7 @@ class Zoo:
         return self.filter(split=name)
 
     def _view(self, index: pa.Table) -> Zoo:
-        return Zoo(self.fs, self.root, self.manifest, index, url=self.url, _readers=self._readers)
+        return Zoo(self.fs, self.root, self.manifest, index, url=self.url, _shards=self._shards)
 
     def row(self, network_id: int) -> dict[str, Any]:
         """The index row of one network as a dict."""
@@ -163,9 +220,7 @@ class Zoo:
         return self.hyperparameters(network_id).architecture
 
     def _reader(self, shard: str) -> ShardReader:
-        if shard not in self._readers:
-            self._readers[shard] = ShardReader(self.fs, self.root, shard)
-        return self._readers[shard]
+        return self._shards.get(shard)
 
     def read_arrays(self, network_id: int, *, check: bool = False) -> dict[str, np.ndarray]:
         """All 20 snapshots of one network as read-only numpy arrays [20, *shape], reading only its byte range
@@ -181,6 +236,45 @@ class Zoo:
             HyperParameters.from_dict(row).architecture,
             sha256=row["sha256"] if check else None,
         )
+
+    def iter_arrays(
+        self, snapshots: Sequence[int] | None = None, *, check: bool | None = None
+    ) -> Iterator[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+        """Every network of this view as ``(index row, {name: float32 array [len(snapshots), *shape]})``, in
+        storage order (shard by shard, byte offset within a shard), each shard closed once its networks are read:
+        memory stays bounded by one shard's pages, and a remote zoo fetches each byte range once.
+
+        ``snapshots``: snapshot numbers (1..20, default all). ``check``: verify each network's sha256 (it covers
+        all 20 snapshots, so checking reads them all); None checks when all 20 are selected and otherwise reads
+        only the selected snapshots' bytes.
+
+        Example:
+            >>> with open_zoo(zoo_path) as zoo:
+            ...     row, arrays = next(zoo.iter_arrays([1, 20]))
+            >>> arrays["conv0.weight"].shape
+            (2, 8, 3, 5, 5)
+        """
+        picks = [_snapshot_index(s) for s in (snapshots if snapshots is not None else range(1, NUM_SNAPSHOTS + 1))]
+        if check is None:
+            check = len(picks) == NUM_SNAPSHOTS
+        order = self.index.sort_by([("shard", "ascending"), ("byte_offset", "ascending")])
+        rows = order.to_pylist()
+        for k, row in enumerate(rows):
+            reader = self._reader(row["shard"])
+            where = (
+                row["network_id"],
+                row["byte_offset"],
+                row["byte_length"],
+                HyperParameters.from_dict(row).architecture,
+            )
+            if check:
+                arrays = reader.read_network(*where, sha256=row["sha256"])
+                arrays = {name: a[picks] for name, a in arrays.items()}
+            else:
+                arrays = reader.read_snapshots(*where, picks)
+            yield row, arrays
+            if k + 1 == len(rows) or rows[k + 1]["shard"] != row["shard"]:
+                self._shards.drop(row["shard"])
 
     def snapshots(self, network_id: int, *, check: bool = False) -> dict[str, torch.Tensor]:
         """All 20 snapshots: parameter name -> tensor [20, *shape], in reference order."""

@@ -19,23 +19,12 @@ import pyarrow.parquet as pq
 
 from weightzoo.errors import ZooFormatError
 from weightzoo.format.layout import METRICS, NUM_SNAPSHOTS, SPLITS, STATUSES
-from weightzoo.hparams import HyperParameters
+from weightzoo.hparams import HyperParameters, field_types
 
-_HPARAM_TYPES: dict[str, pa.DataType] = {
-    "dataset": pa.string(),
-    "learning_rate": pa.float64(),
-    "batch_size": pa.int64(),
-    "batch_norm": pa.bool_(),
-    "augmentation": pa.bool_(),
-    "optimizer": pa.string(),
-    "activation": pa.string(),
-    "initialization": pa.string(),
-    "filter_size": pa.int64(),
-    "depth_conv": pa.int64(),
-    "depth_fc": pa.int64(),
-    "width_conv": pa.int64(),
-    "width_fc": pa.int64(),
-}
+_ARROW_TYPES: dict[type, pa.DataType] = {str: pa.string(), float: pa.float64(), int: pa.int64(), bool: pa.bool_()}
+#: The index's hyper-parameter columns, derived from :class:`~weightzoo.hparams.HyperParameters` in the reference's
+#: column order.
+_HPARAM_TYPES: dict[str, pa.DataType] = {name: _ARROW_TYPES[t] for name, t in field_types().items()}
 HPARAM_COLUMNS: tuple[str, ...] = tuple(_HPARAM_TYPES)
 
 INDEX_SCHEMA = pa.schema(

@@ -91,20 +91,6 @@ def parse_tensor_name(name: str) -> tuple[int, int, str]:
         ) from None
 
 
-def default_zoo_dir(name: str = "demo") -> str:
-    """Where ``python -m builder.generate`` writes zoo ``name`` by default and where readers look for it:
-    ``$WEIGHTZOO_HOME/<name>``, with ``WEIGHTZOO_HOME`` defaulting to ``~/.cache/weightzoo/zoos``.
-
-    Example:
-        >>> default_zoo_dir("demo").endswith("demo")
-        True
-    """
-    import os
-
-    home = os.environ.get("WEIGHTZOO_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "weightzoo", "zoos")
-    return os.path.join(home, name)
-
-
 def parse_snapshots(value: object) -> tuple[int, ...]:
     """A snapshot selection as a sorted tuple of snapshot numbers (1 = initialisation ... 20 = last epoch).
 

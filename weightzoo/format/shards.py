@@ -43,6 +43,9 @@ from weightzoo.format.manifest import FileEntry, sha256_bytes
 
 _HEADER_LEN = struct.Struct("<Q")
 _MAX_HEADER = 100 * 2**20
+#: Tensor dtypes a shard may hold: float32 (every zoo the generator writes) and float64 (``python -m
+#: builder.convert_nws --float64`` keeps the released zoo's float64 values exactly); safetensors name -> numpy.
+DTYPES: dict[str, str] = {"F32": "<f4", "F64": "<f8"}
 
 
 def _join(root: str, rel: str) -> str:
@@ -62,10 +65,22 @@ def write_atomic(fs: Any, path: str, data: bytes) -> None:
 
 
 class ShardWriter:
-    """Buffers networks of one split and writes them as shards of at most ``max_bytes`` (one network at least)."""
+    """Buffers networks of one split and writes them as shards of at most ``max_bytes`` (one network at least);
+    tensors are stored as ``dtype`` (``"float32"``, or ``"float64"`` for converted float64 releases)."""
 
-    def __init__(self, fs: Any, root: str, split: str, max_bytes: int = DEFAULT_SHARD_BYTES, generator: str = ""):
+    def __init__(
+        self,
+        fs: Any,
+        root: str,
+        split: str,
+        max_bytes: int = DEFAULT_SHARD_BYTES,
+        generator: str = "",
+        dtype: str = "float32",
+    ):
+        if dtype not in ("float32", "float64"):
+            raise ShardError(f"shard dtype {dtype!r}; expected 'float32' or 'float64'")
         self.fs, self.root, self.split, self.max_bytes, self.generator = fs, root, split, max_bytes, generator
+        self.dtype = np.dtype(dtype)
         self._buffer: dict[str, np.ndarray] = {}
         self._networks: list[int] = []
         self._bytes = 0
@@ -89,7 +104,7 @@ class ShardWriter:
                 raise ShardError(
                     f"network {network_id} tensor {name}: shape {array.shape}, expected [{NUM_SNAPSHOTS}, ...]"
                 )
-            self._buffer[tensor_name(network_id, position, name)] = np.ascontiguousarray(array, dtype=np.float32)
+            self._buffer[tensor_name(network_id, position, name)] = np.ascontiguousarray(array, dtype=self.dtype)
         self._networks.append(network_id)
         self._bytes += size
 
@@ -194,7 +209,14 @@ class ShardReader:
                 prefix = self._read(0, min(self.size, 8 + n, _MAX_HEADER))
         self.header, self.data_start = _parse_header(prefix, self.path, self.size)
 
+    def close(self) -> None:
+        """Let go of the memory map (arrays already returned keep their pages alive until they are dropped)."""
+        self._mmap = None
+        self._closed = True
+
     def _read(self, start: int, end: int) -> bytes | memoryview:
+        if getattr(self, "_closed", False):
+            raise ShardError(f"{self.path}: read after close (reopen the zoo)")
         if self._mmap is not None:
             return memoryview(self._mmap)[start:end]  # zero-copy, read-only view of the mapped file
         return self.fs.cat_file(self.path, start=start, end=end)
@@ -212,7 +234,8 @@ class ShardReader:
     def read_network(
         self, network_id: int, offset: int, length: int, architecture: Architecture, *, sha256: str | None = None
     ) -> dict[str, np.ndarray]:
-        """The network's tensors, name -> float32 array [20, *shape], in reference order.
+        """The network's tensors, name -> float32 (float64 in a float64 shard) array [20, *shape], in reference
+        order.
 
         The arrays are read-only views of the shard's bytes (no copy for local shards): copy what you keep or
         modify.
@@ -221,49 +244,51 @@ class ShardReader:
         if sha256 is not None and sha256_bytes(raw) != sha256:
             raise ShardError(f"{self.path}: network {network_id}'s bytes fail their sha256 check (corrupted shard)")
         out: dict[str, np.ndarray] = {}
-        for spec, begin, end in self._tensors(network_id, offset, length, architecture):
+        for spec, begin, end, dtype in self._tensors(network_id, offset, length, architecture):
             shape = (NUM_SNAPSHOTS, *spec.shape)
-            out[spec.name] = np.frombuffer(raw, dtype="<f4", count=(end - begin) // 4, offset=begin).reshape(shape)
+            count = (end - begin) // np.dtype(dtype).itemsize
+            out[spec.name] = np.frombuffer(raw, dtype=dtype, count=count, offset=begin).reshape(shape)
         return out
 
     def read_snapshots(
         self, network_id: int, offset: int, length: int, architecture: Architecture, snapshots: Sequence[int]
     ) -> dict[str, np.ndarray]:
-        """Only some snapshots (0-based positions) of a network: name -> float32 [len(snapshots), *shape].
+        """Only some snapshots (0-based positions) of a network: name -> float32 (float64 in a float64 shard)
+        [len(snapshots), *shape].
 
         A snapshot of a tensor is one contiguous range: remote shards fetch just those ranges (one request for
         all of them), not the network's whole 20-snapshot range; local shards slice the memory map.
         """
         picks = [int(s) for s in snapshots]
-        if self._mmap is not None:  # local: the memory map is free to slice
+        if self._local:  # local: the memory map is free to slice
             full = self.read_network(network_id, offset, length, architecture)
             return {name: array[picks] for name, array in full.items()}
         if offset < self.data_start or length <= 0 or offset + length > self.size:
             self.read_bytes(offset, length)  # raises, naming the range
         tensors = list(self._tensors(network_id, offset, length, architecture))
         starts, ends, where = [], [], []
-        for spec, begin, end in tensors:
+        for spec, begin, end, dtype in tensors:
             step = (end - begin) // NUM_SNAPSHOTS
             for s in picks:
                 starts.append(offset + begin + s * step)
                 ends.append(offset + begin + (s + 1) * step)
-            where.append((spec, step))
+            where.append((spec, step, dtype))
         blobs = self.fs.cat_ranges([self.path] * len(starts), starts, ends)
         out: dict[str, np.ndarray] = {}
         k = 0
-        for spec, step in where:
+        for spec, step, dtype in where:
             parts = blobs[k : k + len(picks)]
             k += len(picks)
             if any(isinstance(p, Exception) or len(p) != step for p in parts):
                 raise ShardError(f"{self.path}: could not read network {network_id}'s {spec.name} (truncated shard?)")
-            out[spec.name] = np.frombuffer(b"".join(parts), dtype="<f4").reshape(len(picks), *spec.shape)
+            out[spec.name] = np.frombuffer(b"".join(parts), dtype=dtype).reshape(len(picks), *spec.shape)
         return out
 
     def _tensors(
         self, network_id: int, offset: int, length: int, architecture: Architecture
-    ) -> Iterator[tuple[Any, int, int]]:
-        """(spec, begin, end) of each of the network's tensors, relative to its byte range, checked against the
-        architecture."""
+    ) -> Iterator[tuple[Any, int, int, str]]:
+        """(spec, begin, end, numpy dtype) of each of the network's tensors, relative to its byte range, checked
+        against the architecture."""
         prefix = f"{network_id:07d}."
         names = sorted(n for n in self.header if n.startswith(prefix))
         specs = architecture.params
@@ -276,12 +301,13 @@ class ShardReader:
             info = self.header[name]
             begin, end = (self.data_start + o - offset for o in info["data_offsets"])
             shape = (NUM_SNAPSHOTS, *spec.shape)
-            if info["dtype"] != "F32" or tuple(info["shape"]) != shape or begin < 0 or end > length:
+            dtype = DTYPES.get(info["dtype"])
+            if dtype is None or tuple(info["shape"]) != shape or begin < 0 or end > length:
                 raise ShardError(
                     f"{self.path}: tensor {name} is {info['dtype']} {info['shape']} at "
-                    f"{info['data_offsets']}; expected F32 {list(shape)} inside the network's range"
+                    f"{info['data_offsets']}; expected F32 or F64 {list(shape)} inside the network's range"
                 )
-            yield spec, begin, end
+            yield spec, begin, end, dtype
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:

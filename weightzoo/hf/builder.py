@@ -48,17 +48,15 @@ from weightzoo.format.layout import (
     FORMAT_VERSION,
     MANIFEST_NAME,
     METRICS,
-    NUM_SNAPSHOTS,
     SPLITS,
     STATUSES,
-    default_zoo_dir,
     parse_snapshots,
 )
 from weightzoo.format.manifest import Manifest, sha256_bytes
-from weightzoo.format.shards import ShardReader
-from weightzoo.hf import label_names
-from weightzoo.hparams import CATEGORICAL, HyperParameters, code_of
-from weightzoo.zoo import open_zoo
+from weightzoo.hf.rows import label_names
+from weightzoo.hparams import CATEGORICAL, code_of
+from weightzoo.paths import DEFAULT_ZOO, default_zoo_dir, resolve_location, zoos_at_home
+from weightzoo.zoo import Zoo, open_zoo
 
 #: The generation presets (``builder.space.PRESETS``), each a configuration reading ``$WEIGHTZOO_HOME/<preset>``.
 PRESET_CONFIGS: tuple[str, ...] = ("demo", "nws_fixed", "nws_main")
@@ -146,16 +144,8 @@ def zoo_features(granularity: str = "network", view: str = "flat") -> datasets.F
 def zoo_location(config: WeightZooConfig) -> str:
     """The zoo root a configuration reads: ``data_dir`` (local paths made absolute) or the default location."""
     if config.data_dir:
-        where = os.fspath(config.data_dir)
-        return where.rstrip("/") if "://" in where else os.path.abspath(os.path.expanduser(where))
-    return default_zoo_dir("demo" if config.name == "default" else config.name)
-
-
-def _zoos_at_home() -> list[str]:
-    home = os.path.dirname(default_zoo_dir("x"))
-    if not os.path.isdir(home):
-        return []
-    return sorted(d for d in os.listdir(home) if os.path.isfile(os.path.join(home, d, MANIFEST_NAME)))
+        return resolve_location(config.data_dir)
+    return default_zoo_dir(DEFAULT_ZOO if config.name == "default" else config.name)
 
 
 class WeightZoo(datasets.ArrowBasedBuilder):
@@ -187,8 +177,8 @@ class WeightZoo(datasets.ArrowBasedBuilder):
         name = config_name or self.DEFAULT_CONFIG_NAME
         base = self.builder_configs.get(name)
         if base is None:  # any other zoo the builder wrote to the default location: $WEIGHTZOO_HOME/<name>
-            if name not in _zoos_at_home():
-                valid = [*self.builder_configs, *(z for z in _zoos_at_home() if z not in self.builder_configs)]
+            if name not in zoos_at_home():
+                valid = [*self.builder_configs, *(z for z in zoos_at_home() if z not in self.builder_configs)]
                 raise UnknownNameError("weightzoo config", name, valid)
             base = WeightZooConfig(name=name, description=f"The zoo at {default_zoo_dir(name)}.")
         config = dataclasses.replace(base, **{k: v for k, v in kwargs.items() if v is not None})
@@ -231,11 +221,11 @@ class WeightZoo(datasets.ArrowBasedBuilder):
         except FileNotFoundError:
             what = f"it has no {MANIFEST_NAME}" if fs.exists(root) else "no such folder"
             if at_default:
-                preset = "demo" if config.name == "default" else config.name
+                preset = DEFAULT_ZOO if config.name == "default" else config.name
                 hint = (
                     f"this is the default location of config {config.name!r}: generate the zoo with `python -m "
                     f"builder.generate --preset {preset}`, or pass data_dir=<zoo root>; zoos in "
-                    f"{os.path.dirname(url)}: {', '.join(_zoos_at_home()) or 'none'}"
+                    f"{os.path.dirname(url)}: {', '.join(zoos_at_home()) or 'none'}"
                 )
             else:
                 hint = (
@@ -256,57 +246,49 @@ class WeightZoo(datasets.ArrowBasedBuilder):
             license="mit",
         )
 
-    def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
+    def _open(self) -> Zoo:
         url = str(self.config.data_dir)
-        zoo = open_zoo(url, storage_options=self._storage_options(url))
-        self._index = zoo.index
-        generators = []
-        for split in SPLITS:
-            part = zoo.index.filter(pc.equal(zoo.index.column("split"), split))
-            if part.num_rows:
-                shards = sorted(set(part.column("shard").to_pylist()))
-                generators.append(datasets.SplitGenerator(name=split, gen_kwargs={"shards": shards, "split": split}))
+        return open_zoo(url, storage_options=self._storage_options(url))
+
+    def _split_generators(self, dl_manager: Any) -> list[datasets.SplitGenerator]:
+        with self._open() as zoo:
+            generators = []
+            for split in SPLITS:
+                part = zoo.index.filter(pc.equal(zoo.index.column("split"), split))
+                if part.num_rows:
+                    shards = sorted(set(part.column("shard").to_pylist()))
+                    generators.append(
+                        datasets.SplitGenerator(name=split, gen_kwargs={"shards": shards, "split": split})
+                    )
         if not generators:
-            raise ZooFormatError(f"{url}: the index lists no networks in splits {list(SPLITS)}; nothing to load")
+            raise ZooFormatError(
+                f"{self.config.data_dir}: the index lists no networks in splits {list(SPLITS)}; nothing to load"
+            )
         return generators
 
     def _generate_shards(self, shards: list[str], split: str) -> Iterator[str]:
         yield from shards
 
     def _generate_tables(self, shards: list[str], split: str) -> Iterator[tuple[Key, pa.Table]]:
-        url = str(self.config.data_dir)
-        fs, root = fsspec.core.url_to_fs(url, **self._storage_options(url))
         selected = np.asarray(self.config.snapshots) - 1
-        check = self.config.verify if self.config.verify is not None else len(selected) == NUM_SNAPSHOTS
-        index = self._index
-        for shard_idx, shard in enumerate(shards):
-            mask = pc.and_(pc.equal(index.column("split"), split), pc.equal(index.column("shard"), shard))
-            rows = index.filter(mask).sort_by("byte_offset").to_pylist()
-            try:
-                reader = ShardReader(fs, root, shard)
-            except ShardError as e:
-                raise ZooReadError(str(e)) from e
-            batch: list[tuple[dict[str, Any], dict[str, np.ndarray]]] = []
-            size, batch_idx = 0, 0
-            for row in rows:
-                arch = HyperParameters.from_dict(row).architecture
-                where = (row["network_id"], row["byte_offset"], row["byte_length"], arch)
+        snapshots = [int(s) + 1 for s in selected]
+        with self._open() as zoo:
+            for shard_idx, shard in enumerate(shards):  # a shard's networks, in storage order, then it is closed
+                networks = zoo.filter(split=split, shard=shard).iter_arrays(snapshots, check=self.config.verify)
+                batch: list[tuple[dict[str, Any], dict[str, np.ndarray]]] = []
+                size, batch_idx = 0, 0
                 try:
-                    if check:  # the network's sha256 covers all its bytes: read them all
-                        arrays = reader.read_network(*where, sha256=row["sha256"])
-                        arrays = {name: a[selected] for name, a in arrays.items()}
-                    else:  # only the selected snapshots' bytes (remote shards fetch nothing else)
-                        arrays = reader.read_snapshots(*where, selected)
+                    for row, arrays in networks:
+                        batch.append((row, arrays))
+                        size += sum(a.size for a in arrays.values()) * 4
+                        if size >= BATCH_BYTES:
+                            yield Key(shard_idx, batch_idx), self._table(batch, selected)
+                            batch, size, batch_idx = [], 0, batch_idx + 1
                 except ShardError as e:
+                    url = self.config.data_dir
                     raise ZooReadError(f"{e}; run weightzoo.open_zoo({url!r}).verify() to check every file") from e
-                batch.append((row, arrays))
-                size += arch.num_params * len(selected) * 4
-                if size >= BATCH_BYTES:
+                if batch:
                     yield Key(shard_idx, batch_idx), self._table(batch, selected)
-                    batch, size, batch_idx = [], 0, batch_idx + 1
-            if batch:
-                yield Key(shard_idx, batch_idx), self._table(batch, selected)
-            del reader, batch  # unmaps the shard: memory stays bounded by one shard's pages and one batch
 
     def _table(self, batch: list[tuple[dict[str, Any], dict[str, np.ndarray]]], selected: np.ndarray) -> pa.Table:
         per_network = self.config.granularity == "network"
