@@ -33,10 +33,10 @@ from builder.space import PRESETS, get_preset
 from builder.train import EVALUATIONS, GENERATION_VERSION, TrainConfig
 from weightzoo.errors import ConfigError, WeightZooError
 from weightzoo.format.layout import DEFAULT_SHARD_BYTES
-from weightzoo.paths import default_zoo_dir
 from weightzoo.format.manifest import Manifest
 from weightzoo.format.writer import ZooWriter
 from weightzoo.hparams import DATASETS
+from weightzoo.paths import default_zoo_dir
 
 #: Options that say where and how a run was executed, not what it computes: recorded in provenance.json.
 _PROVENANCE_KEYS = ("out", "image_root", "cache_dir", "allow_download", "executor", "workers")

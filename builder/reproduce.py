@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from builder.executors import Task, train_task
 from builder.space import SearchSpace
+from builder.task import Task, train_task
 from builder.train import GENERATION_VERSION, TrainConfig
 from weightzoo.errors import FormatVersionError, WeightZooError
 from weightzoo.zoo import Zoo, open_zoo
