@@ -53,8 +53,9 @@ def _command(generation: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def render_card(manifest: Manifest, index: pa.Table) -> str:
-    """The dataset card of a zoo as Markdown with Hugging Face YAML metadata."""
+def render_card(manifest: Manifest, index: pa.Table, template: str = ZOO_CARD) -> str:
+    """The dataset card of a zoo as Markdown with Hugging Face YAML metadata; ``template``: a template in
+    ``cards/`` (another variant, e.g. the converted release's ``nws_release_card.md.j2``)."""
     try:
         import jinja2
     except ImportError:
@@ -89,7 +90,7 @@ def render_card(manifest: Manifest, index: pa.Table) -> str:
         description = get_preset(str(manifest.generation.get("preset"))).description
     except UnknownNameError:
         description = ""
-    return env.get_template(ZOO_CARD).render(
+    return env.get_template(template).render(
         manifest=manifest,
         size_category=_size_category(manifest.num_networks),
         homepage=HOMEPAGE,

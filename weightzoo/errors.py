@@ -66,3 +66,13 @@ class MissingExtraError(WeightZooError, ImportError):
         super().__init__(
             f"{purpose} needs the optional package {package!r}; install it with: pip install 'weightzoo[{extra}]'"
         )
+
+
+class ReleaseError(WeightZooError):
+    """The authors' released NWS zoo (split CSVs and network folders) cannot be converted as it is: networks
+    that cannot be found, missing or wrong-sized files, unknown codes. ``problems`` lists every one, each naming
+    the network folder or the CSV row at fault."""
+
+    def __init__(self, message: str, problems: list[str] | tuple[str, ...] = ()):
+        self.problems = tuple(problems)
+        super().__init__(message)

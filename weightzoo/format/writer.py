@@ -156,6 +156,7 @@ class ZooWriter:
 
     ``resume=True`` continues an interrupted zoo in ``out`` (see the module docstring); generation-config keys in
     ``resume_ignores`` (how the run is executed, not what it computes) may differ from the interrupted run's.
+    ``dtype``: how the shards store the weights, ``"float32"`` (default) or ``"float64"``.
     """
 
     def __init__(
@@ -173,11 +174,12 @@ class ZooWriter:
         resume: bool = False,
         resume_ignores: tuple[str, ...] = (),
         provenance: Mapping[str, Any] | None = None,
+        dtype: str = "float32",
     ):
         self.fs, self.root = prepare_output(out, overwrite=overwrite, resume=resume, storage_options=storage_options)
         self.name, self.zoo_seed, self.generation = name, zoo_seed, dict(generation)
         self.generator, self.card = generator, card
-        self._writers = {s: ShardWriter(self.fs, self.root, s, max_shard_bytes, generator) for s in SPLITS}
+        self._writers = {s: ShardWriter(self.fs, self.root, s, max_shard_bytes, generator, dtype) for s in SPLITS}
         self._rows: dict[int, dict[str, Any]] = {}
         self._pending: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
         self._ids: set[int] = set()  # every network added, flushed or pending
