@@ -10,10 +10,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _imports(path: Path) -> set[str]:
+def _imports(path: Path, *, top_level: bool = False) -> set[str]:
+    """Modules a file imports: anywhere in it, or (``top_level``) when it is imported."""
     tree = ast.parse(path.read_text(), filename=str(path))
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in tree.body if top_level else ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -36,3 +37,53 @@ def test_importing_weightzoo_loads_no_builder_module():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
+
+
+#: The reader's layers, lowest first (docs/architecture.md): a module may import its own layer and those below.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("weightzoo.errors", "weightzoo.architecture", "weightzoo.hparams"),
+    ("weightzoo.format", "weightzoo.paths"),
+    ("weightzoo.model", "weightzoo.optim"),
+    ("weightzoo.zoo",),
+    ("weightzoo.hf", "weightzoo.baselines"),
+)
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer(module: str) -> int | None:
+    for level, prefixes in enumerate(LAYERS):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return level
+    return None
+
+
+def test_each_layer_imports_only_itself_and_below():
+    upward = {}
+    for path in (ROOT / "weightzoo").rglob("*.py"):
+        here = _layer(_module_name(path))
+        if here is None:  # weightzoo/__init__.py: the facade over every layer
+            continue
+        bad = [n for n in _imports(path) if n.startswith("weightzoo.") and (_layer(n) or 0) > here]
+        if bad:
+            upward[_module_name(path)] = sorted(bad)
+    assert upward == {}
+
+
+def test_consumers_stay_apart_and_heavy_libraries_stay_in_their_layer():
+    hf = [p for p in (ROOT / "weightzoo" / "hf").rglob("*.py")]
+    baselines = [p for p in (ROOT / "weightzoo" / "baselines").rglob("*.py")]
+    assert not [str(p) for p in hf if any(n.startswith("weightzoo.baselines") for n in _imports(p))]
+    assert not [str(p) for p in baselines if any(n.startswith("weightzoo.hf") for n in _imports(p))]
+    low = [p for p in (ROOT / "weightzoo").rglob("*.py") if _layer(_module_name(p)) in (0, 1)]
+    assert {"weightzoo.format.shards", "weightzoo.hparams"} <= {_module_name(p) for p in low}
+    assert not {str(p): n for p in low for n in _imports(p) if n.split(".")[0] in ("torch", "datasets", "sklearn")}
+    uses_datasets = {
+        _module_name(p)
+        for p in (ROOT / "weightzoo").rglob("*.py")
+        if "datasets" in {n.split(".")[0] for n in _imports(p, top_level=True)}
+    }
+    assert uses_datasets == {"weightzoo.hf.builder"}  # imported only when load_dataset runs the builder
