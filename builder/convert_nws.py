@@ -212,7 +212,7 @@ def convert(
             "skipped": missing,
             "converter": "builder.convert_nws",
         },
-        "preset": f"nws_{subset}" if subset != "all" else None,
+        **({"preset": f"nws_{subset}"} if subset != "all" else {}),  # load_dataset("weightzoo", "nws_fixed", ...)
         "dtype": dtype,
         "evaluation": "released",
         "max_epochs": MAX_EPOCHS,

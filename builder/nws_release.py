@@ -138,7 +138,7 @@ def resolve_folder(release_dir: str, path: str) -> str | None:
         >>> resolve_folder("/nonexistent", "/home/gabei62/nws/data/0042") is None
         True
     """
-    parts = [p for p in path.replace("\\", "/").split("/") if p and p != "."]
+    parts = [p for p in path.strip().replace("\\", "/").split("/") if p and p != "."]
     for k in range(len(parts)):
         if ".." in parts[k:]:
             continue

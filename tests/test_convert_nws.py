@@ -176,6 +176,7 @@ def test_model_verify_manifest_and_card(release, converted):
         path = next(root.rglob(entry["file"]))
         assert entry["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert zoo.manifest.generation["dtype"] == "float32" and zoo.manifest.zoo_seed == -1
+    assert "preset" not in zoo.manifest.generation and zoo.manifest.generation["evaluation"] == "released"
     card = (converted / "README.md").read_text()
     assert "released NWS zoo, converted" in card and "EJRUY20" in card and "Losses are not in the release" in card
     assert source["split_files"][0]["sha256"] in card
