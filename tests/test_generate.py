@@ -75,8 +75,9 @@ def test_bad_input_exits_with_a_clear_message(tmp_path, capsys):
     assert "unknown preset 'nws_huge'; expected one of: nws_main, nws_fixed, demo" in capsys.readouterr().err
     assert _run(tmp_path / "b", "--datasets", "imagenet") == 2
     assert "unknown dataset 'imagenet'" in capsys.readouterr().err
-    assert _run(tmp_path / "no" / "such" / "zoo") == 2
-    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("not a folder")
+    assert _run(tmp_path / "a-file" / "zoo", n=1) == 2  # missing parents are created; a file in the way is not
+    assert str(tmp_path / "a-file") in capsys.readouterr().err
     assert _run(tmp_path / "c", "--device", "cuda:0") in (0, 2)  # 2 unless this machine has CUDA
 
 
