@@ -4,7 +4,8 @@ Writes a synthetic zoo with the real writer (random weights; or takes ``--zoo``)
 times, each in a fresh process so that peak memory is its own:
 
 - a plain sequential read of the zoo's shard files (the ceiling: every byte once, no parsing);
-- ``weightzoo``'s direct reader: ``open_zoo(...).flat(id, snapshot=20)`` for every network;
+- ``weightzoo``'s direct reader: ``open_zoo(...).flat(id, snapshot=20)`` for every network, and the same
+  through ``Zoo.iter_arrays`` (storage order, one shard open at a time: what the ``datasets`` builder uses);
 - ``load_dataset("weightzoo", snapshots=20, granularity="snapshot")``: the one-time prepare (reported apart),
   then reading the prepared dataset (numpy batches);
 - the same with ``streaming=True`` (numpy batches), at the zoo size and at twice it, to show that its peak memory
@@ -33,10 +34,11 @@ from pathlib import Path
 import numpy as np
 
 CHUNK = 8 * 2**20
-METHODS = ("plain", "direct", "prepare", "prepared", "streaming", "streaming-noverify")
+METHODS = ("plain", "direct", "iter", "prepare", "prepared", "streaming", "streaming-noverify")
 LABELS = {
     "plain": "plain sequential read of the shards",
     "direct": "weightzoo direct reader (open_zoo)",
+    "iter": "  same, Zoo.iter_arrays (storage order)",
     "prepare": "load_dataset: prepare (one-time)",
     "prepared": "load_dataset: prepared, numpy",
     "streaming": "load_dataset: streaming, numpy",
@@ -115,6 +117,11 @@ def worker(method: str, zoo: str, cache: str) -> dict[str, float]:
         opened = time.perf_counter()
         for nid in z.ids:
             payload += z.flat(nid, snapshot=20).numel() * 4
+    elif method == "iter":
+        with weightzoo.open_zoo(zoo) as z:
+            opened = time.perf_counter()
+            for _, arrays in z.iter_arrays([20], check=False):
+                payload += sum(a.nbytes for a in arrays.values())
     elif method == "prepare":
         ds = datasets.load_dataset("weightzoo", **kwargs)
         payload = sum(d.data.nbytes for d in ds.values())
