@@ -113,8 +113,8 @@ def test_regressor_l1_on_the_raw_target_by_default_standardised_as_an_option():
 
 
 def test_where_accuracy_by_slice_position(tmp_path):
+    from weightzoo.baselines import Samples
     from weightzoo.baselines.analysis import accuracy_vs_position, plot_vs_position
-    from weightzoo.baselines.features import Samples
 
     X, y = _toy(n=24)
     est = DMCClassifier(**{**TINY, "slice_length": 128}, epochs=15, random_state=0).fit(X, y)

@@ -21,10 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from weightzoo.baselines import Report, fit_samples, load_samples
-from weightzoo.baselines.features import Samples, parse_snapshots
-from weightzoo.baselines.report import plot_curve
+from weightzoo.baselines.estimators import input_of
+from weightzoo.baselines.fitting import fit_samples
+from weightzoo.baselines.report import Report, plot_curve
+from weightzoo.baselines.samples import Samples, load_samples
 from weightzoo.errors import ConfigError
+from weightzoo.format.layout import parse_snapshots
 from weightzoo.zoo import Zoo, open_zoo
 
 
@@ -49,9 +51,8 @@ def accuracy_vs_snapshot(
     """
     zoo = data if isinstance(data, Zoo) else open_zoo(data)
     snaps = parse_snapshots(snapshots)
-    features = ("weights",) if model == "dmc" else ("stats",)
     train, test, protocol = load_samples(
-        zoo, target, snaps, features=features, random_state=random_state, test_fraction=test_fraction
+        zoo, target, snaps, features=(input_of(model),), random_state=random_state, test_fraction=test_fraction
     )
     out = {}
     for s in snaps:

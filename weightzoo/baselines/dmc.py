@@ -6,17 +6,9 @@ Input: a slice of ``slice_length`` (L, default 5000) consecutive values of a net
 vector, at a random position redrawn every time a sample is used; ``region`` restricts slices to the conv part
 (``[0, weightn_conv)``), the dense part (``[weightn_conv, end)``) or allows ``all``.
 
-The network (:func:`build_dmc`). Each conv layer: kernel 5, same padding, bias, ReLU, then batch norm; max-pools
-by 2 (VALID). For L <= 40,000 (``cnn1D_small``): 1->8, pool, 8->16, pool, 16->32, 32->64, pool, 64->128,
-128->256, then six 256->256 layers each preceded by a pool only while the length is above 50, then a final pool
-(12 conv layers; at L = 5000 the head's input is 19 x 256 = 4,864). Above 40,000 (``cnn1D``): 1->8, 8->16,
-16->32, 32->64, 64->128, four 128->128, each followed by a pool; 128->128, 128->256, pool; 256->256 x2, pool;
-256->256 x2, pool (15 conv layers, 12 pools). Then dense 1024-1024-1024-1024-64, each dense, ReLU, batch norm,
-dropout 0.5, and the output layer. Batch norm is TensorLayer's (decay 0.9, epsilon 1e-5, gamma ~ N(1, 0.002));
-weights Glorot normal (TF1's truncated form), biases zero; the flattened features in the original's (position,
-channel) order. Training: TF1 Adam, learning rate 1e-3, batch 64, 50 epochs, cross-entropy; regression with
-an L1 loss on the raw target; 10 % of the training samples (after a shuffle) held out for validation, scored
-every epoch (``validation_history_``), not trained on.
+The network is the original's (:func:`~weightzoo.baselines.dmc_network.build_dmc`). Training: TF1 Adam, learning
+rate 1e-3, batch 64, 50 epochs, cross-entropy; regression with an L1 loss on the raw target; 10 % of the training
+samples (after a shuffle) held out for validation, scored every epoch (``validation_history_``), not trained on.
 
 Per-network figures (both reported by :func:`weightzoo.baselines.fit`):
 
@@ -43,10 +35,12 @@ dropout=0.0``) learns where the original's configuration does not (see the READM
 ``X`` is [n_samples, num_params] float32, or a 1-D object array of vectors when lengths differ (``nws_main``);
 ``weightn_conv`` (per sample, or one int) is the conv/dense boundary, needed for ``region`` other than ``all``.
 
-Example:
-    >>> est = DMCClassifier(slice_length=5000, epochs=50, random_state=0)  # doctest: +SKIP
-    >>> est.fit(train.weights, train.y, weightn_conv=train.weightn_conv)  # doctest: +SKIP
-    >>> est.score_mean_slices(test.weights, test.y, weightn_conv=test.weightn_conv)  # doctest: +SKIP
+Example (the original trains ``slice_length=5000, epochs=50`` on the flat vectors of ``load_samples``):
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.standard_normal((8, 600)).astype("float32"), np.arange(8) % 2
+    >>> est = DMCClassifier(slice_length=256, channels=(4,), dense=(8,), epochs=1, random_state=0)
+    >>> est.fit(X, y, weightn_conv=300).slice_probabilities(X, weightn_conv=300).shape  # 64 slices per sample
+    (8, 64, 2)
 """
 
 from __future__ import annotations
@@ -58,8 +52,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from weightzoo.baselines.dmc_network import DENSE, DROPOUT, build_dmc
 from weightzoo.errors import ConfigError, MissingExtraError, UnknownNameError
-from weightzoo.model import BN_EPS, BN_GAMMA_STD, BN_MOMENTUM, TLBatchNorm1d, glorot_normal_
+from weightzoo.model import TLBatchNorm1d
 from weightzoo.optim import TF1Adam
 
 try:
@@ -73,95 +68,8 @@ REGIONS: tuple[str, ...] = ("all", "conv", "dense")
 #: slice plus its two scale channels (:func:`normalize_slices`).
 INPUT_CHANNELS: dict[str, int] = {"none": 1, "slice": 3}
 INPUT_NORMS: tuple[str, ...] = tuple(INPUT_CHANNELS)
-
-
-#: Slices longer than this get the original's deeper network (``cnn1D``).
-DEEPER_ABOVE = 40_000
-#: The original's dense head: hidden widths and dropout.
-DENSE: tuple[int, ...] = (1024, 1024, 1024, 1024, 64)
-DROPOUT = 0.5
+#: Batch norm at test time: the moving statistics (default) or each forward batch's (the original).
 BN_AT_TEST: tuple[str, ...] = ("moving", "batch")
-
-
-def conv_plan(slice_length: int) -> list[tuple[str, int]]:
-    """The original's conv stack for ``slice_length`` as ``("conv", channels)`` and ``("pool", 0)`` steps.
-
-    Example:
-        >>> plan = conv_plan(5000)
-        >>> sum(kind == "conv" for kind, _ in plan), sum(kind == "pool" for kind, _ in plan)
-        (12, 8)
-    """
-    conv, pool = "conv", ("pool", 0)
-    if slice_length > DEEPER_ABOVE:  # cnn1D
-        plan: list[tuple[str, int]] = []
-        for c in (8, 16, 32, 64, 128, 128, 128, 128, 128):
-            plan += [(conv, c), pool]
-        return [*plan, (conv, 128), (conv, 256), pool, (conv, 256), (conv, 256), pool, (conv, 256), (conv, 256), pool]
-    plan = [(conv, 8), pool, (conv, 16), pool, (conv, 32), (conv, 64), pool, (conv, 128), (conv, 256)]
-    n = slice_length // 8
-    for _ in range(6):  # cnn1D_small: a pool before each 256-channel layer only while the length is above 50
-        if n > 50:
-            plan.append(pool)
-            n //= 2
-        plan.append((conv, 256))
-    return [*plan, pool]
-
-
-class _FlattenPositionChannel(nn.Module):
-    """Flatten [B, C, L] in (position, channel) order, as the original reshapes its [B, L, C] tensors."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.transpose(1, 2).flatten(1)
-
-
-def build_dmc(
-    slice_length: int,
-    n_out: int,
-    dense: tuple[int, ...] = DENSE,
-    dropout: float = DROPOUT,
-    in_channels: int = 1,
-    channels: tuple[int, ...] | None = None,
-    generator: torch.Generator | None = None,
-) -> nn.Sequential:
-    """The meta-classifier network: the original's conv stack for ``slice_length`` (:func:`conv_plan`) or, with
-    ``channels``, one conv and one pool per listed width; flatten; dense layers; output. Initialised as the
-    original (Glorot normal weights, zero biases, batch-norm gamma ~ N(1, 0.002)) from ``generator``.
-
-    Example:
-        >>> net = build_dmc(5000, 4)
-        >>> sum(p.numel() for p in net.parameters())  # 10,394,960 + 65 C
-        10395220
-    """
-    plan = conv_plan(slice_length) if channels is None else [s for c in channels for s in (("conv", c), ("pool", 0))]
-    layers: list[nn.Module] = []
-    c_in, n = in_channels, slice_length
-    for kind, c in plan:
-        if kind == "pool":
-            layers.append(nn.MaxPool1d(2))
-            n //= 2
-        else:
-            layers += [nn.Conv1d(c_in, c, 5, padding=2), nn.ReLU(), TLBatchNorm1d(c, eps=BN_EPS, momentum=BN_MOMENTUM)]
-            c_in = c
-    if n < 1:
-        raise ConfigError(f"slice_length={slice_length} is too short for the {sum(k == 'pool' for k, _ in plan)} pools")
-    layers.append(_FlattenPositionChannel())
-    width = c_in * n
-    for d in dense:
-        layers += [nn.Linear(width, d), nn.ReLU(), TLBatchNorm1d(d, eps=BN_EPS, momentum=BN_MOMENTUM)]
-        layers.append(nn.Dropout(dropout))
-        width = d
-    layers.append(nn.Linear(width, n_out))
-    net = nn.Sequential(*layers)
-    gen = generator if generator is not None else torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for module in net.modules():
-            if isinstance(module, (nn.Conv1d, nn.Linear)):
-                glorot_normal_(module.weight, gen)
-                module.bias.zero_()
-            elif isinstance(module, TLBatchNorm1d):
-                module.weight.copy_(1 + BN_GAMMA_STD * torch.randn(module.weight.shape, generator=gen))
-                module.bias.zero_()
-    return net
 
 
 class NotFittedError(ConfigError, _SklearnNotFitted):
@@ -283,6 +191,8 @@ class _DMCBase(BaseEstimator):
         ``validation_fraction`` of the samples (after a shuffle) are held out and scored on one random slice each
         at the end of every epoch (``validation_history_``), as the original monitored its training.
         """
+        if y is None:
+            raise ConfigError(f"{type(self).__name__} requires y to be passed, but the target y is None")
         X = _as_input(X)
         y = np.asarray(y)
         if len(X) != len(y) or len(X) == 0:
@@ -394,6 +304,9 @@ class DMCClassifier(ClassifierMixin, _DMCBase):
     _classify = True
 
     def _targets(self, y: np.ndarray) -> tuple[torch.Tensor, int]:
+        from sklearn.utils.multiclass import check_classification_targets
+
+        check_classification_targets(y)  # a continuous target is not a set of classes
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise ConfigError(f"y holds {len(self.classes_)} class; a classifier needs at least 2")
@@ -461,6 +374,8 @@ class DMCRegressor(RegressorMixin, _DMCBase):
 
     def _targets(self, y: np.ndarray) -> tuple[torch.Tensor, int]:
         y = y.astype(np.float64)
+        if not np.isfinite(y).all():
+            raise ConfigError("y holds NaN or infinite values; a regressor needs finite targets")
         self.y_mean_, self.y_std_ = (float(y.mean()), float(y.std()) or 1.0) if self.standardize_target else (0.0, 1.0)
         return torch.as_tensor((y - self.y_mean_) / self.y_std_, dtype=torch.float32), 1
 
@@ -501,15 +416,18 @@ def normalize_slices(batch: np.ndarray) -> np.ndarray:
 
 
 def _as_input(X: Any) -> np.ndarray:
-    if isinstance(X, np.ndarray) and X.dtype == object:
-        return X
-    if isinstance(X, (list, tuple)):
-        lengths = {len(v) for v in X}
-        if len(lengths) > 1:
-            ragged = np.empty(len(X), dtype=object)
-            ragged[:] = [np.asarray(v, dtype=np.float32) for v in X]
-            return ragged
-    X = np.asarray(X, dtype=np.float32)
-    if X.ndim != 2:
-        raise ConfigError(f"X must be [n_samples, n_values] (flat weight vectors), got shape {X.shape}")
+    """``X`` as [n_samples, n_values] float32, or a 1-D object array of vectors when lengths differ; non-finite
+    values (a diverged network) and sparse matrices are refused."""
+    if hasattr(X, "toarray"):  # scipy.sparse: a weight vector is dense
+        raise TypeError("sparse input is not supported: X holds dense flat weight vectors")
+    if isinstance(X, (list, tuple)) and len({len(v) for v in X}) > 1:
+        ragged = np.empty(len(X), dtype=object)
+        ragged[:] = [np.asarray(v, dtype=np.float32) for v in X]
+        X = ragged
+    if not (isinstance(X, np.ndarray) and X.dtype == object):
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2:
+            raise ConfigError(f"X must be [n_samples, n_values] (flat weight vectors), got shape {X.shape}")
+    if not all(np.isfinite(v).all() for v in (X.ravel() if X.dtype == object else [X])):
+        raise ConfigError("X holds NaN or infinite values (a diverged network?); every weight must be finite")
     return X

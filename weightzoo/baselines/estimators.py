@@ -12,8 +12,13 @@ These are plain scikit-learn estimators (``fit``/``predict``/``predict_proba``/`
 attributes ending in ``_``); extra keyword arguments go to the underlying estimator.
 
 Example:
-    >>> est = make_estimator("stats", "classification", random_state=0, max_iter=50)  # doctest: +SKIP
-    >>> est.fit(train.stats, train.y).score(test.stats, test.y)  # doctest: +SKIP
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X, y = rng.standard_normal((40, 7)), np.arange(40) % 2
+    >>> X[:, 0] += 10 * y  # one feature carries the class
+    >>> est = make_estimator("stats", "classification", random_state=0, max_iter=20, min_samples_leaf=2)
+    >>> est.fit(X[:30], y[:30]).score(X[30:], y[30:])
+    1.0
 """
 
 from __future__ import annotations
@@ -26,6 +31,20 @@ from weightzoo.errors import MissingExtraError, UnknownNameError
 FEATURE_MODELS: tuple[str, ...] = ("stats", "linear", "chance")
 #: Every model name ``weightzoo.baselines.fit`` accepts.
 MODELS: tuple[str, ...] = (*FEATURE_MODELS, "dmc")
+#: Model -> the kind of input it takes: ``"stats"`` (per-tensor statistics) or ``"weights"`` (flat vectors).
+INPUT_OF: dict[str, str] = {**dict.fromkeys(FEATURE_MODELS, "stats"), "dmc": "weights"}
+
+
+def input_of(model: str) -> str:
+    """The kind of input ``model`` takes (:data:`INPUT_OF`): ``"stats"`` or ``"weights"``.
+
+    Example:
+        >>> input_of("linear"), input_of("dmc")
+        ('stats', 'weights')
+    """
+    if model not in INPUT_OF:
+        raise UnknownNameError("model", model, MODELS)
+    return INPUT_OF[model]
 
 
 def require_sklearn(purpose: str) -> None:
@@ -40,8 +59,10 @@ def make_estimator(model: str, task: str, *, random_state: int | None = 0, **par
     """An unfitted scikit-learn estimator for a feature model (``stats``, ``linear``, ``chance``) and a task.
 
     Example:
-        >>> make_estimator("chance", "classification")  # doctest: +SKIP
+        >>> make_estimator("chance", "classification")
         DummyClassifier(strategy='most_frequent')
+        >>> make_estimator("linear", "regression")[-1]
+        Ridge()
     """
     if model not in FEATURE_MODELS:
         raise UnknownNameError("feature model", model, FEATURE_MODELS)

@@ -1,0 +1,174 @@
+"""The protocol of the reference (Eilertsen et al. 2020): targets, the train/test split, classes and balancing.
+
+- train and test are the index's ``split`` column, by whole networks: no network is ever on both sides
+  (:func:`split_networks`; ``test_fraction`` re-splits, stratified, still by whole networks);
+- every selected snapshot of a network is one sample (``snapshots="11..20"`` gives 10 samples per network);
+- classification targets are class-balanced per split by subsampling the *networks* of every class to the
+  smallest class of that split (seeded), so every class has the same number of samples and chance is ``1/C``
+  (:func:`balance_classes`);
+- classes are the values present in the zoo: a value with no usable network in one of the splits is not a class
+  (it is reported in ``Protocol.dropped_classes``);
+- networks that diverged (status ``diverged``, or any non-finite weight in the selected snapshots) are excluded
+  explicitly and counted in ``Protocol.excluded``; nothing is dropped silently.
+
+Example:
+    >>> task_of("optimizer"), task_of("learning_rate")
+    ('classification', 'regression')
+    >>> split = lambda n: "test" if n % 5 == 4 else "train"  # the index's: every fifth network in test
+    >>> rows = {n: {"split": split(n), "optimizer": ("adam", "rmsprop")[n % 2]} for n in range(20)}
+    >>> protocol = Protocol(target="optimizer", task="classification", snapshots=(20,))
+    >>> by_split = split_networks(list(rows), rows, protocol)
+    >>> by_split = balance_classes(by_split, rows, protocol, np.random.default_rng(0))
+    >>> protocol.classes, protocol.class_counts["test"]
+    (['adam', 'rmsprop'], {'adam': 2, 'rmsprop': 2})
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from weightzoo.errors import ConfigError, UnknownNameError
+from weightzoo.hparams import CATEGORICAL
+
+#: Regression targets: the learning rate, the test accuracy at each snapshot, the final test accuracy.
+REGRESSION_TARGETS: tuple[str, ...] = ("learning_rate", "test_accuracy", "final_test_accuracy")
+#: Every target: the categorical hyper-parameters (classification), then the regression targets.
+TARGETS: tuple[str, ...] = (*CATEGORICAL, *REGRESSION_TARGETS)
+#: The index's splits, in the order samples are built.
+SPLITS: tuple[str, ...] = ("train", "test")
+
+
+def task_of(target: str) -> str:
+    """``"classification"`` for a categorical hyper-parameter, ``"regression"`` for the learning rate or accuracy."""
+    if target in CATEGORICAL:
+        return "classification"
+    if target in REGRESSION_TARGETS:
+        return "regression"
+    raise UnknownNameError("target", target, TARGETS)
+
+
+@dataclass
+class Protocol:
+    """What was selected, excluded and balanced, to be copied into the report."""
+
+    target: str
+    task: str
+    snapshots: tuple[int, ...]
+    classes: list[Any] = field(default_factory=list)
+    dropped_classes: list[Any] = field(default_factory=list)
+    #: network id -> reason, for every network left out (diverged, non-finite weights).
+    excluded: dict[int, str] = field(default_factory=dict)
+    #: split -> number of networks before balancing / used.
+    networks_available: dict[str, int] = field(default_factory=dict)
+    networks_used: dict[str, int] = field(default_factory=dict)
+    #: split -> class -> networks used.
+    class_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    feature_names: list[str] = field(default_factory=list)
+    balanced: bool = True
+    #: how train and test were formed: the index's ``split`` column, or a stratified re-split by network.
+    split: str = "index"
+
+
+def label_of(row: dict[str, Any], target: str, snapshot: int) -> Any:
+    """The target of one sample: an index column, or for ``test_accuracy`` its value at ``snapshot`` (1..20).
+
+    Example:
+        >>> label_of({"optimizer": "adam", "test_accuracy": [0.1, 0.9]}, "test_accuracy", 2)
+        0.9
+    """
+    if target == "test_accuracy":
+        return row["test_accuracy"][snapshot - 1]
+    return row[target]
+
+
+def split_networks(
+    usable: list[int],
+    rows: dict[int, dict[str, Any]],
+    protocol: Protocol,
+    test_fraction: float | None = None,
+    rng: np.random.Generator | None = None,
+    *,
+    random_state: int | None = 0,
+    source: str = "",
+) -> dict[str, list[int]]:
+    """Train and test network ids: the index's ``split`` column, or with ``test_fraction`` a stratified re-split
+    (:func:`resplit`). Fills ``protocol.networks_available`` (and ``protocol.split`` when re-split); raises a
+    :class:`~weightzoo.errors.ConfigError` saying why when a side is empty."""
+    if test_fraction is None:
+        by_split = {s: [n for n in usable if rows[n]["split"] == s] for s in SPLITS}
+    else:
+        target = protocol.target if protocol.task == "classification" else None
+        by_split = resplit(usable, rows, target, test_fraction, rng if rng is not None else np.random.default_rng())
+        protocol.split = f"stratified re-split, test fraction {test_fraction}, random_state {random_state}"
+    protocol.networks_available = {s: len(v) for s, v in by_split.items()}
+    for s, v in by_split.items():
+        if not v:
+            reasons = sorted(set(protocol.excluded.values()))
+            why = f"{len(protocol.excluded)} excluded: {', '.join(reasons)}" if reasons else "none excluded"
+            raise ConfigError(
+                f"{source}: no usable {s} networks for {protocol.target!r} ({len(rows)} networks in all, {why}, "
+                f"{len(by_split['train'])} train / {len(by_split['test'])} test usable). The index's split puts "
+                "every fifth network in test: a zoo needs at least 5 networks, more for a meaningful score; pass "
+                "test_fraction (--test-fraction) to re-split, or generate more networks"
+            )
+    return by_split
+
+
+def resplit(
+    usable: list[int], rows: dict[int, dict[str, Any]], target: str | None, fraction: float, rng: np.random.Generator
+) -> dict[str, list[int]]:
+    """Train/test by whole networks, ``fraction`` of every class (at least one, if it has two) in test.
+
+    Example:
+        >>> rows = {n: {"optimizer": "adam" if n < 4 else "sgd"} for n in range(8)}
+        >>> split = resplit(list(rows), rows, "optimizer", 0.25, np.random.default_rng(0))
+        >>> len(split["test"]), sorted(rows[n]["optimizer"] for n in split["test"])
+        (2, ['adam', 'sgd'])
+    """
+    if not 0 < fraction < 1:
+        raise ConfigError(f"test_fraction={fraction!r}; expected a number strictly between 0 and 1")
+    groups: dict[Any, list[int]] = {}
+    for n in usable:
+        groups.setdefault(rows[n][target] if target else None, []).append(n)
+    test: list[int] = []
+    for members in groups.values():
+        k = min(max(1, round(fraction * len(members))), len(members) - 1) if len(members) > 1 else 0
+        test += rng.choice(sorted(members), size=k, replace=False).tolist()
+    return {"train": sorted(set(usable) - set(test)), "test": sorted(test)}
+
+
+def balance_classes(
+    by_split: dict[str, list[int]],
+    rows: dict[int, dict[str, Any]],
+    protocol: Protocol,
+    rng: np.random.Generator,
+    *,
+    balance: bool = True,
+    source: str = "",
+) -> dict[str, list[int]]:
+    """The classes (values of the target present in both splits, in vocabulary order) and, with ``balance``, every
+    class subsampled to the smallest per split (by network, seeded). Fills ``protocol.classes``,
+    ``dropped_classes`` and ``class_counts``; returns the networks kept per split."""
+    target = protocol.target
+    present = {s: {rows[n][target] for n in v} for s, v in by_split.items()}
+    vocab = CATEGORICAL[target]
+    protocol.classes = [c for c in vocab if c in present["train"] and c in present["test"]]
+    protocol.dropped_classes = [c for c in vocab if (c in present["train"]) != (c in present["test"])]
+    if len(protocol.classes) < 2:
+        raise ConfigError(
+            f"{source}: target {target!r} has {len(protocol.classes)} class(es) present in both splits "
+            f"({protocol.classes}); a classifier needs at least 2"
+        )
+    kept = {}
+    for s, v in by_split.items():
+        groups = {c: sorted(n for n in v if rows[n][target] == c) for c in protocol.classes}
+        n_min = min(len(g) for g in groups.values())
+        keep = []
+        for g in groups.values():
+            keep += sorted(rng.choice(g, size=n_min, replace=False).tolist()) if balance else g
+        kept[s] = sorted(keep)
+        protocol.class_counts[s] = {str(c): sum(rows[n][target] == c for n in kept[s]) for c in protocol.classes}
+    return kept

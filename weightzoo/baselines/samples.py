@@ -1,0 +1,247 @@
+"""Samples for the meta-classifiers: which networks and snapshots, their labels and inputs, under the protocol.
+
+:func:`load_samples` reads a zoo once, network by network, in four steps: exclusions (diverged or non-finite
+networks, see :mod:`weightzoo.baselines.protocol`) and per-tensor statistics
+(:mod:`weightzoo.baselines.features`); the train/test split by network; the classes and their balancing; then the
+samples of each split, one per (network, snapshot), with their labels, statistics and/or flat vectors.
+
+It reads through :class:`~weightzoo.zoo.Zoo`'s API: ``index``, ``url``, ``architecture()`` and ``read_arrays()``
+(a filtered zoo, ``zoo.filter(...)``, selects networks). :class:`~weightzoo.baselines.dataset_zoo.DatasetZoo`
+offers the same four over a ``datasets.DatasetDict``.
+
+Example (``zoo_path``: a small zoo written by the test fixtures):
+    >>> from weightzoo import open_zoo
+    >>> train, test, protocol = load_samples(open_zoo(zoo_path), "learning_rate", 20, test_fraction=0.5)
+    >>> protocol.task, len(train) + len(test), train.stats.shape[1] == len(protocol.feature_names)
+    ('regression', 6, True)
+    >>> set(train.network_id) & set(test.network_id)
+    set()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from weightzoo.baselines.features import align_stats, aligned_slots, feature_names, stats_feature_names, tensor_stats
+from weightzoo.baselines.protocol import SPLITS, Protocol, balance_classes, label_of, split_networks, task_of
+from weightzoo.errors import ConfigError, UnknownNameError
+from weightzoo.format.layout import parse_snapshots
+from weightzoo.hparams import ARCHITECTURE_FIELDS
+from weightzoo.zoo import Zoo
+
+#: What :func:`load_samples` can compute per sample: per-tensor statistics, flat reference-order vectors.
+FEATURE_KINDS: tuple[str, ...] = ("stats", "weights")
+
+
+@dataclass
+class Samples:
+    """The samples of one split: one row per (network, snapshot).
+
+    ``y`` holds class indices into ``Protocol.classes`` (classification) or float targets (regression);
+    ``stats`` the per-tensor statistics [n, tensors x 7] (when requested); ``weights`` the flat reference-order
+    vectors [n, num_params] float32 (when requested); ``weightn_conv`` the conv/dense boundary of each sample.
+
+    Example:
+        >>> s = Samples(np.array([0, 0, 5, 5]), np.array([19, 20, 19, 20]), np.array([1, 1, 0, 0]), np.full(4, 300))
+        >>> s.subset(s.snapshot == 20).network_id.tolist(), len(s)
+        ([0, 5], 4)
+    """
+
+    network_id: np.ndarray
+    snapshot: np.ndarray
+    y: np.ndarray
+    weightn_conv: np.ndarray
+    stats: np.ndarray | None = None
+    weights: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, mask: np.ndarray) -> Samples:
+        """The samples where ``mask`` (boolean or indices) selects, e.g. ``samples.subset(samples.snapshot == 20)``."""
+        return Samples(
+            network_id=self.network_id[mask],
+            snapshot=self.snapshot[mask],
+            y=self.y[mask],
+            weightn_conv=self.weightn_conv[mask],
+            stats=None if self.stats is None else self.stats[mask],
+            weights=None if self.weights is None else self.weights[mask],
+        )
+
+
+def load_samples(
+    zoo: Zoo,
+    target: str,
+    snapshots: Any = "11..20",
+    *,
+    features: tuple[str, ...] = ("stats",),
+    balance: bool = True,
+    random_state: int | None = 0,
+    shuffle_labels: bool = False,
+    test_fraction: float | None = None,
+    progress: Callable[[list[int]], Iterable[int]] | None = None,
+) -> tuple[Samples, Samples, Protocol]:
+    """Train and test samples of ``zoo`` for ``target`` under the reference protocol (see the module docstring).
+
+    ``features`` picks what to compute: ``"stats"`` (per-tensor statistics) and/or ``"weights"`` (flat vectors).
+    ``shuffle_labels=True`` permutes the labels across networks within each split (a control: any model must
+    then score near chance). ``progress`` wraps the iteration over networks (e.g. ``tqdm``).
+    ``test_fraction`` (for zoos too small for their own split) ignores the index's ``split`` and puts that fraction
+    of the usable networks of every class (stratified, seeded, at least one per class) into the test side; the
+    split stays by whole networks.
+
+    Example:
+        >>> from weightzoo import open_zoo
+        >>> zoo = open_zoo(zoo_path)
+        >>> train, test, protocol = load_samples(zoo, "test_accuracy", "19..20", features=("stats", "weights"),
+        ...                                      test_fraction=0.5)
+        >>> train.weights.shape[1] == zoo.row(0)["num_params"], sorted(set(train.snapshot.tolist()))
+        (True, [19, 20])
+    """
+    task = task_of(target)
+    snaps = parse_snapshots(snapshots)
+    bad = set(features) - set(FEATURE_KINDS)
+    if bad:
+        raise UnknownNameError("feature kind", sorted(bad)[0], list(FEATURE_KINDS))
+    rng = np.random.default_rng(random_state)
+    protocol = Protocol(target=target, task=task, snapshots=snaps, balanced=balance and task == "classification")
+    rows = {r["network_id"]: r for r in zoo.index.to_pylist()}
+    if not rows:
+        raise ConfigError(f"{zoo.url}: the zoo holds no networks")
+    with_stats = "stats" in features
+    slots = _mixed_architecture_slots(zoo, rows) if with_stats else None
+    stats = _screen_networks(zoo, rows, protocol, with_stats, slots, progress)
+    usable = [n for n in rows if n not in protocol.excluded]
+    by_split = split_networks(usable, rows, protocol, test_fraction, rng, random_state=random_state, source=zoo.url)
+    if task == "classification":
+        by_split = balance_classes(by_split, rows, protocol, rng, balance=balance, source=zoo.url)
+    protocol.networks_used = {s: len(v) for s, v in by_split.items()}
+    if with_stats:
+        stats = _name_columns(zoo, protocol, stats, slots, usable[0], by_split["train"])
+    train, test = (
+        _split_samples(zoo, rows, protocol, by_split[s], stats if with_stats else None, features, shuffle_labels, rng)
+        for s in SPLITS
+    )
+    return train, test, protocol
+
+
+def _mixed_architecture_slots(zoo: Zoo, rows: dict[int, dict[str, Any]]) -> list[str] | None:
+    """The layer roles to align the statistics on when the zoo mixes architectures, else ``None``."""
+    archs = {tuple(r[f] for f in ARCHITECTURE_FIELDS): n for n, r in rows.items()}
+    if len(archs) == 1:
+        return None
+    return aligned_slots([zoo.architecture(n) for n in archs.values()])
+
+
+def _screen_networks(
+    zoo: Zoo,
+    rows: dict[int, dict[str, Any]],
+    protocol: Protocol,
+    with_stats: bool,
+    slots: list[str] | None,
+    progress: Callable[[list[int]], Iterable[int]] | None,
+) -> dict[int, np.ndarray]:
+    """Read every network once: record the excluded ones (with the reason) in ``protocol.excluded`` and return the
+    per-tensor statistics of the others (aligned on ``slots`` when given; empty unless ``with_stats``)."""
+    snaps, target = protocol.snapshots, protocol.target
+    idx = np.asarray(snaps) - 1
+    stats: dict[int, np.ndarray] = {}
+    for nid in list(rows) if progress is None else progress(list(rows)):
+        row = rows[nid]
+        if row["status"] == "diverged":
+            protocol.excluded[nid] = "diverged"
+            continue
+        arrays = zoo.read_arrays(nid)
+        if not all(np.isfinite(a[idx]).all() for a in arrays.values()):
+            protocol.excluded[nid] = f"non-finite weights (status {row['status']})"
+            continue
+        if protocol.task == "regression" and not all(np.isfinite(float(label_of(row, target, s))) for s in snaps):
+            protocol.excluded[nid] = f"non-finite {target}"
+            continue
+        if with_stats:
+            stats[nid] = tensor_stats(arrays, snaps)
+            if slots is not None:
+                stats[nid] = align_stats(stats[nid], zoo.architecture(nid), slots)
+    return stats
+
+
+def _name_columns(
+    zoo: Zoo,
+    protocol: Protocol,
+    stats: dict[int, np.ndarray],
+    slots: list[str] | None,
+    first_usable: int,
+    train: list[int],
+) -> dict[int, np.ndarray]:
+    """Fill ``protocol.feature_names``; with mixed architectures keep only the layer roles some training network
+    has (a column with no value teaches nothing)."""
+    if slots is None:
+        protocol.feature_names = stats_feature_names(zoo, first_usable)
+        return stats
+    names = np.asarray(feature_names(slots))
+    seen = np.any([~np.isnan(stats[n][0]) for n in train], axis=0)
+    protocol.feature_names = names[seen].tolist()
+    return {n: v[:, seen] for n, v in stats.items()}
+
+
+def _split_samples(
+    zoo: Zoo,
+    rows: dict[int, dict[str, Any]],
+    protocol: Protocol,
+    nets: list[int],
+    stats: dict[int, np.ndarray] | None,
+    features: tuple[str, ...],
+    shuffle_labels: bool,
+    rng: np.random.Generator,
+) -> Samples:
+    """The samples of one split: every selected snapshot of every network in ``nets``, network-major."""
+    snaps = protocol.snapshots
+    net_col = np.repeat(np.asarray(nets, dtype=np.int64), len(snaps))
+    snap_col = np.tile(np.asarray(snaps, dtype=np.int64), len(nets))
+    labels = [label_of(rows[n], protocol.target, k) for n, k in zip(net_col.tolist(), snap_col.tolist(), strict=True)]
+    if protocol.task == "classification":
+        y = np.asarray([protocol.classes.index(v) for v in labels], dtype=np.int64)
+    else:
+        y = np.asarray(labels, dtype=np.float64)
+    if shuffle_labels:  # permute by network, so a network's snapshots keep one (wrong) label
+        perm = rng.permutation(len(nets))
+        y = y.reshape(len(nets), len(snaps))[perm].reshape(-1)
+    samples = Samples(
+        network_id=net_col,
+        snapshot=snap_col,
+        y=y,
+        weightn_conv=np.asarray([rows[n]["weightn_conv"] for n in net_col.tolist()], dtype=np.int64),
+    )
+    if stats is not None:
+        samples.stats = np.concatenate([stats[n] for n in nets]) if nets else np.zeros((0, 0))
+    if "weights" in features:
+        samples.weights = flat_vectors(zoo, nets, snaps)
+    return samples
+
+
+def flat_vectors(zoo: Zoo, network_ids: list[int], snapshots: tuple[int, ...]) -> np.ndarray:
+    """Flat reference-order vectors [networks x snapshots, num_params] float32 (one architecture), or, when the
+    networks' lengths differ, a 1-D object array of vectors (the ``dmc`` model accepts both).
+
+    Example:
+        >>> from weightzoo import open_zoo
+        >>> zoo = open_zoo(zoo_path)
+        >>> v = flat_vectors(zoo, [0, 1], (1, 20))
+        >>> v.shape == (4, zoo.row(0)["num_params"]), bool((v[1] == zoo.flat(0, 20).numpy()).all())
+        (True, True)
+    """
+    idx = np.asarray(snapshots) - 1
+    rows: list[np.ndarray] = []
+    for nid in network_ids:
+        arrays = zoo.read_arrays(nid)
+        block = np.concatenate([np.asarray(a[idx]).reshape(len(idx), -1) for a in arrays.values()], axis=1)
+        rows.extend(block)
+    if len({len(r) for r in rows}) <= 1:
+        return np.stack(rows).astype(np.float32, copy=False) if rows else np.zeros((0, 0), np.float32)
+    ragged = np.empty(len(rows), dtype=object)
+    ragged[:] = rows
+    return ragged
