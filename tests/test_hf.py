@@ -4,6 +4,7 @@ features, exact rebuild of modules, streaming, the plain-parquet index, caching 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -125,7 +126,12 @@ def test_registration_names_what_a_datasets_release_removed(monkeypatch):
 
 
 def python(code: str, *args: str) -> None:
-    done = subprocess.run([sys.executable, "-W", "error", "-c", code, *args], capture_output=True, text=True, cwd=ROOT)
+    """Run ``code`` in a fresh interpreter without the start-up hook (``tests/test_autoregister.py`` tests that):
+    here ``import weightzoo`` alone registers the builder."""
+    env = {**os.environ, "WEIGHTZOO_AUTOREGISTER": "0"}
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code, *args], capture_output=True, text=True, cwd=ROOT, env=env
+    )
     assert done.returncode == 0, done.stderr[-3000:]
 
 

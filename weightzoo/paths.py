@@ -6,6 +6,7 @@ variable           default                        what
 ================== ============================== ==========================================================
 ``WEIGHTZOO_HOME`` ``~/.cache/weightzoo/zoos``    zoos written without ``--out`` (``<preset>`` below it)
 ``WEIGHTZOO_CACHE`` ``~/.cache/weightzoo/images`` the builder's image cache, one 32x32x3 uint8 file per set
+``WEIGHTZOO_AUTOREGISTER`` ``1``                  ``0``: no start-up hook (``load_dataset`` then needs ``import weightzoo``)
 ================== ============================== ==========================================================
 
 Example:
@@ -39,6 +40,10 @@ DEFAULT_ZOO = "demo"
 ENVIRONMENT: dict[str, tuple[str, str]] = {
     "WEIGHTZOO_HOME": ("~/.cache/weightzoo/zoos", "zoos written without --out (<preset> below it) and read by name"),
     "WEIGHTZOO_CACHE": ("~/.cache/weightzoo/images", "the builder's image cache (each data set once, 32x32x3 uint8)"),
+    "WEIGHTZOO_AUTOREGISTER": (
+        "1",
+        "0 turns off the start-up hook that lets load_dataset('weightzoo') work unimported",
+    ),
 }
 
 

@@ -19,8 +19,20 @@ Example:
     ('weightzoo', 'false')
 """
 
+from __future__ import annotations
+
 from weightzoo.hf.registration import BUILDER_NAME, is_registered, register, register_lazily
-from weightzoo.hf.rows import label_name, label_names, model_from_row
+
+_ROWS = ("label_name", "label_names", "model_from_row")  # need torch: imported on first use
+
+
+def __getattr__(name: str) -> object:
+    if name in _ROWS:
+        from weightzoo.hf import rows
+
+        return getattr(rows, name)
+    raise AttributeError(f"module 'weightzoo.hf' has no attribute {name!r}")
+
 
 __all__ = [
     "BUILDER_NAME",

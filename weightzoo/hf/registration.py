@@ -17,16 +17,16 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import importlib.abc
 import sys
 import warnings
-from pathlib import Path
-from typing import Any
 
 from weightzoo.errors import ConfigError, WeightZooError
-from weightzoo.format.layout import FORMAT_VERSION
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+
+if TYPE_CHECKING:  # this module runs at interpreter start-up (weightzoo-autoregister.pth): stdlib-light imports only
+    from typing import Any
 
 #: The name to pass to ``datasets.load_dataset``.
 BUILDER_NAME = "weightzoo"
@@ -43,6 +43,11 @@ _HOOKED_MODULE = "datasets.load"
 def module_hash() -> str:
     """Hash of the builder's code and the format version; part of the ``datasets`` cache path, so a new release
     of the builder never reads a cache prepared by an older one."""
+    import hashlib
+    from pathlib import Path
+
+    from weightzoo.format.layout import FORMAT_VERSION
+
     digest = hashlib.sha256(f"format {FORMAT_VERSION}\n".encode())
     for path in sorted(Path(__file__).parent.glob("*.py")):  # the builder, the row helpers, this module
         digest.update(path.name.encode() + b"\n" + path.read_bytes())
@@ -65,6 +70,16 @@ def register_lazily() -> None:
         _register_quietly(sys.modules[_HOOKED_MODULE])
     elif not any(isinstance(f, _RegisterOnImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _RegisterOnImport())
+
+
+def autoregister() -> None:
+    """What ``weightzoo-autoregister.pth`` runs at interpreter start-up (turned off by ``WEIGHTZOO_AUTOREGISTER=0``):
+    :func:`register_lazily`, so that ``load_dataset("weightzoo")`` works without ``import weightzoo``. Imports no
+    heavy module, and never raises: a failure here must not break someone's Python."""
+    try:
+        register_lazily()
+    except Exception as e:  # pragma: no cover - defensive: start-up must go on
+        warnings.warn(f"weightzoo: automatic registration failed ({e}); use `import weightzoo`", stacklevel=2)
 
 
 def is_registered() -> bool:
@@ -132,7 +147,7 @@ def _register_quietly(load: Any) -> None:
         warnings.warn(f"weightzoo: {e}", RuntimeWarning, stacklevel=2)
 
 
-class _RegisterOnImport(importlib.abc.MetaPathFinder):
+class _RegisterOnImport:  # an importlib.abc.MetaPathFinder (not subclassed: importlib.abc costs 13 ms at start-up)
     """Runs the registration right after ``datasets.load`` is executed, wherever ``datasets`` is imported from."""
 
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
@@ -150,7 +165,7 @@ class _RegisterOnImport(importlib.abc.MetaPathFinder):
         return spec
 
 
-class _RegisteringLoader(importlib.abc.Loader):
+class _RegisteringLoader:  # an importlib.abc.Loader
     def __init__(self, inner: Any, finder: _RegisterOnImport):
         self._inner, self._finder = inner, finder
 
