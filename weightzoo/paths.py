@@ -1,13 +1,12 @@
 """Where things live, defined once: default locations, the environment variables that move them, and whether a
 location is a local path or a URL.
 
-================== ============================== ==========================================================
-variable           default                        what
-================== ============================== ==========================================================
-``WEIGHTZOO_HOME`` ``~/.cache/weightzoo/zoos``    zoos written without ``--out`` (``<preset>`` below it)
-``WEIGHTZOO_CACHE`` ``~/.cache/weightzoo/images`` the builder's image cache, one 32x32x3 uint8 file per set
-``WEIGHTZOO_AUTOREGISTER`` ``1``                  ``0``: no start-up hook (``load_dataset`` then needs ``import weightzoo``)
-================== ============================== ==========================================================
+- ``WEIGHTZOO_HOME`` (default ``~/.cache/weightzoo/zoos``): zoos written without ``--out``, ``<preset>`` below it;
+- ``WEIGHTZOO_CACHE`` (default ``~/.cache/weightzoo/images``): the builder's image cache;
+- ``WEIGHTZOO_AUTOREGISTER`` (default ``1``): ``0`` turns off the start-up hook, so that ``load_dataset("weightzoo")``
+  then needs ``import weightzoo``.
+
+:data:`ENVIRONMENT` holds the same table, for the command-line help and the README.
 
 Example:
     >>> default_zoo_dir("nws_fixed") == os.path.join(zoo_home(), "nws_fixed")
