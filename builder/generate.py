@@ -31,6 +31,7 @@ from builder.card import render_card
 from builder.executors import EXECUTORS, Task, run_tasks
 from builder.space import PRESETS, get_preset
 from builder.train import EVALUATIONS, GENERATION_VERSION, TrainConfig
+from weightzoo.cli import run_main
 from weightzoo.errors import ConfigError, WeightZooError
 from weightzoo.format.layout import DEFAULT_SHARD_BYTES
 from weightzoo.format.manifest import Manifest
@@ -313,4 +314,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

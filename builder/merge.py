@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from tqdm.auto import tqdm
 
 from builder.card import render_card
+from weightzoo.cli import run_main
 from weightzoo.errors import ConfigError, WeightZooError
 from weightzoo.format.index import NetworkRecord
 from weightzoo.format.manifest import Manifest
@@ -110,4 +111,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -27,6 +27,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from weightzoo.cli import run_main
 from weightzoo.errors import ConfigError, WeightZooError
 from weightzoo.format.layout import CARD_NAME, MANIFEST_NAME
 from weightzoo.paths import default_zoo_dir
@@ -155,4 +156,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -19,6 +19,7 @@ import numpy as np
 from builder.space import SearchSpace
 from builder.task import Task, train_task
 from builder.train import GENERATION_VERSION, TrainConfig
+from weightzoo.cli import run_main
 from weightzoo.errors import FormatVersionError, WeightZooError
 from weightzoo.zoo import Zoo, open_zoo
 
@@ -109,4 +110,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

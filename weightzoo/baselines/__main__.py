@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from weightzoo.baselines import MODELS, TARGETS, Report, fit, format_table
+from weightzoo.cli import run_main
 from weightzoo.errors import WeightZooError
 from weightzoo.zoo import open_zoo
 
@@ -178,4 +179,4 @@ def _run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -1,0 +1,110 @@
+"""Conventions shared by the command-line tools (``python -m builder.generate`` ... ``python -m weightzoo.baselines``).
+
+Exit codes: 0 success, 1 a failed check or an unexpected error (traceback printed), 2 a :class:`WeightZooError`
+(``error: <message>`` on standard error) or a usage error (argparse). ``builder.push`` also returns 1 for
+network and token errors.
+
+Exit: :func:`run_main` runs a tool's ``main`` and ends the process with :func:`os._exit` once Python-level clean-up
+is done, so the interpreter's teardown never runs. That teardown is where C++ libraries loaded in-process (torch's
+intra-op and inter-op pools, pyarrow's CPU and I/O pools) destroy their static thread-pool objects while their
+worker threads may still be live; on a busy machine that race can call ``std::terminate`` ("terminate called
+without an active exception", SIGABRT, exit code 134) after ``main`` has already returned its code.
+
+Example (the ``__main__`` block of a tool; tests call ``main([...])`` directly)::
+
+    if __name__ == "__main__":
+        run_main(main)
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from weightzoo.errors import WeightZooError
+
+#: A usage or data error the package reports as ``error: <message>``.
+ERROR_EXIT = 2
+
+
+def exit_code(main: Callable[[Any], int | None], argv: list[str] | None = None) -> int:
+    """Run ``main(argv)`` and return the process exit code Python would give it (without exiting).
+
+    ``SystemExit`` (argparse's ``--help`` and usage errors, ``sys.exit``) gives its code as the interpreter would;
+    a :class:`WeightZooError` that escapes ``main`` is reported as ``error: <message>`` with code 2, like every
+    tool's ``main`` does itself; any other exception prints its traceback and gives 1.
+    """
+    try:
+        return _code(main(argv))
+    except SystemExit as exc:
+        return _code(exc.code)
+    except WeightZooError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ERROR_EXIT
+    except Exception:
+        traceback.print_exc()
+        return 1
+
+
+def _code(value: object) -> int:
+    """The exit status of ``sys.exit(value)``: None 0, an int itself, anything else printed and 1."""
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value & 0xFF
+    if isinstance(value, bool):
+        return int(value)
+    print(value, file=sys.stderr)
+    return 1
+
+
+def run_main(main: Callable[[Any], int | None], argv: list[str] | None = None) -> NoReturn:
+    """Run a command-line ``main`` and end the process with its exit code, whatever C++ teardown would do.
+
+    Runs ``main(argv)`` (see :func:`exit_code` for how exceptions map to codes), then does the clean-up the
+    interpreter would: waits for non-daemon threads and shuts down ``concurrent.futures`` pools, runs the
+    ``atexit`` handlers (``logging.shutdown``, ``multiprocessing``'s child clean-up, tqdm's monitor, ``ray``'s
+    shutdown, ...) and flushes standard output and error; then calls :func:`os._exit`, skipping module teardown
+    and C++ static destructors. A ``KeyboardInterrupt`` still ends the process by SIGINT, as plain Python does.
+    """
+    interrupted = False
+    try:
+        code = exit_code(main, argv)
+    except KeyboardInterrupt:
+        traceback.print_exc()
+        code, interrupted = 128 + signal.SIGINT, True
+    code = finish(code)
+    if interrupted:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    os._exit(code)
+
+
+def finish(code: int) -> int:
+    """Python's own exit-time clean-up short of interpreter teardown; returns ``code`` (1 if flushing failed)."""
+    for step in (_shutdown_threads, atexit._run_exitfuncs):
+        try:
+            step()
+        except Exception:
+            traceback.print_exc()
+            code = code or 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:  # a closed pipe (e.g. `| head`): Python exits with 120 when it cannot flush stdout
+            code = code or 120
+    return code
+
+
+def _shutdown_threads() -> None:
+    """What ``Py_Finalize`` does first: run ``threading``'s exit hooks and join non-daemon threads."""
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None and threading.current_thread() is threading.main_thread():
+        shutdown()
