@@ -46,6 +46,7 @@ from builder.nws_release import (
     split_file,
 )
 from builder.train import snapshot_epochs
+from weightzoo.cli import prog, run_main
 from weightzoo.errors import ConfigError, ReleaseError, WeightZooError
 from weightzoo.format.index import NetworkRecord
 from weightzoo.format.layout import DEFAULT_SHARD_BYTES, METRICS
@@ -266,7 +267,7 @@ def convert(
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m builder.convert_nws",
+        prog=prog("builder.convert_nws"),
         description=(__doc__ or "").split("\n\n")[0].replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -326,4 +327,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -31,7 +31,7 @@ from builder.card import render_card
 from builder.executors import EXECUTORS, Task, run_tasks
 from builder.space import PRESETS, get_preset
 from builder.train import EVALUATIONS, GENERATION_VERSION, TrainConfig
-from weightzoo.cli import run_main
+from weightzoo.cli import prog, run_main
 from weightzoo.errors import ConfigError, WeightZooError
 from weightzoo.format.layout import DEFAULT_SHARD_BYTES
 from weightzoo.format.manifest import Manifest
@@ -197,7 +197,7 @@ def _summary(
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m builder.generate",
+        prog=prog("builder.generate"),
         description=__doc__.split("\n\n")[0].replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

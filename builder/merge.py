@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from tqdm.auto import tqdm
 
 from builder.card import render_card
-from weightzoo.cli import run_main
+from weightzoo.cli import prog, run_main
 from weightzoo.errors import ConfigError, WeightZooError
 from weightzoo.format.index import NetworkRecord
 from weightzoo.format.manifest import Manifest
@@ -95,7 +95,7 @@ def _check_agreement(zoos: list[Zoo], parts: Sequence[str]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m builder.merge", description=__doc__.split("\n\n")[0].replace("``", ""))
+    p = argparse.ArgumentParser(prog=prog("builder.merge"), description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("parts", nargs="+", help="zoo parts (folders or fsspec URLs)")
     p.add_argument("--out", required=True, help="folder or URL of the merged zoo")
     p.add_argument("--overwrite", action="store_true", help="replace a zoo already at --out")

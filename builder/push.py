@@ -27,7 +27,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from weightzoo.cli import run_main
+from weightzoo.cli import prog, run_main
 from weightzoo.errors import ConfigError, WeightZooError
 from weightzoo.format.layout import CARD_NAME, MANIFEST_NAME
 from weightzoo.paths import default_zoo_dir
@@ -121,7 +121,7 @@ def push(
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m builder.push",
+        prog=prog("builder.push"),
         description=__doc__.split("\n\n")[0].replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

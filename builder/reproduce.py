@@ -19,7 +19,7 @@ import numpy as np
 from builder.space import SearchSpace
 from builder.task import Task, train_task
 from builder.train import GENERATION_VERSION, TrainConfig
-from weightzoo.cli import run_main
+from weightzoo.cli import prog, run_main
 from weightzoo.errors import FormatVersionError, WeightZooError
 from weightzoo.zoo import Zoo, open_zoo
 
@@ -50,6 +50,13 @@ def reproduce(
         True
     """
     gen = zoo.manifest.generation
+    source = gen.get("source") if isinstance(gen, dict) else None
+    if isinstance(source, dict) and source.get("kind"):
+        raise FormatVersionError(
+            f"{zoo.url}: the zoo was converted from {source['kind']!r} by {source.get('converter', 'a converter')}, "
+            "not trained by this package: there is no recorded training run to repeat; compare it with a "
+            "regenerated zoo through the baselines instead (README: 'Using the released NWS zoo')"
+        )
     version = zoo.manifest.generation_version
     if version != GENERATION_VERSION:
         raise FormatVersionError(
@@ -84,9 +91,7 @@ def reproduce(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m builder.reproduce", description=__doc__.split("\n\n")[0].replace("``", "")
-    )
+    p = argparse.ArgumentParser(prog=prog("builder.reproduce"), description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("zoo", help="zoo folder or fsspec URL")
     p.add_argument("--networks", type=int, nargs="+", help="network ids (default: the first two)")
     p.add_argument("--image-root", help="image folder, if not where the zoo was generated from")

@@ -242,7 +242,7 @@ def test_cli_prints_table_and_writes_reports_and_plots(planted, tmp_path, capsys
     from weightzoo.baselines.__main__ import main
 
     out = tmp_path / "out"
-    argv = ["--data-dir", str(planted.root), "--target", "optimizer", "--model", "stats", "chance"]
+    argv = [str(planted.root), "--target", "optimizer", "--model", "stats", "chance"]
     assert main([*argv, "--snapshots", "19..20", "--max-iter", "20", "--out", str(out), "--when"]) == 0
     text = capsys.readouterr().out
     assert "| optimizer | stats" in text and "| optimizer | chance" in text and "3 excluded" in text
@@ -250,8 +250,12 @@ def test_cli_prints_table_and_writes_reports_and_plots(planted, tmp_path, capsys
     names = {p.name for p in out.iterdir()}
     assert {"optimizer_stats.json", "optimizer_stats_confusion.png", "optimizer_when.png", "table.md"} <= names
     assert Report.load(out / "optimizer_chance.json").metrics["accuracy"] == pytest.approx(1 / 3)
-    assert main(["--data-dir", str(tmp_path / "nothing"), "--target", "optimizer"]) == 2
+    assert main(["--data-dir", str(tmp_path / "nothing"), "--target", "optimizer"]) == 2  # the former spelling
     assert "not a zoo" in capsys.readouterr().err
+    assert main(["--target", "optimizer"]) == 2
+    assert "no zoo given" in capsys.readouterr().err
+    assert main(["a", "--data-dir", "b"]) == 2
+    assert "two zoos given" in capsys.readouterr().err
 
 
 def test_missing_extras_name_the_extra(planted, monkeypatch, tmp_path):

@@ -364,3 +364,11 @@ def test_codes_spellings_and_path_resolution(tmp_path):
 
 def test_metrics_names_cover_the_index():
     assert {m.rsplit("_", 1)[1] for m in METRICS} == {"loss", "accuracy"}
+
+
+def test_reproduce_says_a_converted_zoo_was_not_trained_here(converted):
+    from builder.reproduce import reproduce
+    from weightzoo.errors import FormatVersionError
+
+    with pytest.raises(FormatVersionError, match=r"converted from .* by builder\.convert_nws.*not trained"):
+        reproduce(weightzoo.open_zoo(converted), [0])

@@ -108,3 +108,18 @@ def _shutdown_threads() -> None:
     shutdown = getattr(threading, "_shutdown", None)
     if shutdown is not None and threading.current_thread() is threading.main_thread():
         shutdown()
+
+
+#: ``weightzoo <command>`` while the ``weightzoo`` console script runs a tool (set by ``builder.__main__``).
+invoked_as: str | None = None
+
+
+def prog(module: str) -> str:
+    """The program name a tool's usage and errors show: ``weightzoo <command>`` when run through the ``weightzoo``
+    command, ``python -m <module>`` otherwise.
+
+    Example:
+        >>> prog("builder.generate")
+        'python -m builder.generate'
+    """
+    return invoked_as or f"python -m {module}"

@@ -13,26 +13,27 @@ import sys
 from pathlib import Path
 
 from weightzoo.baselines import MODELS, TARGETS, Report, fit, format_table
-from weightzoo.cli import run_main
-from weightzoo.errors import WeightZooError
+from weightzoo.cli import prog, run_main
+from weightzoo.errors import ConfigError, WeightZooError
 from weightzoo.zoo import open_zoo
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m weightzoo.baselines",
+        prog=prog("weightzoo.baselines"),
         description="Predict hyper-parameters (or test accuracy) from weights: fit baselines, print a table, write "
         "reports (JSON) and plots. Protocol: train/test by whole networks (the index's split), classes balanced "
         "per split (chance = 1/C), each selected snapshot a sample, diverged networks excluded and counted.",
     )
-    p.add_argument("--data-dir", required=True, help="zoo folder or fsspec URL")
+    p.add_argument("zoo", nargs="?", help="zoo folder or fsspec URL (as for every weightzoo tool)")
+    p.add_argument("--data-dir", dest="data_dir", default=None, help=argparse.SUPPRESS)  # the former spelling
     p.add_argument(
         "--target", nargs="+", default=["dataset"], metavar="T", help=f"one or more of: {', '.join(TARGETS)}"
     )
     p.add_argument("--model", nargs="+", default=["stats"], choices=MODELS, metavar="M", help=f"{', '.join(MODELS)}")
     p.add_argument("--snapshots", default="11..20", help="snapshots used as samples, e.g. 11..20, 20, 1,20")
     p.add_argument("--out", default=None, help="output folder (default baselines-out/<zoo name>)")
-    p.add_argument("--random-state", type=int, default=0)
+    p.add_argument("--seed", "--random-state", dest="random_state", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--test-fraction",
         type=float,
@@ -43,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--when", action="store_true", help="also fit one model per snapshot 1..20 and plot the curve")
     p.add_argument("--where", action="store_true", help="dmc: accuracy against slice position (100 positions)")
     p.add_argument("--verbose", action="store_true", help="print every report in full")
-    p.add_argument("--progress", action="store_true", help="progress bars (default: when standard error is a terminal)")
+    p.add_argument(
+        "--quiet", action="store_true", help="no progress bars (default: bars when standard error is a terminal)"
+    )
+    p.add_argument("--progress", action="store_true", help="progress bars even when standard error is not a terminal")
     dmc = p.add_argument_group("dmc options")
     dmc.add_argument("--epochs", type=int, default=None, help="training epochs (default 50)")
     dmc.add_argument("--slice-length", type=int, default=None, help="L, consecutive weights per slice (default 5000)")
@@ -112,9 +116,14 @@ def _params(args: argparse.Namespace, model: str) -> dict:
 
 
 def _run(args: argparse.Namespace) -> int:
-    zoo = open_zoo(args.data_dir)
+    if args.zoo and args.data_dir and args.zoo != args.data_dir:
+        raise ConfigError(f"two zoos given: {args.zoo!r} and --data-dir {args.data_dir!r}; give one")
+    where = args.zoo or args.data_dir
+    if not where:
+        raise ConfigError("no zoo given: python -m weightzoo.baselines ZOO --target ... (a zoo folder or fsspec URL)")
+    zoo = open_zoo(where)
     out = Path(args.out or Path("baselines-out") / (zoo.manifest.name or "zoo"))  # created with the first report
-    progress = args.progress or sys.stderr.isatty()  # bars on a terminal, quiet in logs unless --progress
+    progress = not args.quiet and (args.progress or sys.stderr.isatty())  # bars on a terminal unless --quiet
     reports: list[Report] = []
     for target in args.target:
         curves = {}

@@ -1,0 +1,37 @@
+"""The ``weightzoo`` command: every tool a subcommand, the same options and exit codes as ``python -m``."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from builder.__main__ import COMMANDS, main
+
+
+def test_usage_lists_every_tool(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in COMMANDS)
+    assert main([]) == 2  # no command: usage on standard error, a usage error's code
+    assert main(["train"]) == 2
+    assert "unknown command 'train'; expected one of: generate, reproduce" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_each_subcommand_is_its_tool(name, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([name, "--help"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: weightzoo {name}")
+
+
+def test_console_script_is_installed_and_exits_with_the_tools_code(tmp_path):
+    script = shutil.which("weightzoo", path=str(Path(sys.executable).parent))
+    if script is None:
+        pytest.skip("the weightzoo console script is not installed (pip install -e . installs it)")
+    done = subprocess.run([script, "baselines", str(tmp_path / "missing")], capture_output=True, text=True)
+    assert done.returncode == 2 and "error:" in done.stderr
