@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import platform
 import sys
 import time
@@ -39,6 +38,8 @@ from weightzoo.format.writer import ZooWriter
 from weightzoo.hparams import DATASETS
 from weightzoo.paths import default_zoo_dir
 
+#: CPU threads per training unless --threads says otherwise (see GenerationConfig.threads).
+DEFAULT_THREADS = 1
 #: Options that say where and how a run was executed, not what it computes: recorded in provenance.json.
 _PROVENANCE_KEYS = ("out", "image_root", "cache_dir", "allow_download", "executor", "workers")
 
@@ -67,7 +68,8 @@ class GenerationConfig:
     allow_download: bool = True
     executor: str = "local"
     workers: int = 1
-    #: CPU threads per training (default: the machine's cores divided by ``workers``).
+    #: CPU threads per training (default 1: graceful on a shared machine, and the same bytes on any core count;
+    #: use ``workers`` for parallelism; ``benchmarks/thread_defaults.py`` measures the trade-off).
     threads: int | None = None
     max_shard_bytes: int = DEFAULT_SHARD_BYTES
     overwrite: bool = False
@@ -85,7 +87,7 @@ class GenerationConfig:
             bn_decay=self.bn_decay if self.bn_decay is not None else space.default_bn_decay,
             out=self.out or default_zoo_dir(self.preset),
             device=self.device or ("cuda" if torch.cuda.is_available() else "cpu"),
-            threads=self.threads or max(1, (os.cpu_count() or 1) // max(self.workers, 1)),
+            threads=self.threads or DEFAULT_THREADS,
         )
 
 
@@ -255,8 +257,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threads",
         type=int,
-        help="CPU threads per training (default: cores / workers; on a machine other jobs keep busy, 1 per "
-        "worker is often several times faster); CPU weights are bit-identical across runs with the same count",
+        help="CPU threads per training (default 1: on a machine other jobs keep busy more threads are slower, up to "
+        "several times; for speed use --executor process --workers <cores>); CPU weights are bit-identical across "
+        "runs with the same count",
     )
     p.add_argument(
         "--max-shard-mb",
