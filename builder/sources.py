@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from weightzoo.errors import DataSourceError, MissingExtraError, UnknownNameError
 from weightzoo.hparams import DATASETS
+from weightzoo.hub import offline_reason
 from weightzoo.paths import default_cache_dir
 
 __all__ = [
@@ -476,6 +477,12 @@ def _read_stl10(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.nd
 
 def _load_hub(name: str) -> ImageSet:
     spec = HUB_DATASETS[name]
+    reason = offline_reason()
+    if reason:  # decided in at most a few seconds, instead of datasets' retries
+        raise DataSourceError(
+            f"{name!r} is not in the image cache and the Hugging Face Hub ({spec.repo}) is not reachable ({reason}); "
+            "pass --image-root pointing at the original files"
+        )
     try:
         import datasets
 

@@ -42,7 +42,7 @@ def test_importing_weightzoo_loads_no_builder_module():
 #: The reader's layers, lowest first (docs/architecture.md): a module may import its own layer and those below.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("weightzoo.errors", "weightzoo.architecture", "weightzoo.hparams"),
-    ("weightzoo.format", "weightzoo.paths"),
+    ("weightzoo.format", "weightzoo.paths", "weightzoo.hub"),
     ("weightzoo.model", "weightzoo.optim"),
     ("weightzoo.zoo",),
     ("weightzoo.hf", "weightzoo.baselines"),

@@ -55,6 +55,7 @@ from weightzoo.format.layout import (
 from weightzoo.format.manifest import Manifest, sha256_bytes
 from weightzoo.hf.rows import label_names
 from weightzoo.hparams import CATEGORICAL, code_of
+from weightzoo.hub import offline_reason, uses_real_hub
 from weightzoo.paths import DEFAULT_ZOO, default_zoo_dir, resolve_location, zoos_at_home
 from weightzoo.zoo import Zoo, open_zoo
 
@@ -215,6 +216,8 @@ class WeightZoo(datasets.ArrowBasedBuilder):
 
     def _read_manifest(self, config: WeightZooConfig, at_default: bool) -> tuple[str, Manifest]:
         url = str(config.data_dir)
+        if uses_real_hub(url) and (reason := offline_reason()):
+            raise ZooNotFoundError(f"{url!r}: the Hugging Face Hub is not reachable ({reason}); copy the zoo locally")
         fs, root = fsspec.core.url_to_fs(url, **self._storage_options(url))
         try:
             data = fs.cat_file(f"{root.rstrip('/')}/{MANIFEST_NAME}")
