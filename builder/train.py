@@ -162,10 +162,11 @@ def _evaluate(net: NWSNet, x: torch.Tensor, y: torch.Tensor, batch: int) -> tupl
     if len(y) == 0:
         return math.nan, math.nan
     net.eval()
+    dtype = net.out.weight.dtype
     loss = torch.zeros((), device=x.device, dtype=torch.float64)
     correct = torch.zeros((), device=x.device, dtype=torch.int64)
     for i in range(0, len(y), batch):
-        logits = net(x[i : i + batch].float().div_(255))
+        logits = net(x[i : i + batch].to(dtype).div_(255))
         loss += F.cross_entropy(logits, y[i : i + batch], reduction="sum").double()
         correct += (logits.argmax(1) == y[i : i + batch]).sum()
     return float(loss) / len(y), int(correct) / len(y)
@@ -286,8 +287,12 @@ def train_network(
     network_id: int,
     config: TrainConfig = TrainConfig(),
     device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
 ) -> TrainResult:
-    """Train network ``network_id`` of the zoo with seed ``zoo_seed``; deterministic on a given device."""
+    """Train network ``network_id`` of the zoo with seed ``zoo_seed``; deterministic on a given device.
+
+    ``dtype`` is the arithmetic's (float32, the zoo's; float64 serves equivalence tests, e.g. of
+    :mod:`builder.pack`); the weights come back as float32 either way."""
     start = time.perf_counter()
     data = images if isinstance(images, DeviceImages) else DeviceImages(images, device)
     dev = data.device
@@ -300,7 +305,7 @@ def train_network(
     torch.manual_seed(torch_seed(zoo_seed, network_id, "dropout"))  # nn.Dropout draws from the global generator
 
     net = NWSNet(hp.architecture, hp.activation, bn_momentum=1 - config.bn_decay, bn_eps=config.bn_eps)
-    net = initialize_(net, hp.initialization, init_gen).to(dev)
+    net = initialize_(net, hp.initialization, init_gen).to(dev, dtype)
     optimizer = make_optimizer(hp.optimizer, net.parameters(), hp.learning_rate)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, config.lr_decay)
 
@@ -335,7 +340,7 @@ def train_network(
         return order[torch.randperm(len(order), generator=data_gen).to(dev)]
 
     def batch_images(idx: torch.Tensor) -> torch.Tensor:
-        x = data.train_x[idx].float().div_(255)
+        x = data.train_x[idx].to(dtype).div_(255)
         return augment(x, aug_gen) if hp.augmentation else x
 
     history: dict[str, list[float]] = {m: [] for m in METRICS}
@@ -432,7 +437,7 @@ def _evaluate_released(
     net.dropout.eval()
     losses, accs = [], []
     for b in range(max(len(y) // batch, 1)):
-        xb, yb = x[b * batch : (b + 1) * batch].float().div_(255), y[b * batch : (b + 1) * batch]
+        xb, yb = x[b * batch : (b + 1) * batch].to(net.out.weight.dtype).div_(255), y[b * batch : (b + 1) * batch]
         if aug_gen is not None:
             xb = augment(xb, aug_gen)
         logits = net(xb)
