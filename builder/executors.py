@@ -20,43 +20,50 @@ from typing import Any
 import numpy as np
 import torch
 
-from builder.task import Task, train_task
+from builder.task import PackTask, Task, train_pack_task, train_task
 from weightzoo.errors import ConfigError, MissingExtraError
 from weightzoo.format.index import NetworkRecord
 
 EXECUTORS: tuple[str, ...] = ("local", "process", "ray")
-__all__ = ["EXECUTORS", "Task", "run_tasks", "train_task"]
+__all__ = ["EXECUTORS", "PackTask", "Task", "run_tasks", "train_task"]
 
 
 def run_tasks(
-    tasks: Sequence[Task], *, executor: str = "local", workers: int = 1, ray_address: str | None = None
+    tasks: Sequence[Task | PackTask], *, executor: str = "local", workers: int = 1, ray_address: str | None = None
 ) -> Iterator[tuple[NetworkRecord, dict[str, np.ndarray]]]:
-    """Run tasks and yield ``(record, weights)`` as each finishes (in any order)."""
+    """Run tasks (a :class:`PackTask` trains a pack) and yield ``(record, weights)`` per network as each finishes
+    (in any order)."""
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
     if executor == "local":
         for task in tasks:
-            yield train_task(task)
+            yield from _train(task)
     elif executor == "process":
         ctx = multiprocessing.get_context("spawn")  # CUDA and fork do not mix
         with ctx.Pool(workers) as pool:
-            yield from pool.imap_unordered(train_task, tasks)
+            for results in pool.imap_unordered(_train, tasks):
+                yield from results
     else:
         yield from _run_ray(tasks, workers, ray_address)
 
 
-def _run_ray(tasks: Sequence[Task], workers: int, address: str | None) -> Iterator[Any]:
+def _train(task: Task | PackTask) -> list[tuple[NetworkRecord, dict[str, np.ndarray]]]:
+    return train_pack_task(task) if isinstance(task, PackTask) else [train_task(task)]
+
+
+def _run_ray(tasks: Sequence[Task | PackTask], workers: int, address: str | None) -> Iterator[Any]:
     try:
         import ray
     except ImportError:
         raise MissingExtraError("ray", "ray", "the 'ray' executor") from None
     if not ray.is_initialized():
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-    gpus = 1.0 / workers if any(torch.device(t.device).type == "cuda" for t in tasks) else 0
-    remote = ray.remote(num_gpus=gpus, num_cpus=1)(train_task)
+    devices = [t.base.device if isinstance(t, PackTask) else t.device for t in tasks]
+    gpus = 1.0 / workers if any(torch.device(d).type == "cuda" for d in devices) else 0
+    remote = ray.remote(num_gpus=gpus, num_cpus=1)(_train)
     pending = [remote.remote(t) for t in tasks]
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
-        yield ray.get(done[0])
+        yield from ray.get(done[0])

@@ -21,11 +21,14 @@ import torch
 
 from builder.sources import load_images
 from builder.space import SearchSpace, split_of
-from builder.train import DeviceImages, TrainConfig, train_network
+from builder.train import DeviceImages, TrainConfig, TrainResult, train_network
 from weightzoo.format.index import NetworkRecord
 from weightzoo.hparams import HyperParameters
 
-__all__ = ["Task", "train_task"]
+__all__ = ["TRAINERS", "PackTask", "Task", "train_pack_task", "train_task"]
+
+#: "single": :func:`builder.train.train_network`, one network at a time; "pack": :mod:`builder.pack`.
+TRAINERS: tuple[str, ...] = ("single", "pack")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,9 @@ class Task:
     allow_download: bool = True
     #: CPU threads for this training (None: leave torch's setting). Bit-identical CPU results need equal counts.
     threads: int | None = None
+    #: Which trainer (:data:`TRAINERS`); "pack" trains this one network as a pack of one (the same bytes as in
+    #: any pack, on CPU), which is how ``builder.reproduce`` re-trains a network of a pack-trained zoo.
+    trainer: str = "single"
 
     @property
     def hyperparameters(self) -> HyperParameters:
@@ -63,6 +69,8 @@ def _images(task: Task, dataset: str) -> DeviceImages:
 def train_task(task: Task) -> tuple[NetworkRecord, dict[str, np.ndarray]]:
     """Train the task's network; return its index record and its [20, *shape] weight arrays."""
     hp = task.hyperparameters
+    if task.trainer == "pack":
+        return train_pack_task(PackTask(task, (task.network_id,)))[0]
     if task.threads is not None and torch.device(task.device).type == "cpu":
         torch.set_num_threads(task.threads)
     result = train_network(
@@ -73,9 +81,45 @@ def train_task(task: Task) -> tuple[NetworkRecord, dict[str, np.ndarray]]:
         config=task.config,
         device=task.device,
     )
-    record = NetworkRecord(
-        network_id=task.network_id,
-        split=split_of(task.network_id),
+    return _record(task, task.network_id, hp, result), result.weights
+
+
+@dataclass(frozen=True)
+class PackTask:
+    """Networks trained together by the pack trainer: ``base`` says how (space, seed, config, device, images,
+    threads), ``network_ids`` which (one architecture and batch size: :func:`builder.pack_schedule.form_packs`),
+    ``width`` how many at once (None: all)."""
+
+    base: Task
+    network_ids: tuple[int, ...]
+    width: int | None = None
+
+
+def train_pack_task(task: PackTask) -> list[tuple[NetworkRecord, dict[str, np.ndarray]]]:
+    """Train a pack; return each network's index record and weight arrays, in ``network_ids`` order."""
+    from builder.pack import train_pack  # the pack trainer only where packs are trained
+
+    base = task.base
+    if base.threads is not None and torch.device(base.device).type == "cpu":
+        torch.set_num_threads(base.threads)
+    hps = [base.space.sample(base.zoo_seed, i) for i in task.network_ids]
+    images = {name: _images(base, name) for name in sorted({hp.dataset for hp in hps})}
+    results = train_pack(
+        hps,
+        images,
+        zoo_seed=base.zoo_seed,
+        network_ids=task.network_ids,
+        config=base.config,
+        device=base.device,
+        width=task.width,
+    )
+    return [(_record(base, i, hp, r), r.weights) for i, hp, r in zip(task.network_ids, hps, results, strict=True)]
+
+
+def _record(task: Task, network_id: int, hp: HyperParameters, result: TrainResult) -> NetworkRecord:
+    return NetworkRecord(
+        network_id=network_id,
+        split=split_of(network_id),
         status=result.status,
         zoo_seed=task.zoo_seed,
         hparams=hp,
@@ -87,7 +131,6 @@ def train_task(task: Task) -> tuple[NetworkRecord, dict[str, np.ndarray]]:
         images_seen=result.images_seen,
         device=_device_name(task.device),
     )
-    return record, result.weights
 
 
 def _device_name(device: str) -> str:

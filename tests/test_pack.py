@@ -1,0 +1,147 @@
+"""The pack trainer (builder.pack) against the single trainer it batches, pack independence, the scheduler."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from builder.pack import train_pack
+from builder.pack_schedule import form_packs, member_bytes, pack_key, pack_width
+from builder.space import get_preset
+from builder.task import PackTask, Task, train_pack_task, train_task
+from builder.train import TrainConfig, train_network
+from tests.test_train import _tiny_images
+from weightzoo.architecture import Architecture
+from weightzoo.errors import ConfigError
+from weightzoo.hparams import HyperParameters as H
+
+IMAGES = {"digits": _tiny_images(seed=0), "mnist": _tiny_images(seed=1, name="mnist")}
+#: A mixed pack: two data sets, three optimizers, four activations, four initialisations, augmentation on and
+#: off, different learning rates; one stops early. (Constant initialisation is paired with RMSprop: with Adam its
+#: symmetric units get steps from rounding noise, see the README.)
+MIXED = [
+    H("digits", 2e-3, 32, False, "adam", "relu", "glorot_uniform", 3, 3, 2, 4, 64),
+    H("mnist", 1e-3, 32, True, "sgd_momentum", "elu", "glorot_normal", 3, 3, 2, 4, 64),
+    H("digits", 4e-3, 32, True, "rmsprop", "tanh", "normal", 3, 3, 2, 4, 64),
+    H("mnist", 3e-3, 32, False, "rmsprop", "sigmoid", "constant", 3, 3, 2, 4, 64),
+]
+CONFIG = TrainConfig(max_epochs=3, min_epochs=1, patience_falling=1)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _assert_same(single, pack, atol):
+    assert (pack.status, pack.n_epochs, pack.images_seen) == (single.status, single.n_epochs, single.images_seen)
+    assert pack.snapshot_epochs == single.snapshot_epochs
+    for k, w in single.weights.items():
+        np.testing.assert_allclose(pack.weights[k], w, rtol=0, atol=atol, err_msg=k)
+    for m, values in single.history.items():
+        np.testing.assert_allclose(pack.history[m], values, rtol=0, atol=atol, err_msg=m)
+
+
+def test_mixed_pack_float64_equals_train_network_alone():
+    """Every network of a mixed pack: the weights, metrics, epoch count and status train_network gives it alone
+    (both in float64; the weights come back as float32, so 'equal' is within a float32 rounding step)."""
+    ids = [0, 1, 2, 3]
+    results = train_pack(MIXED, IMAGES, zoo_seed=0, network_ids=ids, config=CONFIG, dtype=torch.float64)
+    statuses = set()
+    for hp, nid, packed in zip(MIXED, ids, results, strict=True):
+        alone = train_network(hp, IMAGES[hp.dataset], zoo_seed=0, network_id=nid, config=CONFIG, dtype=torch.float64)
+        _assert_same(alone, packed, atol=2e-7)
+        statuses.add(alone.status)
+    assert statuses == {"completed", "early_stopped"}
+
+
+def test_diverging_member_leaves_with_its_status_and_spares_the_others(monkeypatch):
+    """A member whose weights blow up (learning rate 1e30) is 'diverged' after the same epoch as alone, keeps
+    its non-finite weights, and the others are untouched (the same bytes as in a pack without it)."""
+    bad = dataclasses.replace(MIXED[0], optimizer="sgd_momentum", learning_rate=1e30)
+    cfg = TrainConfig(max_epochs=3)
+    hps, ids = [bad, MIXED[1], MIXED[2]], [7, 1, 2]
+    results = train_pack(hps, IMAGES, zoo_seed=0, network_ids=ids, config=cfg)
+    alone = train_network(bad, IMAGES["digits"], zoo_seed=0, network_id=7, config=cfg)
+    assert results[0].status == alone.status == "diverged"
+    assert results[0].n_epochs == alone.n_epochs
+    assert not np.isfinite(results[0].weights["out.weight"][-1]).all()
+    without = train_pack(hps[1:], IMAGES, zoo_seed=0, network_ids=ids[1:], config=cfg)
+    for a, b in zip(results[1:], without, strict=True):
+        assert all(a.weights[k].tobytes() == b.weights[k].tobytes() for k in a.weights)
+        assert a.history == b.history
+
+
+def test_same_network_in_any_pack_is_bit_identical():
+    """float32, CPU: a network's bytes do not depend on its pack mates, the pack size (one included), its slot,
+    or networks joining from the queue."""
+    ids = [0, 1, 2, 3]
+    full = dict(zip(ids, train_pack(MIXED, IMAGES, zoo_seed=0, network_ids=ids, config=CONFIG), strict=True))
+    for subset, width in [([0], None), ([2, 0], None), ([3, 1, 0], None), ([0, 1, 2, 3], 2)]:
+        hps = [MIXED[i] for i in subset]
+        packed = train_pack(hps, IMAGES, zoo_seed=0, network_ids=subset, config=CONFIG, width=width)
+        for nid, r in zip(subset, packed, strict=True):
+            assert all(r.weights[k].tobytes() == full[nid].weights[k].tobytes() for k in r.weights), (subset, nid)
+            assert r.history == full[nid].history and r.n_epochs == full[nid].n_epochs
+
+
+def test_float32_pack_is_close_to_train_network():
+    """float32: not bit-identical to train_network (grouped convolutions and batched matmuls round differently),
+    but the same draws: the initialisation is identical and the first epoch close (a few % at most: float32
+    rounding differences grow during training)."""
+    cfg = TrainConfig(max_epochs=1)
+    packed = train_pack(MIXED[1:3], IMAGES, zoo_seed=0, network_ids=[1, 2], config=cfg)
+    for hp, nid, r in zip(MIXED[1:3], [1, 2], packed, strict=True):
+        alone = train_network(hp, IMAGES[hp.dataset], zoo_seed=0, network_id=nid, config=cfg)
+        assert all(np.array_equal(r.weights[k][0], alone.weights[k][0]) for k in r.weights)
+        for k, w in alone.weights.items():  # relative to each tensor's scale (normal(0, 1) weights are large)
+            assert np.abs(r.weights[k] - w).max() <= 5e-2 * max(np.abs(w).max(), 1e-3), k
+
+
+def test_pack_refuses_what_it_cannot_train():
+    with pytest.raises(ConfigError, match="architecture and batch size"):
+        train_pack([MIXED[0], dataclasses.replace(MIXED[1], batch_size=64)], IMAGES, zoo_seed=0, network_ids=[0, 1])
+    with pytest.raises(ConfigError, match="released"):
+        train_pack(MIXED[:1], IMAGES, zoo_seed=0, network_ids=[0], config=TrainConfig(evaluation="released"))
+    with pytest.raises(ConfigError, match="no images"):
+        train_pack(MIXED[:1], {}, zoo_seed=0, network_ids=[0])
+
+
+def test_scheduler_groups_by_shape_and_covers_every_network():
+    space = get_preset("nws_main")
+    hps = {i: space.sample(0, i) for i in range(400)}
+    packs = form_packs(hps, width=8, queue=2)
+    assert sorted(i for p in packs for i in p) == list(range(400))
+    for p in packs:
+        assert len(p) <= 16 and len({pack_key(hps[i]) for i in p}) == 1 and p == sorted(p)
+    # data sets, optimizers and activations mix within packs
+    assert any(len({hps[i].optimizer for i in p}) > 1 for p in packs)
+    fixed = get_preset("nws_fixed")
+    packs = form_packs({i: fixed.sample(0, i) for i in range(100)}, width=32)
+    assert len(packs) <= 4 + 3  # one architecture: at most one partial pack per batch size
+
+
+def test_pack_width_follows_memory():
+    arch = Architecture()
+    one = member_bytes(arch, 128)
+    assert member_bytes(arch, 256) > one > member_bytes(arch, 32)
+    assert pack_width(arch, 128, budget_bytes=int(7.5 * one)) == 7
+    assert pack_width(arch, 128, budget_bytes=1) == 1
+    assert pack_width(arch, 32, budget_bytes=2**50) == 256
+
+
+def test_pack_task_records_match_single_pack_tasks():
+    """builder.task: a PackTask gives each network the record and bytes of its Task with trainer='pack'."""
+    space = get_preset("demo")
+    cfg = TrainConfig(max_epochs=1, test_images=40, train_eval_images=40)
+    base = Task(space, 0, 0, cfg, threads=1, allow_download=False)
+    ids = [i for i in range(12) if pack_key(space.sample(0, i)) == pack_key(space.sample(0, 0))][:2]
+    packed = train_pack_task(PackTask(base, tuple(ids)))
+    for nid, (rec, weights) in zip(ids, packed, strict=True):
+        rec1, weights1 = train_task(dataclasses.replace(base, network_id=nid, trainer="pack"))
+        assert rec.network_id == rec1.network_id == nid and rec.history == rec1.history
+        assert all(weights[k].tobytes() == weights1[k].tobytes() for k in weights)
