@@ -27,8 +27,10 @@ from tqdm.auto import tqdm
 
 import weightzoo
 from builder.card import render_card
-from builder.executors import EXECUTORS, Task, run_tasks
+from builder.executors import EXECUTORS, PackTask, Task, run_tasks
+from builder.pack_schedule import MAX_WIDTH, form_packs, pack_width
 from builder.space import PRESETS, get_preset
+from builder.task import TRAINERS
 from builder.train import EVALUATIONS, GENERATION_VERSION, TrainConfig
 from weightzoo.cli import prog, run_main
 from weightzoo.errors import ConfigError, WeightZooError
@@ -41,7 +43,7 @@ from weightzoo.paths import default_zoo_dir
 #: CPU threads per training unless --threads says otherwise (see GenerationConfig.threads).
 DEFAULT_THREADS = 1
 #: Options that say where and how a run was executed, not what it computes: recorded in provenance.json.
-_PROVENANCE_KEYS = ("out", "image_root", "cache_dir", "allow_download", "executor", "workers")
+_PROVENANCE_KEYS = ("out", "image_root", "cache_dir", "allow_download", "executor", "workers", "pack_size")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,6 +74,10 @@ class GenerationConfig:
     #: use ``workers`` for parallelism; ``benchmarks/thread_defaults.py`` measures the trade-off).
     threads: int | None = None
     max_shard_bytes: int = DEFAULT_SHARD_BYTES
+    #: "single" (train_network) or "pack" (builder.pack: float32 bytes differ from single's, so it is recorded)
+    trainer: str = "single"
+    #: Networks per pack (None: as many as the device's memory allows, builder.pack_schedule.pack_width).
+    pack_size: int | None = None
     overwrite: bool = False
     #: Continue an interrupted run in ``out``: keep its finished shards, train only the missing networks.
     resume: bool = False
@@ -126,6 +132,8 @@ def generate(config: GenerationConfig) -> Manifest:
         "train": dataclasses.asdict(train_config),
     }
     record.pop("overwrite"), record.pop("progress"), record.pop("resume")
+    if record["trainer"] == "single":  # recorded only when it changes bytes (zoos made before it stay comparable)
+        record.pop("trainer")
     # Where and how this run was executed: provenance.json, not the manifest (the same command, the same bytes).
     provenance = {key: record.pop(key) for key in _PROVENANCE_KEYS}
     provenance.update(created=datetime.now(timezone.utc).isoformat(timespec="seconds"), host=platform.node())
@@ -155,6 +163,8 @@ def generate(config: GenerationConfig) -> Manifest:
         for i in range(cfg.start_id, cfg.start_id + cfg.num_networks)
         if i not in writer.done
     ]
+    if cfg.trainer == "pack":
+        tasks = _pack_tasks(tasks, cfg.pack_size, cfg.device)
     start = time.perf_counter()
     accuracy: dict[str, list[float]] = defaultdict(list)
     statuses: Counter[str] = Counter()
@@ -178,6 +188,20 @@ def generate(config: GenerationConfig) -> Manifest:
     seconds = time.perf_counter() - start
     _summary(manifest, cfg.out, accuracy, statuses, seconds, images)
     return manifest
+
+
+def _pack_tasks(tasks: list[Task], pack_size: int | None, device: str) -> list[PackTask]:
+    """The tasks as packs of one architecture and batch size (builder.pack_schedule), ``pack_size`` wide or as
+    wide as the device's memory allows."""
+    by_id = {t.network_id: t for t in tasks}
+    hps = {i: t.hyperparameters for i, t in by_id.items()}
+    packs = []
+    for ids in form_packs(hps, width=pack_size or MAX_WIDTH):
+        hp = hps[ids[0]]
+        width = pack_size or pack_width(hp.architecture, hp.batch_size, device)
+        base = dataclasses.replace(by_id[ids[0]], trainer="pack")
+        packs += [PackTask(base, tuple(ids[i : i + width])) for i in range(0, len(ids), width)]
+    return packs
 
 
 def _summary(
@@ -255,6 +279,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workers", type=int, default=1, help="parallel trainings (process / ray executors)")
     p.add_argument(
+        "--trainer",
+        choices=TRAINERS,
+        default="single",
+        help="single: one network at a time (default); pack: many networks in one set of kernels (builder.pack; "
+        "recorded in the manifest, as its float32 bytes differ from single's)",
+    )
+    p.add_argument("--pack-size", type=int, help="networks per pack (default: as many as device memory allows)")
+    p.add_argument(
         "--threads",
         type=int,
         help="CPU threads per training (default 1: on a machine other jobs keep busy more threads are slower, up to "
@@ -304,6 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         workers=args.workers,
         threads=args.threads,
         max_shard_bytes=int(args.max_shard_mb * 2**20),
+        trainer=args.trainer,
+        pack_size=args.pack_size,
         overwrite=args.overwrite,
         resume=args.resume,
         progress=not args.quiet,

@@ -81,6 +81,7 @@ def reproduce(
             run.get("cache_dir"),
             run.get("allow_download", True),
             threads or gen.get("threads"),
+            gen.get("trainer", "single"),  # a pack-trained zoo: each network as a pack of one (the same bytes)
         )
         record, weights = train_task(task)
         stored = zoo.read_arrays(nid, check=True)
