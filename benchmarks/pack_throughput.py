@@ -1,0 +1,120 @@
+"""Pack trainer against the one-network trainer: the same networks trained both ways in one run.
+
+For an ``nws_fixed`` set and an ``nws_main`` mix of one shape group (the pack trainer needs one architecture and
+batch size per pack), on the embedded digits (every network's data set is set to digits, so nothing is
+downloaded): networks/hour, training images/s and peak memory of ``train_network`` one after another, of the same
+with ``--workers`` processes, and of ``train_pack``; then a projection of the 16,000-network regeneration in
+device-hours from the pack's images/s (``--mean-epochs`` epochs of ``--epoch-images`` images per network, plus
+evaluation at a third of a training image's cost: both stated assumptions, not measurements).
+
+    python benchmarks/pack_throughput.py --networks 8 --epochs 2            # CPU
+    python benchmarks/pack_throughput.py --device cuda --networks 256 --epochs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import multiprocessing
+import resource
+import time
+
+import torch
+
+from builder.pack import train_pack
+from builder.pack_schedule import pack_key
+from builder.sources import load_images
+from builder.space import get_preset
+from builder.train import TrainConfig, train_network
+
+ZOO = 16_000
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _memory(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.max_memory_allocated(device) / 2**20:,.0f} MiB"
+    return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:,.0f} MiB rss"
+
+
+def _networks(preset: str, n: int, seed: int = 0) -> list[tuple[int, object]]:
+    """``n`` draws of one shape group of the preset, data set set to digits."""
+    space = get_preset(preset)
+    draws = [(i, dataclasses.replace(space.sample(seed, i), dataset="digits")) for i in range(1000 * n)]
+    key = pack_key(draws[0][1])
+    return [(i, hp) for i, hp in draws if pack_key(hp) == key][:n]
+
+
+def _single_worker(args: tuple) -> int:
+    nid, hp, cfg, threads = args
+    torch.set_num_threads(threads)
+    return train_network(hp, load_images("digits"), zoo_seed=0, network_id=nid, config=cfg).images_seen
+
+
+def measure(name: str, nets: list, cfg: TrainConfig, device: torch.device, workers: int, threads: int) -> None:
+    images = load_images("digits")
+    rows = []
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t, seen = time.perf_counter(), 0
+    for nid, hp in nets:
+        seen += train_network(hp, images, zoo_seed=0, network_id=nid, config=cfg, device=device).images_seen
+    _sync(device)
+    rows.append(("one network at a time", time.perf_counter() - t, seen, _memory(device)))
+    if workers > 1 and device.type == "cpu":
+        t = time.perf_counter()
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            seen = sum(pool.map(_single_worker, [(nid, hp, cfg, max(1, threads // workers)) for nid, hp in nets]))
+        rows.append((f"--workers {workers}", time.perf_counter() - t, seen, "-"))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t = time.perf_counter()
+    results = train_pack([hp for _, hp in nets], {"digits": images}, zoo_seed=0,
+                         network_ids=[nid for nid, _ in nets], config=cfg, device=device)  # fmt: skip
+    _sync(device)
+    rows.append((f"pack of {len(nets)}", time.perf_counter() - t, sum(r.images_seen for r in results), _memory(device)))
+    base = rows[0][1]
+    print(f"\n{name}: {len(nets)} networks, batch {nets[0][1].batch_size}, {cfg.max_epochs} epochs each")
+    print(f"{'trainer':<24} {'seconds':>8} {'networks/hour':>14} {'train img/s':>12} {'vs one':>7} {'memory':>14}")
+    for label, seconds, seen, mem in rows:
+        print(
+            f"{label:<24} {seconds:>8.1f} {len(nets) / seconds * 3600:>14,.0f} {seen / seconds:>12,.0f} "
+            f"{base / seconds:>7.2f} {mem:>14}"
+        )
+    return rows[-1][2] / rows[-1][1]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--networks", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--workers", type=int, default=4, help="also the one-network trainer in this many processes")
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--mean-epochs", type=float, default=110.0, help="projection: mean stop epoch (80-150 typical)")
+    p.add_argument("--epoch-images", type=float, default=45_000.0, help="projection: training images per epoch")
+    args = p.parse_args()
+    device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
+    what = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({args.threads} threads)"
+    print(f"device: {what}   torch {torch.__version__}")
+    cfg = TrainConfig(max_epochs=args.epochs, test_images=500, train_eval_images=500)
+    rate = None
+    for preset in ("nws_fixed", "nws_main"):
+        rate = measure(preset, _networks(preset, args.networks), cfg, device, args.workers, args.threads)
+    # Projection from the last (nws_main) pack rate: training images plus evaluation at a third of their cost.
+    per_net = args.mean_epochs * args.epoch_images * 1.33
+    hours = ZOO * per_net / rate / 3600
+    print(
+        f"\nprojection: {ZOO:,} networks x {args.mean_epochs:g} epochs x {args.epoch_images:,.0f} images (+1/3 "
+        f"evaluation) at {rate:,.0f} img/s = {hours:,.0f} device-hours on this device (digits-sized images, "
+        "the pack widths above; wider packs on larger devices)"
+    )
+
+
+if __name__ == "__main__":
+    main()
