@@ -7,7 +7,7 @@ the image datasets, ``--start-id`` to split the id range across machines).
 
 Example:
     python -m builder.generate --preset nws_fixed --datasets mnist fashion --image-root ../shared/data \\
-        --num-networks 24 --max-epochs 5 --out zoo/mnist24
+        --num-networks 24 --max-epochs 5 --out runs/mnist24
 """
 
 from __future__ import annotations

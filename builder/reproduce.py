@@ -21,6 +21,7 @@ from builder.task import Task, train_task
 from builder.train import GENERATION_VERSION, TrainConfig
 from weightzoo.cli import prog, run_main
 from weightzoo.errors import FormatVersionError, WeightZooError
+from weightzoo.paths import default_zoo_dir
 from weightzoo.zoo import Zoo, open_zoo
 
 
@@ -42,6 +43,7 @@ def reproduce(
     image_root: str | None = None,
     device: str | None = None,
     threads: int | None = None,
+    progress: bool | None = None,
 ) -> list[Comparison]:
     """Re-train ``network_ids`` with the zoo's recorded configuration and compare.
 
@@ -69,7 +71,10 @@ def reproduce(
     space = SearchSpace.from_dict(gen["search_space"])
     config = TrainConfig(**gen["train"])
     out = []
-    for nid in network_ids:
+    from tqdm.auto import tqdm
+
+    disable = None if progress is None else not progress  # None: a bar when standard error is a terminal
+    for nid in tqdm(list(network_ids), desc="re-training", unit="net", disable=disable):
         row = zoo.row(nid)
         task = Task(
             space,
@@ -93,16 +98,19 @@ def reproduce(
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=prog("builder.reproduce"), description=__doc__.split("\n\n")[0].replace("``", ""))
-    p.add_argument("zoo", help="zoo folder or fsspec URL")
+    p.add_argument("zoo", nargs="?", help=f"zoo folder or fsspec URL (default: {default_zoo_dir()})")
     p.add_argument("--networks", type=int, nargs="+", help="network ids (default: the first two)")
     p.add_argument("--image-root", help="image folder, if not where the zoo was generated from")
     p.add_argument("--device", help="device (default: the one recorded)")
     p.add_argument("--threads", type=int, help="CPU threads (default: the count recorded)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     try:
-        zoo = open_zoo(args.zoo)
+        zoo = open_zoo(args.zoo if args.zoo is not None else default_zoo_dir())
         ids = args.networks or zoo.ids[:2]
-        results = reproduce(zoo, ids, image_root=args.image_root, device=args.device, threads=args.threads)
+        results = reproduce(
+            zoo, ids, image_root=args.image_root, device=args.device, threads=args.threads, progress=not args.quiet
+        )
     except WeightZooError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
