@@ -2,8 +2,8 @@
 a stated reason (a new block must be classified, or this test fails).
 
 Scaling: generate runs get ``--num-networks``/``--max-epochs``/``--train-images``/``--test-images`` appended, the
-baselines ``--max-iter 5`` and the DMC ``--epochs 1`` (argparse keeps the last value), so a block's own options are all exercised but small.
-The ``hf://`` lines read a zoo from the suite's local stand-in for the Hub.
+baselines ``--max-iter 5`` and the DMC ``--epochs 1`` (argparse keeps the last value), so a block's own options
+are all exercised but small. The ``hf://`` lines read a zoo from the suite's local stand-in for the Hub.
 """
 
 from __future__ import annotations
