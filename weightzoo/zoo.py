@@ -183,10 +183,8 @@ class Zoo:
 
         Example:
             >>> zoo = open_zoo(zoo_path)
-            >>> picked = zoo.filter(dataset=["mnist", "fashion"], learning_rate=lambda lr: lr < 1e-3)
-            >>> rows = picked.index.to_pylist()
-            >>> all(r["dataset"] in ("mnist", "fashion") and r["learning_rate"] < 1e-3 for r in rows)
-            True
+            >>> zoo.filter(dataset=["stl10", "cifar10"], activation="relu", learning_rate=lambda lr: lr < 1e-3).ids
+            [3, 5]
         """
         mask = pa.array(np.ones(len(self), dtype=bool))
         for column, cond in conditions.items():
