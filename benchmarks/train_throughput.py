@@ -20,9 +20,10 @@ import torch.nn.functional as F
 from builder.augment import augment
 from builder.sources import load_images
 from builder.space import get_preset
-from builder.train import TrainConfig, _optimizer, train_network
+from builder.train import TrainConfig, train_network
 from weightzoo.hparams import HyperParameters
 from weightzoo.model import NWSNet, initialize_
+from weightzoo.optim import make_optimizer
 
 #: Balanced training images per epoch for MNIST (smallest class 5,421 x 0.9 x 10 classes).
 MNIST_EPOCH = 48_780
@@ -39,7 +40,7 @@ def train_rate(
 ) -> float:
     hp = HyperParameters("mnist", 1e-3, batch, aug, "adam", "relu", "glorot_uniform")
     net = initialize_(NWSNet(hp.architecture, "relu"), "glorot_uniform", torch.Generator().manual_seed(0)).to(device)
-    opt = _optimizer(hp, list(net.parameters()))
+    opt = make_optimizer(hp.optimizer, net.parameters(), hp.learning_rate)
     gen = torch.Generator(device=device).manual_seed(0)
     net.train()
 

@@ -441,8 +441,9 @@ def iter_pack(
 
     Example:
         >>> from builder.space import get_preset
-        >>> hps = [get_preset("demo").sample(0, i) for i in (0, 1)]
-        >>> next(iter_pack(hps, {}, zoo_seed=0, network_ids=[0, 1]))  # doctest: +ELLIPSIS
+        >>> space = get_preset("demo")
+        >>> ids = [i for i in range(40) if space.sample(0, i).batch_size == space.sample(0, 0).batch_size][:2]
+        >>> next(iter_pack([space.sample(0, i) for i in ids], {}, zoo_seed=0, network_ids=ids))  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         weightzoo.errors.ConfigError: no images for data set 'digits' ...

@@ -271,6 +271,7 @@ def test_hub_failure_is_a_data_source_error(monkeypatch, tmp_path):
         raise ConnectionError("no route to host")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
+    monkeypatch.setattr(sources, "offline_reason", lambda: None)  # the probe says online; the download then fails
     with pytest.raises(DataSourceError, match=r"(?s)uoft-cs/cifar10.*no route to host.*--image-root"):
         load_images("cifar10", cache_dir=tmp_path)
     with pytest.raises(DataSourceError, match="downloads are disabled"):
