@@ -14,13 +14,14 @@ Example:
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from builder.task import PackTask, Task, train_pack_task, train_task
+from builder.task import PackTask, Task, set_progress_sink, train_pack_task, train_task
 from weightzoo.errors import ConfigError, MissingExtraError
 from weightzoo.format.index import NetworkRecord
 
@@ -29,24 +30,65 @@ __all__ = ["EXECUTORS", "PackTask", "Task", "run_tasks", "train_task"]
 
 
 def run_tasks(
-    tasks: Sequence[Task | PackTask], *, executor: str = "local", workers: int = 1, ray_address: str | None = None
+    tasks: Sequence[Task | PackTask],
+    *,
+    executor: str = "local",
+    workers: int = 1,
+    ray_address: str | None = None,
+    on_epoch: Callable[[int, int, int], None] | None = None,
 ) -> Iterator[tuple[NetworkRecord, dict[str, np.ndarray]]]:
     """Run tasks (a :class:`PackTask` trains a pack) and yield ``(record, weights)`` per network as each finishes
-    (in any order)."""
+    (in any order).
+
+    ``on_epoch(network_id, epoch, images_seen)``: called in this process after every epoch a network finishes
+    (the local and process executors, single-network tasks; Ray tasks report when they finish only)."""
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
     if executor == "local":
-        for task in tasks:
-            yield from _train(task)
+        set_progress_sink(on_epoch)
+        try:
+            for task in tasks:
+                yield from _train(task)
+        finally:
+            set_progress_sink(None)
     elif executor == "process":
         ctx = multiprocessing.get_context("spawn")  # CUDA and fork do not mix
-        with ctx.Pool(workers) as pool:
-            for results in pool.imap_unordered(_train, tasks):
-                yield from results
+        events = ctx.Queue() if on_epoch is not None else None
+        relay = _Relay(events, on_epoch) if events is not None and on_epoch is not None else None
+        with ctx.Pool(workers, initializer=_worker_init, initargs=(events,)) as pool:
+            try:
+                for results in pool.imap_unordered(_train, tasks):
+                    yield from results
+            finally:
+                if relay is not None:
+                    relay.stop()
     else:
         yield from _run_ray(tasks, workers, ray_address)
+
+
+def _worker_init(events: Any) -> None:
+    """In each worker process: report finished epochs to the parent through ``events`` (a queue), if given."""
+    if events is not None:
+        set_progress_sink(lambda network_id, epoch, images: events.put((network_id, epoch, images)))
+
+
+class _Relay:
+    """A thread of the parent process that hands the workers' epoch reports to ``callback``."""
+
+    def __init__(self, events: Any, callback: Callable[[int, int, int], None]):
+        self.events, self.callback = events, callback
+        self.thread = threading.Thread(target=self._run, name="weightzoo-progress", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (event := self.events.get()) is not None:
+            self.callback(*event)
+
+    def stop(self) -> None:
+        self.events.put(None)
+        self.thread.join(timeout=5)
 
 
 def _train(task: Task | PackTask) -> list[tuple[NetworkRecord, dict[str, np.ndarray]]]:

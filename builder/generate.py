@@ -16,10 +16,12 @@ import argparse
 import dataclasses
 import platform
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from typing import Any
 
 import numpy as np
 import torch
@@ -171,16 +173,15 @@ def generate(config: GenerationConfig) -> Manifest:
     images = 0
     try:
         with tqdm(total=len(tasks), desc=f"training {cfg.preset}", unit="net", disable=not cfg.progress) as bar:
-            for rec, weights in run_tasks(tasks, executor=cfg.executor, workers=cfg.workers):
+            live = _LiveNetworks(bar, start)
+            on_epoch = live.epoch if cfg.progress else None
+            for rec, weights in run_tasks(tasks, executor=cfg.executor, workers=cfg.workers, on_epoch=on_epoch):
                 writer.add(rec, weights)
                 images += rec.images_seen
                 statuses[rec.status] += 1
                 accuracy[rec.hparams.dataset].append(rec.snapshots["test_accuracy"][-1])
+                live.finished(rec.network_id, rec.images_seen, accuracy[rec.hparams.dataset][-1])
                 bar.update()
-                bar.set_postfix(
-                    img_s=f"{images / (time.perf_counter() - start):,.0f}",
-                    last_acc=f"{accuracy[rec.hparams.dataset][-1]:.3f}",
-                )
     except BaseException:
         writer.abandon()  # nothing trained yet (a data set not found, say): leave no "interrupted run" behind
         raise
@@ -202,6 +203,41 @@ def _pack_tasks(tasks: list[Task], pack_size: int | None, device: str) -> list[P
         base = dataclasses.replace(by_id[ids[0]], trainer="pack")
         packs += [PackTask(base, tuple(ids[i : i + width])) for i in range(0, len(ids), width)]
     return packs
+
+
+class _LiveNetworks:
+    """The generate bar's postfix: the networks in training with their epoch, and the images/s of the run so far
+    (finished networks and the epochs of those still training), updated after every epoch, not only when a
+    network finishes."""
+
+    def __init__(self, bar: Any, start: float):
+        self.bar, self.start = bar, start
+        self.lock = threading.Lock()
+        self.training: dict[int, tuple[int, int]] = {}  # network id -> (epoch, images seen)
+        self.done_images, self.last_acc = 0, float("nan")
+
+    def epoch(self, network_id: int, epoch: int, images: int) -> None:
+        with self.lock:
+            self.training[network_id] = (epoch, images)
+            self._show()
+
+    def finished(self, network_id: int, images: int, accuracy: float) -> None:
+        with self.lock:
+            self.training.pop(network_id, None)
+            self.done_images += images
+            self.last_acc = accuracy
+            self._show()
+
+    def _show(self) -> None:
+        seen = self.done_images + sum(i for _, i in self.training.values())
+        nets = ", ".join(f"#{n} epoch {e}" for n, (e, _) in sorted(self.training.items())[:4])
+        more = f" +{len(self.training) - 4}" if len(self.training) > 4 else ""
+        rate = seen / max(time.perf_counter() - self.start, 1e-9)
+        parts = [f"{nets}{more}"] if nets else []
+        parts.append(f"{rate:,.0f} img/s")
+        if self.last_acc == self.last_acc:  # not NaN: a network has finished
+            parts.append(f"last test acc {self.last_acc:.3f}")
+        self.bar.set_postfix_str(" | ".join(parts), refresh=True)
 
 
 def _summary(

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,6 +67,16 @@ def _images(task: Task, dataset: str) -> DeviceImages:
     return _IMAGES[key]
 
 
+#: Where this process reports finished epochs: ``sink(network_id, epoch, images_seen)`` (set by the executor that
+#: runs the tasks: a callback in-process, a queue in a worker process); None reports nothing.
+_PROGRESS: list[Callable[[int, int, int], None] | None] = [None]
+
+
+def set_progress_sink(sink: Callable[[int, int, int], None] | None) -> None:
+    """Report every finished epoch of the networks this process trains to ``sink`` (None: stop reporting)."""
+    _PROGRESS[0] = sink
+
+
 def train_task(task: Task) -> tuple[NetworkRecord, dict[str, np.ndarray]]:
     """Train the task's network; return its index record and its [20, *shape] weight arrays."""
     hp = task.hyperparameters
@@ -80,6 +91,7 @@ def train_task(task: Task) -> tuple[NetworkRecord, dict[str, np.ndarray]]:
         network_id=task.network_id,
         config=task.config,
         device=task.device,
+        on_epoch=_PROGRESS[0],
     )
     return _record(task, task.network_id, hp, result), result.weights
 

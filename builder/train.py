@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -288,10 +289,12 @@ def train_network(
     config: TrainConfig = TrainConfig(),
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    on_epoch: Callable[[int, int, int], None] | None = None,
 ) -> TrainResult:
     """Train network ``network_id`` of the zoo with seed ``zoo_seed``; deterministic on a given device.
 
-    ``dtype`` is the arithmetic's (float32, the zoo's; float64 serves equivalence tests, e.g. of
+    ``on_epoch(network_id, epoch, images_seen)`` is called after every epoch (progress reports; it changes
+    nothing). ``dtype`` is the arithmetic's (float32, the zoo's; float64 serves equivalence tests, e.g. of
     :mod:`builder.pack`); the weights come back as float32 either way."""
     start = time.perf_counter()
     data = images if isinstance(images, DeviceImages) else DeviceImages(images, device)
@@ -387,6 +390,8 @@ def train_network(
             optimizer.step()
             loss_sum += loss.detach()
         images_seen += n_batches * min(bs, len(order))
+        if on_epoch is not None:
+            on_epoch(network_id, epoch, images_seen)
         scheduler.step()
         order = epoch_order()  # drawn before the export: the released evaluation measures its first batch
         finite = record(order)
