@@ -66,7 +66,7 @@ def push(
     token: str | None = None,
     commit_message: str | None = None,
     api: Any = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> str:
     """Verify a local zoo and upload it to the dataset repository ``repo_id``; return its ``hf://`` URL.
 
@@ -131,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--revision", help="branch to upload to (created from main if missing); default main")
     p.add_argument("--message", help="commit message")
     p.add_argument("--dry-run", action="store_true", help="verify the zoo and list what would be uploaded")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (verification; the Hub's own bars too)")
     return p
 
 
@@ -139,12 +140,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.dry_run:
             zoo = open_zoo(args.zoo if args.zoo is not None else default_zoo_dir())
-            zoo.verify()
+            zoo.verify(progress=False if args.quiet else None)
             for path in upload_plan(zoo):
                 print(path)
             print(f"zoo verified; would upload {len(upload_plan(zoo))} files to hf://datasets/{args.repo}")
             return 0
-        url = push(args.zoo, args.repo, private=args.private, revision=args.revision, commit_message=args.message)
+        if args.quiet:
+            from huggingface_hub.utils import disable_progress_bars
+
+            disable_progress_bars()
+        url = push(
+            args.zoo,
+            args.repo,
+            private=args.private,
+            revision=args.revision,
+            commit_message=args.message,
+            progress=False if args.quiet else None,
+        )
     except WeightZooError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
