@@ -35,24 +35,14 @@ import numpy as np
 
 from weightzoo.errors import ReleaseError, WeightZooError
 from weightzoo.format.layout import NUM_SNAPSHOTS
-from weightzoo.hparams import ACTIVATIONS, DATASETS, INITIALIZATIONS, OPTIMIZERS, HyperParameters
+from weightzoo.hparams import ACTIVATIONS, DATASETS, INITIALIZATIONS, OPTIMIZERS, REFERENCE_ORDER, HyperParameters
 
 SUBSETS: tuple[str, ...] = ("fixed", "main")
 RELEASE_SPLITS: tuple[str, ...] = ("train", "test")
+#: Columns of the split files: the hyper-parameters in the reference's order (``lrate`` for the learning rate),
+#: then the conv/dense boundary, the dense count and the network's folder.
 CSV_COLUMNS: tuple[str, ...] = (
-    "dataset",
-    "lrate",
-    "batch_size",
-    "batch_norm",
-    "augmentation",
-    "optimizer",
-    "activation",
-    "initialization",
-    "filter_size",
-    "depth_conv",
-    "depth_fc",
-    "width_conv",
-    "width_fc",
+    *("lrate" if name == "learning_rate" else name for name in REFERENCE_ORDER),
     "weightn_conv",
     "weightn_fc",
     "path",
