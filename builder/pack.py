@@ -46,17 +46,16 @@ import torch
 import torch.nn.functional as F
 
 from builder.augment import AugmentParams, apply_params, sample_params
-from builder.sources import ImageSet, train_pool_start
+from builder.sources import ImageSet
 from builder.space import torch_seed
 from builder.train import (
     DeviceImages,
     EarlyStopping,
     TrainConfig,
     TrainResult,
-    _balanced_subset,
     _evaluate,
     _Records,
-    _test_subset,
+    network_split,
     snapshot_epochs,
 )
 from weightzoo.errors import ConfigError
@@ -101,27 +100,8 @@ class _Member:
         self.initial = {p.name: state[p.name].detach().clone() for p in hp.architecture.params}
         self.lr = hp.learning_rate
 
-        # The split, exactly as train_network draws it.
-        first = train_pool_start(hp.dataset, len(data.train_y))
-        perm = first + torch.randperm(len(data.train_y) - first, generator=self.data_gen).to(dev)
-        n = len(perm)
-        if config.train_images is not None and config.train_images < n:
-            perm = _balanced_subset(perm, data.train_y[perm], config.train_images)
-            n = len(perm)
-        n_val = n - int((1 - config.validation_fraction) * n)
-        train_idx, val_idx = perm[: n - n_val], perm[n - n_val :]
-        train_labels = data.train_y[train_idx]
-        per_class = [train_idx[train_labels == c] for c in range(int(data.train_y.max()) + 1)]
-        self.per_class = [p for p in per_class if len(p)]
-        self.per_class_n = min(len(p) for p in self.per_class)
-        n_tr = len(train_idx)
-        k_eval = n_tr if config.train_eval_images is None else min(n_tr, config.train_eval_images)
-        train_eval_idx = train_idx[torch.randperm(n_tr, generator=self.data_gen)[:k_eval].to(dev)]
-        self.eval_sets = {
-            "train": (data.train_x[train_eval_idx], data.train_y[train_eval_idx]),
-            "val": (data.train_x[val_idx], data.train_y[val_idx]),
-            "test": _test_subset(data, config.test_images),
-        }
+        split = network_split(hp, data, config, self.data_gen)  # the split train_network draws
+        self.per_class, self.per_class_n, self.eval_sets = split.per_class, split.per_class_n, split.eval_sets
         self.history: dict[str, list[float]] = {m: [] for m in METRICS}
         self.records = _Records()
         self.stopper = EarlyStopping(config)

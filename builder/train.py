@@ -280,6 +280,44 @@ class EarlyStopping:
         )
 
 
+@dataclass
+class NetworkSplit:
+    """A network's data: its class index lists for balancing, the smallest class's size, and its evaluation sets
+    (``train``: a fixed subset of its training images, ``val``: its held-out 10 %, ``test``)."""
+
+    per_class: list[torch.Tensor]
+    per_class_n: int
+    eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+
+def network_split(
+    hp: HyperParameters, data: DeviceImages, config: TrainConfig, data_gen: torch.Generator
+) -> NetworkSplit:
+    """The per-network 90/10 split of the training pool (or of a class-balanced subset of it, for budget zoos),
+    drawn from the network's data stream: the one place both trainers (this module and :mod:`builder.pack`) get
+    it from, so they draw the same. The original splits at ``int(0.9 N)``: the validation set is the rest."""
+    dev = data.device
+    first = train_pool_start(hp.dataset, len(data.train_y))
+    perm = first + torch.randperm(len(data.train_y) - first, generator=data_gen).to(dev)
+    n = len(perm)
+    if config.train_images is not None and config.train_images < n:
+        perm = _balanced_subset(perm, data.train_y[perm], config.train_images)
+        n = len(perm)
+    n_val = n - int((1 - config.validation_fraction) * n)
+    train_idx, val_idx = perm[: n - n_val], perm[n - n_val :]
+    train_labels = data.train_y[train_idx]
+    per_class = [train_idx[train_labels == c] for c in range(int(data.train_y.max()) + 1)]
+    per_class = [p for p in per_class if len(p)]
+    k_eval = len(train_idx) if config.train_eval_images is None else min(len(train_idx), config.train_eval_images)
+    train_eval_idx = train_idx[torch.randperm(len(train_idx), generator=data_gen)[:k_eval].to(dev)]
+    eval_sets = {
+        "train": (data.train_x[train_eval_idx], data.train_y[train_eval_idx]),
+        "val": (data.train_x[val_idx], data.train_y[val_idx]),
+        "test": _test_subset(data, config.test_images),
+    }
+    return NetworkSplit(per_class, min(len(p) for p in per_class), eval_sets)
+
+
 def train_network(
     hp: HyperParameters,
     images: ImageSet | DeviceImages,
@@ -312,27 +350,8 @@ def train_network(
     optimizer = make_optimizer(hp.optimizer, net.parameters(), hp.learning_rate)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, config.lr_decay)
 
-    # Per-network 90/10 split of the training pool (or of a class-balanced subset of it, for budget zoos), and
-    # the class index lists for balancing. The original splits at int(0.9 N): the validation set is the rest.
-    first = train_pool_start(hp.dataset, len(data.train_y))
-    perm = first + torch.randperm(len(data.train_y) - first, generator=data_gen).to(dev)
-    n = len(perm)
-    if config.train_images is not None and config.train_images < n:
-        perm = _balanced_subset(perm, data.train_y[perm], config.train_images)
-        n = len(perm)
-    n_val = n - int((1 - config.validation_fraction) * n)
-    train_idx, val_idx = perm[: n - n_val], perm[n - n_val :]
-    train_labels = data.train_y[train_idx]
-    per_class = [train_idx[train_labels == c] for c in range(int(data.train_y.max()) + 1)]
-    per_class = [p for p in per_class if len(p)]
-    per_class_n = min(len(p) for p in per_class)
-    k_eval = len(train_idx) if config.train_eval_images is None else min(len(train_idx), config.train_eval_images)
-    train_eval_idx = train_idx[torch.randperm(len(train_idx), generator=data_gen)[:k_eval].to(dev)]
-    eval_sets = {
-        "train": (data.train_x[train_eval_idx], data.train_y[train_eval_idx]),
-        "val": (data.train_x[val_idx], data.train_y[val_idx]),
-        "test": _test_subset(data, config.test_images),
-    }
+    split = network_split(hp, data, config, data_gen)
+    per_class, per_class_n, eval_sets = split.per_class, split.per_class_n, split.eval_sets
     released = config.evaluation == "released"
     bs = hp.batch_size
 
