@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -184,8 +184,14 @@ class _Pack:
     """The stacked state of the members now training: parameters (leaves), batch-norm statistics, optimizer
     slots, per-member scalars. Members are kept sorted by (optimizer, activation, id)."""
 
-    def __init__(self, config: TrainConfig, device: torch.device, dtype: torch.dtype):
-        self.config, self.device, self.dtype = config, device, dtype
+    def __init__(
+        self,
+        config: TrainConfig,
+        device: torch.device,
+        dtype: torch.dtype,
+        on_epoch: Callable[[int, int, int], None] | None = None,
+    ):
+        self.config, self.device, self.dtype, self.on_epoch = config, device, dtype, on_epoch
         self.members: list[_Member] = []
         self.state: dict[str, torch.Tensor] = {}
         self.evaluators: dict[str, NWSNet] = {}
@@ -391,6 +397,8 @@ class _Pack:
         m.epoch += 1
         m.batch = 0
         m.images_seen += m.n_batches * m.hp.batch_size
+        if self.on_epoch is not None:  # progress only: as train_network's on_epoch, after the epoch's steps
+            self.on_epoch(m.id, m.epoch, m.images_seen)
         m.lr = m.lr * c.lr_decay
         m.order = m.epoch_order()
         finite = m.record(self.member_weights(slot), self.evaluator(m))
@@ -415,6 +423,7 @@ def iter_pack(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     width: int | None = None,
+    on_epoch: Callable[[int, int, int], None] | None = None,
 ) -> Iterator[tuple[int, TrainResult]]:
     """Train networks ``network_ids`` (hyper-parameters ``hps``) as a pack of at most ``width`` at a time
     (None: all); yield ``(network_id, result)`` as each finishes. ``images`` maps data set names to image sets.
@@ -447,7 +456,7 @@ def iter_pack(
     cpu_state = torch.get_rng_state()
     cuda_state = torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None
     queue = list(zip(hps, ids, strict=True))
-    pack = _Pack(config, dev, dtype)
+    pack = _Pack(config, dev, dtype, on_epoch)
     try:
         new = [_new_member(hp, nid, data, zoo_seed, config, dtype) for hp, nid in queue[:width]]
         queue = queue[width:]
@@ -494,6 +503,7 @@ def train_pack(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     width: int | None = None,
+    on_epoch: Callable[[int, int, int], None] | None = None,
 ) -> list[TrainResult]:
     """Train the networks as one pack; the results in ``network_ids`` order, each what :func:`builder.train.
     train_network` returns for it (to float tolerance: see the module docstring).
@@ -504,6 +514,6 @@ def train_pack(
         ...
         weightzoo.errors.ConfigError: a pack needs one hyper-parameter set per network id, got 0 and 0
     """
-    kwargs = {"config": config, "device": device, "dtype": dtype, "width": width}
+    kwargs = {"config": config, "device": device, "dtype": dtype, "width": width, "on_epoch": on_epoch}
     out = dict(iter_pack(hps, images, zoo_seed=zoo_seed, network_ids=network_ids, **kwargs))
     return [out[i] for i in network_ids]

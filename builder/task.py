@@ -124,6 +124,7 @@ def train_pack_task(task: PackTask) -> list[tuple[NetworkRecord, dict[str, np.nd
         config=base.config,
         device=base.device,
         width=task.width,
+        on_epoch=_PROGRESS[0],
     )
     return [(_record(base, i, hp, r), r.weights) for i, hp, r in zip(task.network_ids, hps, results, strict=True)]
 

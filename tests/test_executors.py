@@ -6,7 +6,7 @@ import pytest
 
 from builder.executors import run_tasks
 from builder.space import get_preset
-from builder.task import Task
+from builder.task import PackTask, Task
 from builder.train import TrainConfig
 
 
@@ -15,11 +15,15 @@ def _tasks(n: int, epochs: int) -> list[Task]:
     return [Task(get_preset("demo"), 3, i, config, threads=1) for i in range(n)]
 
 
-@pytest.mark.parametrize("executor", ["local", "process"])
-def test_every_epoch_is_reported_and_changes_nothing(executor):
+@pytest.mark.parametrize(("executor", "packed"), [("local", False), ("process", False), ("local", True)])
+def test_every_epoch_is_reported_and_changes_nothing(executor, packed):
     events: list[tuple[int, int, int]] = []
-    results = list(run_tasks(_tasks(2, 2), executor=executor, workers=2, on_epoch=lambda *e: events.append(e)))
-    quiet = {rec.network_id: w for rec, w in run_tasks(_tasks(2, 2), executor="local")}
+    tasks = _tasks(2, 2)
+    if packed:  # the pack trainer reports its members' epochs the same way
+        tasks = [PackTask(tasks[0], (0, 6))]  # ids 0 and 6: one batch size (64) in the demo draw of seed 3
+    results = list(run_tasks(tasks, executor=executor, workers=2, on_epoch=lambda *e: events.append(e)))
+    reference = tasks if packed else _tasks(2, 2)
+    quiet = {rec.network_id: w for rec, w in run_tasks(reference, executor="local")}
     for rec, weights in results:
         mine = [(epoch, images) for nid, epoch, images in events if nid == rec.network_id]
         assert [e for e, _ in mine] == list(range(1, rec.n_epochs + 1))
