@@ -83,7 +83,8 @@ class GenerationConfig:
     overwrite: bool = False
     #: Continue an interrupted run in ``out``: keep its finished shards, train only the missing networks.
     resume: bool = False
-    progress: bool = True
+    #: Progress bar: None shows it when standard error is a terminal (not in logs or pipes), False never.
+    progress: bool | None = None
 
     def resolved(self) -> GenerationConfig:
         """Fill the defaults that depend on the preset and the machine."""
@@ -172,9 +173,10 @@ def generate(config: GenerationConfig) -> Manifest:
     statuses: Counter[str] = Counter()
     images = 0
     try:
-        with tqdm(total=len(tasks), desc=f"training {cfg.preset}", unit="net", disable=not cfg.progress) as bar:
+        disable = None if cfg.progress is None else not cfg.progress  # None: a bar on a terminal only
+        with tqdm(total=len(tasks), desc=f"training {cfg.preset}", unit="net", disable=disable) as bar:
             live = _LiveNetworks(bar, start)
-            on_epoch = live.epoch if cfg.progress else None
+            on_epoch = None if bar.disable else live.epoch
             for rec, weights in run_tasks(tasks, executor=cfg.executor, workers=cfg.workers, on_epoch=on_epoch):
                 writer.add(rec, weights)
                 images += rec.images_seen
@@ -376,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pack_size=args.pack_size,
         overwrite=args.overwrite,
         resume=args.resume,
-        progress=not args.quiet,
+        progress=False if args.quiet else None,
     )
     try:
         generate(config)

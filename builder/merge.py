@@ -30,7 +30,7 @@ from weightzoo.zoo import Zoo, open_zoo
 _RANGE_KEYS = ("start_id", "num_networks")
 
 
-def merge(parts: Sequence[str], out: str, *, overwrite: bool = False, progress: bool = True) -> Manifest:
+def merge(parts: Sequence[str], out: str, *, overwrite: bool = False, progress: bool | None = None) -> Manifest:
     """Merge zoo parts (paths or URLs) into a new zoo at ``out``; return its manifest.
 
     Example:
@@ -66,7 +66,7 @@ def merge(parts: Sequence[str], out: str, *, overwrite: bool = False, progress: 
         card=render_card,
         provenance=provenance,
     ) as writer:
-        for nid in tqdm(ids, desc="merging", unit="net", disable=not progress):
+        for nid in tqdm(ids, desc="merging", unit="net", disable=None if progress is None else not progress):
             zoo = by_id[nid]
             arrays = {k: v.copy() for k, v in zoo.read_arrays(nid).items()}
             writer.add(NetworkRecord.from_row(zoo.row(nid), seconds[nid]), arrays)
@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     try:
-        manifest = merge(args.parts, args.out, overwrite=args.overwrite, progress=not args.quiet)
+        manifest = merge(args.parts, args.out, overwrite=args.overwrite, progress=False if args.quiet else None)
     except WeightZooError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
