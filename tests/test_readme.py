@@ -37,7 +37,7 @@ SKIP: dict[str, str] = {
 }
 #: Blocks run here (by a pattern of their text), in this order: later ones read what earlier ones wrote.
 RUN: tuple[str, ...] = (
-    "python -m builder.generate          # demo zoo",
+    "python -m builder.generate --executor process --workers 2   # demo zoo",
     "zoo = weightzoo.open_zoo()",
     "python -m builder.reproduce --networks 0 3",
     "--num-networks 24 --max-epochs 3 --out runs/mnist24",
