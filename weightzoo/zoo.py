@@ -112,9 +112,6 @@ class _ShardCache:
         while self._open:
             self._open.popitem()[1].close()
 
-    def __len__(self) -> int:
-        return len(self._open)
-
 
 #: Shards a :class:`Zoo` keeps open at once by default.
 MAX_OPEN_SHARDS = 8
@@ -234,14 +231,18 @@ class Zoo:
 
         ``check=True`` verifies the network's bytes against the sha256 in the index.
         """
-        row = self.row(network_id)
-        return self._reader(row["shard"]).read_network(
-            network_id,
-            row["byte_offset"],
-            row["byte_length"],
-            HyperParameters.from_dict(row).architecture,
-            sha256=row["sha256"] if check else None,
-        )
+        return self._read_row(self.row(network_id), None, check)
+
+    def _read_row(self, row: dict[str, Any], picks: list[int] | None, check: bool) -> dict[str, np.ndarray]:
+        """One network's arrays from its index row: all 20 snapshots (``picks`` None: zero-copy views) or the
+        0-based positions ``picks``. The sha256 (``check``) covers all 20 snapshots, so a checked read reads them
+        all; an unchecked one reads only the picked snapshots' bytes."""
+        reader = self._reader(row["shard"])
+        where = (row["network_id"], row["byte_offset"], row["byte_length"], HyperParameters.from_dict(row).architecture)
+        if picks is None or check:
+            arrays = reader.read_network(*where, sha256=row["sha256"] if check else None)
+            return arrays if picks is None else {name: a[picks] for name, a in arrays.items()}
+        return reader.read_snapshots(*where, picks)
 
     def iter_arrays(
         self, snapshots: Sequence[int] | None = None, *, check: bool | None = None
@@ -266,19 +267,7 @@ class Zoo:
         order = self.index.sort_by([("shard", "ascending"), ("byte_offset", "ascending")])
         rows = order.to_pylist()
         for k, row in enumerate(rows):
-            reader = self._reader(row["shard"])
-            where = (
-                row["network_id"],
-                row["byte_offset"],
-                row["byte_length"],
-                HyperParameters.from_dict(row).architecture,
-            )
-            if check:
-                arrays = reader.read_network(*where, sha256=row["sha256"])
-                arrays = {name: a[picks] for name, a in arrays.items()}
-            else:
-                arrays = reader.read_snapshots(*where, picks)
-            yield row, arrays
+            yield row, self._read_row(row, picks, check)
             if k + 1 == len(rows) or rows[k + 1]["shard"] != row["shard"]:
                 self._shards.drop(row["shard"])
 
@@ -295,13 +284,7 @@ class Zoo:
             >>> open_zoo(zoo_path).weights(0, snapshot=1)["conv0.weight"].shape
             torch.Size([8, 3, 5, 5])
         """
-        i = _snapshot_index(snapshot)
-        if check:  # the network's sha256 covers all 20 snapshots
-            return {k: torch.from_numpy(v[i].copy()) for k, v in self.read_arrays(network_id, check=True).items()}
-        row = self.row(network_id)
-        arch = HyperParameters.from_dict(row).architecture
-        reader = self._reader(row["shard"])
-        arrays = reader.read_snapshots(network_id, row["byte_offset"], row["byte_length"], arch, [i])
+        arrays = self._read_row(self.row(network_id), [_snapshot_index(snapshot)], check)
         return {k: torch.from_numpy(v[0].copy()) for k, v in arrays.items()}
 
     def flat(self, network_id: int, snapshot: int = NUM_SNAPSHOTS, *, check: bool = False) -> torch.Tensor:
