@@ -25,6 +25,18 @@ def synthetic_zoo(tmp_path):
 
 
 @pytest.fixture
+def one_thread():
+    """One torch intra-op thread for the test: tiny networks on a busy machine otherwise oversubscribe the cores
+    (up to 100x slower), and CPU results stay comparable across machines."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def shared_data() -> Path:
     if not (SHARED_DATA / "mnist").is_dir():
         pytest.skip(f"real MNIST not found at {SHARED_DATA} (set WEIGHTZOO_TEST_DATA)")

@@ -63,15 +63,6 @@ def finite_zoo(tmp_path_factory):
     return path
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny forward passes: one intra-op thread avoids oversubscription on busy machines (100x here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     return str(tmp_path_factory.mktemp("hf-cache"))

@@ -29,12 +29,7 @@ MIXED = [
 CONFIG = TrainConfig(max_epochs=3, min_epochs=1, patience_falling=1)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _assert_same(single, pack, atol):
