@@ -21,7 +21,7 @@ import os
 import socket
 from urllib.parse import urlsplit
 
-__all__ = ["PROBE_SECONDS", "offline_reason", "uses_real_hub"]
+__all__ = ["PROBE_SECONDS", "offline_reason", "require_reachable", "uses_real_hub"]
 
 #: How long the one probe connection may take before the Hub counts as unreachable.
 PROBE_SECONDS = 3.0
@@ -55,3 +55,14 @@ def uses_real_hub(url: str) -> bool:
     except (ImportError, ValueError):
         return False
     return cls.__module__.startswith("huggingface_hub")
+
+
+def require_reachable(url: str) -> None:
+    """Raise :class:`~weightzoo.errors.ZooNotFoundError` in one line when ``url`` is a zoo on the real Hub and the
+    Hub is not reachable; anything else (local paths, other URLs, a stand-in ``hf://``) passes untouched."""
+    if uses_real_hub(url) and (reason := offline_reason()):
+        from weightzoo.errors import ZooNotFoundError
+
+        raise ZooNotFoundError(
+            f"{url!r}: the Hugging Face Hub is not reachable ({reason}); copy the zoo to a local folder"
+        )

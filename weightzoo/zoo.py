@@ -31,7 +31,7 @@ from weightzoo.format.layout import INDEX_NAME, MANIFEST_NAME, NUM_SNAPSHOTS, PR
 from weightzoo.format.manifest import Manifest, sha256_bytes, sha256_file
 from weightzoo.format.shards import ShardReader
 from weightzoo.hparams import HyperParameters
-from weightzoo.hub import offline_reason, uses_real_hub
+from weightzoo.hub import require_reachable
 from weightzoo.model import NWSNet, bn_eps_of, build_model
 from weightzoo.paths import default_zoo_dir, is_url
 
@@ -52,10 +52,8 @@ def open_zoo(
     url = os.fspath(path_or_url if path_or_url is not None else default_zoo_dir())
     if not is_url(url):
         url = os.path.expanduser(url)
-    elif uses_real_hub(url) and (reason := offline_reason()):
-        raise ZooNotFoundError(
-            f"{url!r}: the Hugging Face Hub is not reachable ({reason}); copy the zoo to a local folder"
-        )
+    else:
+        require_reachable(url)
     fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
     root = root.rstrip("/")
     manifest_path = f"{root}/{MANIFEST_NAME}"

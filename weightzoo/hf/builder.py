@@ -55,7 +55,7 @@ from weightzoo.format.layout import (
 from weightzoo.format.manifest import Manifest, sha256_bytes
 from weightzoo.hf.rows import label_names
 from weightzoo.hparams import CATEGORICAL, code_of
-from weightzoo.hub import offline_reason, uses_real_hub
+from weightzoo.hub import require_reachable
 from weightzoo.paths import DEFAULT_ZOO, default_zoo_dir, resolve_location, zoos_at_home
 from weightzoo.zoo import Zoo, open_zoo
 
@@ -216,8 +216,7 @@ class WeightZoo(datasets.ArrowBasedBuilder):
 
     def _read_manifest(self, config: WeightZooConfig, at_default: bool) -> tuple[str, Manifest]:
         url = str(config.data_dir)
-        if uses_real_hub(url) and (reason := offline_reason()):
-            raise ZooNotFoundError(f"{url!r}: the Hugging Face Hub is not reachable ({reason}); copy the zoo locally")
+        require_reachable(url)
         fs, root = fsspec.core.url_to_fs(url, **self._storage_options(url))
         try:
             data = fs.cat_file(f"{root.rstrip('/')}/{MANIFEST_NAME}")
@@ -273,8 +272,8 @@ class WeightZoo(datasets.ArrowBasedBuilder):
         yield from shards
 
     def _generate_tables(self, shards: list[str], split: str) -> Iterator[tuple[Key, pa.Table]]:
-        selected = np.asarray(self.config.snapshots) - 1
-        snapshots = [int(s) + 1 for s in selected]
+        snapshots = list(self.config.snapshots)
+        selected = np.asarray(snapshots) - 1
         with self._open() as zoo:
             for shard_idx, shard in enumerate(shards):  # a shard's networks, in storage order, then it is closed
                 networks = zoo.filter(split=split, shard=shard).iter_arrays(snapshots, check=self.config.verify)
@@ -283,7 +282,7 @@ class WeightZoo(datasets.ArrowBasedBuilder):
                 try:
                     for row, arrays in networks:
                         batch.append((row, arrays))
-                        size += sum(a.size for a in arrays.values()) * 4
+                        size += sum(a.nbytes for a in arrays.values())
                         if size >= BATCH_BYTES:
                             yield Key(shard_idx, batch_idx), self._table(batch, selected)
                             batch, size, batch_idx = [], 0, batch_idx + 1
