@@ -41,7 +41,8 @@ def run_tasks(
     (in any order).
 
     ``on_epoch(network_id, epoch, images_seen)``: called in this process after every epoch a network finishes
-    (the local and process executors, single-network tasks; Ray tasks report when they finish only)."""
+    (the local and process executors, networks trained alone or in packs; Ray tasks report when they finish
+    only)."""
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
     if workers < 1:
@@ -56,7 +57,7 @@ def run_tasks(
     elif executor == "process":
         ctx = multiprocessing.get_context("spawn")  # CUDA and fork do not mix
         events = ctx.Queue() if on_epoch is not None else None
-        relay = _Relay(events, on_epoch) if events is not None and on_epoch is not None else None
+        relay = _Relay(events, on_epoch) if on_epoch is not None else None
         with ctx.Pool(workers, initializer=_worker_init, initargs=(events,)) as pool:
             try:
                 for results in pool.imap_unordered(_train, tasks):

@@ -166,20 +166,19 @@ def generate(config: GenerationConfig) -> Manifest:
         for i in range(cfg.start_id, cfg.start_id + cfg.num_networks)
         if i not in writer.done
     ]
+    n_networks = len(tasks)  # the bar counts networks, also when packs train several per task
     if cfg.trainer == "pack":
         tasks = _pack_tasks(tasks, cfg.pack_size, cfg.device)
     start = time.perf_counter()
     accuracy: dict[str, list[float]] = defaultdict(list)
     statuses: Counter[str] = Counter()
-    images = 0
     try:
         disable = None if cfg.progress is None else not cfg.progress  # None: a bar on a terminal only
-        with tqdm(total=len(tasks), desc=f"training {cfg.preset}", unit="net", disable=disable) as bar:
+        with tqdm(total=n_networks, desc=f"training {cfg.preset}", unit="net", disable=disable) as bar:
             live = _LiveNetworks(bar, start)
             on_epoch = None if bar.disable else live.epoch
             for rec, weights in run_tasks(tasks, executor=cfg.executor, workers=cfg.workers, on_epoch=on_epoch):
                 writer.add(rec, weights)
-                images += rec.images_seen
                 statuses[rec.status] += 1
                 accuracy[rec.hparams.dataset].append(rec.snapshots["test_accuracy"][-1])
                 live.finished(rec.network_id, rec.images_seen, accuracy[rec.hparams.dataset][-1])
@@ -189,7 +188,7 @@ def generate(config: GenerationConfig) -> Manifest:
         raise
     manifest = writer.close()
     seconds = time.perf_counter() - start
-    _summary(manifest, cfg.out, accuracy, statuses, seconds, images)
+    _summary(manifest, cfg.out, accuracy, statuses, seconds, live.done_images)
     return manifest
 
 
