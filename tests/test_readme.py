@@ -75,6 +75,14 @@ def test_every_block_is_run_or_skipped_for_a_reason():
     assert len(runnable) == len(RUN), "each RUN pattern must match exactly one block"
 
 
+def test_environment_table_lists_every_variable_with_its_default():
+    from weightzoo.paths import ENVIRONMENT
+
+    text = (ROOT / "README.md").read_text()
+    rows = {m[1]: m[2] for m in re.finditer(r"^\| `(WEIGHTZOO_\w+)` \| `([^`]*)` \|", text, flags=re.MULTILINE)}
+    assert rows == {name: default for name, (default, _) in ENVIRONMENT.items()}
+
+
 def _commands(text: str) -> list[str]:
     """Shell commands of a block: continuation lines joined, comments and blank lines dropped."""
     joined = re.sub(r"\\\n\s*", " ", text)

@@ -6,7 +6,7 @@ location is a local path or a URL.
 - ``WEIGHTZOO_AUTOREGISTER`` (default ``1``): ``0`` turns off the start-up hook, so that ``load_dataset("weightzoo")``
   then needs ``import weightzoo``.
 
-:data:`ENVIRONMENT` holds the same table, for the command-line help and the README.
+:data:`ENVIRONMENT` holds the same table; ``tests/test_readme.py`` checks the README's table against it.
 
 Example:
     >>> default_zoo_dir("nws_fixed") == os.path.join(zoo_home(), "nws_fixed")
