@@ -26,8 +26,8 @@ needs_install = pytest.mark.skipif(not _installed(), reason=f"{PTH} not installe
 
 
 def _python(code: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    environ = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **env}
-    environ.pop("WEIGHTZOO_AUTOREGISTER", None) if "WEIGHTZOO_AUTOREGISTER" not in env else None
+    inherited = {k: v for k, v in os.environ.items() if k != "WEIGHTZOO_AUTOREGISTER"}  # the hook's default: on
+    environ = {**inherited, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **env}
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=environ, capture_output=True, text=True)
 
 
