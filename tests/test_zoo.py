@@ -276,3 +276,25 @@ def test_one_snapshot_of_a_remote_network_fetches_only_that_snapshot(synthetic_z
     _RangeCountingFS.fetched = 0
     zoo.weights(nid, snapshot=20, check=True)
     assert _RangeCountingFS.fetched >= zoo.row(nid)["byte_length"]
+
+
+def test_open_shards_are_bounded_shared_by_views_and_closed(synthetic_zoo):
+    from weightzoo.errors import ConfigError
+    from weightzoo.zoo import Zoo
+
+    path, written = synthetic_zoo
+    opened = open_zoo(path)
+    assert len(opened.manifest.shards) > 1
+    with pytest.raises(ConfigError, match=r"max_open_shards=0; expected at least 1"):
+        Zoo(opened.fs, opened.root, opened.manifest, opened.index, max_open_shards=0)
+    with Zoo(opened.fs, opened.root, opened.manifest, opened.index, max_open_shards=1) as zoo:
+        view = zoo.split("train")
+        for nid in zoo.ids:  # networks across several shards, read through the zoo and a view of it
+            source = view if nid in view.ids else zoo
+            got = source.read_arrays(nid)
+            assert all(np.array_equal(got[k], written[nid][k], equal_nan=True) for k in written[nid])
+            assert len(zoo._shards._open) == 1  # the view shares the zoo's cache: never more than the bound
+        arrays = zoo.read_arrays(zoo.ids[0])
+    assert zoo._shards._open == {}  # closed on leaving the block; arrays already returned stay readable
+    assert np.array_equal(arrays["out.bias"], written[zoo.ids[0]]["out.bias"], equal_nan=True)
+    assert zoo.read_arrays(zoo.ids[-1])["out.bias"].shape[0] == 20  # reading again reopens
