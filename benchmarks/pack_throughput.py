@@ -1,9 +1,10 @@
 """Pack trainer against the one-network trainer: the same networks trained both ways in one run.
 
-For an ``nws_fixed`` set and an ``nws_main`` mix of one shape group (the pack trainer needs one architecture and
-batch size per pack), on the embedded digits (every network's data set is set to digits, so nothing is
-downloaded): networks/hour, training images/s and peak memory of ``train_network`` one after another, of the same
-with ``--workers`` processes, and of ``train_pack``; then a projection of the 16,000-network regeneration in
+For an ``nws_fixed`` set (one shape, as dense as that zoo's lanes) and an ``nws_main`` mix of shapes
+(``--per-shape`` networks of each architecture and batch size, as dense as the full zoo's: 13,000 networks over
+972 shapes), on the embedded digits (every network's data set is set to digits, so nothing is downloaded):
+networks/hour, training images/s and peak memory of ``train_network`` one after another, of the same with
+``--workers`` processes, and of ``train_pack``; then a projection of the 16,000-network regeneration in
 device-hours from the pack's images/s (``--mean-epochs`` epochs of ``--epoch-images`` images per network, plus
 evaluation at a third of a training image's cost: both stated assumptions, not measurements).
 
@@ -22,7 +23,7 @@ import time
 import torch
 
 from builder.pack import train_pack
-from builder.pack_schedule import pack_key
+from builder.pack_schedule import form_packs, pack_key
 from builder.sources import load_images
 from builder.space import get_preset
 from builder.train import TrainConfig, train_network
@@ -41,12 +42,24 @@ def _memory(device: torch.device) -> str:
     return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:,.0f} MiB rss"
 
 
-def _networks(preset: str, n: int, seed: int = 0) -> list[tuple[int, object]]:
-    """``n`` draws of one shape group of the preset, data set set to digits."""
+def _networks(preset: str, n: int, per_shape: int | None, seed: int = 0) -> list[tuple[int, object]]:
+    """``n`` draws of the preset, at most ``per_shape`` of each shape (None: all of the first draw's shape, as
+    dense as nws_fixed's lanes in the full zoo), data set set to digits, ordered as builder.pack_schedule orders
+    a pack (each shape's networks together)."""
     space = get_preset(preset)
-    draws = [(i, dataclasses.replace(space.sample(seed, i), dataset="digits")) for i in range(1000 * n)]
-    key = pack_key(draws[0][1])
-    return [(i, hp) for i, hp in draws if pack_key(hp) == key][:n]
+    taken: dict[object, int] = {}
+    draws = {}
+    first = pack_key(space.sample(seed, 0))
+    for i in range(10_000 * n):
+        hp = dataclasses.replace(space.sample(seed, i), dataset="digits")
+        if per_shape is None and pack_key(hp) != first:
+            continue
+        if taken.get(pack_key(hp), 0) < (per_shape or n):
+            taken[pack_key(hp)] = taken.get(pack_key(hp), 0) + 1
+            draws[i] = hp
+            if len(draws) == n:
+                break
+    return [(i, draws[i]) for pack in form_packs(draws, size=n) for i in pack]
 
 
 def _single_worker(args: tuple) -> int:
@@ -78,7 +91,9 @@ def measure(name: str, nets: list, cfg: TrainConfig, device: torch.device, worke
     _sync(device)
     rows.append((f"pack of {len(nets)}", time.perf_counter() - t, sum(r.images_seen for r in results), _memory(device)))
     base = rows[0][1]
-    print(f"\n{name}: {len(nets)} networks, batch {nets[0][1].batch_size}, {cfg.max_epochs} epochs each")
+    shapes = len({pack_key(hp) for _, hp in nets})
+    sizes = sorted({hp.batch_size for _, hp in nets})
+    print(f"\n{name}: {len(nets)} networks in {shapes} shapes (batch {sizes}), {cfg.max_epochs} epochs each")
     print(f"{'trainer':<24} {'seconds':>8} {'networks/hour':>14} {'train img/s':>12} {'vs one':>7} {'memory':>14}")
     for label, seconds, seen, mem in rows:
         print(
@@ -94,6 +109,7 @@ def main() -> None:
     p.add_argument("--networks", type=int, default=8)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--workers", type=int, default=4, help="also the one-network trainer in this many processes")
+    p.add_argument("--per-shape", type=int, default=13, help="nws_main: networks per shape (the full zoo: ~13)")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--mean-epochs", type=float, default=110.0, help="projection: mean stop epoch (80-150 typical)")
     p.add_argument("--epoch-images", type=float, default=45_000.0, help="projection: training images per epoch")
@@ -105,7 +121,8 @@ def main() -> None:
     cfg = TrainConfig(max_epochs=args.epochs, test_images=500, train_eval_images=500)
     rate = None
     for preset in ("nws_fixed", "nws_main"):
-        rate = measure(preset, _networks(preset, args.networks), cfg, device, args.workers, args.threads)
+        nets = _networks(preset, args.networks, args.per_shape if preset == "nws_main" else None)
+        rate = measure(preset, nets, cfg, device, args.workers, args.threads)
     # Projection from the last (nws_main) pack rate: training images plus evaluation at a third of their cost.
     per_net = args.mean_epochs * args.epoch_images * 1.33
     hours = ZOO * per_net / rate / 3600

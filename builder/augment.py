@@ -16,8 +16,11 @@ training semantics"):
   [0, 1] in HSV (as ``adjust_saturation``); Gaussian noise whose standard deviation is one draw in [0, 0.03];
   then clipping to [0, 1].
 
-Every random number comes from the ``generator`` argument, so the same generator state gives bit-identical
-output on the same device.
+Where the randomness comes from: :func:`augment` draws everything from its ``generator`` argument (the same
+state gives bit-identical output on the same device). Training (both trainers, generation version 3) draws the
+geometric and colour parameters with :func:`keyed_params`, a pure function of (the network's key, its training
+step) computed for a whole pack at once (:mod:`builder.keyed_random`), and the per-pixel noise from the
+network's own generator (:func:`augment_step`).
 
 Example:
     >>> g = torch.Generator().manual_seed(0)
@@ -32,7 +35,9 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-__all__ = ["AugmentConfig", "AugmentParams", "apply_params", "augment", "sample_params"]
+from builder.keyed_random import uniform
+
+__all__ = ["AugmentConfig", "AugmentParams", "apply_params", "augment", "augment_step", "keyed_params", "sample_params"]
 
 #: The hexcone's channel offsets (R, G, B) of ``f(n) = max - chroma * clamp(min(k, 4 - k), 0, 1)``,
 #: ``k = (n + hue) mod 6``: the HSV -> RGB map that TF's ``hsv_to_rgb`` and ``hv_range_to_rgb`` compute.
@@ -110,25 +115,80 @@ def sample_params(batch: int, generator: torch.Generator, config: AugmentConfig 
     geo = torch.rand(batch, 6, generator=generator, device=generator.device)
     col = torch.rand(5, generator=generator, device=generator.device)
 
-    def sym(u: torch.Tensor, half: float) -> torch.Tensor:
-        return (2 * u - 1) * half
-
-    def span(u: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
-        return lo + (hi - lo) * u
-
     c = config
     return AugmentParams(
-        translate_px=sym(geo[:, 0:2], c.translate_px),
-        rotate_deg=sym(geo[:, 2], c.rotate_deg),
-        zoom=1 + sym(geo[:, 3], c.zoom),
-        shear_x_deg=sym(geo[:, 4], c.shear_deg),
-        shear_y_deg=sym(geo[:, 5], c.shear_deg),
-        brightness=sym(col[0], c.brightness),
-        contrast=span(col[1], *c.contrast),
-        hue=sym(col[2], c.hue),
-        saturation=span(col[3], *c.saturation),
-        noise_std=span(col[4], 0.0, c.noise_std_max),
+        translate_px=_sym(geo[:, 0:2], c.translate_px),
+        rotate_deg=_sym(geo[:, 2], c.rotate_deg),
+        zoom=1 + _sym(geo[:, 3], c.zoom),
+        shear_x_deg=_sym(geo[:, 4], c.shear_deg),
+        shear_y_deg=_sym(geo[:, 5], c.shear_deg),
+        brightness=_sym(col[0], c.brightness),
+        contrast=_span(col[1], *c.contrast),
+        hue=_sym(col[2], c.hue),
+        saturation=_span(col[3], *c.saturation),
+        noise_std=_span(col[4], 0.0, c.noise_std_max),
     )
+
+
+def keyed_params(
+    keys: torch.Tensor, steps: torch.Tensor, batch: int, config: AugmentConfig = AugmentConfig()
+) -> AugmentParams:
+    """The parameters of ``P`` batches of ``batch`` images, batch ``p`` drawn from stream (``keys[p]``,
+    ``steps[p]``) of :mod:`builder.keyed_random`: what one network draws at one training step, the same whether
+    drawn alone or with a pack. The result covers ``P * batch`` images (member-major): geometric fields [N]
+    (``translate_px`` [N, 2]); colour fields one value per batch, repeated per image and shaped to broadcast
+    over it ([N, 1, 1, 1]; ``hue`` and ``saturation`` [N, 1, 1]).
+
+    Example:
+        >>> keys, steps = torch.tensor([7, 8]), torch.tensor([0, 5])
+        >>> p = keyed_params(keys, steps, 4)
+        >>> p.rotate_deg.shape, p.brightness.shape
+        (torch.Size([8]), torch.Size([8, 1, 1, 1]))
+        >>> torch.equal(keyed_params(keys[1:], steps[1:], 4).rotate_deg, p.rotate_deg[4:])
+        True
+    """
+    n = len(keys) * batch
+    u = uniform(keys, steps, 6 * batch + 5)
+    geo = u[:, : 6 * batch].reshape(n, 6)
+    col = u[:, 6 * batch :].repeat_interleave(batch, dim=0)  # [N, 5]: each batch's draw, per image
+    c = config
+    per_image = (-1, 1, 1, 1)
+    return AugmentParams(
+        translate_px=_sym(geo[:, 0:2], c.translate_px),
+        rotate_deg=_sym(geo[:, 2], c.rotate_deg),
+        zoom=1 + _sym(geo[:, 3], c.zoom),
+        shear_x_deg=_sym(geo[:, 4], c.shear_deg),
+        shear_y_deg=_sym(geo[:, 5], c.shear_deg),
+        brightness=_sym(col[:, 0], c.brightness).view(per_image),
+        contrast=_span(col[:, 1], *c.contrast).view(per_image),
+        hue=_sym(col[:, 2], c.hue).view(-1, 1, 1),
+        saturation=_span(col[:, 3], *c.saturation).view(-1, 1, 1),
+        noise_std=_span(col[:, 4], 0.0, c.noise_std_max).view(per_image),
+    )
+
+
+def augment_step(images: torch.Tensor, key: int, step: int, generator: torch.Generator) -> torch.Tensor:
+    """Augment one training batch as the trainers do: parameters from :func:`keyed_params` at (``key``,
+    ``step``), the Gaussian noise from ``generator`` (float [B, 3, H, W] in [0, 1] -> same, clipped).
+
+    Example:
+        >>> y = augment_step(torch.rand(8, 3, 32, 32), key=3, step=0, generator=torch.Generator().manual_seed(0))
+        >>> y.shape, bool(y.min() >= 0)
+        (torch.Size([8, 3, 32, 32]), True)
+    """
+    _check(images)
+    dev = images.device
+    params = keyed_params(torch.tensor([key], device=dev), torch.tensor([step], device=dev), images.shape[0])
+    noise = torch.randn(images.shape, generator=generator, device=generator.device, dtype=images.dtype)
+    return apply_params(images, params, noise)
+
+
+def _sym(u: torch.Tensor, half: float) -> torch.Tensor:
+    return (2 * u - 1) * half
+
+
+def _span(u: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    return lo + (hi - lo) * u
 
 
 def _affine_theta(p: AugmentParams, height: int, width: int) -> torch.Tensor:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from builder.task import PackTask, Task, set_progress_sink, train_pack_task, train_task
+from builder.task import PackTask, Task, iter_pack_task, set_progress_sink, train_pack_task, train_task
 from weightzoo.errors import ConfigError, MissingExtraError
 from weightzoo.format.index import NetworkRecord
 
@@ -50,8 +50,8 @@ def run_tasks(
     if executor == "local":
         set_progress_sink(on_epoch)
         try:
-            for task in tasks:
-                yield from _train(task)
+            for task in tasks:  # a pack's networks as each finishes (the writer keeps them before the pack ends)
+                yield from iter_pack_task(task) if isinstance(task, PackTask) else _train(task)
         finally:
             set_progress_sink(None)
     elif executor == "process":

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 import weightzoo
 from builder.card import render_card
 from builder.executors import EXECUTORS, PackTask, Task, run_tasks
-from builder.pack_schedule import MAX_WIDTH, form_packs, pack_width
+from builder.pack_schedule import MAX_WIDTH, QUEUE_DEPTH, device_budget, form_packs
 from builder.space import PRESETS, get_preset
 from builder.task import TRAINERS
 from builder.train import EVALUATIONS, GENERATION_VERSION, TrainConfig
@@ -78,7 +78,7 @@ class GenerationConfig:
     max_shard_bytes: int = DEFAULT_SHARD_BYTES
     #: "single" (train_network) or "pack" (builder.pack: float32 bytes differ from single's, so it is recorded)
     trainer: str = "single"
-    #: Networks per pack (None: as many as the device's memory allows, builder.pack_schedule.pack_width).
+    #: Networks a pack trains at once (None: as many as the device's memory allows, builder.pack_schedule).
     pack_size: int | None = None
     overwrite: bool = False
     #: Continue an interrupted run in ``out``: keep its finished shards, train only the missing networks.
@@ -193,16 +193,16 @@ def generate(config: GenerationConfig) -> Manifest:
 
 
 def _pack_tasks(tasks: list[Task], pack_size: int | None, device: str) -> list[PackTask]:
-    """The tasks as packs of one architecture and batch size (builder.pack_schedule), ``pack_size`` wide or as
-    wide as the device's memory allows."""
+    """The tasks as packs (builder.pack_schedule): each trains ``pack_size`` networks at once (None: as many as
+    ``MAX_WIDTH`` and the device's memory allow) from a queue ``QUEUE_DEPTH`` times as long, shapes mixed."""
     by_id = {t.network_id: t for t in tasks}
     hps = {i: t.hyperparameters for i, t in by_id.items()}
+    width = pack_size or MAX_WIDTH
+    budget = None if pack_size else device_budget(device)
     packs = []
-    for ids in form_packs(hps, width=pack_size or MAX_WIDTH):
-        hp = hps[ids[0]]
-        width = pack_size or pack_width(hp.architecture, hp.batch_size, device)
+    for ids in form_packs(hps, size=width * QUEUE_DEPTH):
         base = dataclasses.replace(by_id[ids[0]], trainer="pack")
-        packs += [PackTask(base, tuple(ids[i : i + width])) for i in range(0, len(ids), width)]
+        packs.append(PackTask(base, tuple(ids), width=width, budget_bytes=budget))
     return packs
 
 
@@ -322,7 +322,12 @@ def _parser() -> argparse.ArgumentParser:
         help="single: one network at a time (default); pack: many networks in one set of kernels (builder.pack; "
         "recorded in the manifest, as its float32 bytes differ from single's)",
     )
-    p.add_argument("--pack-size", type=int, help="networks per pack (default: as many as device memory allows)")
+    p.add_argument(
+        "--pack-size",
+        type=int,
+        help=f"networks a pack trains at once (default: as many as device memory allows, at most {MAX_WIDTH}); "
+        f"each pack queues {QUEUE_DEPTH} times as many, any shapes",
+    )
     p.add_argument(
         "--threads",
         type=int,

@@ -1,19 +1,21 @@
 """Forming packs for the pack trainer (:mod:`builder.pack`) from a zoo's draws, sized to the device's memory.
 
-A pack needs one architecture and one batch size (the stacked shapes); everything else (data set, optimizer,
-learning rate, activation, initialisation, augmentation) may differ within it. Networks are grouped by that key
-in id order and each group is cut into packs of at most ``width`` networks; a pack's own queue (its networks
-beyond ``width``) refills the slots of networks that stop, so a pack stays full until its queue is empty.
+A pack may hold any mix of networks: it trains one lane per (architecture, batch size), the stacked shapes
+(:func:`pack_key`), and keeps ``width`` networks training while its queue lasts (a network that stops frees its
+slot for the next one, whatever its shape). :func:`form_packs` orders a zoo's networks so that each shape's
+networks are consecutive (shapes in the order of their first network, networks in id order) and cuts that order
+into packs of ``size``: the lanes stay few and wide, and ``nws_main`` (972 shapes, about 13 networks each in
+the full zoo) still trains in full packs.
 
-Which networks share a pack changes no bytes: on CPU a network's result is bit-identical in any pack
+Which networks share a pack changes no bytes: a network's result is bit-identical in any pack on CPU
 (``tests/test_pack.py``), so the grouping is free to follow the device.
 
 Example:
     >>> from builder.space import get_preset
     >>> space = get_preset("nws_main")
-    >>> packs = form_packs({i: space.sample(0, i) for i in range(200)}, width=8)
-    >>> sum(len(p) for p in packs), max(len(p) for p in packs) <= 8
-    (200, True)
+    >>> packs = form_packs({i: space.sample(0, i) for i in range(200)}, size=64)
+    >>> [len(p) for p in packs]
+    [64, 64, 64, 8]
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ import torch
 from weightzoo.architecture import Architecture
 from weightzoo.hparams import HyperParameters
 
-__all__ = ["form_packs", "member_bytes", "pack_key", "pack_width"]
+__all__ = ["device_budget", "form_packs", "member_bytes", "pack_key", "pack_width"]
 
-#: Upper bound on a pack's width whatever the memory (kernels stop gaining long before on small devices).
+#: Upper bound on how many networks a pack trains at once (kernels stop gaining long before on small devices).
 MAX_WIDTH = 256
+#: Networks per pack task, as a multiple of its width: the queue that refills the slots of networks that stop.
+QUEUE_DEPTH = 4
 #: Share of the free device memory a pack may plan for (the rest: image sets, evaluation, allocator slack).
 MEMORY_SHARE = 0.5
 #: CPU memory a pack may plan for when nothing says otherwise.
@@ -37,7 +41,7 @@ CPU_BUDGET = 4 * 2**30
 
 
 def pack_key(hp: HyperParameters) -> tuple[Architecture, int]:
-    """What networks of one pack must share: the architecture and the batch size.
+    """What networks of one lane must share: the architecture and the batch size.
 
     Example:
         >>> from builder.space import get_preset
@@ -47,24 +51,39 @@ def pack_key(hp: HyperParameters) -> tuple[Architecture, int]:
     return hp.architecture, hp.batch_size
 
 
-def form_packs(hps: Mapping[int, HyperParameters], width: int, queue: int = 1) -> list[list[int]]:
-    """Network ids grouped into packs of one :func:`pack_key`, in id order, each at most ``width * queue`` long
-    (train each with ``width`` slots: the rest waits in its queue).
+def form_packs(hps: Mapping[int, HyperParameters], size: int) -> list[list[int]]:
+    """Network ids in packs of ``size`` (the last one shorter): each shape's networks consecutive, shapes in the
+    order of their first network, networks in id order within a shape.
 
     Example:
         >>> from builder.space import get_preset
-        >>> hps = {i: get_preset("demo").sample(0, i) for i in range(10)}
-        >>> sorted(len(p) for p in form_packs(hps, width=4))[-1] <= 4
-        True
+        >>> hps = {i: get_preset("nws_fixed").sample(0, i) for i in range(10)}
+        >>> packs = form_packs(hps, size=4)
+        >>> [len(p) for p in packs], sorted(sum(packs, [])) == list(range(10))
+        ([4, 4, 2], True)
     """
-    if width < 1 or queue < 1:
-        raise ValueError(f"width and queue must be at least 1, got {width} and {queue}")
+    if size < 1:
+        raise ValueError(f"size must be at least 1, got {size}")
     groups: dict[tuple[Architecture, int], list[int]] = {}
     for nid in sorted(hps):
         groups.setdefault(pack_key(hps[nid]), []).append(nid)
-    size = width * queue
-    packs = [ids[i : i + size] for ids in groups.values() for i in range(0, len(ids), size)]
-    return sorted(packs, key=lambda p: p[0])
+    order = [nid for ids in groups.values() for nid in ids]
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def device_budget(device: torch.device | str = "cpu") -> int:
+    """The training memory a pack may plan for on ``device``: ``MEMORY_SHARE`` of the free memory on CUDA,
+    ``CPU_BUDGET`` on CPU.
+
+    Example:
+        >>> device_budget("cpu") == CPU_BUDGET
+        True
+    """
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(dev)
+        return int(free * MEMORY_SHARE)
+    return CPU_BUDGET
 
 
 def member_bytes(architecture: Architecture, batch_size: int, dtype: torch.dtype = torch.float32) -> int:
@@ -94,18 +113,12 @@ def pack_width(
     dtype: torch.dtype = torch.float32,
     budget_bytes: int | None = None,
 ) -> int:
-    """How many networks of this shape train at once on ``device``: its free memory (``MEMORY_SHARE`` of it on
-    CUDA, ``CPU_BUDGET`` on CPU, or ``budget_bytes``) over :func:`member_bytes`, at most ``MAX_WIDTH``.
+    """How many networks of this shape fit at once on ``device``: its budget (:func:`device_budget`, or
+    ``budget_bytes``) over :func:`member_bytes`, at least 1 and at most ``MAX_WIDTH``.
 
     Example:
         >>> pack_width(Architecture(), 32, budget_bytes=10 * member_bytes(Architecture(), 32))
         10
     """
-    dev = torch.device(device)
-    if budget_bytes is None:
-        if dev.type == "cuda":
-            free, _total = torch.cuda.mem_get_info(dev)
-            budget_bytes = int(free * MEMORY_SHARE)
-        else:
-            budget_bytes = CPU_BUDGET
-    return max(1, min(MAX_WIDTH, math.floor(budget_bytes / member_bytes(architecture, batch_size, dtype))))
+    budget = device_budget(device) if budget_bytes is None else budget_bytes
+    return max(1, min(MAX_WIDTH, math.floor(budget / member_bytes(architecture, batch_size, dtype))))

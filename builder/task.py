@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +26,7 @@ from builder.train import DeviceImages, TrainConfig, TrainResult, train_network
 from weightzoo.format.index import NetworkRecord
 from weightzoo.hparams import HyperParameters
 
-__all__ = ["TRAINERS", "PackTask", "Task", "train_pack_task", "train_task"]
+__all__ = ["TRAINERS", "PackTask", "Task", "iter_pack_task", "train_pack_task", "train_task"]
 
 #: "single": :func:`builder.train.train_network`, one network at a time; "pack": :mod:`builder.pack`.
 TRAINERS: tuple[str, ...] = ("single", "pack")
@@ -99,34 +99,43 @@ def train_task(task: Task) -> tuple[NetworkRecord, dict[str, np.ndarray]]:
 @dataclass(frozen=True)
 class PackTask:
     """Networks trained together by the pack trainer: ``base`` says how (space, seed, config, device, images,
-    threads), ``network_ids`` which (one architecture and batch size: :func:`builder.pack_schedule.form_packs`),
-    ``width`` how many at once (None: all)."""
+    threads), ``network_ids`` which (any shapes, best each shape's consecutive: :func:`builder.pack_schedule.
+    form_packs`), ``width`` how many at once (None: all) and ``budget_bytes`` the most estimated training memory
+    they may take at once (None: no limit)."""
 
     base: Task
     network_ids: tuple[int, ...]
     width: int | None = None
+    budget_bytes: int | None = None
 
 
-def train_pack_task(task: PackTask) -> list[tuple[NetworkRecord, dict[str, np.ndarray]]]:
-    """Train a pack; return each network's index record and weight arrays, in ``network_ids`` order."""
-    from builder.pack import train_pack  # the pack trainer only where packs are trained
+def iter_pack_task(task: PackTask) -> Iterator[tuple[NetworkRecord, dict[str, np.ndarray]]]:
+    """Train a pack; yield each network's index record and weight arrays as it finishes."""
+    from builder.pack import iter_pack  # the pack trainer only where packs are trained
 
     base = task.base
     if base.threads is not None and torch.device(base.device).type == "cpu":
         torch.set_num_threads(base.threads)
-    hps = [base.space.sample(base.zoo_seed, i) for i in task.network_ids]
-    images = {name: _images(base, name) for name in sorted({hp.dataset for hp in hps})}
-    results = train_pack(
-        hps,
+    hps = {i: base.space.sample(base.zoo_seed, i) for i in task.network_ids}
+    images = {name: _images(base, name) for name in sorted({hp.dataset for hp in hps.values()})}
+    for nid, result in iter_pack(
+        [hps[i] for i in task.network_ids],
         images,
         zoo_seed=base.zoo_seed,
         network_ids=task.network_ids,
         config=base.config,
         device=base.device,
         width=task.width,
+        budget_bytes=task.budget_bytes,
         on_epoch=_PROGRESS[0],
-    )
-    return [(_record(base, i, hp, r), r.weights) for i, hp, r in zip(task.network_ids, hps, results, strict=True)]
+    ):
+        yield _record(base, nid, hps[nid], result), result.weights
+
+
+def train_pack_task(task: PackTask) -> list[tuple[NetworkRecord, dict[str, np.ndarray]]]:
+    """Train a pack; return each network's index record and weight arrays, in ``network_ids`` order."""
+    out = {rec.network_id: (rec, weights) for rec, weights in iter_pack_task(task)}
+    return [out[i] for i in task.network_ids]
 
 
 def _record(task: Task, network_id: int, hp: HyperParameters, result: TrainResult) -> NetworkRecord:

@@ -41,7 +41,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from builder.augment import augment
+from builder.augment import augment, augment_step
+from builder.keyed_random import dropout_masks
 from builder.sources import ImageSet, train_pool_start
 from builder.space import torch_seed
 from weightzoo.errors import ConfigError, UnknownNameError
@@ -52,9 +53,11 @@ from weightzoo.optim import make_optimizer
 
 #: What a network of a given (zoo seed, id, configuration) becomes. Bumped whenever training changes the weights:
 #: 1 = before the exact original rules; 2 = the original's early stopping, TF1 optimizers, TensorLayer batch norm,
-#: per-batch colour augmentation with both shears, the 55,000-image MNIST pool. Recorded in every manifest;
-#: ``builder.reproduce`` and ``--resume`` refuse to mix versions.
-GENERATION_VERSION = 2
+#: per-batch colour augmentation with both shears, the 55,000-image MNIST pool; 3 = dropout masks and augmentation
+#: parameters drawn by :mod:`builder.keyed_random` (a function of the network and its step, so a pack draws them
+#: for all its networks at once). Recorded in every manifest; ``builder.reproduce`` and ``--resume`` refuse to mix
+#: versions.
+GENERATION_VERSION = 3
 #: How metrics are measured: "clean" (default) or "released" (the original's train-mode graph; see above).
 EVALUATIONS: tuple[str, ...] = ("clean", "released")
 
@@ -339,11 +342,14 @@ def train_network(
     dev = data.device
     if data.name != hp.dataset:
         raise ConfigError(f"network {network_id} draws dataset {hp.dataset!r} but was given {data.name!r}")
-    # Every random choice comes from generators seeded by (zoo seed, network id, stream).
+    # Every random choice comes from streams keyed by (zoo seed, network id, stream): generators for the
+    # initialisation, the data split and order, and the augmentation noise; counter-based draws (at each training
+    # step) for the dropout masks and the augmentation parameters, as the pack trainer draws them.
     init_gen = torch.Generator().manual_seed(torch_seed(zoo_seed, network_id, "init"))
     data_gen = torch.Generator().manual_seed(torch_seed(zoo_seed, network_id, "data"))
     aug_gen = torch.Generator(device=dev).manual_seed(torch_seed(zoo_seed, network_id, "augment"))
-    torch.manual_seed(torch_seed(zoo_seed, network_id, "dropout"))  # nn.Dropout draws from the global generator
+    aug_key = torch_seed(zoo_seed, network_id, "augment-params")
+    dropout_key = torch.tensor([torch_seed(zoo_seed, network_id, "dropout")], device=dev)
 
     net = NWSNet(hp.architecture, hp.activation, bn_momentum=1 - config.bn_decay, bn_eps=config.bn_eps)
     net = initialize_(net, hp.initialization, init_gen).to(dev, dtype)
@@ -361,9 +367,12 @@ def train_network(
         order = torch.cat(chosen)
         return order[torch.randperm(len(order), generator=data_gen).to(dev)]
 
-    def batch_images(idx: torch.Tensor) -> torch.Tensor:
+    def batch_images(idx: torch.Tensor, step: int | None = None) -> torch.Tensor:
+        """The batch, augmented as training step ``step`` draws it (None: a fresh draw, released evaluation)."""
         x = data.train_x[idx].to(dtype).div_(255)
-        return augment(x, aug_gen) if hp.augmentation else x
+        if not hp.augmentation:
+            return x
+        return augment(x, aug_gen) if step is None else augment_step(x, aug_key, step, aug_gen)
 
     history: dict[str, list[float]] = {m: [] for m in METRICS}
     records = _Records()
@@ -394,7 +403,8 @@ def train_network(
     record(order)
     stopper = EarlyStopping(config)
     stopper.update(0, history["val_accuracy"][-1])
-    status, images_seen = "completed", 0
+    status, images_seen, step = "completed", 0, 0
+    units = hp.architecture.fc_units
     n_batches = max(len(order) // bs, 1)  # full batches only: train-mode batch norm needs > 1 image
     for epoch in range(1, config.max_epochs + 1):
         net.train()
@@ -403,11 +413,13 @@ def train_network(
             idx = order[b * bs : (b + 1) * bs]
             if released and b > 0:  # batch 0 was measured at the export before this epoch
                 train_pass.append(_released_pass(net, batch_images, data.train_y, idx))
-            loss = F.cross_entropy(net(batch_images(idx)), data.train_y[idx])
+            masks = [m[0] for m in dropout_masks(dropout_key, torch.tensor([step], device=dev), len(idx), units, dtype)]
+            loss = F.cross_entropy(net(batch_images(idx, step), masks), data.train_y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             loss_sum += loss.detach()
+            step += 1
         images_seen += n_batches * min(bs, len(order))
         if on_epoch is not None:
             on_epoch(network_id, epoch, images_seen)

@@ -8,6 +8,7 @@ import torch
 
 import builder.generate as gen
 from builder.generate import GenerationConfig, generate, main
+from builder.train import GENERATION_VERSION
 from weightzoo import open_zoo
 
 
@@ -112,10 +113,10 @@ def test_manifest_records_how_to_regenerate(demo_zoo):
     assert all(len(f["sha256"]) == 64 for f in manifest["files"])
     assert np.isclose(sum(manifest["status_counts"].values()), 5)
     gen_cfg = manifest["generation"]
-    assert gen_cfg["generation_version"] == 2 and open_zoo(demo_zoo).manifest.generation_version == 2
+    assert gen_cfg["generation_version"] == GENERATION_VERSION == open_zoo(demo_zoo).manifest.generation_version
     assert gen_cfg["train"]["bn_eps"] == 1e-5 and gen_cfg["train"]["bn_decay"] == 0.9
     assert gen_cfg["train"]["evaluation"] == "clean" and gen_cfg["train"]["min_epochs"] == 19
-    assert "generation version\n2" in (demo_zoo / "README.md").read_text()
+    assert f"generation version\n{GENERATION_VERSION}" in (demo_zoo / "README.md").read_text()
 
 
 def test_reproduce_refuses_a_zoo_of_another_generation_version(demo_zoo, tmp_path, capsys):
@@ -130,7 +131,7 @@ def test_reproduce_refuses_a_zoo_of_another_generation_version(demo_zoo, tmp_pat
     (old / "manifest.json").write_text(json.dumps(manifest))
     assert reproduce_main([str(old), "--networks", "0"]) == 2
     err = capsys.readouterr().err
-    assert "generation version 1" in err and "generation version 2" in err
+    assert "generation version 1" in err and f"generation version {GENERATION_VERSION}" in err
 
 
 def test_released_evaluation_is_recorded_in_the_manifest_and_card(tmp_path):

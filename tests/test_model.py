@@ -136,3 +136,19 @@ def test_training_batch_norm_moving_statistics_are_tensorlayers():
     assert torch.allclose(d.running_var, 0.9 + 0.1 * z.var(dim=0, unbiased=False))
     y_eval = d.eval()(z)
     assert torch.allclose(y_eval, (z - d.running_mean) / torch.sqrt(d.running_var + 1e-5) * d.weight + d.bias)
+
+
+def test_dropout_masks_replace_the_modules_draw():
+    """Given masks (the trainers' keyed draws), training mode multiplies them in instead of nn.Dropout's draw:
+    masks of ones give the no-dropout output, and a zero mask on the last hidden layer leaves only the bias."""
+    torch.manual_seed(0)
+    arch = Architecture()
+    net = NWSNet(arch, "relu").train()
+    x = torch.rand(4, 3, 32, 32)
+    ones = [torch.ones(4, n) for n in arch.fc_units]
+    net.dropout.eval()
+    expected = net(x)
+    net.dropout.train()
+    torch.testing.assert_close(net(x, ones), expected, rtol=0, atol=0)
+    zeros = [*ones[:-1], torch.zeros(4, arch.fc_units[-1])]
+    torch.testing.assert_close(net(x, zeros), net.out.bias.expand(4, -1), rtol=0, atol=0)

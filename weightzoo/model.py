@@ -23,7 +23,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -103,8 +103,12 @@ class NWSNet(nn.Module):
         self.dropout = nn.Dropout(DROPOUT)
         self.pool = nn.MaxPool2d(2, 2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits [B, 20] for images [B, 3, 32, 32] in [0, 1]."""
+    def forward(self, x: torch.Tensor, dropout_masks: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        """Logits [B, 20] for images [B, 3, 32, 32] in [0, 1].
+
+        ``dropout_masks``: one [B, units] tensor per dense layer, multiplied in place of :attr:`dropout`'s own
+        draw (0 drops a unit, ``1 / (1 - p)`` keeps it); the trainers pass them in training mode so a network's
+        masks are a function of its identity and step (``builder.keyed_random``). None: ``nn.Dropout``."""
         layer = 0
         for n_layers in self.architecture.blocks:
             for _ in range(n_layers):
@@ -113,7 +117,8 @@ class NWSNet(nn.Module):
             x = self.pool(x)
         x = x.permute(0, 2, 3, 1).flatten(1)  # (h, w, c) order, as TensorFlow flattens NHWC
         for j in range(len(self.architecture.fc_units)):
-            x = self.dropout(getattr(self, f"fc{j}_bn")(self.act(getattr(self, f"fc{j}")(x))))
+            x = getattr(self, f"fc{j}_bn")(self.act(getattr(self, f"fc{j}")(x)))
+            x = self.dropout(x) if dropout_masks is None else x * dropout_masks[j]
         return self.out(x)
 
 

@@ -1,0 +1,267 @@
+"""One lane of a pack (:mod:`builder.pack`): the networks of one architecture and batch size, their parameters,
+batch-norm statistics and optimizer slots stacked ``[P, ...]``, trained one step at a time in one set of kernels.
+
+- Convolutions are one grouped convolution (``groups=P``) on ``[B, P*C, H, W]``; batch norm is per (network,
+  channel) on that layout, written out (see :meth:`Lane._batch_norm`); dense layers are ``baddbmm``.
+- Randomness: every member's dropout masks and augmentation parameters are drawn for the whole lane in one call
+  (:mod:`builder.keyed_random`, keyed by the member's stream keys and its own step count); the augmentation noise
+  is one draw of each augmented member's generator. Images are gathered with one index per data set.
+- The three TF1 optimizers (:mod:`weightzoo.optim`) act on contiguous slices of the stacks (members are kept
+  sorted by optimizer, then activation), with per-network learning rates.
+
+Example:
+    >>> _runs(["adam", "adam", "sgd_momentum"])
+    [('adam', 0, 2), ('sgd_momentum', 2, 3)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from builder.augment import apply_params, keyed_params
+from builder.keyed_random import dropout_masks
+from builder.train import TrainConfig
+from weightzoo.optim import ADAM_BETAS, ADAM_EPS, MOMENTUM, RMSPROP_DECAY, RMSPROP_EPS
+
+if TYPE_CHECKING:
+    from builder.pack import Member
+
+__all__ = ["Lane"]
+
+_ACT = {"relu": F.relu, "elu": F.elu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
+
+
+def _grouped_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, padding: int) -> torch.Tensor:
+    """Per-member convolutions as one grouped convolution: ``x`` [B, P*Cin, H, W], ``w`` [P, Cout, Cin, k, k].
+    A pack of one runs with a zero-cost-to-exactness twin (groups=2): CPU kernels for groups=1 round differently
+    from the grouped ones, and a member must come out the same whatever its pack."""
+    P = w.shape[0]
+    if P == 1:
+        c = w.shape[1]
+        out = F.conv2d(torch.cat([x, x], 1), torch.cat([w, w]).flatten(0, 1), torch.cat([b, b]).flatten(),
+                       padding=padding, groups=2)  # fmt: skip
+        return out[:, :c]
+    return F.conv2d(x, w.flatten(0, 1), b.flatten(), padding=padding, groups=P)
+
+
+def _runs(keys: Sequence[str]) -> list[tuple[str, int, int]]:
+    """Maximal runs of equal keys: (key, start, end)."""
+    runs: list[tuple[str, int, int]] = []
+    for i, k in enumerate(keys):
+        if runs and runs[-1][0] == k:
+            runs[-1] = (k, runs[-1][1], i + 1)
+        else:
+            runs.append((k, i, i + 1))
+    return runs
+
+
+class Lane:
+    """The stacked state of the members of one (architecture, batch size) now training: parameters (leaves),
+    batch-norm statistics, optimizer slots, per-member scalars and stream positions."""
+
+    def __init__(self, config: TrainConfig, device: torch.device, dtype: torch.dtype):
+        self.config, self.device, self.dtype = config, device, dtype
+        self.members: list[Member] = []
+        self.state: dict[str, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def restack(self, keep: list[Member], new: list[Member]) -> None:
+        """Re-form the stacks for ``keep`` (members already here) plus ``new`` (fresh, initial state)."""
+        old = {id(m): i for i, m in enumerate(self.members)}
+        members = sorted(keep + new, key=lambda m: (m.hp.optimizer, m.hp.activation, m.id))
+        self.members = members
+        if not members:
+            self.state = {}
+            return
+        arch = members[0].hp.architecture
+        names = [p.name for p in arch.params]
+        f32, dev = torch.float32, self.device
+
+        def fresh(m: Member, key: str) -> torch.Tensor:
+            kind, _, name = key.partition(":")
+            if kind == "p":
+                return m.initial[name]
+            if kind == "s1":  # adam m, rmsprop ms (ones, as TF1), momentum buffer
+                init = torch.ones_like if m.hp.optimizer == "rmsprop" else torch.zeros_like
+                return init(m.initial[name])
+            if kind == "s2":  # adam v
+                return torch.zeros_like(m.initial[name])
+            if key == "b1p":
+                return torch.tensor(ADAM_BETAS[0], dtype=f32, device=dev)
+            if key == "b2p":
+                return torch.tensor(ADAM_BETAS[1], dtype=f32, device=dev)
+            return torch.zeros((), dtype=f32, device=dev)  # loss_sum
+
+        trainable = [n for n in names if not n.endswith(("running_mean", "running_var"))]
+        keys = [f"p:{n}" for n in names] + [f"s1:{n}" for n in trainable] + [f"s2:{n}" for n in trainable]
+        keys += ["b1p", "b2p", "loss_sum"]
+        state = {}
+        for key in keys:
+            parts = [self.state[key][old[id(m)]] if id(m) in old else fresh(m, key) for m in members]
+            state[key] = torch.stack(parts).detach()
+        for n in trainable:
+            state[f"p:{n}"].requires_grad_(True)
+        self.state, self.names, self.trainable, self.arch = state, names, trainable, arch
+        self.batch_size = members[0].hp.batch_size
+        self.opt_runs = _runs([m.hp.optimizer for m in members])
+        self.act_runs = _runs([m.hp.activation for m in members])
+        self.dropout_keys = torch.tensor([m.dropout_key for m in members], device=dev)
+        self.steps = torch.tensor([m.steps for m in members], device=dev)
+        self.augmented = [s for s, m in enumerate(members) if m.hp.augmentation]
+        aug = torch.tensor(self.augmented, dtype=torch.int64, device=dev)
+        self.aug_rows, self.aug_keys = aug, torch.tensor([members[s].aug_key for s in self.augmented], device=dev)
+        # One gather per data set: each data set's member slots and the rows of the batch they fill.
+        bs, datasets = self.batch_size, sorted({m.data.name for m in members})
+        self.gathers = []
+        for name in datasets:
+            slots = [s for s, m in enumerate(members) if m.data.name == name]
+            rows = (torch.tensor(slots, device=dev)[:, None] * bs + torch.arange(bs, device=dev)).flatten()
+            self.gathers.append((members[slots[0]].data, slots, rows))
+        self.lr_changed()
+
+    def lr_changed(self) -> None:
+        lrs = [m.lr for m in self.members]
+        self.lr = torch.tensor(lrs, dtype=self.dtype, device=self.device)
+        self.lr32 = torch.tensor(lrs, dtype=torch.float32, device=self.device)
+
+    def _act(self, x: torch.Tensor, dim: int, width: int) -> torch.Tensor:
+        """Each member's activation on its slice of ``dim`` (``width`` entries per member)."""
+        if len(self.act_runs) == 1:
+            return _ACT[self.act_runs[0][0]](x)
+        return torch.cat([_ACT[a](x.narrow(dim, s * width, (e - s) * width)) for a, s, e in self.act_runs], dim)
+
+    def step(self) -> None:
+        """One training step of every member (its next batch); advances every member's stream position."""
+        P, dt, bs = len(self.members), self.dtype, self.batch_size
+        x, y = self._batch()
+        x = x.to(dt).div_(255)
+        if self.augmented:
+            x = self._augment(x.view(P, bs, *x.shape[1:])).flatten(0, 1)
+        masks = dropout_masks(self.dropout_keys, self.steps, bs, self.arch.fc_units, dt)
+        loss = self._forward_loss(x, y, masks, P, bs)
+        loss.sum().backward()
+        with torch.no_grad():
+            self.state["loss_sum"] += loss.detach()
+            self._optimize()
+        for n in self.trainable:
+            self.state[f"p:{n}"].grad = None
+        self.steps += 1
+        for m in self.members:
+            m.steps += 1
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The members' next batches, [P*B, 3, H, W] uint8 and [P*B] labels, member-major."""
+        bs, members = self.batch_size, self.members
+        if len(self.gathers) == 1:
+            data = self.gathers[0][0]
+            idx = torch.cat([m.order[m.batch * bs : (m.batch + 1) * bs] for m in members])
+            return data.train_x[idx], data.train_y[idx]
+        first = self.gathers[0][0]
+        x = torch.empty((len(members) * bs, *first.train_x.shape[1:]), dtype=first.train_x.dtype, device=self.device)
+        y = torch.empty(len(members) * bs, dtype=first.train_y.dtype, device=self.device)
+        for data, slots, rows in self.gathers:
+            idx = torch.cat([members[s].order[members[s].batch * bs : (members[s].batch + 1) * bs] for s in slots])
+            x[rows], y[rows] = data.train_x[idx], data.train_y[idx]
+        return x, y
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        """The augmented members' batches (``x`` [P, B, 3, H, W]): parameters for all of them in one keyed draw,
+        each one's noise from its own generator, applied in one batched call."""
+        bs, rows = x.shape[1], self.aug_rows
+        params = keyed_params(self.aug_keys, self.steps[rows], bs)
+        noise = [
+            torch.randn((bs, *x.shape[2:]), generator=g, device=g.device, dtype=x.dtype)
+            for g in (self.members[s].aug_gen for s in self.augmented)
+        ]
+        out = apply_params(x[rows].flatten(0, 1), params, torch.cat(noise))
+        if len(self.augmented) == len(self.members):
+            return out.view_as(x)
+        x = x.clone()
+        x[rows] = out.view(len(rows), *x.shape[1:])
+        return x
+
+    def _forward_loss(self, x: torch.Tensor, y: torch.Tensor, masks: list[torch.Tensor], P: int, bs: int):
+        """Per-member mean cross-entropy [P] of the training forward pass (batch norm on batch statistics,
+        moving statistics updated as TensorLayer's layer does)."""
+        S, arch, c = self.state, self.arch, self.config
+        momentum = 1 - c.bn_decay
+        h = x.view(P, bs, *x.shape[1:]).transpose(0, 1).reshape(bs, P * x.shape[1], *x.shape[2:])
+        k = arch.filter_size
+        layer = 0
+        for n_layers in arch.blocks:
+            for _ in range(n_layers):
+                w, b = S[f"p:conv{layer}.weight"], S[f"p:conv{layer}.bias"]
+                h = _grouped_conv(h, w, b, k // 2)
+                h = self._batch_norm(h, f"conv{layer}_bn", momentum)
+                h = self._act(h, 1, w.shape[1])
+                layer += 1
+            h = F.max_pool2d(h, 2, 2)
+        C = h.shape[1] // P
+        h = h.view(bs, P, C, *h.shape[2:]).permute(1, 0, 3, 4, 2).reshape(P, bs, -1)  # (h, w, c) per member
+        for j in range(len(arch.fc_units)):
+            w, b = S[f"p:fc{j}.weight"], S[f"p:fc{j}.bias"]
+            h = self._act(torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2)), 0, 1)
+            n = h.shape[2]
+            z = self._batch_norm(h.transpose(0, 1).reshape(bs, P * n), f"fc{j}_bn", momentum)
+            h = z.view(bs, P, n).transpose(0, 1) * masks[j]
+        logits = torch.baddbmm(S["p:out.bias"].unsqueeze(1), h, S["p:out.weight"].transpose(1, 2))
+        return F.cross_entropy(logits.flatten(0, 1), y, reduction="none").view(P, bs).mean(1)
+
+    def _batch_norm(self, x: torch.Tensor, name: str, momentum: float) -> torch.Tensor:
+        S = self.state
+        dims = [0, *range(2, x.ndim)]
+        with torch.no_grad():
+            var, mean = torch.var_mean(x, dim=dims, correction=0)
+            S[f"p:{name}.running_mean"].view(-1).lerp_(mean, momentum)
+            S[f"p:{name}.running_var"].view(-1).lerp_(var, momentum)
+        # Written out rather than F.batch_norm: that kernel's per-channel results depend on the channel count (the
+        # pack size) on CPU; var_mean and elementwise arithmetic do not (pack independence, bit for bit).
+        var, mean = torch.var_mean(x, dim=dims, correction=0, keepdim=True)
+        shape = [1, -1] + [1] * (x.ndim - 2)
+        # The CPU kernel's form: y = x * alpha + (beta - mean * alpha), alpha = gamma / sqrt(var + eps).
+        alpha = S[f"p:{name}.weight"].view(shape) / torch.sqrt(var + self.config.bn_eps)
+        return x * alpha + (S[f"p:{name}.bias"].view(shape) - mean * alpha)
+
+    def _optimize(self) -> None:
+        """The TF1 update rules of :mod:`weightzoo.optim` on each optimizer's slice of the stacks."""
+        S = self.state
+        b1, b2 = ADAM_BETAS
+        for opt, s, e in self.opt_runs:
+            if opt == "adam":
+                alpha = self.lr32[s:e] * torch.sqrt(1 - S["b2p"][s:e]) / (1 - S["b1p"][s:e])
+            for n in self.trainable:
+                p, m1 = S[f"p:{n}"], S[f"s1:{n}"]
+                g = p.grad[s:e]
+                p, m1 = p.narrow(0, s, e - s), m1.narrow(0, s, e - s)
+                lr = self.lr[s:e].view(-1, *[1] * (p.ndim - 1))
+                if opt == "adam":
+                    v = S[f"s2:{n}"].narrow(0, s, e - s)
+                    m1.add_((g - m1) * (1 - b1))
+                    v.add_((g * g - v) * (1 - b2))
+                    a = alpha.to(p.dtype).view_as(lr)
+                    p.sub_(m1 * a / (torch.sqrt(v) + ADAM_EPS))
+                elif opt == "rmsprop":
+                    m1.add_((g * g - m1) * (1 - RMSPROP_DECAY))
+                    p.sub_(lr * g / torch.sqrt(m1 + RMSPROP_EPS))
+                else:  # TF1 momentum = torch SGD(momentum=0.95); a zero buffer makes the first step buf = g
+                    m1.mul_(MOMENTUM).add_(g)
+                    p.addcmul_(m1, lr, value=-1)
+            if opt == "adam":
+                S["b1p"][s:e] = S["b1p"][s:e] * b1
+                S["b2p"][s:e] = S["b2p"][s:e] * b2
+
+    def member_weights(self, slot: int) -> dict[str, torch.Tensor]:
+        """The state of the member in ``slot`` (views of the stacks)."""
+        return {n: self.state[f"p:{n}"][slot].detach() for n in self.names}
+
+    def take_loss_sum(self, slot: int) -> float:
+        """The member's summed training loss since the last call (its epoch's), reset to zero."""
+        value = float(self.state["loss_sum"][slot])
+        self.state["loss_sum"][slot] = 0
+        return value
