@@ -31,4 +31,5 @@ run() {  # run NAME LIMIT COMMAND...
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$RESULTS/device.txt" 2>&1
 run train_throughput_cuda 120 python3 benchmarks/train_throughput.py --device cuda
-run pack_throughput_cuda_fixed 240 python3 benchmarks/pack_throughput.py --device cuda --networks 64 --epochs 1 --workers 4
+run pack_throughput_cuda 360 python3 benchmarks/pack_throughput.py --device cuda --networks 64 --epochs 1 --per-shape 13 \
+  --train-images 12000
