@@ -168,7 +168,7 @@ def generate(config: GenerationConfig) -> Manifest:
     ]
     n_networks = len(tasks)  # the bar counts networks, also when packs train several per task
     if cfg.trainer == "pack":
-        tasks = _pack_tasks(tasks, cfg.pack_size, cfg.device)
+        tasks = _pack_tasks(tasks, cfg.pack_size, cfg.device, QUEUE_DEPTH if cfg.executor == "local" else 1)
     start = time.perf_counter()
     accuracy: dict[str, list[float]] = defaultdict(list)
     statuses: Counter[str] = Counter()
@@ -192,15 +192,17 @@ def generate(config: GenerationConfig) -> Manifest:
     return manifest
 
 
-def _pack_tasks(tasks: list[Task], pack_size: int | None, device: str) -> list[PackTask]:
+def _pack_tasks(tasks: list[Task], pack_size: int | None, device: str, depth: int) -> list[PackTask]:
     """The tasks as packs (builder.pack_schedule): each trains ``pack_size`` networks at once (None: as many as
-    ``MAX_WIDTH`` and the device's memory allow) from a queue ``QUEUE_DEPTH`` times as long, shapes mixed."""
+    ``MAX_WIDTH`` and the device's memory allow) from a queue ``depth`` times as long, shapes mixed. The local
+    executor hands over each network as it finishes, so its packs queue ``QUEUE_DEPTH`` times their width; a
+    worker process or Ray task returns its pack's weights at once, so those packs hold one width of networks."""
     by_id = {t.network_id: t for t in tasks}
     hps = {i: t.hyperparameters for i, t in by_id.items()}
     width = pack_size or MAX_WIDTH
     budget = None if pack_size else device_budget(device)
     packs = []
-    for ids in form_packs(hps, size=width * QUEUE_DEPTH):
+    for ids in form_packs(hps, size=width * depth):
         base = dataclasses.replace(by_id[ids[0]], trainer="pack")
         packs.append(PackTask(base, tuple(ids), width=width, budget_bytes=budget))
     return packs
@@ -326,7 +328,7 @@ def _parser() -> argparse.ArgumentParser:
         "--pack-size",
         type=int,
         help=f"networks a pack trains at once (default: as many as device memory allows, at most {MAX_WIDTH}); "
-        f"each pack queues {QUEUE_DEPTH} times as many, any shapes",
+        f"with --executor local each pack queues {QUEUE_DEPTH} times as many; shapes mix",
     )
     p.add_argument(
         "--threads",

@@ -8,6 +8,7 @@ import torch
 
 import builder.generate as gen
 from builder.generate import GenerationConfig, generate, main
+from builder.pack_schedule import pack_key
 from builder.train import GENERATION_VERSION
 from weightzoo import open_zoo
 
@@ -376,3 +377,18 @@ def test_killed_with_sigkill_and_resumed_is_byte_identical(tmp_path, point, coun
     assert files == sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.name != "provenance.json")
     for rel in files:
         assert (out / rel).read_bytes() == (ref / rel).read_bytes(), rel
+
+
+def test_pack_trainer_zoo_is_the_same_whatever_pack_size_or_executor(tmp_path):
+    """--trainer pack end to end: 4 demo networks (mixed shapes) in packs of 2 in this process, and in packs of 3
+    in two worker processes, write the same weights; the manifest records the trainer."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _run(a, "--seed", "5", "--trainer", "pack", "--pack-size", "2", n=4) == 0
+    assert _run(b, "--seed", "5", "--trainer", "pack", "--pack-size", "3", "--executor", "process", "--workers", "2",
+                n=4) == 0  # fmt: skip
+    za, zb = open_zoo(a), open_zoo(b)
+    assert za.manifest.generation["trainer"] == "pack" and za.ids == zb.ids == [0, 1, 2, 3]
+    assert len({pack_key(za.hyperparameters(i)) for i in za.ids}) == 3  # three lanes
+    for nid in za.ids:
+        x, y = za.snapshots(nid), zb.snapshots(nid)
+        assert all(x[k].numpy().tobytes() == y[k].numpy().tobytes() for k in x), nid
