@@ -75,7 +75,9 @@ class AugmentConfig:
 @dataclasses.dataclass(frozen=True)
 class AugmentParams:
     """Drawn parameters. Geometric fields are float tensors of shape [B] (``translate_px``: [B, 2]); colour fields
-    are 0-d tensors, one value for the whole batch, as in the original."""
+    hold one value per batch, as in the original: 0-d tensors (:func:`sample_params`), or, for several batches at
+    once (:func:`keyed_params`), each batch's value repeated per image, shaped to broadcast ([B, 1, 1, 1];
+    ``hue`` and ``saturation`` [B, 1, 1])."""
 
     translate_px: torch.Tensor  #: (x, y) in pixels
     rotate_deg: torch.Tensor
