@@ -14,10 +14,13 @@ Design (measured choice, see README "Training packs of networks"):
   every lane. So a pack mixes whatever the zoo draws (``nws_main``: 243 architectures x 4 batch sizes), and
   stays full: a network that stops frees its slot for the next queued one, whatever its shape.
 - **Own epochs.** Every member has its own batch count per epoch (its class balance); a member whose epoch ends
-  is evaluated (the single trainer's ``_evaluate``), recorded, and checked for divergence and early stopping on
-  its own. Members that stop leave; queued networks take their place (a lane is re-stacked at those moments
-  only). How many train at once: ``width`` networks, and at most ``budget_bytes`` of estimated training memory
-  (:func:`builder.pack_schedule.member_bytes`).
+  is exported: its weights copied and its evaluation (the single trainer's) launched, on the device, with the
+  copy to the host on a side stream on CUDA. The pack reads that export one step later, while the device runs
+  the step, and decides divergence and early stopping for that member alone, so the device never waits for a
+  snapshot; a member that stops has trained one step more, discarded with it. Members that stop leave; queued
+  networks take their place (a lane is re-stacked at those moments only). How many train at once: ``width``
+  networks, and at most ``budget_bytes`` of estimated training memory (:func:`builder.pack_schedule.
+  member_bytes`).
 
 Data sets, optimizers, learning rates, activations, initialisations and augmentation may differ within a lane.
 ``evaluation="released"`` is not supported (:class:`~weightzoo.errors.ConfigError`): use the single trainer.
@@ -52,7 +55,8 @@ from builder.train import (
     EarlyStopping,
     TrainConfig,
     TrainResult,
-    _evaluate,
+    _evaluate_sums,
+    _metrics,
     _Records,
     network_split,
     snapshot_epochs,
@@ -63,6 +67,37 @@ from weightzoo.hparams import HyperParameters
 from weightzoo.model import NWSNet, initialize_
 
 __all__ = ["iter_pack", "train_pack"]
+
+
+class _Export:
+    """One export of a member, captured at the end of its epoch: the weights (float32) and the evaluation's sums,
+    on their way to the host. On CUDA the copy runs on a side stream into pinned memory, after the kernels that
+    produced them, and the pack reads it one step later (:meth:`_Pack.step`), so the device never idles for it;
+    on CPU the tensors are already there."""
+
+    def __init__(self, member: Member, epoch: int, tensors: dict[str, torch.Tensor], stream: torch.cuda.Stream | None):
+        self.member, self.epoch = member, epoch
+        self.done: torch.cuda.Event | None = None
+        if stream is None:
+            self.host = tensors
+            return
+        produced = torch.cuda.Event()
+        produced.record(torch.cuda.current_stream(stream.device))
+        with torch.cuda.stream(stream):
+            stream.wait_event(produced)
+            self.host = {}
+            for k, v in tensors.items():
+                self.host[k] = torch.empty(v.shape, dtype=v.dtype, pin_memory=True)
+                self.host[k].copy_(v, non_blocking=True)
+                v.record_stream(stream)  # the allocator keeps v until the copy is done
+            self.done = torch.cuda.Event()
+            self.done.record(stream)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The host copies (waits for the copy if it is still running)."""
+        if self.done is not None:
+            self.done.synchronize()
+        return {k: v.numpy() for k, v in self.host.items()}
 
 
 class Member:
@@ -104,7 +139,7 @@ class Member:
         self.batch = 0  # within the epoch
         self.epoch = 0  # trained epochs
         self.images_seen = 0
-        self.status = "completed"
+        self.status: str | None = None  # decided when it stops: completed, early_stopped or diverged
         self.bytes = 0  # its estimated training memory, set when it is admitted
 
     def epoch_order(self) -> torch.Tensor:
@@ -115,19 +150,32 @@ class Member:
         order = torch.cat(chosen)
         return order[torch.randperm(len(order), generator=self.data_gen).to(dev)]
 
-    def record(self, weights: dict[str, torch.Tensor], evaluator: NWSNet) -> bool:
-        """Measure and keep this export's metrics and weights; False when a weight is no longer finite."""
+    def capture(self, weights: dict[str, torch.Tensor], evaluator: NWSNet, epoch: int,
+                loss_sum: torch.Tensor | None, stream: torch.cuda.Stream | None) -> _Export:  # fmt: skip
+        """Start this export: copy the weights (float32) and launch the evaluation; nothing waits for them."""
         with torch.no_grad():
             state = evaluator.state_dict()
             for name, w in weights.items():
                 state[name].copy_(w)
+            tensors = {f"w:{k}": v.detach().to(torch.float32, copy=True) for k, v in weights.items()}
         for part, (x, y) in self.eval_sets.items():
-            loss, acc = _evaluate(evaluator, x, y, self.config.eval_batch_size)
+            tensors[f"loss:{part}"], tensors[f"correct:{part}"] = _evaluate_sums(
+                evaluator, x, y, self.config.eval_batch_size
+            )
+        if loss_sum is not None:
+            tensors["loss_sum"] = loss_sum
+        return _Export(self, epoch, tensors, stream)
+
+    def finish(self, export: _Export) -> tuple[bool, float]:
+        """Keep an export's metrics and weights; (all weights finite, the epoch's summed training loss)."""
+        host = export.arrays()
+        for part, (_, y) in self.eval_sets.items():
+            loss, acc = _metrics(float(host[f"loss:{part}"]), int(host[f"correct:{part}"]), len(y))
             self.history[f"{part}_loss"].append(loss)
             self.history[f"{part}_accuracy"].append(acc)
-        arrays = {k: v.detach().to(torch.float32).cpu().numpy().copy() for k, v in weights.items()}
+        arrays = {k[2:]: v for k, v in host.items() if k.startswith("w:")}
         self.records.append(arrays)
-        return all(np.isfinite(w).all() for w in arrays.values())
+        return all(np.isfinite(w).all() for w in arrays.values()), float(host.get("loss_sum", 0.0))
 
     def result(self) -> TrainResult:
         n_epochs = len(self.records) - 1
@@ -154,6 +202,8 @@ class _Pack:
         self.lanes: dict[tuple, Lane] = {}
         self.evaluators: dict[tuple, NWSNet] = {}
         self.bytes = 0  # estimated training memory of the members (builder.pack_schedule.member_bytes)
+        self.pending: list[_Export] = []  # exports captured in the last step, read in the next
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None  # for the exports' copies
 
     def __len__(self) -> int:
         return sum(len(lane) for lane in self.lanes.values())
@@ -183,45 +233,55 @@ class _Pack:
                 del self.lanes[key]
         for key, members in by_key.items():
             lane = self.lanes[key]
-            for m in members:
-                m.record(lane.member_weights(lane.members.index(m)), self.evaluator(m))
+            for m in members:  # the initialisation's export, at once (once per network)
+                m.finish(m.capture(lane.member_weights(lane.members.index(m)), self.evaluator(m), 0, None, None))
                 m.stopper.update(0, m.history["val_accuracy"][-1])
 
     def step(self) -> list[Member]:
-        """One training step of every member of every lane; the members that stop after it."""
-        done = []
+        """One training step of every member of every lane; the members that stop.
+
+        Whether a member stops is decided from the export of its epoch's end, read one step later (the device
+        runs that step meanwhile instead of waiting for the copy): a member that stops has trained one step more,
+        which is discarded with it, as is an export captured in that step. So a member's result is what it would
+        be if decided at once, and on CPU the same bytes."""
         for lane in self.lanes.values():
             lane.step()
+        done = [m for m in (self.decide(export) for export in self.pending) if m is not None]
+        self.pending = []
+        for lane in self.lanes.values():
             ended = False
             for slot, m in enumerate(lane.members):
                 m.batch += 1
-                if m.batch == m.n_batches:
-                    ended = True
-                    if self.end_epoch(lane, slot):
-                        done.append(m)
+                if m.batch < m.n_batches:
+                    continue
+                ended, m.batch, m.epoch = True, 0, m.epoch + 1
+                m.lr = m.lr * self.config.lr_decay
+                m.order = m.epoch_order()  # drawn at the epoch's end, as train_network draws it
+                if m.status is None:
+                    loss_sum = lane.take_loss_sum(slot)
+                    self.pending.append(m.capture(lane.member_weights(slot), self.evaluator(m), m.epoch, loss_sum,
+                                                  self.stream))  # fmt: skip
             if ended and self.config.lr_decay != 1:
                 lane.lr_changed()
         return done
 
-    def end_epoch(self, lane: Lane, slot: int) -> bool:
-        """The epoch boundary of the member in ``slot`` (as train_network's loop); True when it stops."""
-        m, c = lane.members[slot], self.config
-        m.epoch += 1
-        m.batch = 0
-        m.images_seen += m.n_batches * m.hp.batch_size
-        if self.on_epoch is not None:  # progress only: as train_network's on_epoch, after the epoch's steps
-            self.on_epoch(m.id, m.epoch, m.images_seen)
-        m.lr = m.lr * c.lr_decay
-        m.order = m.epoch_order()
-        finite = m.record(lane.member_weights(slot), self.evaluator(m))
-        loss_sum = lane.take_loss_sum(slot)
+    def decide(self, export: _Export) -> Member | None:
+        """Record an export and decide (as train_network's loop) whether its member stops there; the member if so.
+        Exports of a member that already stopped are dropped."""
+        m, c = export.member, self.config
+        if m.status is not None:
+            return None
+        finite, loss_sum = m.finish(export)
+        m.images_seen = export.epoch * m.n_batches * m.hp.batch_size
+        if self.on_epoch is not None:  # progress only: as train_network's on_epoch
+            self.on_epoch(m.id, export.epoch, m.images_seen)
         if not finite or not math.isfinite(loss_sum):
             m.status = "diverged"
-            return True
-        if m.stopper.update(m.epoch, m.history["val_accuracy"][-1]):
+        elif m.stopper.update(export.epoch, m.history["val_accuracy"][-1]):
             m.status = "early_stopped"
-            return True
-        return m.epoch >= c.max_epochs
+        elif export.epoch >= c.max_epochs:
+            m.status = "completed"
+        return None if m.status is None else m
 
 
 def iter_pack(

@@ -260,8 +260,9 @@ class Lane:
         """The state of the member in ``slot`` (views of the stacks)."""
         return {n: self.state[f"p:{n}"][slot].detach() for n in self.names}
 
-    def take_loss_sum(self, slot: int) -> float:
-        """The member's summed training loss since the last call (its epoch's), reset to zero."""
-        value = float(self.state["loss_sum"][slot])
+    def take_loss_sum(self, slot: int) -> torch.Tensor:
+        """The member's summed training loss since the last call (its epoch's; a 0-d tensor on the device, so
+        nothing waits for it), reset to zero."""
+        value = self.state["loss_sum"][slot].clone()
         self.state["loss_sum"][slot] = 0
         return value

@@ -161,10 +161,9 @@ class DeviceImages:
 
 
 @torch.inference_mode()
-def _evaluate(net: NWSNet, x: torch.Tensor, y: torch.Tensor, batch: int) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy, eval mode, no augmentation."""
-    if len(y) == 0:
-        return math.nan, math.nan
+def _evaluate_sums(net: NWSNet, x: torch.Tensor, y: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed cross-entropy (float64) and number of correct predictions (int64), eval mode, no augmentation, as
+    tensors on the device: nothing waits for them (the pack trainer reads them a step later)."""
     net.eval()
     dtype = net.out.weight.dtype
     loss = torch.zeros((), device=x.device, dtype=torch.float64)
@@ -173,7 +172,18 @@ def _evaluate(net: NWSNet, x: torch.Tensor, y: torch.Tensor, batch: int) -> tupl
         logits = net(x[i : i + batch].to(dtype).div_(255))
         loss += F.cross_entropy(logits, y[i : i + batch], reduction="sum").double()
         correct += (logits.argmax(1) == y[i : i + batch]).sum()
-    return float(loss) / len(y), int(correct) / len(y)
+    return loss, correct
+
+
+def _metrics(loss_sum: float, correct: int, n: int) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy from :func:`_evaluate_sums` (NaN for an empty set)."""
+    return (math.nan, math.nan) if n == 0 else (loss_sum / n, correct / n)
+
+
+def _evaluate(net: NWSNet, x: torch.Tensor, y: torch.Tensor, batch: int) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy, eval mode, no augmentation."""
+    loss, correct = _evaluate_sums(net, x, y, batch)
+    return _metrics(float(loss), int(correct), len(y))
 
 
 class _Records:

@@ -200,3 +200,22 @@ def test_pack_task_records_match_single_pack_tasks():
         rec1, weights1 = train_task(dataclasses.replace(base, network_id=nid, trainer="pack"))
         assert rec.network_id == rec1.network_id == nid and rec.history == rec1.history
         assert all(weights[k].tobytes() == weights1[k].tobytes() for k in weights)
+
+
+def test_stop_decided_a_step_later_discards_the_extra_epoch():
+    """Epochs of one step: the pack reads an epoch's export a step later, so a stopping member has already ended
+    its next epoch when its stop is decided; that epoch is neither exported nor reported, so status, epochs,
+    metrics and progress reports are train_network's."""
+    cfg = TrainConfig(max_epochs=8, min_epochs=1, patience_falling=1, train_images=60)
+    hps, ids = [MIXED[0], MIXED[1]], [0, 1]
+    reports: list[tuple[int, int]] = []
+    packed = train_pack(hps, IMAGES, zoo_seed=0, network_ids=ids, config=cfg, dtype=torch.float64,
+                        on_epoch=lambda nid, epoch, _: reports.append((nid, epoch)))  # fmt: skip
+    statuses = set()
+    for hp, nid, r in zip(hps, ids, packed, strict=True):
+        alone = train_network(hp, IMAGES[hp.dataset], zoo_seed=0, network_id=nid, config=cfg, dtype=torch.float64)
+        assert alone.images_seen == alone.n_epochs * 32  # one step an epoch
+        _assert_same(alone, r, atol=2e-7)
+        assert [e for i, e in reports if i == nid] == list(range(1, alone.n_epochs + 1))
+        statuses.add(alone.status)
+    assert "early_stopped" in statuses
