@@ -17,10 +17,10 @@ training semantics"):
   then clipping to [0, 1].
 
 Where the randomness comes from: :func:`augment` draws everything from its ``generator`` argument (the same
-state gives bit-identical output on the same device). Training (both trainers, generation version 3) draws the
-geometric and colour parameters with :func:`keyed_params`, a pure function of (the network's key, its training
-step) computed for a whole pack at once (:mod:`builder.keyed_random`), and the per-pixel noise from the
-network's own generator (:func:`augment_step`).
+state gives bit-identical output on the same device). Training (both trainers, generation version 3) takes the
+geometric and colour parameters from uniforms that are a pure function of (the network, its training step),
+computed for a whole pack at once (:func:`builder.keyed_random.step_draws`, :func:`params_from_uniform`), and
+the per-pixel noise from the network's own generator (:func:`augment_with`).
 
 Example:
     >>> g = torch.Generator().manual_seed(0)
@@ -35,9 +35,15 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from builder.keyed_random import uniform
-
-__all__ = ["AugmentConfig", "AugmentParams", "apply_params", "augment", "augment_step", "keyed_params", "sample_params"]
+__all__ = [
+    "AugmentConfig",
+    "AugmentParams",
+    "apply_params",
+    "augment",
+    "augment_with",
+    "params_from_uniform",
+    "sample_params",
+]
 
 #: The hexcone's channel offsets (R, G, B) of ``f(n) = max - chroma * clamp(min(k, 4 - k), 0, 1)``,
 #: ``k = (n + hue) mod 6``: the HSV -> RGB map that TF's ``hsv_to_rgb`` and ``hv_range_to_rgb`` compute.
@@ -76,7 +82,7 @@ class AugmentConfig:
 class AugmentParams:
     """Drawn parameters. Geometric fields are float tensors of shape [B] (``translate_px``: [B, 2]); colour fields
     hold one value per batch, as in the original: 0-d tensors (:func:`sample_params`), or, for several batches at
-    once (:func:`keyed_params`), each batch's value repeated per image, shaped to broadcast ([B, 1, 1, 1];
+    once (:func:`params_from_uniform`), each batch's value repeated per image, shaped to broadcast ([B, 1, 1, 1];
     ``hue`` and ``saturation`` [B, 1, 1])."""
 
     translate_px: torch.Tensor  #: (x, y) in pixels
@@ -132,25 +138,21 @@ def sample_params(batch: int, generator: torch.Generator, config: AugmentConfig 
     )
 
 
-def keyed_params(
-    keys: torch.Tensor, steps: torch.Tensor, batch: int, config: AugmentConfig = AugmentConfig()
-) -> AugmentParams:
-    """The parameters of ``P`` batches of ``batch`` images, batch ``p`` drawn from stream (``keys[p]``,
-    ``steps[p]``) of :mod:`builder.keyed_random`: what one network draws at one training step, the same whether
-    drawn alone or with a pack. The result covers ``P * batch`` images (member-major): geometric fields [N]
-    (``translate_px`` [N, 2]); colour fields one value per batch, repeated per image and shaped to broadcast
-    over it ([N, 1, 1, 1]; ``hue`` and ``saturation`` [N, 1, 1]).
+def params_from_uniform(u: torch.Tensor, batch: int, config: AugmentConfig = AugmentConfig()) -> AugmentParams:
+    """The parameters of ``P`` batches of ``batch`` images from uniform numbers ``u`` [P, 6 * batch + 5] (one
+    batch's per row: :func:`builder.keyed_random.step_draws`), what one network draws at one training step.
+    The result covers ``P * batch`` images (member-major): geometric fields [N] (``translate_px`` [N, 2]); colour
+    fields one value per batch, repeated per image and shaped to broadcast over it ([N, 1, 1, 1]; ``hue`` and
+    ``saturation`` [N, 1, 1]).
 
     Example:
-        >>> keys, steps = torch.tensor([7, 8]), torch.tensor([0, 5])
-        >>> p = keyed_params(keys, steps, 4)
-        >>> p.rotate_deg.shape, p.brightness.shape
-        (torch.Size([8]), torch.Size([8, 1, 1, 1]))
-        >>> torch.equal(keyed_params(keys[1:], steps[1:], 4).rotate_deg, p.rotate_deg[4:])
-        True
+        >>> p = params_from_uniform(torch.full((2, 6 * 4 + 5), 0.5), 4)
+        >>> p.rotate_deg.shape, p.brightness.shape, float(p.zoom[0])
+        (torch.Size([8]), torch.Size([8, 1, 1, 1]), 1.0)
     """
-    n = len(keys) * batch
-    u = uniform(keys, steps, 6 * batch + 5)
+    if u.ndim != 2 or u.shape[1] != 6 * batch + 5:
+        raise ValueError(f"expected uniforms [P, {6 * batch + 5}] for batches of {batch}, got {tuple(u.shape)}")
+    n = len(u) * batch
     geo = u[:, : 6 * batch].reshape(n, 6)
     col = u[:, 6 * batch :].repeat_interleave(batch, dim=0)  # [N, 5]: each batch's draw, per image
     c = config
@@ -169,18 +171,18 @@ def keyed_params(
     )
 
 
-def augment_step(images: torch.Tensor, key: int, step: int, generator: torch.Generator) -> torch.Tensor:
-    """Augment one training batch as the trainers do: parameters from :func:`keyed_params` at (``key``,
-    ``step``), the Gaussian noise from ``generator`` (float [B, 3, H, W] in [0, 1] -> same, clipped).
+def augment_with(images: torch.Tensor, u: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Augment one training batch as the trainers do: parameters from the step's uniforms ``u`` [1, 6B + 5]
+    (:func:`params_from_uniform`), the Gaussian noise from ``generator`` (float [B, 3, H, W] in [0, 1] -> same).
 
     Example:
-        >>> y = augment_step(torch.rand(8, 3, 32, 32), key=3, step=0, generator=torch.Generator().manual_seed(0))
+        >>> u = torch.rand(1, 6 * 8 + 5, generator=torch.Generator().manual_seed(1))
+        >>> y = augment_with(torch.rand(8, 3, 32, 32), u, torch.Generator().manual_seed(0))
         >>> y.shape, bool(y.min() >= 0)
         (torch.Size([8, 3, 32, 32]), True)
     """
     _check(images)
-    dev = images.device
-    params = keyed_params(torch.tensor([key], device=dev), torch.tensor([step], device=dev), images.shape[0])
+    params = params_from_uniform(u, images.shape[0])
     noise = torch.randn(images.shape, generator=generator, device=generator.device, dtype=images.dtype)
     return apply_params(images, params, noise)
 

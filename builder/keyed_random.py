@@ -13,10 +13,10 @@ The hash is Chris Wellons' ``triple32`` (a 32-bit integer permutation with very 
 int64 tensors holding 32-bit values, with 32x32-bit products formed from 16-bit halves, so no operation
 overflows (no reliance on wrapping signed arithmetic, which C++ leaves undefined).
 
-Used for the dropout masks (one bit per unit) and the augmentation's geometric and colour parameters, drawn by
-both trainers (generation version 3). The augmentation's Gaussian noise, one value per pixel, stays a draw of
-the network's own ``torch.Generator``: hashing it element by element costs more memory traffic than the one
-launch per network it would save.
+Used for the dropout masks (one bit per unit) and the augmentation's geometric and colour parameters: one
+stream per (network, training step), drawn by both trainers (:func:`step_draws`, generation version 3). The
+augmentation's Gaussian noise, one value per pixel, stays a draw of the network's own ``torch.Generator``:
+hashing it element by element costs more memory traffic than the one launch per network it would save.
 
 Example:
     >>> keys, steps = torch.tensor([11, 12]), torch.tensor([0, 0])
@@ -30,12 +30,13 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
 from weightzoo.model import DROPOUT
 
-__all__ = ["bits", "dropout_masks", "hash32", "uniform"]
+__all__ = ["StepDraws", "bits", "hash32", "key_words", "step_draws", "uniform"]
 
 _MASK32 = 0xFFFFFFFF
 _MASK16 = 0xFFFF
@@ -66,25 +67,51 @@ def hash32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 14)
 
 
-def _stream_words(keys: torch.Tensor, steps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two 32-bit words per (key, step): every bit of both mixed into each."""
-    if keys.dtype != torch.int64 or steps.dtype != torch.int64:
-        raise TypeError(f"keys and steps must be int64 tensors, got {keys.dtype} and {steps.dtype}")
-    if bool((keys < 0).any()) or bool((steps < 0).any()):
+def key_words(keys: torch.Tensor) -> torch.Tensor:
+    """The part of the stream words that depends on the key only (computed once per network, not per step).
+
+    Example:
+        >>> key_words(torch.tensor([1, 2**40])).shape
+        torch.Size([2])
+    """
+    if keys.dtype != torch.int64:
+        raise TypeError(f"keys must be an int64 tensor, got {keys.dtype}")
+    if bool((keys < 0).any()):
         raise ValueError("keys and steps must be non-negative")
-    k0, k1 = keys & _MASK32, keys >> 32
-    t0, t1 = steps & _MASK32, (steps >> 32) & _MASK32
-    a = hash32(k0 ^ hash32(k1 ^ _SALT[0]))
-    s0 = hash32(t0 ^ hash32(t1 ^ a))
+    return hash32((keys & _MASK32) ^ hash32((keys >> 32) ^ _SALT[0]))
+
+
+def _stream_words(
+    keys: torch.Tensor, steps: torch.Tensor, key_word: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two 32-bit words per (key, step): every bit of both mixed into each."""
+    a = key_words(keys) if key_word is None else key_word
+    if steps.dtype != torch.int64:
+        raise TypeError(f"steps must be an int64 tensor, got {steps.dtype}")
+    if bool((steps < 0).any()):
+        raise ValueError("keys and steps must be non-negative")
+    s0 = hash32((steps & _MASK32) ^ hash32(((steps >> 32) & _MASK32) ^ a))
     s1 = hash32(a ^ hash32(s0 ^ _SALT[1]))
     return s0, s1
 
 
-def _words(keys: torch.Tensor, steps: torch.Tensor, n: int) -> torch.Tensor:
+_ELEMENTS: dict[tuple[int, torch.device], torch.Tensor] = {}
+
+
+def _element_words(n: int, device: torch.device) -> torch.Tensor:
+    """The hashed element indices 0..n-1 (the same for every stream; kept per length and device)."""
+    key = (n, device)
+    if key not in _ELEMENTS:
+        if len(_ELEMENTS) > 64:
+            _ELEMENTS.clear()
+        _ELEMENTS[key] = hash32(torch.arange(n, dtype=torch.int64, device=device) ^ _SALT[2])
+    return _ELEMENTS[key]
+
+
+def _words(keys: torch.Tensor, steps: torch.Tensor, n: int, key_word: torch.Tensor | None = None) -> torch.Tensor:
     """[P, n] 32-bit words (int64) of streams (``keys[p]``, ``steps[p]``)."""
-    s0, s1 = _stream_words(keys, steps)
-    j = hash32(torch.arange(n, dtype=torch.int64, device=keys.device) ^ _SALT[2])
-    return hash32(s0[:, None] ^ hash32(s1[:, None] ^ j[None, :]))
+    s0, s1 = _stream_words(keys, steps, key_word)
+    return hash32(s0[:, None] ^ hash32(s1[:, None] ^ _element_words(n, keys.device)[None, :]))
 
 
 def uniform(keys: torch.Tensor, steps: torch.Tensor, n: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -96,7 +123,11 @@ def uniform(keys: torch.Tensor, steps: torch.Tensor, n: int, dtype: torch.dtype 
         >>> round(float(u.mean()), 2), round(float(u.std()), 2)  # 1/2 and sqrt(1/12)
         (0.5, 0.29)
     """
-    return (_words(keys, steps, n) >> 8).to(dtype) * 2.0**-24
+    return _to_uniform(_words(keys, steps, n), dtype)
+
+
+def _to_uniform(words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    return (words >> 8).to(dtype) * 2.0**-24
 
 
 def bits(keys: torch.Tensor, steps: torch.Tensor, n: int) -> torch.Tensor:
@@ -108,25 +139,53 @@ def bits(keys: torch.Tensor, steps: torch.Tensor, n: int) -> torch.Tensor:
         >>> round(float(b.float().mean()), 2), torch.equal(b[0], b[1])
         (0.5, False)
     """
-    words = _words(keys, steps, -(-n // 32))
-    shifts = torch.arange(32, dtype=torch.int64, device=keys.device)
+    return _unpack(_words(keys, steps, -(-n // 32)), n)
+
+
+def _unpack(words: torch.Tensor, n: int) -> torch.Tensor:
+    """The first ``n`` bits of every row of 32-bit words, low bits first."""
+    shifts = torch.arange(32, dtype=torch.int64, device=words.device)
     return ((words[:, :, None] >> shifts) & 1).flatten(1)[:, :n].bool()
 
 
-def dropout_masks(
-    keys: torch.Tensor, steps: torch.Tensor, batch: int, units: Sequence[int], dtype: torch.dtype = torch.float32
-) -> list[torch.Tensor]:
-    """Dropout masks of one training step for ``P`` networks: per dense layer a [P, batch, units] tensor of 0
-    (dropped) and 2 (kept, scaled by ``1 / (1 - 0.5)``), one fair bit per unit from stream (``keys[p]``,
-    ``steps[p]``), the layers' bits one after another.
+@dataclass
+class StepDraws:
+    """What one training step draws for ``P`` networks: per dense layer a [P, batch, units] dropout mask of 0
+    (dropped) and 2 (kept, scaled by ``1 / (1 - 0.5)``), and the augmentation's uniform numbers [P, 6 * batch + 5]
+    (None when not asked for; :func:`builder.augment.params_from_uniform` turns them into parameters)."""
+
+    masks: list[torch.Tensor]
+    augment: torch.Tensor | None
+
+
+def step_draws(
+    keys: torch.Tensor,
+    steps: torch.Tensor,
+    batch: int,
+    units: Sequence[int],
+    dtype: torch.dtype = torch.float32,
+    augmentation: bool = True,
+    key_word: torch.Tensor | None = None,
+) -> StepDraws:
+    """The draws of training step ``steps[p]`` of the network with stream key ``keys[p]``, for all ``P`` at once:
+    one stream per (network, step), its first words the dropout bits (one fair bit per unit, layer after layer),
+    the next ``6 * batch + 5`` the augmentation's uniforms. An element's value depends only on its stream and
+    index, so a network draws the same with or without augmentation asked for, alone or in any pack.
+    ``key_word``: :func:`key_words` of ``keys``, if already computed.
 
     Example:
-        >>> m = dropout_masks(torch.tensor([1, 2]), torch.tensor([0, 0]), batch=3, units=[4, 2])
-        >>> [tuple(t.shape) for t in m], sorted(set(torch.cat([t.flatten() for t in m]).tolist()))
-        ([(2, 3, 4), (2, 3, 2)], [0.0, 2.0])
+        >>> d = step_draws(torch.tensor([1, 2]), torch.tensor([0, 0]), batch=3, units=[4, 2])
+        >>> [tuple(t.shape) for t in d.masks], tuple(d.augment.shape)
+        ([(2, 3, 4), (2, 3, 2)], (2, 23))
+        >>> torch.equal(step_draws(torch.tensor([2]), torch.tensor([0]), 3, [4, 2]).augment, d.augment[1:])
+        True
     """
     if DROPOUT != 0.5:
         raise ValueError(f"keyed dropout draws fair bits: it needs a drop probability of 0.5, not {DROPOUT}")
     total = sum(units)
-    kept = bits(keys, steps, batch * total).view(len(keys), batch, total)
-    return list((kept.to(dtype) * (1 / (1 - DROPOUT))).split(list(units), dim=2))
+    mask_words = -(-batch * total // 32)
+    n = mask_words + (6 * batch + 5 if augmentation else 0)
+    words = _words(keys, steps, n, key_word)
+    kept = _unpack(words[:, :mask_words], batch * total).view(len(keys), batch, total)
+    masks = list((kept.to(dtype) * (1 / (1 - DROPOUT))).split(list(units), dim=2))
+    return StepDraws(masks, _to_uniform(words[:, mask_words:], torch.float32) if augmentation else None)

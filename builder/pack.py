@@ -114,8 +114,7 @@ class Member:
         init_gen = torch.Generator().manual_seed(torch_seed(zoo_seed, network_id, "init"))
         self.data_gen = torch.Generator().manual_seed(torch_seed(zoo_seed, network_id, "data"))
         self.aug_gen = torch.Generator(device=dev).manual_seed(torch_seed(zoo_seed, network_id, "augment"))
-        self.aug_key = torch_seed(zoo_seed, network_id, "augment-params")
-        self.dropout_key = torch_seed(zoo_seed, network_id, "dropout")
+        self.step_key = torch_seed(zoo_seed, network_id, "step")  # its per-step draws (builder.keyed_random)
         self.steps = 0  # training steps taken: the position of its counter-based streams
         net = NWSNet(hp.architecture, hp.activation, bn_momentum=1 - config.bn_decay, bn_eps=config.bn_eps)
         net = initialize_(net, hp.initialization, init_gen).to(dev, dtype)

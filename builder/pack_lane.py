@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
-from builder.augment import apply_params, keyed_params
-from builder.keyed_random import dropout_masks
+from builder.augment import apply_params, params_from_uniform
+from builder.keyed_random import key_words, step_draws
 from builder.train import TrainConfig
 from weightzoo.optim import ADAM_BETAS, ADAM_EPS, MOMENTUM, RMSPROP_DECAY, RMSPROP_EPS
 
@@ -67,6 +67,7 @@ class Lane:
         self.config, self.device, self.dtype = config, device, dtype
         self.members: list[Member] = []
         self.state: dict[str, torch.Tensor] = {}
+        self.flat: dict[str, torch.Tensor] = {}
 
     def __len__(self) -> int:
         return len(self.members)
@@ -77,7 +78,7 @@ class Lane:
         members = sorted(keep + new, key=lambda m: (m.hp.optimizer, m.hp.activation, m.id))
         self.members = members
         if not members:
-            self.state = {}
+            self.state, self.flat = {}, {}
             return
         arch = members[0].hp.architecture
         names = [p.name for p in arch.params]
@@ -99,23 +100,39 @@ class Lane:
             return torch.zeros((), dtype=f32, device=dev)  # loss_sum
 
         trainable = [n for n in names if not n.endswith(("running_mean", "running_var"))]
-        keys = [f"p:{n}" for n in names] + [f"s1:{n}" for n in trainable] + [f"s2:{n}" for n in trainable]
-        keys += ["b1p", "b2p", "loss_sum"]
+        keys = [f"p:{n}" for n in names if n not in trainable] + ["b1p", "b2p", "loss_sum"]
         state = {}
         for key in keys:
             parts = [self.state[key][old[id(m)]] if id(m) in old else fresh(m, key) for m in members]
             state[key] = torch.stack(parts).detach()
-        for n in trainable:
-            state[f"p:{n}"].requires_grad_(True)
-        self.state, self.names, self.trainable, self.arch = state, names, trainable, arch
+        # Trainable tensors, their optimizer slots and gradients: one [P, N] buffer each, so the optimizer is a few
+        # kernels per optimizer run, not a few per tensor (the forward pass takes views).
+        flat = {}
+        for kind in ("p", "s1", "s2"):
+            rows = []
+            for m in members:
+                if id(m) in old:
+                    rows.append(self.flat[kind][old[id(m)]])
+                else:
+                    rows.append(torch.cat([fresh(m, f"{kind}:{n}").reshape(-1) for n in trainable]))
+            flat[kind] = torch.stack(rows).detach()
+        flat["p"].requires_grad_(True)
+        spans, start = {}, 0
+        for spec in arch.params:
+            if spec.name in trainable:
+                spans[spec.name] = (start, spec.size, spec.shape)
+                start += spec.size
+        self.state, self.flat, self.spans = state, flat, spans
+        self.names, self.trainable, self.arch = names, trainable, arch
         self.batch_size = members[0].hp.batch_size
         self.opt_runs = _runs([m.hp.optimizer for m in members])
         self.act_runs = _runs([m.hp.activation for m in members])
-        self.dropout_keys = torch.tensor([m.dropout_key for m in members], device=dev)
+        self.step_keys = torch.tensor([m.step_key for m in members], device=dev)
+        self.key_words = key_words(self.step_keys)
         self.steps = torch.tensor([m.steps for m in members], device=dev)
         self.augmented = [s for s, m in enumerate(members) if m.hp.augmentation]
         aug = torch.tensor(self.augmented, dtype=torch.int64, device=dev)
-        self.aug_rows, self.aug_keys = aug, torch.tensor([members[s].aug_key for s in self.augmented], device=dev)
+        self.aug_rows = aug
         # One gather per data set: each data set's member slots and the rows of the batch they fill.
         bs, datasets = self.batch_size, sorted({m.data.name for m in members})
         self.gathers = []
@@ -134,23 +151,33 @@ class Lane:
         """Each member's activation on its slice of ``dim`` (``width`` entries per member)."""
         if len(self.act_runs) == 1:
             return _ACT[self.act_runs[0][0]](x)
-        return torch.cat([_ACT[a](x.narrow(dim, s * width, (e - s) * width)) for a, s, e in self.act_runs], dim)
+        # One split (its gradient: one concatenation), not a narrow per run (a full-size gradient each).
+        parts = x.split([(e - s) * width for _, s, e in self.act_runs], dim)
+        return torch.cat([_ACT[a](part) for (a, _, _), part in zip(self.act_runs, parts, strict=True)], dim)
+
+    def tensors(self, flat: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Every tensor of the members by name, [P, *shape]: trainable ones as views of ``flat`` (default: the
+        parameter buffer, so gradients reach it), batch-norm statistics from their stacks."""
+        flat = self.flat["p"] if flat is None else flat
+        # One split (its gradient: one concatenation) rather than a slice per tensor (a buffer-sized gradient each).
+        parts = dict(zip(self.spans, flat.split([size for _, size, _ in self.spans.values()], dim=1), strict=True))
+        return {n: parts[n].unflatten(1, self.spans[n][2]) if n in parts else self.state[f"p:{n}"] for n in self.names}
 
     def step(self) -> None:
         """One training step of every member (its next batch); advances every member's stream position."""
         P, dt, bs = len(self.members), self.dtype, self.batch_size
         x, y = self._batch()
         x = x.to(dt).div_(255)
-        if self.augmented:
-            x = self._augment(x.view(P, bs, *x.shape[1:])).flatten(0, 1)
-        masks = dropout_masks(self.dropout_keys, self.steps, bs, self.arch.fc_units, dt)
-        loss = self._forward_loss(x, y, masks, P, bs)
+        augmented = bool(self.augmented)
+        draws = step_draws(self.step_keys, self.steps, bs, self.arch.fc_units, dt, augmented, self.key_words)
+        if augmented:
+            x = self._augment(x.view(P, bs, *x.shape[1:]), draws.augment[self.aug_rows]).flatten(0, 1)
+        loss = self._forward_loss(x, y, draws.masks, P, bs)
         loss.sum().backward()
         with torch.no_grad():
             self.state["loss_sum"] += loss.detach()
             self._optimize()
-        for n in self.trainable:
-            self.state[f"p:{n}"].grad = None
+        self.flat["p"].grad = None
         self.steps += 1
         for m in self.members:
             m.steps += 1
@@ -170,11 +197,11 @@ class Lane:
             x[rows], y[rows] = data.train_x[idx], data.train_y[idx]
         return x, y
 
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        """The augmented members' batches (``x`` [P, B, 3, H, W]): parameters for all of them in one keyed draw,
-        each one's noise from its own generator, applied in one batched call."""
+    def _augment(self, x: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+        """The augmented members' batches (``x`` [P, B, 3, H, W]): parameters from their step's uniforms, each
+        one's noise from its own generator, applied in one batched call."""
         bs, rows = x.shape[1], self.aug_rows
-        params = keyed_params(self.aug_keys, self.steps[rows], bs)
+        params = params_from_uniform(uniforms, bs)
         noise = [
             torch.randn((bs, *x.shape[2:]), generator=g, device=g.device, dtype=x.dtype)
             for g in (self.members[s].aug_gen for s in self.augmented)
@@ -189,76 +216,70 @@ class Lane:
     def _forward_loss(self, x: torch.Tensor, y: torch.Tensor, masks: list[torch.Tensor], P: int, bs: int):
         """Per-member mean cross-entropy [P] of the training forward pass (batch norm on batch statistics,
         moving statistics updated as TensorLayer's layer does)."""
-        S, arch, c = self.state, self.arch, self.config
+        S, arch, c = self.tensors(), self.arch, self.config
         momentum = 1 - c.bn_decay
         h = x.view(P, bs, *x.shape[1:]).transpose(0, 1).reshape(bs, P * x.shape[1], *x.shape[2:])
         k = arch.filter_size
         layer = 0
         for n_layers in arch.blocks:
             for _ in range(n_layers):
-                w, b = S[f"p:conv{layer}.weight"], S[f"p:conv{layer}.bias"]
+                w, b = S[f"conv{layer}.weight"], S[f"conv{layer}.bias"]
                 h = _grouped_conv(h, w, b, k // 2)
-                h = self._batch_norm(h, f"conv{layer}_bn", momentum)
+                h = self._batch_norm(h, f"conv{layer}_bn", momentum, S)
                 h = self._act(h, 1, w.shape[1])
                 layer += 1
             h = F.max_pool2d(h, 2, 2)
         C = h.shape[1] // P
         h = h.view(bs, P, C, *h.shape[2:]).permute(1, 0, 3, 4, 2).reshape(P, bs, -1)  # (h, w, c) per member
         for j in range(len(arch.fc_units)):
-            w, b = S[f"p:fc{j}.weight"], S[f"p:fc{j}.bias"]
+            w, b = S[f"fc{j}.weight"], S[f"fc{j}.bias"]
             h = self._act(torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2)), 0, 1)
             n = h.shape[2]
-            z = self._batch_norm(h.transpose(0, 1).reshape(bs, P * n), f"fc{j}_bn", momentum)
+            z = self._batch_norm(h.transpose(0, 1).reshape(bs, P * n), f"fc{j}_bn", momentum, S)
             h = z.view(bs, P, n).transpose(0, 1) * masks[j]
-        logits = torch.baddbmm(S["p:out.bias"].unsqueeze(1), h, S["p:out.weight"].transpose(1, 2))
+        logits = torch.baddbmm(S["out.bias"].unsqueeze(1), h, S["out.weight"].transpose(1, 2))
         return F.cross_entropy(logits.flatten(0, 1), y, reduction="none").view(P, bs).mean(1)
 
-    def _batch_norm(self, x: torch.Tensor, name: str, momentum: float) -> torch.Tensor:
-        S = self.state
+    def _batch_norm(self, x: torch.Tensor, name: str, momentum: float, S: dict[str, torch.Tensor]) -> torch.Tensor:
         dims = [0, *range(2, x.ndim)]
         with torch.no_grad():
             var, mean = torch.var_mean(x, dim=dims, correction=0)
-            S[f"p:{name}.running_mean"].view(-1).lerp_(mean, momentum)
-            S[f"p:{name}.running_var"].view(-1).lerp_(var, momentum)
+            S[f"{name}.running_mean"].view(-1).lerp_(mean, momentum)
+            S[f"{name}.running_var"].view(-1).lerp_(var, momentum)
         # Written out rather than F.batch_norm: that kernel's per-channel results depend on the channel count (the
         # pack size) on CPU; var_mean and elementwise arithmetic do not (pack independence, bit for bit).
         var, mean = torch.var_mean(x, dim=dims, correction=0, keepdim=True)
         shape = [1, -1] + [1] * (x.ndim - 2)
         # The CPU kernel's form: y = x * alpha + (beta - mean * alpha), alpha = gamma / sqrt(var + eps).
-        alpha = S[f"p:{name}.weight"].view(shape) / torch.sqrt(var + self.config.bn_eps)
-        return x * alpha + (S[f"p:{name}.bias"].view(shape) - mean * alpha)
+        alpha = S[f"{name}.weight"].reshape(shape) / torch.sqrt(var + self.config.bn_eps)
+        return x * alpha + (S[f"{name}.bias"].reshape(shape) - mean * alpha)
 
     def _optimize(self) -> None:
-        """The TF1 update rules of :mod:`weightzoo.optim` on each optimizer's slice of the stacks."""
-        S = self.state
+        """The TF1 update rules of :mod:`weightzoo.optim` on each optimizer's rows of the flat buffers (the same
+        elementwise arithmetic, tensor by tensor, as there)."""
+        S, F_ = self.state, self.flat
         b1, b2 = ADAM_BETAS
         for opt, s, e in self.opt_runs:
+            p, g, m1 = F_["p"][s:e], F_["p"].grad[s:e], F_["s1"][s:e]
+            lr = self.lr[s:e, None]
             if opt == "adam":
-                alpha = self.lr32[s:e] * torch.sqrt(1 - S["b2p"][s:e]) / (1 - S["b1p"][s:e])
-            for n in self.trainable:
-                p, m1 = S[f"p:{n}"], S[f"s1:{n}"]
-                g = p.grad[s:e]
-                p, m1 = p.narrow(0, s, e - s), m1.narrow(0, s, e - s)
-                lr = self.lr[s:e].view(-1, *[1] * (p.ndim - 1))
-                if opt == "adam":
-                    v = S[f"s2:{n}"].narrow(0, s, e - s)
-                    m1.add_((g - m1) * (1 - b1))
-                    v.add_((g * g - v) * (1 - b2))
-                    a = alpha.to(p.dtype).view_as(lr)
-                    p.sub_(m1 * a / (torch.sqrt(v) + ADAM_EPS))
-                elif opt == "rmsprop":
-                    m1.add_((g * g - m1) * (1 - RMSPROP_DECAY))
-                    p.sub_(lr * g / torch.sqrt(m1 + RMSPROP_EPS))
-                else:  # TF1 momentum = torch SGD(momentum=0.95); a zero buffer makes the first step buf = g
-                    m1.mul_(MOMENTUM).add_(g)
-                    p.addcmul_(m1, lr, value=-1)
-            if opt == "adam":
+                v = F_["s2"][s:e]
+                a = (self.lr32[s:e] * torch.sqrt(1 - S["b2p"][s:e]) / (1 - S["b1p"][s:e])).to(p.dtype)[:, None]
+                m1.add_((g - m1) * (1 - b1))
+                v.add_((g * g - v) * (1 - b2))
+                p.sub_(m1 * a / (torch.sqrt(v) + ADAM_EPS))
                 S["b1p"][s:e] = S["b1p"][s:e] * b1
                 S["b2p"][s:e] = S["b2p"][s:e] * b2
+            elif opt == "rmsprop":
+                m1.add_((g * g - m1) * (1 - RMSPROP_DECAY))
+                p.sub_(lr * g / torch.sqrt(m1 + RMSPROP_EPS))
+            else:  # TF1 momentum = torch SGD(momentum=0.95); a zero buffer makes the first step buf = g
+                m1.mul_(MOMENTUM).add_(g)
+                p.addcmul_(m1, lr, value=-1)
 
     def member_weights(self, slot: int) -> dict[str, torch.Tensor]:
         """The state of the member in ``slot`` (views of the stacks)."""
-        return {n: self.state[f"p:{n}"][slot].detach() for n in self.names}
+        return {n: t[slot] for n, t in self.tensors(self.flat["p"].detach()).items()}
 
     def take_loss_sum(self, slot: int) -> torch.Tensor:
         """The member's summed training loss since the last call (its epoch's; a 0-d tensor on the device, so

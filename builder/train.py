@@ -41,8 +41,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from builder.augment import augment, augment_step
-from builder.keyed_random import dropout_masks
+from builder.augment import augment, augment_with
+from builder.keyed_random import step_draws
 from builder.sources import ImageSet, train_pool_start
 from builder.space import torch_seed
 from weightzoo.errors import ConfigError, UnknownNameError
@@ -353,13 +353,12 @@ def train_network(
     if data.name != hp.dataset:
         raise ConfigError(f"network {network_id} draws dataset {hp.dataset!r} but was given {data.name!r}")
     # Every random choice comes from streams keyed by (zoo seed, network id, stream): generators for the
-    # initialisation, the data split and order, and the augmentation noise; counter-based draws (at each training
-    # step) for the dropout masks and the augmentation parameters, as the pack trainer draws them.
+    # initialisation, the data split and order, and the augmentation noise; a counter-based stream per training
+    # step for the dropout masks and the augmentation parameters (builder.keyed_random), as the pack draws them.
     init_gen = torch.Generator().manual_seed(torch_seed(zoo_seed, network_id, "init"))
     data_gen = torch.Generator().manual_seed(torch_seed(zoo_seed, network_id, "data"))
     aug_gen = torch.Generator(device=dev).manual_seed(torch_seed(zoo_seed, network_id, "augment"))
-    aug_key = torch_seed(zoo_seed, network_id, "augment-params")
-    dropout_key = torch.tensor([torch_seed(zoo_seed, network_id, "dropout")], device=dev)
+    step_key = torch.tensor([torch_seed(zoo_seed, network_id, "step")], device=dev)
 
     net = NWSNet(hp.architecture, hp.activation, bn_momentum=1 - config.bn_decay, bn_eps=config.bn_eps)
     net = initialize_(net, hp.initialization, init_gen).to(dev, dtype)
@@ -377,12 +376,12 @@ def train_network(
         order = torch.cat(chosen)
         return order[torch.randperm(len(order), generator=data_gen).to(dev)]
 
-    def batch_images(idx: torch.Tensor, step: int | None = None) -> torch.Tensor:
-        """The batch, augmented as training step ``step`` draws it (None: a fresh draw, released evaluation)."""
+    def batch_images(idx: torch.Tensor, uniforms: torch.Tensor | None = None) -> torch.Tensor:
+        """The batch, augmented with a training step's uniforms (None: a fresh draw, released evaluation)."""
         x = data.train_x[idx].to(dtype).div_(255)
         if not hp.augmentation:
             return x
-        return augment(x, aug_gen) if step is None else augment_step(x, aug_key, step, aug_gen)
+        return augment(x, aug_gen) if uniforms is None else augment_with(x, uniforms, aug_gen)
 
     history: dict[str, list[float]] = {m: [] for m in METRICS}
     records = _Records()
@@ -423,8 +422,9 @@ def train_network(
             idx = order[b * bs : (b + 1) * bs]
             if released and b > 0:  # batch 0 was measured at the export before this epoch
                 train_pass.append(_released_pass(net, batch_images, data.train_y, idx))
-            masks = [m[0] for m in dropout_masks(dropout_key, torch.tensor([step], device=dev), len(idx), units, dtype)]
-            loss = F.cross_entropy(net(batch_images(idx, step), masks), data.train_y[idx])
+            draws = step_draws(step_key, torch.tensor([step], device=dev), len(idx), units, dtype, hp.augmentation)
+            x = batch_images(idx, draws.augment)
+            loss = F.cross_entropy(net(x, [m[0] for m in draws.masks]), data.train_y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -17,8 +17,8 @@ from builder.augment import (
     AugmentParams,
     apply_params,
     augment,
-    augment_step,
-    keyed_params,
+    augment_with,
+    params_from_uniform,
     sample_params,
 )
 
@@ -299,27 +299,27 @@ def test_output_always_in_unit_range(seed: int, batch: int, h: int, w: int, stre
     assert y.min() >= 0 and y.max() <= 1
 
 
-def test_keyed_params_are_per_batch_draws_independent_of_the_pack() -> None:
-    """What the trainers draw: a network's parameters at a step are the same alone and with others; colour is one
-    value per batch (repeated over its images) and every field covers its range."""
-    keys, steps = torch.tensor([4, 9, 2**61]), torch.tensor([0, 12, 3])
-    p = keyed_params(keys, steps, 8)
+def test_parameters_from_uniforms_are_per_batch_draws_and_cover_their_ranges() -> None:
+    """What the trainers draw: each row of uniforms is one batch's parameters (the same alone or with others);
+    colour is one value per batch, repeated over its images; every field covers its range."""
+    u = torch.rand(3, 6 * 8 + 5, generator=_gen(0))
+    p = params_from_uniform(u, 8)
     for i in range(3):
-        alone = keyed_params(keys[i : i + 1], steps[i : i + 1], 8)
+        alone = params_from_uniform(u[i : i + 1], 8)
         for name, value in vars(alone).items():
             assert torch.equal(value, getattr(p, name)[8 * i : 8 * i + 8]), name
     assert p.brightness.view(3, 8).unique(dim=1).shape == (3, 1)  # one brightness per batch
-    many = keyed_params(torch.arange(2000), torch.zeros(2000, dtype=torch.int64), 4)
+    many = params_from_uniform(torch.rand(2000, 6 * 4 + 5, generator=_gen(1)), 4)
     for name, lo, hi in [("rotate_deg", -15, 15), ("zoom", 0.901, 1.099), ("hue", -0.08, 0.08),
                          ("saturation", 0.3, 1.5), ("noise_std", 0, 0.03)]:  # fmt: skip
         v = getattr(many, name)
         assert lo <= float(v.min()) <= lo + 0.02 * (hi - lo) and hi - 0.02 * (hi - lo) <= float(v.max()) <= hi
+    with pytest.raises(ValueError, match=r"expected uniforms \[P, 53\] for batches of 8"):
+        params_from_uniform(torch.rand(2, 50), 8)
 
 
-def test_augment_step_is_apply_params_of_the_keyed_draw_and_the_generators_noise() -> None:
-    x = torch.rand(6, 3, 32, 32)
-    y = augment_step(x, key=5, step=2, generator=_gen(1))
+def test_augment_with_is_apply_params_of_the_uniforms_and_the_generators_noise() -> None:
+    x, u = torch.rand(6, 3, 32, 32), torch.rand(1, 6 * 6 + 5, generator=_gen(2))
+    y = augment_with(x, u, _gen(1))
     noise = torch.randn(x.shape, generator=_gen(1))
-    params = keyed_params(torch.tensor([5]), torch.tensor([2]), 6)
-    assert torch.equal(y, apply_params(x, params, noise))
-    assert not torch.equal(y, augment_step(x, key=5, step=3, generator=_gen(1)))
+    assert torch.equal(y, apply_params(x, params_from_uniform(u, 6), noise))

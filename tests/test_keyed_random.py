@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from builder.keyed_random import bits, dropout_masks, hash32, uniform
+from builder.keyed_random import bits, hash32, key_words, step_draws, uniform
 
 
 def _triple32_numpy(x: np.ndarray) -> np.ndarray:
@@ -56,12 +56,18 @@ def test_bits_are_fair_and_independent():
     assert abs(np.corrcoef(b.numpy())[0, 1]) < 0.01
 
 
-def test_dropout_masks_split_the_bits_per_layer():
+def test_step_draws_lay_out_mask_bits_then_augmentation_uniforms():
+    """One stream per (network, step): the first words are the dropout bits layer after layer, the next the
+    augmentation's uniforms; asking for no augmentation leaves the masks as they are, and a precomputed key word
+    changes nothing."""
     keys, steps = torch.tensor([1, 2]), torch.tensor([0, 3])
-    masks = dropout_masks(keys, steps, batch=4, units=[6, 3], dtype=torch.float64)
-    assert [m.shape for m in masks] == [(2, 4, 6), (2, 4, 3)] and masks[0].dtype == torch.float64
-    flat = bits(keys, steps, 4 * 9).view(2, 4, 9)
-    assert torch.equal(torch.cat(masks, 2), flat.double() * 2)
+    d = step_draws(keys, steps, batch=4, units=[6, 3], dtype=torch.float64)
+    assert [m.shape for m in d.masks] == [(2, 4, 6), (2, 4, 3)] and d.masks[0].dtype == torch.float64
+    words = -(-4 * 9 // 32)
+    assert torch.equal(torch.cat(d.masks, 2), bits(keys, steps, 4 * 9).view(2, 4, 9).double() * 2)
+    assert torch.equal(d.augment, uniform(keys, steps, words + 6 * 4 + 5)[:, words:])
+    plain = step_draws(keys, steps, 4, [6, 3], torch.float64, augmentation=False, key_word=key_words(keys))
+    assert plain.augment is None and all(torch.equal(a, b) for a, b in zip(plain.masks, d.masks, strict=True))
 
 
 def test_bad_keys_are_refused():
