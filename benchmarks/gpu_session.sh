@@ -33,3 +33,5 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$RESULTS
 run train_throughput_cuda 120 python3 benchmarks/train_throughput.py --device cuda
 run pack_throughput_cuda 360 python3 benchmarks/pack_throughput.py --device cuda --networks 64 --epochs 1 --per-shape 13 \
   --train-images 12000
+run pack_equivalence_cuda 180 python3 benchmarks/pack_equivalence.py --device cuda
+run pack_launches 60 python3 benchmarks/pack_launches.py --widths 1 8 64 256
