@@ -123,19 +123,7 @@ def sample_params(batch: int, generator: torch.Generator, config: AugmentConfig 
     geo = torch.rand(batch, 6, generator=generator, device=generator.device)
     col = torch.rand(5, generator=generator, device=generator.device)
 
-    c = config
-    return AugmentParams(
-        translate_px=_sym(geo[:, 0:2], c.translate_px),
-        rotate_deg=_sym(geo[:, 2], c.rotate_deg),
-        zoom=1 + _sym(geo[:, 3], c.zoom),
-        shear_x_deg=_sym(geo[:, 4], c.shear_deg),
-        shear_y_deg=_sym(geo[:, 5], c.shear_deg),
-        brightness=_sym(col[0], c.brightness),
-        contrast=_span(col[1], *c.contrast),
-        hue=_sym(col[2], c.hue),
-        saturation=_span(col[3], *c.saturation),
-        noise_std=_span(col[4], 0.0, c.noise_std_max),
-    )
+    return _params(geo, col, config, image=(), pixel=())
 
 
 def params_from_uniform(u: torch.Tensor, batch: int, config: AugmentConfig = AugmentConfig()) -> AugmentParams:
@@ -155,20 +143,7 @@ def params_from_uniform(u: torch.Tensor, batch: int, config: AugmentConfig = Aug
     n = len(u) * batch
     geo = u[:, : 6 * batch].reshape(n, 6)
     col = u[:, 6 * batch :].repeat_interleave(batch, dim=0)  # [N, 5]: each batch's draw, per image
-    c = config
-    per_image = (-1, 1, 1, 1)
-    return AugmentParams(
-        translate_px=_sym(geo[:, 0:2], c.translate_px),
-        rotate_deg=_sym(geo[:, 2], c.rotate_deg),
-        zoom=1 + _sym(geo[:, 3], c.zoom),
-        shear_x_deg=_sym(geo[:, 4], c.shear_deg),
-        shear_y_deg=_sym(geo[:, 5], c.shear_deg),
-        brightness=_sym(col[:, 0], c.brightness).view(per_image),
-        contrast=_span(col[:, 1], *c.contrast).view(per_image),
-        hue=_sym(col[:, 2], c.hue).view(-1, 1, 1),
-        saturation=_span(col[:, 3], *c.saturation).view(-1, 1, 1),
-        noise_std=_span(col[:, 4], 0.0, c.noise_std_max).view(per_image),
-    )
+    return _params(geo, col, config, image=(-1, 1, 1, 1), pixel=(-1, 1, 1))
 
 
 def augment_with(images: torch.Tensor, u: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -185,6 +160,23 @@ def augment_with(images: torch.Tensor, u: torch.Tensor, generator: torch.Generat
     params = params_from_uniform(u, images.shape[0])
     noise = torch.randn(images.shape, generator=generator, device=generator.device, dtype=images.dtype)
     return apply_params(images, params, noise)
+
+
+def _params(geo: torch.Tensor, col: torch.Tensor, c: AugmentConfig, image: tuple, pixel: tuple) -> AugmentParams:
+    """Parameters from uniforms: ``geo`` [N, 6] per image, ``col`` [..., 5] per batch, colour fields shaped
+    ``image`` (``pixel`` for hue and saturation, which act on [N, H, W])."""
+    return AugmentParams(
+        translate_px=_sym(geo[:, 0:2], c.translate_px),
+        rotate_deg=_sym(geo[:, 2], c.rotate_deg),
+        zoom=1 + _sym(geo[:, 3], c.zoom),
+        shear_x_deg=_sym(geo[:, 4], c.shear_deg),
+        shear_y_deg=_sym(geo[:, 5], c.shear_deg),
+        brightness=_sym(col[..., 0], c.brightness).reshape(image),
+        contrast=_span(col[..., 1], *c.contrast).reshape(image),
+        hue=_sym(col[..., 2], c.hue).reshape(pixel),
+        saturation=_span(col[..., 3], *c.saturation).reshape(pixel),
+        noise_std=_span(col[..., 4], 0.0, c.noise_std_max).reshape(image),
+    )
 
 
 def _sym(u: torch.Tensor, half: float) -> torch.Tensor:

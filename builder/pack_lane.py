@@ -4,10 +4,12 @@ batch-norm statistics and optimizer slots stacked ``[P, ...]``, trained one step
 - Convolutions are one grouped convolution (``groups=P``) on ``[B, P*C, H, W]``; batch norm is per (network,
   channel) on that layout, written out (see :meth:`Lane._batch_norm`); dense layers are ``baddbmm``.
 - Randomness: every member's dropout masks and augmentation parameters are drawn for the whole lane in one call
-  (:mod:`builder.keyed_random`, keyed by the member's stream keys and its own step count); the augmentation noise
-  is one draw of each augmented member's generator. Images are gathered with one index per data set.
-- The three TF1 optimizers (:mod:`weightzoo.optim`) act on contiguous slices of the stacks (members are kept
-  sorted by optimizer, then activation), with per-network learning rates.
+  (:func:`builder.keyed_random.step_draws`, one stream per member and step); the augmentation noise is one draw
+  of each augmented member's generator. Images are gathered with one index per data set.
+- Trainable tensors, their two optimizer slots and their gradients live in one ``[P, N]`` buffer each (the
+  forward pass takes views by one split), so the three TF1 optimizers (:mod:`weightzoo.optim`) are a few kernels
+  per optimizer on contiguous rows (members are kept sorted by optimizer, then activation), with per-network
+  learning rates. Activations differing between members are applied per run of equal ones, by one split.
 
 Example:
     >>> _runs(["adam", "adam", "sgd_momentum"])
