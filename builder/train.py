@@ -109,6 +109,8 @@ class TrainConfig:
             raise ConfigError(f"bn_decay must be in [0, 1), got {self.bn_decay}")
         if not self.bn_eps > 0:
             raise ConfigError(f"bn_eps must be positive, got {self.bn_eps}")
+        if self.eval_batch_size < 1:
+            raise ConfigError(f"eval_batch_size must be at least 1, got {self.eval_batch_size}")
         if self.evaluation not in EVALUATIONS:
             raise UnknownNameError("evaluation", self.evaluation, EVALUATIONS)
         for name in ("train_images", "train_eval_images", "test_images"):

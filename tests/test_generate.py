@@ -82,6 +82,9 @@ def test_bad_input_exits_with_a_clear_message(tmp_path, capsys):
     assert _run(tmp_path / "a-file" / "zoo", n=1) == 2  # missing parents are created; a file in the way is not
     assert str(tmp_path / "a-file") in capsys.readouterr().err
     assert _run(tmp_path / "c", "--device", "cuda:0", n=1) == (0 if torch.cuda.is_available() else 2)
+    capsys.readouterr()
+    assert _run(tmp_path / "d", "--eval-batch-size", "0", n=1) == 2
+    assert "eval_batch_size must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_existing_zoo_needs_overwrite(demo_zoo, capsys):
@@ -117,6 +120,7 @@ def test_manifest_records_how_to_regenerate(demo_zoo):
     assert gen_cfg["generation_version"] == GENERATION_VERSION == open_zoo(demo_zoo).manifest.generation_version
     assert gen_cfg["train"]["bn_eps"] == 1e-5 and gen_cfg["train"]["bn_decay"] == 0.9
     assert gen_cfg["train"]["evaluation"] == "clean" and gen_cfg["train"]["min_epochs"] == 19
+    assert gen_cfg["train"]["eval_batch_size"] == gen_cfg["eval_batch_size"] == 1000
     assert f"generation version\n{GENERATION_VERSION}" in (demo_zoo / "README.md").read_text()
 
 
