@@ -59,8 +59,8 @@ def single_step_ops(hp, images: DeviceImages, cfg: TrainConfig) -> Counter[str]:
     net.train()
     with _Count() as count:
         x = images.train_x[idx].to(torch.float32).div_(255)
-        key = torch.tensor([torch_seed(0, 0, "step")])
-        draws = step_draws(key, torch.tensor([0]), len(idx), hp.architecture.fc_units, augmentation=hp.augmentation)
+        draws = step_draws([torch_seed(0, 0, "step")], [0], len(idx), hp.architecture.fc_units,
+                           augmentation=hp.augmentation)  # fmt: skip
         if hp.augmentation:
             x = augment_with(x, draws.augment, gen)
         loss = F.cross_entropy(net(x, [m[0] for m in draws.masks]), images.train_y[idx])

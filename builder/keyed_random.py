@@ -19,7 +19,7 @@ augmentation's Gaussian noise, one value per pixel, stays a draw of the network'
 hashing it element by element costs more memory traffic than the one launch per network it would save.
 
 Example:
-    >>> keys, steps = torch.tensor([11, 12]), torch.tensor([0, 0])
+    >>> keys, steps = [11, 12], [0, 0]
     >>> u = uniform(keys, steps, 4)
     >>> u.shape, bool(((u >= 0) & (u < 1)).all())
     (torch.Size([2, 4]), True)
@@ -32,11 +32,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from weightzoo.model import DROPOUT
 
-__all__ = ["StepDraws", "bits", "hash32", "key_words", "step_draws", "uniform"]
+__all__ = ["StepDraws", "bits", "hash32", "step_draws", "stream_words", "to_device", "uniform"]
 
 _MASK32 = 0xFFFFFFFF
 _MASK16 = 0xFFFF
@@ -52,7 +53,8 @@ def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
 
 
 def hash32(x: torch.Tensor) -> torch.Tensor:
-    """``triple32``: a bijection of [0, 2**32) with very low bias, elementwise on an int64 tensor.
+    """``triple32``: a bijection of [0, 2**32) with very low bias, elementwise on an int64 tensor (or numpy
+    array: the same operations, the same results).
 
     Example:
         >>> hash32(torch.tensor([0, 1, 2])).tolist()
@@ -67,32 +69,39 @@ def hash32(x: torch.Tensor) -> torch.Tensor:
     return x ^ (x >> 14)
 
 
-def key_words(keys: torch.Tensor) -> torch.Tensor:
-    """The part of the stream words that depends on the key only (computed once per network, not per step).
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device`` without making the host wait for the device: on CUDA through pinned memory,
+    asynchronously (a plain copy from pageable memory waits for all the work queued before it).
 
     Example:
-        >>> key_words(torch.tensor([1, 2**40])).shape
-        torch.Size([2])
+        >>> to_device(torch.arange(3), torch.device("cpu")).tolist()
+        [0, 1, 2]
     """
-    if keys.dtype != torch.int64:
-        raise TypeError(f"keys must be an int64 tensor, got {keys.dtype}")
-    if bool((keys < 0).any()):
-        raise ValueError("keys and steps must be non-negative")
-    return hash32((keys & _MASK32) ^ hash32((keys >> 32) ^ _SALT[0]))
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
 
 
-def _stream_words(
-    keys: torch.Tensor, steps: torch.Tensor, key_word: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two 32-bit words per (key, step): every bit of both mixed into each."""
-    a = key_words(keys) if key_word is None else key_word
-    if steps.dtype != torch.int64:
-        raise TypeError(f"steps must be an int64 tensor, got {steps.dtype}")
-    if bool((steps < 0).any()):
-        raise ValueError("keys and steps must be non-negative")
-    s0 = hash32((steps & _MASK32) ^ hash32(((steps >> 32) & _MASK32) ^ a))
+def stream_words(keys: Sequence[int], steps: Sequence[int], device: torch.device | str = "cpu") -> torch.Tensor:
+    """[P, 2] int64 on ``device``: the two 32-bit words of each stream (``keys[p]``, ``steps[p]``), every bit of
+    key and step mixed into each. Computed on the host (the same integer arithmetic, on numpy), so a step costs
+    the device one small copy rather than a few dozen kernels.
+
+    Example:
+        >>> stream_words([7, 7], [0, 1]).shape
+        torch.Size([2, 2])
+    """
+    k, t = np.asarray(keys), np.asarray(steps)
+    if k.dtype.kind not in "iu" or t.dtype.kind not in "iu" or k.shape != t.shape or k.ndim != 1:
+        raise TypeError(f"keys and steps must be integer sequences of one length, got {k.dtype} {k.shape} and "
+                        f"{t.dtype} {t.shape}")  # fmt: skip
+    if (k < 0).any() or (t < 0).any() or (k >= 2**63).any():
+        raise ValueError("keys and steps must be non-negative (keys below 2**63)")
+    k, t = k.astype(np.int64), t.astype(np.int64)
+    a = hash32((k & _MASK32) ^ hash32((k >> 32) ^ _SALT[0]))
+    s0 = hash32((t & _MASK32) ^ hash32(((t >> 32) & _MASK32) ^ a))
     s1 = hash32(a ^ hash32(s0 ^ _SALT[1]))
-    return s0, s1
+    return to_device(torch.from_numpy(np.stack([s0, s1], axis=1)), torch.device(device))
 
 
 _ELEMENTS: dict[tuple[int, torch.device], torch.Tensor] = {}
@@ -108,38 +117,40 @@ def _element_words(n: int, device: torch.device) -> torch.Tensor:
     return _ELEMENTS[key]
 
 
-def _words(keys: torch.Tensor, steps: torch.Tensor, n: int, key_word: torch.Tensor | None = None) -> torch.Tensor:
-    """[P, n] 32-bit words (int64) of streams (``keys[p]``, ``steps[p]``)."""
-    s0, s1 = _stream_words(keys, steps, key_word)
-    return hash32(s0[:, None] ^ hash32(s1[:, None] ^ _element_words(n, keys.device)[None, :]))
+def _words(stream: torch.Tensor, n: int) -> torch.Tensor:
+    """[P, n] 32-bit words (int64) of the streams ``stream`` ([P, 2], :func:`stream_words`)."""
+    s0, s1 = stream[:, :1], stream[:, 1:]
+    return hash32(s0 ^ hash32(s1 ^ _element_words(n, stream.device)[None, :]))
 
 
-def uniform(keys: torch.Tensor, steps: torch.Tensor, n: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def uniform(
+    keys: Sequence[int], steps: Sequence[int], n: int, dtype: torch.dtype = torch.float32, device: str = "cpu"
+) -> torch.Tensor:
     """[P, n] uniform numbers in [0, 1) on a 2**-24 grid (exact in float32): element ``j`` of stream
-    (``keys[p]``, ``steps[p]``). ``keys`` and ``steps`` are int64 [P] tensors on the device to draw on.
+    (``keys[p]``, ``steps[p]``), on ``device``. ``keys`` and ``steps``: integer sequences (host side).
 
     Example:
-        >>> u = uniform(torch.tensor([5]), torch.tensor([3]), 100_000)
+        >>> u = uniform([5], [3], 100_000)
         >>> round(float(u.mean()), 2), round(float(u.std()), 2)  # 1/2 and sqrt(1/12)
         (0.5, 0.29)
     """
-    return _to_uniform(_words(keys, steps, n), dtype)
+    return _to_uniform(_words(stream_words(keys, steps, device), n), dtype)
 
 
 def _to_uniform(words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return (words >> 8).to(dtype) * 2.0**-24
 
 
-def bits(keys: torch.Tensor, steps: torch.Tensor, n: int) -> torch.Tensor:
+def bits(keys: Sequence[int], steps: Sequence[int], n: int, device: str = "cpu") -> torch.Tensor:
     """[P, n] fair random bits (bool), 32 from every hashed word: element ``j`` of stream (``keys[p]``,
     ``steps[p]``).
 
     Example:
-        >>> b = bits(torch.tensor([5, 6]), torch.tensor([0, 0]), 64_000)
+        >>> b = bits([5, 6], [0, 0], 64_000)
         >>> round(float(b.float().mean()), 2), torch.equal(b[0], b[1])
         (0.5, False)
     """
-    return _unpack(_words(keys, steps, -(-n // 32)), n)
+    return _unpack(_words(stream_words(keys, steps, device), -(-n // 32)), n)
 
 
 def _unpack(words: torch.Tensor, n: int) -> torch.Tensor:
@@ -159,25 +170,24 @@ class StepDraws:
 
 
 def step_draws(
-    keys: torch.Tensor,
-    steps: torch.Tensor,
+    keys: Sequence[int],
+    steps: Sequence[int],
     batch: int,
     units: Sequence[int],
     dtype: torch.dtype = torch.float32,
     augmentation: bool = True,
-    key_word: torch.Tensor | None = None,
+    device: torch.device | str = "cpu",
 ) -> StepDraws:
-    """The draws of training step ``steps[p]`` of the network with stream key ``keys[p]``, for all ``P`` at once:
-    one stream per (network, step), its first words the dropout bits (one fair bit per unit, layer after layer),
-    the next ``6 * batch + 5`` the augmentation's uniforms. An element's value depends only on its stream and
-    index, so a network draws the same with or without augmentation asked for, alone or in any pack.
-    ``key_word``: :func:`key_words` of ``keys``, if already computed.
+    """The draws of training step ``steps[p]`` of the network with stream key ``keys[p]``, for all ``P`` at once,
+    on ``device``: one stream per (network, step), its first words the dropout bits (one fair bit per unit, layer
+    after layer), the next ``6 * batch + 5`` the augmentation's uniforms. An element's value depends only on its
+    stream and index, so a network draws the same with or without augmentation asked for, alone or in any pack.
 
     Example:
-        >>> d = step_draws(torch.tensor([1, 2]), torch.tensor([0, 0]), batch=3, units=[4, 2])
+        >>> d = step_draws([1, 2], [0, 0], batch=3, units=[4, 2])
         >>> [tuple(t.shape) for t in d.masks], tuple(d.augment.shape)
         ([(2, 3, 4), (2, 3, 2)], (2, 23))
-        >>> torch.equal(step_draws(torch.tensor([2]), torch.tensor([0]), 3, [4, 2]).augment, d.augment[1:])
+        >>> torch.equal(step_draws([2], [0], 3, [4, 2]).augment, d.augment[1:])
         True
     """
     if DROPOUT != 0.5:
@@ -185,7 +195,7 @@ def step_draws(
     total = sum(units)
     mask_words = -(-batch * total // 32)
     n = mask_words + (6 * batch + 5 if augmentation else 0)
-    words = _words(keys, steps, n, key_word)
-    kept = _unpack(words[:, :mask_words], batch * total).view(len(keys), batch, total)
+    words = _words(stream_words(keys, steps, device), n)
+    kept = _unpack(words[:, :mask_words], batch * total).view(len(words), batch, total)
     masks = list((kept.to(dtype) * (1 / (1 - DROPOUT))).split(list(units), dim=2))
     return StepDraws(masks, _to_uniform(words[:, mask_words:], torch.float32) if augmentation else None)

@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from builder.keyed_random import to_device
 from builder.pack_lane import Lane
 from builder.pack_schedule import member_bytes, pack_key
 from builder.sources import ImageSet
@@ -143,11 +144,11 @@ class Member:
 
     def epoch_order(self) -> torch.Tensor:
         """Balance classes by subsampling each to the smallest, then shuffle (as train_network)."""
-        dev = self.data.device
+        dev = self.data.device  # the draws are the host's; to_device copies them without waiting for the device
         gen, k = self.data_gen, self.per_class_n
-        chosen = [p[torch.randperm(len(p), generator=gen)[:k].to(dev)] for p in self.per_class]
+        chosen = [p[to_device(torch.randperm(len(p), generator=gen)[:k], dev)] for p in self.per_class]
         order = torch.cat(chosen)
-        return order[torch.randperm(len(order), generator=self.data_gen).to(dev)]
+        return order[to_device(torch.randperm(len(order), generator=self.data_gen), dev)]
 
     def capture(self, weights: dict[str, torch.Tensor], evaluator: NWSNet, epoch: int,
                 loss_sum: torch.Tensor | None, stream: torch.cuda.Stream | None) -> _Export:  # fmt: skip

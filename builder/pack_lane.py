@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from builder.augment import apply_params, params_from_uniform
-from builder.keyed_random import key_words, step_draws
+from builder.keyed_random import step_draws
 from builder.train import TrainConfig
 from weightzoo.optim import ADAM_BETAS, ADAM_EPS, MOMENTUM, RMSPROP_DECAY, RMSPROP_EPS
 
@@ -129,9 +129,7 @@ class Lane:
         self.batch_size = members[0].hp.batch_size
         self.opt_runs = _runs([m.hp.optimizer for m in members])
         self.act_runs = _runs([m.hp.activation for m in members])
-        self.step_keys = torch.tensor([m.step_key for m in members], device=dev)
-        self.key_words = key_words(self.step_keys)
-        self.steps = torch.tensor([m.steps for m in members], device=dev)
+        self.step_keys = [m.step_key for m in members]
         self.augmented = [s for s, m in enumerate(members) if m.hp.augmentation]
         aug = torch.tensor(self.augmented, dtype=torch.int64, device=dev)
         self.aug_rows = aug
@@ -171,7 +169,8 @@ class Lane:
         x, y = self._batch()
         x = x.to(dt).div_(255)
         augmented = bool(self.augmented)
-        draws = step_draws(self.step_keys, self.steps, bs, self.arch.fc_units, dt, augmented, self.key_words)
+        steps = [m.steps for m in self.members]
+        draws = step_draws(self.step_keys, steps, bs, self.arch.fc_units, dt, augmented, self.device)
         if augmented:
             x = self._augment(x.view(P, bs, *x.shape[1:]), draws.augment[self.aug_rows]).flatten(0, 1)
         loss = self._forward_loss(x, y, draws.masks, P, bs)
@@ -180,7 +179,6 @@ class Lane:
             self.state["loss_sum"] += loss.detach()
             self._optimize()
         self.flat["p"].grad = None
-        self.steps += 1
         for m in self.members:
             m.steps += 1
 

@@ -360,7 +360,7 @@ def train_network(
     init_gen = torch.Generator().manual_seed(torch_seed(zoo_seed, network_id, "init"))
     data_gen = torch.Generator().manual_seed(torch_seed(zoo_seed, network_id, "data"))
     aug_gen = torch.Generator(device=dev).manual_seed(torch_seed(zoo_seed, network_id, "augment"))
-    step_key = torch.tensor([torch_seed(zoo_seed, network_id, "step")], device=dev)
+    step_key = torch_seed(zoo_seed, network_id, "step")
 
     net = NWSNet(hp.architecture, hp.activation, bn_momentum=1 - config.bn_decay, bn_eps=config.bn_eps)
     net = initialize_(net, hp.initialization, init_gen).to(dev, dtype)
@@ -424,7 +424,7 @@ def train_network(
             idx = order[b * bs : (b + 1) * bs]
             if released and b > 0:  # batch 0 was measured at the export before this epoch
                 train_pass.append(_released_pass(net, batch_images, data.train_y, idx))
-            draws = step_draws(step_key, torch.tensor([step], device=dev), len(idx), units, dtype, hp.augmentation)
+            draws = step_draws([step_key], [step], len(idx), units, dtype, hp.augmentation, dev)
             x = batch_images(idx, draws.augment)
             loss = F.cross_entropy(net(x, [m[0] for m in draws.masks]), data.train_y[idx])
             optimizer.zero_grad(set_to_none=True)

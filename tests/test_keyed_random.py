@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from builder.keyed_random import bits, hash32, key_words, step_draws, uniform
+from builder.keyed_random import bits, hash32, step_draws, stream_words, uniform
 
 
 def _triple32_numpy(x: np.ndarray) -> np.ndarray:
@@ -59,19 +59,26 @@ def test_bits_are_fair_and_independent():
 def test_step_draws_lay_out_mask_bits_then_augmentation_uniforms():
     """One stream per (network, step): the first words are the dropout bits layer after layer, the next the
     augmentation's uniforms; asking for no augmentation leaves the masks as they are, and a precomputed key word
-    changes nothing."""
+    changes nothing; the stream words are triple32 on the host, as the elements' on the device."""
     keys, steps = torch.tensor([1, 2]), torch.tensor([0, 3])
     d = step_draws(keys, steps, batch=4, units=[6, 3], dtype=torch.float64)
     assert [m.shape for m in d.masks] == [(2, 4, 6), (2, 4, 3)] and d.masks[0].dtype == torch.float64
     words = -(-4 * 9 // 32)
     assert torch.equal(torch.cat(d.masks, 2), bits(keys, steps, 4 * 9).view(2, 4, 9).double() * 2)
     assert torch.equal(d.augment, uniform(keys, steps, words + 6 * 4 + 5)[:, words:])
-    plain = step_draws(keys, steps, 4, [6, 3], torch.float64, augmentation=False, key_word=key_words(keys))
+    plain = step_draws(keys, steps, 4, [6, 3], torch.float64, augmentation=False)
     assert plain.augment is None and all(torch.equal(a, b) for a, b in zip(plain.masks, d.masks, strict=True))
+    k, t = np.array([1, 2**62 + 3]), np.array([0, 2**33 + 5])
+    a = _triple32_numpy((k & 0xFFFFFFFF) ^ _triple32_numpy((k >> 32) ^ 0x9E3779B9)).astype(np.int64)
+    s0 = _triple32_numpy((t & 0xFFFFFFFF) ^ _triple32_numpy((t >> 32) ^ a)).astype(np.int64)
+    s1 = _triple32_numpy(a ^ _triple32_numpy(s0 ^ 0x85EBCA6B)).astype(np.int64)
+    np.testing.assert_array_equal(stream_words(k, t).numpy(), np.stack([s0, s1], 1))
 
 
 def test_bad_keys_are_refused():
-    with pytest.raises(TypeError, match="int64"):
+    with pytest.raises(TypeError, match="integer sequences of one length"):
         uniform(torch.tensor([1.0]), torch.tensor([0]), 3)
+    with pytest.raises(TypeError, match="integer sequences of one length"):
+        uniform([1, 2], [0], 3)
     with pytest.raises(ValueError, match="non-negative"):
         uniform(torch.tensor([-1]), torch.tensor([0]), 3)
