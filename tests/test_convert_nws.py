@@ -213,6 +213,13 @@ def test_float64_keeps_the_released_values(release, tmp_path):
     assert {v["dtype"] for k, v in header.items() if k != "__metadata__"} == {"F64"}
     zoo.verify(progress=False)
     assert zoo.model(100_002).state_dict()["out.bias"].dtype == torch.float32
+    import datasets  # load_dataset keeps the stored float64 values too, as Zoo.flat returns them
+
+    datasets.disable_progress_bars()
+    ds = datasets.load_dataset("weightzoo", data_dir=str(out), snapshots=20, cache_dir=str(tmp_path / "cache"))
+    assert ds["train"].features["weights"].feature.feature.dtype == "float64"
+    row = ds["train"][0]
+    assert np.asarray(row["weights"][0]).tobytes() == zoo.flat(row["network_id"], 20).numpy().tobytes()
 
 
 def test_float64_shards_read_back_exactly_remote_and_local(tmp_path):

@@ -286,7 +286,8 @@ class Zoo:
         return {k: torch.from_numpy(v[0].copy()) for k, v in arrays.items()}
 
     def flat(self, network_id: int, snapshot: int = NUM_SNAPSHOTS, *, check: bool = False) -> torch.Tensor:
-        """One snapshot as the flat reference-order vector (float32; ``weightn_conv`` is the conv/dense boundary)."""
+        """One snapshot as the flat reference-order vector (``weightn_conv`` is the conv/dense boundary), in the
+        stored precision: float32, or float64 for a zoo converted with ``builder.convert_nws --float64``."""
         return torch.cat([t.reshape(-1) for t in self.weights(network_id, snapshot, check=check).values()])
 
     @property

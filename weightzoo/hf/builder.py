@@ -13,7 +13,8 @@ tensor) and ``verify`` (each network's sha256 checked as it is read). Splits are
 
 Features: categorical hyper-parameters are ``ClassLabel`` whose integer is the reference's code (position in
 :data:`weightzoo.hparams.CATEGORICAL`) and whose names are the values as strings (``"64"``, ``"true"``,
-``"adam"``); ``learning_rate`` and the metrics are ``float64``; weights are ``float32`` exactly as stored.
+``"adam"``); ``learning_rate`` and the metrics are ``float64``; weights exactly as stored: ``float32``, or
+``float64`` for a zoo converted with ``builder.convert_nws --float64`` (its manifest's ``generation.dtype``).
 
 Example:
     >>> from datasets import load_dataset  # doctest: +SKIP
@@ -89,7 +90,7 @@ class WeightZooConfig(datasets.BuilderConfig):
         granularity: ``"network"`` (one row per network; ``snapshot``, ``epoch``, metrics and weights are lists
             over the selected snapshots; per-epoch ``history_*`` included) or ``"snapshot"`` (one row per network
             and selected snapshot, scalar metrics).
-        view: ``"flat"``: column ``weights``, the flat reference-order float32 vector of a snapshot (its first
+        view: ``"flat"``: column ``weights``, the flat reference-order vector of a snapshot (its first
             ``weightn_conv`` values are the conv part); ``"layers"``: column ``layers``, a list of
             ``{name, shape, values}`` per tensor in reference order (``values`` flat, reshape to ``shape``).
         verify: check each network's bytes against the sha256 in the index while reading (not part of the cache
@@ -116,14 +117,14 @@ class WeightZooConfig(datasets.BuilderConfig):
 _OPTIONS = ("snapshots", "granularity", "view", "verify", "data_dir")
 
 
-def zoo_features(granularity: str = "network", view: str = "flat") -> datasets.Features:
-    """The typed columns of a ``weightzoo`` dataset for a granularity and a view."""
+def zoo_features(granularity: str = "network", view: str = "flat", weights: str = "float32") -> datasets.Features:
+    """The typed columns of a ``weightzoo`` dataset for a granularity, a view and the zoo's weight dtype."""
     per_snap = granularity == "network"
 
     def snap(feature: Any) -> Any:
         return datasets.List(feature) if per_snap else feature
 
-    f32, f64, i64 = datasets.Value("float32"), datasets.Value("float64"), datasets.Value("int64")
+    f32, f64, i64 = datasets.Value(weights), datasets.Value("float64"), datasets.Value("int64")
     features: dict[str, Any] = {"network_id": i64, "status": datasets.ClassLabel(names=list(STATUSES))}
     for name in HPARAM_COLUMNS:
         features[name] = datasets.ClassLabel(names=label_names(name)) if name in CATEGORICAL else f64
@@ -242,11 +243,23 @@ class WeightZoo(datasets.ArrowBasedBuilder):
         return datasets.DatasetInfo(
             description=f"weightzoo zoo{about}: trained CNNs, their hyper-parameters, metrics and weights at "
             f"snapshots {list(self.config.snapshots)}, one row per {self.config.granularity}, {self.config.view} view.",
-            features=zoo_features(self.config.granularity, self.config.view),
+            features=zoo_features(self.config.granularity, self.config.view, self._weights_dtype()),
             citation=CITATION,
             homepage="https://github.com/weightzoo/weightzoo",
             license="mit",
         )
+
+    def _weights_dtype(self) -> str:
+        """How the zoo stores weights (``float32``; ``float64`` for converted float64 releases): the features keep
+        it, so the dataset holds the stored values exactly, as ``Zoo.flat`` returns them."""
+        manifest = getattr(self, "manifest", None)
+        generation = manifest.generation if manifest is not None and isinstance(manifest.generation, dict) else {}
+        dtype = generation.get("dtype", "float32")
+        if dtype not in ("float32", "float64"):
+            raise ZooFormatError(
+                f"{self.config.data_dir}/{MANIFEST_NAME}: generation.dtype {dtype!r}; expected 'float32' or 'float64'"
+            )
+        return dtype
 
     def _open(self) -> Zoo:
         url = str(self.config.data_dir)
@@ -327,7 +340,7 @@ class WeightZoo(datasets.ArrowBasedBuilder):
             columns["weights"] = _flat_column(arrays, per_network)
         else:
             columns["layers"] = _layers_column(arrays, per_network)
-        schema = zoo_features(self.config.granularity, self.config.view).arrow_schema
+        schema = zoo_features(self.config.granularity, self.config.view, self._weights_dtype()).arrow_schema
         table = pa.Table.from_arrays(
             [c if isinstance(c := columns[f.name], pa.Array) else pa.array(c, f.type) for f in schema], schema=schema
         )
