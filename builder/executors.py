@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from builder.task import PackTask, Task, iter_pack_task, set_progress_sink, train_pack_task, train_task
+from builder.task import PackTask, Task, iter_pack_task, set_progress_sink, train_task
 from weightzoo.errors import ConfigError, MissingExtraError
 from weightzoo.format.index import NetworkRecord
 
@@ -50,8 +50,8 @@ def run_tasks(
     if executor == "local":
         set_progress_sink(on_epoch)
         try:
-            for task in tasks:  # a pack's networks as each finishes (the writer keeps them before the pack ends)
-                yield from iter_pack_task(task) if isinstance(task, PackTask) else _train(task)
+            for task in tasks:  # each network as it finishes (the writer keeps a pack's before the pack ends)
+                yield from _iter(task)
         finally:
             set_progress_sink(None)
     elif executor == "process":
@@ -92,8 +92,17 @@ class _Relay:
         self.thread.join(timeout=5)
 
 
+def _iter(task: Task | PackTask) -> Iterator[tuple[NetworkRecord, dict[str, np.ndarray]]]:
+    """A task's networks as each finishes (a pack's one by one)."""
+    if isinstance(task, PackTask):
+        yield from iter_pack_task(task)
+    else:
+        yield train_task(task)
+
+
 def _train(task: Task | PackTask) -> list[tuple[NetworkRecord, dict[str, np.ndarray]]]:
-    return train_pack_task(task) if isinstance(task, PackTask) else [train_task(task)]
+    """A task's networks at once (what a worker process or Ray task returns)."""
+    return list(_iter(task))
 
 
 def _run_ray(tasks: Sequence[Task | PackTask], workers: int, address: str | None) -> Iterator[Any]:

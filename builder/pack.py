@@ -46,7 +46,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
-from builder.keyed_random import to_device
 from builder.pack_lane import Lane
 from builder.pack_schedule import member_bytes, pack_key
 from builder.sources import ImageSet
@@ -124,7 +123,7 @@ class Member:
         self.lr = hp.learning_rate
 
         split = network_split(hp, data, config, self.data_gen)  # the split train_network draws
-        self.per_class, self.per_class_n, self.eval_sets = split.per_class, split.per_class_n, split.eval_sets
+        self.split, self.eval_sets = split, split.eval_sets
         self.history: dict[str, list[float]] = {m: [] for m in METRICS}
         self.records = _Records()
         self.stopper = EarlyStopping(config)
@@ -143,12 +142,8 @@ class Member:
         self.bytes = 0  # its estimated training memory, set when it is admitted
 
     def epoch_order(self) -> torch.Tensor:
-        """Balance classes by subsampling each to the smallest, then shuffle (as train_network)."""
-        dev = self.data.device  # the draws are the host's; to_device copies them without waiting for the device
-        gen, k = self.data_gen, self.per_class_n
-        chosen = [p[to_device(torch.randperm(len(p), generator=gen)[:k], dev)] for p in self.per_class]
-        order = torch.cat(chosen)
-        return order[to_device(torch.randperm(len(order), generator=self.data_gen), dev)]
+        """Its next epoch's order, drawn as train_network draws it (:meth:`builder.train.NetworkSplit.epoch_order`)."""
+        return self.split.epoch_order(self.data_gen)
 
     def capture(self, weights: dict[str, torch.Tensor], evaluator: NWSNet, epoch: int,
                 loss_sum: torch.Tensor | None, stream: torch.cuda.Stream | None) -> _Export:  # fmt: skip

@@ -125,7 +125,7 @@ class Lane:
                 spans[spec.name] = (start, spec.size, spec.shape)
                 start += spec.size
         self.state, self.flat, self.spans = state, flat, spans
-        self.names, self.trainable, self.arch = names, trainable, arch
+        self.names, self.arch = names, arch
         self.batch_size = members[0].hp.batch_size
         self.opt_runs = _runs([m.hp.optimizer for m in members])
         self.act_runs = _runs([m.hp.activation for m in members])

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from builder.augment import augment, augment_with
-from builder.keyed_random import step_draws
+from builder.keyed_random import step_draws, to_device
 from builder.sources import ImageSet, train_pool_start
 from builder.space import torch_seed
 from weightzoo.errors import ConfigError, UnknownNameError
@@ -304,6 +304,14 @@ class NetworkSplit:
     per_class_n: int
     eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]]
 
+    def epoch_order(self, data_gen: torch.Generator) -> torch.Tensor:
+        """One epoch's order: every class subsampled to the smallest, then shuffled (util.shuffle_data), drawn
+        from ``data_gen`` on the host and moved to the device without waiting for it. Both trainers draw here."""
+        dev = self.per_class[0].device
+        gen, k = data_gen, self.per_class_n
+        order = torch.cat([p[to_device(torch.randperm(len(p), generator=gen)[:k], dev)] for p in self.per_class])
+        return order[to_device(torch.randperm(len(order), generator=gen), dev)]
+
 
 def network_split(
     hp: HyperParameters, data: DeviceImages, config: TrainConfig, data_gen: torch.Generator
@@ -368,15 +376,9 @@ def train_network(
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, config.lr_decay)
 
     split = network_split(hp, data, config, data_gen)
-    per_class, per_class_n, eval_sets = split.per_class, split.per_class_n, split.eval_sets
+    eval_sets = split.eval_sets
     released = config.evaluation == "released"
     bs = hp.batch_size
-
-    def epoch_order() -> torch.Tensor:
-        """Balance classes by subsampling each to the smallest, then shuffle (util.shuffle_data)."""
-        chosen = [p[torch.randperm(len(p), generator=data_gen)[:per_class_n].to(dev)] for p in per_class]
-        order = torch.cat(chosen)
-        return order[torch.randperm(len(order), generator=data_gen).to(dev)]
 
     def batch_images(idx: torch.Tensor, uniforms: torch.Tensor | None = None) -> torch.Tensor:
         """The batch, augmented with a training step's uniforms (None: a fresh draw, released evaluation)."""
@@ -410,7 +412,7 @@ def train_network(
         records.append(weights)
         return all(np.isfinite(w).all() for w in weights.values())
 
-    order = epoch_order()
+    order = split.epoch_order(data_gen)
     record(order)
     stopper = EarlyStopping(config)
     stopper.update(0, history["val_accuracy"][-1])
@@ -436,7 +438,7 @@ def train_network(
         if on_epoch is not None:
             on_epoch(network_id, epoch, images_seen)
         scheduler.step()
-        order = epoch_order()  # drawn before the export: the released evaluation measures its first batch
+        order = split.epoch_order(data_gen)  # drawn before the export: the released evaluation measures its first batch
         finite = record(order)
         if not finite or not math.isfinite(float(loss_sum)):
             status = "diverged"

@@ -225,31 +225,13 @@ def test_a_lane_step_takes_the_same_operations_whatever_its_width():
     """The point of a pack: one step of a lane is one set of kernels, not one per network. Counted exactly (the
     ATen operations that do work), so this is no timing test: a lane of 16 takes no more operations than a lane of
     2, but for each augmented network's noise draw."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    from builder.pack import Member
-    from builder.pack_lane import Lane
+    from benchmarks.pack_launches import lane_step_ops  # the counting benchmarks/pack_launches.py reports
     from builder.train import DeviceImages
-
-    metadata = {"view", "_unsafe_view", "as_strided", "t", "transpose", "unsqueeze", "squeeze", "expand", "slice",
-                "select", "unflatten", "detach", "alias", "permute", "split", "split_with_sizes", "unbind", "narrow",
-                "_reshape_alias", "lift_fresh", "empty", "empty_strided"}  # fmt: skip
-
-    class Count(TorchDispatchMode):
-        n = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.n += func.overloadpacket.__name__ not in metadata
-            return func(*args, **(kwargs or {}))
 
     data = DeviceImages(IMAGES["digits"], "cpu")
 
     def ops(hp, width):
-        lane = Lane(CONFIG, torch.device("cpu"), torch.float32)
-        lane.restack([], [Member(hp, data, 0, i, CONFIG, torch.float32) for i in range(width)])
-        with Count() as count:
-            lane.step()
-        return count.n
+        return sum(lane_step_ops([hp] * width, data, CONFIG).values())
 
     plain, augmented = MIXED[0], dataclasses.replace(MIXED[0], augmentation=True)
     ops(plain, 1), ops(augmented, 1)  # build the cached element hashes (builder.keyed_random) of these sizes
