@@ -401,3 +401,15 @@ def test_model_from_row_rejects_foreign_rows():
     with pytest.raises(ZooFormatError, match="'filter_size'"):
         model_from_row({"weights": [0.0]})
     assert weightzoo.model_from_row is hf.model_from_row
+
+
+def test_unknown_weight_dtype_in_the_manifest_is_refused_naming_it(finite_zoo, tmp_path, cache):
+    """The features follow the manifest's generation.dtype (float32, or float64 for converted float64 releases);
+    anything else is refused, naming the manifest and the value."""
+    bad = tmp_path / "zoo"
+    shutil.copytree(finite_zoo, bad)
+    manifest = json.loads((bad / "manifest.json").read_text())
+    manifest["generation"]["dtype"] = "float16"
+    (bad / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ZooFormatError, match=r"manifest\.json: generation\.dtype 'float16'; expected 'float32' or"):
+        load(data_dir=str(bad), cache_dir=cache)
