@@ -29,6 +29,7 @@ from typing import Any
 
 from weightzoo.cli import prog, run_main
 from weightzoo.errors import ConfigError, WeightZooError
+from weightzoo.format.confine import member
 from weightzoo.format.layout import CARD_NAME, MANIFEST_NAME
 from weightzoo.paths import default_zoo_dir
 from weightzoo.zoo import Zoo, open_zoo
@@ -43,8 +44,9 @@ def _hf_api(token: str | None) -> Any:
 
 
 def _card(zoo: Zoo) -> bytes | None:
-    """The card to upload separately: ``None`` when the zoo folder has one (uploaded with the files)."""
-    if zoo.fs.exists(f"{zoo.root}/{CARD_NAME}"):
+    """The card to upload separately: ``None`` when the manifest lists one (verified and uploaded with the files).
+    A ``README.md`` in the folder that the manifest does not list is not the zoo's: it is never uploaded."""
+    if CARD_NAME in {f.path for f in zoo.manifest.files}:
         return None
     from builder.card import render_card
 
@@ -52,8 +54,17 @@ def _card(zoo: Zoo) -> bytes | None:
 
 
 def upload_plan(zoo: Zoo) -> list[str]:
-    """The zoo's files in upload order, relative to its root: data files, the card, and the manifest last."""
+    """The zoo's files in upload order, relative to its root: data files, the card, and the manifest last.
+
+    Only the files the manifest lists, each confined to the zoo's folder (a relative path without ``..`` that
+    resolves inside it, a regular file: :func:`weightzoo.format.confine.member`): a manifest naming ``../x``,
+    an absolute path or a link leaving the folder is refused (:class:`~weightzoo.errors.UnsafePathError`), so a
+    pushed copy never publishes a file from elsewhere on this machine.
+    """
+    source = f"{zoo.root}/{MANIFEST_NAME}"
     files = [f.path for f in zoo.manifest.files if f.path != CARD_NAME]
+    for rel in files:
+        member(zoo.fs, zoo.root, rel, source=source)
     return [*sorted(files), CARD_NAME, MANIFEST_NAME]
 
 

@@ -323,9 +323,11 @@ if point == "shard-written":  # the shard renamed into place, its progress recor
         real_write(fs, path, data)
         kill_on(count)
     shards.write_atomic = write_shard
-elif point == "mid-write":  # a progress record half-written under its .partial name
+elif point.startswith("mid-write"):  # a file half-written under its .partial name: a progress record, the
+    # index, the card or the manifest (mid-write:<name>)
+    target = point.partition(":")[2] or ".json"
     def write_record(fs, path, data):
-        if path.endswith(".json") and "/.progress/" in path:
+        if path.endswith(target) and (target != ".json" or "/.progress/" in path):
             calls["n"] += 1
             if calls["n"] == count:
                 with fs.open(path + ".partial", "wb") as f:
@@ -340,30 +342,47 @@ elif point == "mid-training":  # networks trained, some not yet handed to the wr
             yield item
     gen.run_tasks = run_tasks
 elif point == "after-manifest":  # the manifest written, the progress record not yet removed
-    import fsspec.implementations.local as local
-    real_rm = local.LocalFileSystem.rm
-    def rm(self, path, recursive=False, maxdepth=None):
-        if str(path).endswith(".progress"):
-            os.kill(os.getpid(), signal.SIGKILL)
-        return real_rm(self, path, recursive=recursive, maxdepth=maxdepth)
-    local.LocalFileSystem.rm = rm
+    def remove_progress(fs, root):
+        os.kill(os.getpid(), signal.SIGKILL)
+    writer.remove_progress = remove_progress
 sys.exit(gen.main(sys.argv[3:]))
 """
 
 
+# ids 2..5: network 4 is a test network, so the shards are flushed train, train, test, train (not in name order)
+_KILL_ARGS = ["--num-networks", "4", "--start-id", "2", "--max-epochs", "1", "--quiet", "--offline", "--threads", "1",
+              "--seed", "11", "--max-shard-mb", "0.1"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The zoo the kill tests' command writes when nothing interrupts it."""
+    ref = tmp_path_factory.mktemp("uninterrupted") / "ref"
+    assert main([*_KILL_ARGS, "--out", str(ref)]) == 0
+    return ref
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("point", "count"), [("mid-training", 3), ("shard-written", 2), ("mid-write", 2), ("after-manifest", 1)]
+    ("point", "count"),
+    [
+        ("mid-training", 3),
+        ("shard-written", 2),
+        ("mid-write", 2),
+        ("mid-write:index.parquet", 1),
+        ("mid-write:README.md", 1),
+        ("mid-write:manifest.json", 1),
+        ("after-manifest", 1),
+    ],
 )
-def test_killed_with_sigkill_and_resumed_is_byte_identical(tmp_path, point, count):
-    """A generate process killed (SIGKILL) at a given point, then resumed, writes the uninterrupted run's bytes."""
+def test_killed_with_sigkill_and_resumed_is_byte_identical(uninterrupted, tmp_path, point, count):
+    """A generate process killed (SIGKILL) at a given point (while training, after a shard, half-way through a
+    progress record, the index, the card or the manifest, before removing the record), then resumed, writes the
+    uninterrupted run's bytes: the manifest lists its files in one canonical order whatever the path taken."""
     import subprocess
     import sys
 
-    args = ["--num-networks", "4", "--max-epochs", "1", "--quiet", "--offline", "--threads", "1", "--seed", "11",
-            "--max-shard-mb", "0.1"]  # fmt: skip
-    ref = tmp_path / "ref"
-    assert main([*args, "--out", str(ref)]) == 0
+    args, ref = _KILL_ARGS, uninterrupted
     out = tmp_path / "killed"
     script = tmp_path / "killer.py"
     script.write_text(_KILLER)

@@ -293,9 +293,9 @@ def test_streaming_reads_shards_lazily_and_matches(zoo, cache, monkeypatch):
     opened = []
     original = zoo_module.ShardReader
 
-    def spy(fs, root, rel):
+    def spy(fs, root, rel, **kwargs):
         opened.append(rel)
-        return original(fs, root, rel)
+        return original(fs, root, rel, **kwargs)
 
     monkeypatch.setattr(zoo_module, "ShardReader", spy)  # the builder reads through Zoo
     stream = load(data_dir=str(path), cache_dir=cache, streaming=True, granularity="snapshot", snapshots=20)

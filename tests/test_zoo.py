@@ -120,10 +120,15 @@ def test_verify_names_the_corrupted_file(synthetic_zoo):
 
 
 def test_not_a_zoo_and_interrupted(tmp_path):
-    with pytest.raises(ZooNotFoundError, match="missing"):
+    """Each message says what the folder is and what to do: no folder, a plain folder, an interrupted run."""
+    with pytest.raises(ZooNotFoundError, match="no such folder; make one with: python -m builder.generate"):
         open_zoo(tmp_path / "nothing")
     (tmp_path / "half").mkdir()
-    with pytest.raises(ZooNotFoundError, match="interrupted"):
+    with pytest.raises(ZooNotFoundError, match="without a manifest, not a zoo; make one") as err:
+        open_zoo(tmp_path / "half")
+    assert "interrupted" not in str(err.value).split(" is not a zoo")[1]
+    (tmp_path / "half" / ".progress").mkdir()
+    with pytest.raises(ZooNotFoundError, match="interrupted generation: continue it with .* --resume"):
         open_zoo(tmp_path / "half")
 
 

@@ -47,6 +47,11 @@ class ZooFormatError(WeightZooError):
     """A zoo's files do not follow the on-disk format (bad manifest, header, index row or byte range)."""
 
 
+class UnsafePathError(ZooFormatError):
+    """A zoo names a path that leaves its folder (``..``, an absolute path, a symbolic link pointing outside) or a
+    file that is not a regular file (a device, a FIFO, a folder): refused before anything is opened."""
+
+
 class FormatVersionError(ZooFormatError):
     """A zoo was written in a format version this release of weightzoo cannot read."""
 

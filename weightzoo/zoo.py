@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -25,9 +25,18 @@ import pyarrow.compute as pc
 import torch
 
 from weightzoo.architecture import Architecture
-from weightzoo.errors import ChecksumError, ConfigError, UnknownNameError, ZooFormatError, ZooNotFoundError
+from weightzoo.errors import (
+    ChecksumError,
+    ConfigError,
+    ShardError,
+    UnknownNameError,
+    UnsafePathError,
+    ZooFormatError,
+    ZooNotFoundError,
+)
+from weightzoo.format.confine import member, read_member
 from weightzoo.format.index import read_index
-from weightzoo.format.layout import INDEX_NAME, MANIFEST_NAME, NUM_SNAPSHOTS, PROVENANCE_NAME
+from weightzoo.format.layout import INDEX_NAME, MANIFEST_NAME, NUM_SNAPSHOTS, PROGRESS_DIR, PROVENANCE_NAME
 from weightzoo.format.manifest import Manifest, sha256_bytes, sha256_file
 from weightzoo.format.shards import ShardReader
 from weightzoo.hparams import HyperParameters
@@ -58,44 +67,77 @@ def open_zoo(
     root = root.rstrip("/")
     manifest_path = f"{root}/{MANIFEST_NAME}"
     try:
-        text = fs.cat_file(manifest_path)
+        text = read_member(fs, root, MANIFEST_NAME, source=url)
     except FileNotFoundError:
-        hint = "an interrupted generation (no manifest is written until the end)" if fs.exists(root) else "missing"
-        raise ZooNotFoundError(f"{url!r} is not a zoo: no {MANIFEST_NAME} there ({hint})") from None
+        raise ZooNotFoundError(f"{url!r} is not a zoo: no {MANIFEST_NAME} there ({_no_manifest(fs, root)})") from None
     manifest = Manifest.from_json(text, source=manifest_path)
     index_path = f"{root}/{INDEX_NAME}"
+    # The index holds the labels people predict: it is checked at every open (it is read whole anyway), and read
+    # no further than the size the manifest states.
+    expected = manifest.file(INDEX_NAME)
     try:
-        index_bytes = fs.cat_file(index_path)
+        index_bytes = read_member(fs, root, INDEX_NAME, source=manifest_path, expected_bytes=expected.bytes)
     except FileNotFoundError:
         raise ZooNotFoundError(f"{index_path}: listed in the manifest but missing") from None
-    # The index holds the labels people predict: it is checked at every open (it is read whole anyway).
-    expected = manifest.file(INDEX_NAME)
+    except ShardError as e:  # another size than the manifest's
+        raise ChecksumError(f"{e}; the index was changed or damaged since the zoo was written") from None
     digest = sha256_bytes(index_bytes)
-    if (digest, len(index_bytes)) != (expected.sha256, expected.bytes):
+    if digest != expected.sha256:
         raise ChecksumError(
-            f"{index_path}: sha256 {digest[:16]}... and {len(index_bytes)} bytes, but the manifest records "
-            f"{expected.sha256[:16]}... and {expected.bytes} bytes; the index was changed or damaged since the zoo "
-            "was written: restore it (or regenerate the zoo)"
+            f"{index_path}: sha256 {digest[:16]}..., but the manifest records {expected.sha256[:16]}...; the index "
+            "was changed or damaged since the zoo was written: restore it (or regenerate the zoo)"
         )
     index = read_index(index_bytes, source=index_path)
+    _check_counts(manifest, index, manifest_path)
     zoo = Zoo(fs, root, manifest, index, url=url)
     if verify:
         zoo.verify()
     return zoo
 
 
+def _no_manifest(fs: Any, root: str) -> str:
+    """Why a location holds no zoo, and what to do about it."""
+    make = "make one with: python -m builder.generate --out <folder> (no --out: the demo zoo, where readers look)"
+    try:
+        if fs.exists(f"{root}/{PROGRESS_DIR}"):
+            return f"an interrupted generation: continue it with python -m builder.generate --out {root} --resume"
+        if fs.exists(root):
+            return f"a folder without a manifest, not a zoo; {make}"
+    except OSError:
+        pass
+    return f"no such folder; {make}"
+
+
+def _check_counts(manifest: Manifest, index: pa.Table, source: str) -> None:
+    """The manifest's counts (networks, splits, statuses) agree with its index (which its sha256 vouches for)."""
+    counts = {
+        "num_networks": (manifest.num_networks, index.num_rows),
+        "splits": (manifest.splits, dict(Counter(index.column("split").to_pylist()))),
+        "status_counts": (manifest.status_counts, dict(Counter(index.column("status").to_pylist()))),
+    }
+    for name, (stated, actual) in counts.items():
+        if stated != actual:
+            raise ZooFormatError(
+                f"{source}: {name} is {stated!r}, but the index (checked against its sha256) holds {actual!r}; the "
+                "manifest was edited or damaged: restore it"
+            )
+
+
 class _ShardCache:
     """The open shards of a zoo, shared by its filtered views: at most ``limit`` open at once, least recently
     used closed first (a local shard holds a memory map, a remote one its parsed header)."""
 
-    def __init__(self, fs: Any, root: str, limit: int):
+    def __init__(self, fs: Any, root: str, limit: int, sizes: Mapping[str, int] | None = None):
         if limit < 1:
             raise ConfigError(f"max_open_shards={limit!r}; expected at least 1")
         self.fs, self.root, self.limit = fs, root, limit
+        self.sizes = dict(sizes or {})  # shard -> the size the manifest states
         self._open: OrderedDict[str, ShardReader] = OrderedDict()
 
     def get(self, shard: str) -> ShardReader:
-        reader = self._open.pop(shard, None) or ShardReader(self.fs, self.root, shard)
+        reader = self._open.pop(shard, None) or ShardReader(
+            self.fs, self.root, shard, expected_bytes=self.sizes.get(shard)
+        )
         self._open[shard] = reader
         while len(self._open) > self.limit:
             self._open.popitem(last=False)[1].close()
@@ -135,7 +177,8 @@ class Zoo:
         _shards: _ShardCache | None = None,
     ):
         self.fs, self.root, self.manifest, self.index, self.url = fs, root, manifest, index, url or root
-        self._shards = _shards if _shards is not None else _ShardCache(fs, root, max_open_shards)
+        sizes = {f.path: f.bytes for f in manifest.files}
+        self._shards = _shards if _shards is not None else _ShardCache(fs, root, max_open_shards, sizes)
         self._rows: dict[int, int] = {nid: i for i, nid in enumerate(index.column("network_id").to_pylist())}
         known = {f.path for f in manifest.files}
         for shard in set(index.column("shard").to_pylist()):
@@ -302,7 +345,7 @@ class Zoo:
         """
         path = f"{self.root}/{PROVENANCE_NAME}"
         try:
-            data = json.loads(self.fs.cat_file(path))
+            data = json.loads(read_member(self.fs, self.root, PROVENANCE_NAME, source=self.url))
         except FileNotFoundError:
             return {}
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -333,14 +376,29 @@ class Zoo:
         disable = None if progress is None else not progress
         with tqdm(total=total, unit="B", unit_scale=True, desc="verify", disable=disable) as bar:
             for entry in self.manifest.files:
-                path = f"{self.root}/{entry.path}"
-                try:
-                    digest, size = sha256_file(self.fs, path, on_bytes=bar.update)
+                try:  # confined, a regular file, of the stated size: then read no further than that size
+                    path = member(self.fs, self.root, entry.path, source=f"{self.root}/{MANIFEST_NAME}")
+                    size = int(self.fs.size(path))
+                    if size != entry.bytes:
+                        results[entry.path] = f"size {size} bytes, manifest says {entry.bytes} (truncated?)"
+                        continue
+                    digest, size = sha256_file(self.fs, path, on_bytes=bar.update, limit=entry.bytes)
                 except FileNotFoundError:
                     results[entry.path] = "missing"
                     continue
+                except (UnsafePathError, ZooFormatError) as e:
+                    results[entry.path] = str(e)
+                    continue
                 self._verdict(results, entry, digest, size)
+        if results.get(INDEX_NAME) == "ok":
+            _check_counts(self.manifest, self._full_index(), f"{self.root}/{MANIFEST_NAME}")
         return self._raise_bad(results)
+
+    def _full_index(self) -> pa.Table:
+        """The zoo's whole index (a filtered view verifies the whole zoo's files and counts)."""
+        size = self.manifest.file(INDEX_NAME).bytes
+        data = read_member(self.fs, self.root, INDEX_NAME, source=self.url, expected_bytes=size)
+        return read_index(data, source=f"{self.root}/{INDEX_NAME}")
 
     @staticmethod
     def _verdict(results: dict[str, str], entry: Any, digest: str, size: int) -> None:

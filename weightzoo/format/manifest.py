@@ -96,9 +96,55 @@ class Manifest:
             )
         try:
             data["files"] = [FileEntry(**f) for f in data["files"]]
-            return cls(**data)
+            manifest = cls(**data)
         except (TypeError, KeyError) as e:
             raise ZooFormatError(f"{source}: malformed manifest ({e})") from None
+        manifest._check(source)
+        return manifest
+
+    def _check(self, source: str) -> None:
+        """Every field of the type it is documented as, every file path confined to the zoo, each path once: a
+        manifest from a stranger cannot name a file outside the zoo or crash a reader with a wrong type."""
+        from weightzoo.format.confine import check_relpath
+
+        def fail(field: str, value: Any, expected: str) -> None:
+            shown = repr(value) if len(repr(value)) < 80 else repr(value)[:77] + "..."
+            raise ZooFormatError(f"{source}: {field} is {shown}; expected {expected}")
+
+        def is_int(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
+
+        for name in ("name", "generator", "created"):
+            if not isinstance(getattr(self, name), str):
+                fail(name, getattr(self, name), "a string")
+        for name in ("zoo_seed", "num_networks", "num_snapshots"):
+            value = getattr(self, name)
+            if not is_int(value) or (name != "zoo_seed" and value < 0):
+                fail(name, value, "a non-negative integer" if name != "zoo_seed" else "an integer")
+        if self.num_snapshots != NUM_SNAPSHOTS:
+            fail("num_snapshots", self.num_snapshots, str(NUM_SNAPSHOTS))
+        for name in ("splits", "status_counts"):
+            counts = getattr(self, name)
+            if not isinstance(counts, dict) or not all(
+                isinstance(k, str) and is_int(v) and v >= 0 for k, v in counts.items()
+            ):
+                fail(name, counts, "a mapping of names to non-negative counts")
+        if not isinstance(self.generation, dict):
+            fail("generation", self.generation, "a mapping (the generation record)")
+        seen: set[str] = set()
+        for entry in self.files:
+            check_relpath(entry.path, source)
+            if entry.path in seen:
+                fail("files", entry.path, "each file listed once")
+            seen.add(entry.path)
+            if not (isinstance(entry.sha256, str) and len(entry.sha256) == 64 and _is_hex(entry.sha256)):
+                fail(f"the sha256 of {entry.path}", entry.sha256, "64 hexadecimal digits")
+            if not is_int(entry.bytes) or entry.bytes < 0:
+                fail(f"the size of {entry.path}", entry.bytes, "a non-negative number of bytes")
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
 
 
 def sha256_bytes(data: bytes | memoryview) -> str:
@@ -106,14 +152,20 @@ def sha256_bytes(data: bytes | memoryview) -> str:
 
 
 def sha256_file(
-    fs: Any, path: str, chunk: int = 8 * 2**20, on_bytes: Callable[[int], Any] | None = None
+    fs: Any,
+    path: str,
+    chunk: int = 8 * 2**20,
+    on_bytes: Callable[[int], Any] | None = None,
+    limit: int | None = None,
 ) -> tuple[str, int]:
     """sha256 and size of a file on an fsspec filesystem, read in chunks with no read-ahead cache (on remote
     filesystems each chunk is one range request: the file is fetched once, not once plus overlapping read-ahead).
-    ``on_bytes`` is called with the size of each chunk read (for a progress bar)."""
+    ``on_bytes`` is called with the size of each chunk read (for a progress bar). ``limit``: read at most this
+    many bytes and one more (a longer file then reports ``limit + 1`` bytes: it is never read to its end)."""
     digest, size = hashlib.sha256(), 0
+    budget = None if limit is None else limit + 1
     with fs.open(path, "rb", block_size=chunk, cache_type="none") as f:
-        while block := f.read(chunk):
+        while block := f.read(chunk if budget is None else min(chunk, budget - size)):
             digest.update(block)
             size += len(block)
             if on_bytes is not None:

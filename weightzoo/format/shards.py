@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import os
@@ -29,7 +30,8 @@ import numpy as np
 from safetensors.numpy import save as safetensors_save
 
 from weightzoo.architecture import Architecture
-from weightzoo.errors import ShardError
+from weightzoo.errors import OutputPathError, ShardError, ZooFormatError
+from weightzoo.format.confine import member
 from weightzoo.format.layout import (
     DEFAULT_SHARD_BYTES,
     FORMAT_VERSION,
@@ -56,12 +58,21 @@ def write_atomic(fs: Any, path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` through a ``.partial`` file, synced to disk (local files) and renamed at the end,
     so that an interrupted write never leaves a file that looks complete."""
     tmp = path + PARTIAL_SUFFIX
-    with fs.open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        with contextlib.suppress(AttributeError, OSError, io.UnsupportedOperation):
-            os.fsync(f.fileno())  # on disk before the rename: a power cut leaves the old name or the whole file
-    fs.mv(tmp, path)
+    try:
+        with fs.open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            with contextlib.suppress(AttributeError, OSError, io.UnsupportedOperation):
+                os.fsync(f.fileno())  # on disk before the rename: a power cut leaves the old name or the whole file
+        fs.mv(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):  # never leave a partial file on a full disk
+            fs.rm_file(tmp)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OutputPathError(
+                f"no space left on device writing {path}; free space and run again with --resume"
+            ) from None
+        raise OutputPathError(f"could not write {path}: {e.strerror or e}") from None
 
 
 class ShardWriter:
@@ -166,7 +177,11 @@ def _parse_header(prefix: memoryview | bytes, source: str, file_size: int) -> tu
         header = json.loads(bytes(prefix[8 : 8 + n]))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ShardError(f"{source}: the safetensors header is not valid JSON (corrupted file)") from None
+    if not isinstance(header, dict):
+        raise ShardError(f"{source}: the safetensors header is a JSON {type(header).__name__}; expected an object")
     header.pop("__metadata__", None)
+    for name, info in header.items():
+        _check_entry(name, info, source)
     end = max((t["data_offsets"][1] for t in header.values()), default=0)
     if 8 + n + end != file_size:
         raise ShardError(
@@ -176,10 +191,32 @@ def _parse_header(prefix: memoryview | bytes, source: str, file_size: int) -> tu
     return header, 8 + n
 
 
+def _check_entry(name: str, info: Any, source: str) -> None:
+    """One tensor entry of a safetensors header: a known dtype, a shape of non-negative ints, offsets
+    ``[begin, end]`` with ``end - begin`` the shape's size in bytes; else a :class:`ShardError` naming it."""
+    expected = "{'dtype': 'F32' or 'F64', 'shape': [ints], 'data_offsets': [begin, end]}"
+    ok = isinstance(info, dict) and info.get("dtype") in DTYPES
+    shape, offsets = (info.get("shape"), info.get("data_offsets")) if isinstance(info, dict) else (None, None)
+    ok = ok and isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)
+    ok = ok and isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int and o >= 0 for o in offsets)
+    if not ok:
+        shown = repr(info) if len(repr(info)) < 120 else repr(info)[:117] + "..."
+        raise ShardError(f"{source}: header entry {name!r} is {shown}; expected {expected}")
+    size = int(np.prod(shape, dtype=np.int64)) * np.dtype(DTYPES[info["dtype"]]).itemsize
+    if offsets[1] - offsets[0] != size:
+        raise ShardError(
+            f"{source}: header entry {name!r} ({info['dtype']} {shape}) spans bytes {offsets}, "
+            f"{offsets[1] - offsets[0]} bytes; its shape and dtype need {size} (corrupted header)"
+        )
+
+
 def _network_ranges(header: Mapping[str, Any], source: str) -> dict[int, tuple[int, int]]:
     ranges: dict[int, tuple[int, int]] = {}
     for name, info in header.items():
-        net = parse_tensor_name(name)[0]
+        try:
+            net = parse_tensor_name(name)[0]
+        except ZooFormatError as e:
+            raise ShardError(f"{source}: {e}") from None
         b, e = info["data_offsets"]
         lo, hi = ranges.get(net, (b, e))
         ranges[net] = (min(lo, b), max(hi, e))
@@ -189,13 +226,17 @@ def _network_ranges(header: Mapping[str, Any], source: str) -> dict[int, tuple[i
 class ShardReader:
     """Reads networks out of one shard: local files are memory-mapped, remote ones read by byte range."""
 
-    def __init__(self, fs: Any, root: str, rel_path: str):
-        self.fs, self.rel_path, self.path = fs, rel_path, _join(root, rel_path)
+    def __init__(self, fs: Any, root: str, rel_path: str, *, expected_bytes: int | None = None):
+        """Open the shard ``rel_path`` of the zoo at ``root``, confined to it (:func:`~weightzoo.format.confine.member`:
+        inside the folder, a regular file) and, with ``expected_bytes`` (the manifest's), of exactly that size."""
+        self.rel_path = rel_path
         self._local = "file" in _protocols(fs)
         try:
-            self.size = int(fs.size(self.path))
+            self.path = member(fs, root, rel_path, source="the zoo's index", expected_bytes=expected_bytes)
         except FileNotFoundError:
-            raise ShardError(f"{self.path}: shard listed in the index is missing") from None
+            raise ShardError(f"{_join(root, rel_path)}: shard listed in the index is missing") from None
+        self.fs = fs
+        self.size = int(fs.size(self.path))
         self._mmap: np.memmap | None = None
         if self._local:
             if self.size == 0:

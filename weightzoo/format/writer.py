@@ -33,7 +33,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import fsspec
 import numpy as np
 import pyarrow as pa
 
@@ -45,7 +44,6 @@ from weightzoo.format.layout import (
     INDEX_NAME,
     MANIFEST_NAME,
     METRICS,
-    PARTIAL_SUFFIX,
     PROGRESS_DIR,
     PROVENANCE_NAME,
     SHARD_DIR,
@@ -54,101 +52,17 @@ from weightzoo.format.layout import (
     parse_shard_name,
 )
 from weightzoo.format.manifest import FileEntry, Manifest, sha256_bytes, sha256_file
+from weightzoo.format.output import (
+    OutputState,
+    prepare_output,
+    remove_created,
+    remove_files,
+    remove_progress,
+)
 from weightzoo.format.shards import ShardWriter, write_atomic
 
 CardRenderer = Callable[[Manifest, pa.Table], str]
 __all__ = ["METRICS", "CardRenderer", "ZooWriter", "prepare_output"]
-
-
-#: What a zoo folder holds (written by this package): ``--overwrite`` removes these and nothing else.
-_ZOO_ENTRIES = frozenset(
-    {MANIFEST_NAME, INDEX_NAME, CARD_NAME, PROVENANCE_NAME, SHARD_DIR, PROGRESS_DIR, ".write-test"}
-    | {name + PARTIAL_SUFFIX for name in (MANIFEST_NAME, INDEX_NAME, CARD_NAME, PROVENANCE_NAME)}
-)
-
-
-def _remove_zoo_entry(fs: Any, path: str) -> None:
-    """Remove one entry of a zoo folder; in ``shards/``, only shard files (and their partial writes)."""
-    if path.rsplit("/", 1)[-1] != SHARD_DIR:
-        fs.rm(path, recursive=True)
-        return
-    for item in fs.ls(path, detail=False):
-        name = item.rstrip("/").rsplit("/", 1)[-1]
-        if name.removesuffix(PARTIAL_SUFFIX).endswith(SHARD_SUFFIX) and not fs.isdir(item):
-            fs.rm(item)
-        else:
-            raise OutputPathError(
-                f"{path} holds {name!r}, which weightzoo did not write; move it away before replacing the zoo"
-            )
-
-
-def prepare_output(
-    out: str | os.PathLike,
-    *,
-    overwrite: bool = False,
-    resume: bool = False,
-    storage_options: Mapping[str, Any] | None = None,
-) -> tuple[Any, str]:
-    """Check that ``out`` can receive a new zoo and create it; return (filesystem, root path).
-
-    Raises :class:`OutputPathError` when the parent folder is missing, the location is not writable, or it
-    already holds files (pass ``overwrite=True`` to replace them, or ``resume=True`` to continue an unfinished
-    zoo there).
-    """
-    url = os.fspath(out)
-    fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
-    root = root.rstrip("/") or "/"
-    if resume and overwrite:
-        raise OutputPathError(f"output folder {url!r}: --resume keeps what is there, --overwrite deletes it; pick one")
-    if resume and fs.exists(f"{root}/{MANIFEST_NAME}"):
-        leftover = fs.exists(f"{root}/{PROGRESS_DIR}")
-        if leftover:  # the run was stopped after writing its manifest, before removing its progress record
-            fs.rm(f"{root}/{PROGRESS_DIR}", recursive=True)
-        raise OutputPathError(
-            f"output folder {url!r} holds a finished zoo: nothing to resume"
-            + (f" (its leftover {PROGRESS_DIR}/ record was removed)" if leftover else "")
-        )
-    if resume and not fs.exists(f"{root}/{PROGRESS_DIR}"):
-        raise OutputPathError(
-            f"output folder {url!r} has no {PROGRESS_DIR}/ record of an interrupted run to resume; "
-            "start it without --resume"
-        )
-    if fs.exists(root) and not resume:
-        if not fs.isdir(root):
-            raise OutputPathError(f"output {url!r} is a file; expected a folder for the zoo")
-        existing = [p.rstrip("/") for p in fs.ls(root, detail=False)]
-        foreign = sorted(p.rsplit("/", 1)[-1] for p in existing if p.rsplit("/", 1)[-1] not in _ZOO_ENTRIES)
-        is_zoo = fs.exists(f"{root}/{MANIFEST_NAME}") or fs.exists(f"{root}/{PROGRESS_DIR}")
-        if foreign:  # never delete what this package did not write, whatever the options
-            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-            raise OutputPathError(
-                f"output folder {url!r} holds files that are not part of a weightzoo zoo ({shown}); choose an empty "
-                "or new folder (--overwrite replaces only a zoo or an interrupted run written by weightzoo)"
-            )
-        if existing and not overwrite:
-            if fs.exists(f"{root}/{MANIFEST_NAME}"):
-                what = "a finished zoo; pass --overwrite to replace it"
-            elif fs.exists(f"{root}/{PROGRESS_DIR}"):
-                what = "an interrupted run; pass --resume to continue it, or --overwrite to start again"
-            else:
-                what = "parts of a zoo; pass --overwrite to replace them"
-            raise OutputPathError(f"output folder {url!r} already holds {what}")
-        if existing and (is_zoo or overwrite):
-            manifest = f"{root}/{MANIFEST_NAME}"
-            if fs.exists(manifest):
-                fs.rm(manifest)  # first, so the folder never looks complete meanwhile
-            for path in existing:
-                if path != manifest:
-                    _remove_zoo_entry(fs, path)
-    try:  # missing parent folders are created (mkdir -p), so `--out runs/zoo` works in a fresh clone
-        fs.makedirs(f"{root}/{SHARD_DIR}", exist_ok=True)
-        probe = f"{root}/.write-test"
-        with fs.open(probe, "wb") as f:
-            f.write(b"ok")
-        fs.rm(probe)
-    except OSError as e:
-        raise OutputPathError(f"output folder {url!r} is not writable: {e}") from None
-    return fs, root
 
 
 class ZooWriter:
@@ -176,7 +90,9 @@ class ZooWriter:
         provenance: Mapping[str, Any] | None = None,
         dtype: str = "float32",
     ):
-        self.fs, self.root = prepare_output(out, overwrite=overwrite, resume=resume, storage_options=storage_options)
+        self.fs, self.root, self._output = prepare_output(
+            out, overwrite=overwrite, resume=resume, storage_options=storage_options
+        )
         self.name, self.zoo_seed, self.generation = name, zoo_seed, dict(generation)
         self.generator, self.card = generator, card
         self._writers = {s: ShardWriter(self.fs, self.root, s, max_shard_bytes, generator, dtype) for s in SPLITS}
@@ -247,28 +163,34 @@ class ZooWriter:
             kept.add(entry.path)
             split, number = parse_shard_name(entry.path)
             self._writers[split].continue_after(number + 1)
-        for path in self.fs.ls(f"{self.root}/{SHARD_DIR}", detail=False):
-            rel = f"{SHARD_DIR}/{path.rstrip('/').rsplit('/', 1)[1]}"
-            if rel not in kept:
-                self.fs.rm(path)
+        self._remove_shards(keep=kept)
+
+    def _remove_shards(self, keep: set[str]) -> None:
+        """Delete the interrupted run's shard files (and partial writes) but ``keep``: only files the output's
+        inspection found to be this package's (by name, not links), each checked again before it goes."""
+        state = self._output
+        doomed = tuple(rel for rel in state.ours if rel.startswith(f"{SHARD_DIR}/") and rel not in keep)
+        remove_files(self.fs, self.root, OutputState(state.kind, doomed, (), (), state.identity))
 
     def _discard_progress(self) -> None:
-        """Start the record again: no shard of the interrupted run is kept."""
-        self.fs.rm(self._progress, recursive=True)
-        for path in self.fs.ls(f"{self.root}/{SHARD_DIR}", detail=False):
-            self.fs.rm(path)
+        """Start the record again: no shard of the interrupted run is kept (the shards go first, then the record,
+        so a cut-short discard still leaves a record that vouches for what is left)."""
+        self._remove_shards(keep=set())
+        remove_progress(self.fs, self.root)
         self.fs.makedirs(self._progress, exist_ok=True)
         write_atomic(self.fs, f"{self._progress}/generation.json", self._config_bytes())
 
     def abandon(self) -> bool:
-        """After a failure: if this run wrote no network (and resumed nothing), remove what it created, so the
+        """After a failure: if this run wrote no network (and resumed nothing), remove what it created (its
+        progress record, the empty ``shards/`` folder, the output folder itself if this run created it), so the
         folder is not taken for an interrupted run. Returns True when it did."""
         if self._files or self._ids or self.done:
             return False
-        self.fs.rm(self._progress, recursive=True)
+        remove_progress(self.fs, self.root)
         shards = f"{self.root}/{SHARD_DIR}"
         if self.fs.exists(shards) and not self.fs.ls(shards, detail=False):
             self.fs.rmdir(shards)
+        remove_created(self.fs, self.root, self._output)
         return True
 
     def __enter__(self) -> ZooWriter:
@@ -312,7 +234,8 @@ class ZooWriter:
         for split in SPLITS:
             self._flush(split)
         table = rows_to_table(list(self._rows.values()))
-        files = list(self._files)
+        # one canonical order (by path), whichever order the shards were flushed or resumed in
+        files = sorted(self._files, key=lambda f: f.path)
         index_bytes = table_to_bytes(table)
         write_atomic(self.fs, f"{self.root}/{INDEX_NAME}", index_bytes)
         files.append(FileEntry(INDEX_NAME, sha256_bytes(index_bytes), len(index_bytes)))
@@ -337,7 +260,7 @@ class ZooWriter:
         }
         write_atomic(self.fs, f"{self.root}/{PROVENANCE_NAME}", (json.dumps(provenance, indent=1) + "\n").encode())
         write_atomic(self.fs, f"{self.root}/{MANIFEST_NAME}", manifest.to_json().encode())
-        self.fs.rm(self._progress, recursive=True)
+        remove_progress(self.fs, self.root)
         self.manifest = manifest
         return manifest
 

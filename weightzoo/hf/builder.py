@@ -43,7 +43,15 @@ from datasets.exceptions import DatasetGenerationError
 from datasets.fingerprint import Hasher
 from datasets.table import table_cast
 
-from weightzoo.errors import ConfigError, ShardError, UnknownNameError, ZooFormatError, ZooNotFoundError
+from weightzoo.errors import (
+    ConfigError,
+    ShardError,
+    UnknownNameError,
+    WeightZooError,
+    ZooFormatError,
+    ZooNotFoundError,
+)
+from weightzoo.format.confine import read_member
 from weightzoo.format.index import HPARAM_COLUMNS
 from weightzoo.format.layout import (
     FORMAT_VERSION,
@@ -220,7 +228,7 @@ class WeightZoo(datasets.ArrowBasedBuilder):
         require_reachable(url)
         fs, root = fsspec.core.url_to_fs(url, **self._storage_options(url))
         try:
-            data = fs.cat_file(f"{root.rstrip('/')}/{MANIFEST_NAME}")
+            data = read_member(fs, root.rstrip("/"), MANIFEST_NAME, source=url)
         except FileNotFoundError:
             what = f"it has no {MANIFEST_NAME}" if fs.exists(root) else "no such folder"
             if at_default:
@@ -299,7 +307,7 @@ class WeightZoo(datasets.ArrowBasedBuilder):
                         if size >= BATCH_BYTES:
                             yield Key(shard_idx, batch_idx), self._table(batch, selected)
                             batch, size, batch_idx = [], 0, batch_idx + 1
-                except ShardError as e:
+                except WeightZooError as e:  # a bad shard, header, path or row: named, not a generic failure
                     url = self.config.data_dir
                     raise ZooReadError(f"{e}; run weightzoo.open_zoo({url!r}).verify() to check every file") from e
                 if batch:
