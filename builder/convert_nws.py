@@ -46,12 +46,13 @@ from builder.nws_release import (
     split_file,
 )
 from builder.train import snapshot_epochs
-from weightzoo.cli import prog, run_main
+from weightzoo.cli import ArgumentParser, prog, run_main
 from weightzoo.errors import ConfigError, ReleaseError, WeightZooError
 from weightzoo.format.index import NetworkRecord
 from weightzoo.format.layout import DEFAULT_SHARD_BYTES, METRICS
 from weightzoo.format.manifest import Manifest
 from weightzoo.format.writer import ZooWriter
+from weightzoo.options import option_type
 
 #: First network id of each subset: a network's id says its subset (``id // 100_000``: 0 fixed, 1 main).
 ID_BASE: dict[str, int] = {"fixed": 0, "main": 100_000}
@@ -266,7 +267,7 @@ def convert(
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=prog("builder.convert_nws"),
         description=(__doc__ or "").split("\n\n")[0].replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -286,7 +287,12 @@ def _parser() -> argparse.ArgumentParser:
         help="convert the networks that are there; networks whose folder or files are missing are left out and "
         "recorded in the manifest (default: stop, listing them all)",
     )
-    p.add_argument("--max-shard-mb", type=float, default=DEFAULT_SHARD_BYTES / 2**20, help="shard size cap in MiB")
+    p.add_argument(
+        "--max-shard-mb",
+        type=option_type("max_shard_mb"),
+        default=DEFAULT_SHARD_BYTES / 2**20,
+        help="shard size cap in MiB",
+    )
     p.add_argument(
         "--resume", action="store_true", help="continue an interrupted conversion in --out: keep its finished shards"
     )
@@ -310,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             resume=args.resume,
             overwrite=args.overwrite,
             skip_missing=args.skip_missing,
-            max_shard_bytes=int(args.max_shard_mb * 2**20),
+            max_shard_bytes=max(1, int(args.max_shard_mb * 2**20)),
             progress=False if args.quiet else None,
         )
     except ReleaseError as e:

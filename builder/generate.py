@@ -34,12 +34,13 @@ from builder.pack_schedule import MAX_WIDTH, QUEUE_DEPTH, device_budget, form_pa
 from builder.space import PRESETS, get_preset
 from builder.task import TRAINERS
 from builder.train import EVALUATIONS, GENERATION_VERSION, TrainConfig
-from weightzoo.cli import prog, run_main
-from weightzoo.errors import ConfigError, WeightZooError
+from weightzoo.cli import ArgumentParser, prog, run_main
+from weightzoo.errors import ConfigError, UnknownNameError, WeightZooError
 from weightzoo.format.layout import DEFAULT_SHARD_BYTES
 from weightzoo.format.manifest import Manifest
 from weightzoo.format.writer import ZooWriter
 from weightzoo.hparams import DATASETS
+from weightzoo.options import MAX_NETWORK_ID, RANGES, device_type, device_type_checked, option_type
 from weightzoo.paths import default_zoo_dir
 
 #: CPU threads per training unless --threads says otherwise (see GenerationConfig.threads).
@@ -89,6 +90,30 @@ class GenerationConfig:
     #: Progress bar: None shows it when standard error is a terminal (not in logs or pipes), False never.
     progress: bool | None = None
 
+    def __post_init__(self) -> None:
+        """Every value in its range (:data:`weightzoo.options.RANGES`), every name a valid choice: checked when the
+        config is made, before a folder is created or a network trained."""
+        for name in (
+            "num_networks", "start_id", "seed", "max_epochs", "lr_decay", "bn_decay", "train_images", "test_images",
+            "eval_batch_size", "workers", "threads", "pack_size",
+        ):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None:
+                RANGES[name].check(name, value)
+        if not isinstance(self.max_shard_bytes, int) or self.max_shard_bytes < 1:
+            raise ConfigError(f"max_shard_bytes={self.max_shard_bytes!r}; expected a positive number of bytes")
+        if self.num_networks is not None and self.start_id + self.num_networks - 1 > MAX_NETWORK_ID:
+            raise ConfigError(
+                f"start_id={self.start_id} with num_networks={self.num_networks} reaches network id "
+                f"{self.start_id + self.num_networks - 1}; ids run up to {MAX_NETWORK_ID}"
+            )
+        if self.device is not None:
+            device_type_checked(self.device)
+        for name, valid in (("executor", EXECUTORS), ("trainer", TRAINERS), ("evaluation", EVALUATIONS)):
+            if getattr(self, name) not in valid:
+                raise UnknownNameError(name, getattr(self, name), valid)
+        get_preset(self.preset)  # an unknown preset is named with the valid ones
+
     def resolved(self) -> GenerationConfig:
         """Fill the defaults that depend on the preset and the machine."""
         space = get_preset(self.preset)
@@ -111,10 +136,6 @@ def generate(config: GenerationConfig) -> Manifest:
     """
     cfg = config.resolved()
     assert cfg.num_networks is not None and cfg.max_epochs is not None and cfg.out and cfg.device
-    if cfg.num_networks < 1:
-        raise ConfigError(f"--num-networks must be at least 1, got {cfg.num_networks}")
-    if cfg.start_id < 0:
-        raise ConfigError(f"--start-id must be non-negative, got {cfg.start_id}")
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {cfg.device}: CUDA is not available on this machine; use --device cpu")
     space = get_preset(cfg.preset)
@@ -265,21 +286,23 @@ def _summary(
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=prog("builder.generate"),
         description=__doc__.split("\n\n")[0].replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--preset", default="demo", help=f"search space: {', '.join(PRESETS)} (default: demo)")
-    p.add_argument("--num-networks", type=int, help="networks to train (default: the preset's)")
-    p.add_argument("--start-id", type=int, default=0, help="first network id (split a zoo across machines)")
-    p.add_argument("--seed", type=int, default=0, help="zoo seed (default 0)")
+    p.add_argument("--num-networks", type=option_type("num_networks"), help="networks to train (default: the preset's)")
+    p.add_argument(
+        "--start-id", type=option_type("start_id"), default=0, help="first network id (split a zoo across machines)"
+    )
+    p.add_argument("--seed", type=option_type("seed"), default=0, help="zoo seed (default 0)")
     p.add_argument("--out", help="output folder or fsspec URL (default: ~/.cache/weightzoo/zoos/<preset>)")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when present)")
-    p.add_argument("--max-epochs", type=int, help="epoch cap per network (default: the preset's)")
+    p.add_argument("--device", type=device_type, help="cpu, cuda or cuda:N (default: cuda when present)")
+    p.add_argument("--max-epochs", type=option_type("max_epochs"), help="epoch cap per network (default: the preset's)")
     p.add_argument(
         "--lr-decay",
-        type=float,
+        type=option_type("lr_decay"),
         default=1.0,
         help="per-epoch learning-rate factor; 1.0 = constant as in the released zoo, 0.96 as intended",
     )
@@ -288,24 +311,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--bn-decay",
-        type=float,
+        type=option_type("bn_decay"),
         help="batch-norm moving-average decay (default: 0.9, TensorLayer's, as the original)",
     )
     p.add_argument(
         "--train-images",
-        type=int,
+        type=option_type("train_images"),
         help="budget zoos: train each network on a class-balanced random subset of this many training images "
         "(10%% of them held out for validation; default: all, as the reference)",
     )
     p.add_argument(
         "--test-images",
-        type=int,
+        type=option_type("test_images"),
         help="budget zoos: measure test (and train) metrics on a fixed random subset of this many images "
         "(default: the whole test set)",
     )
     p.add_argument(
         "--eval-batch-size",
-        type=int,
+        type=option_type("eval_batch_size"),
         default=TrainConfig.eval_batch_size,
         help="images per evaluation batch (default %(default)s; on a GPU, 10000 cuts the evaluation's kernel "
         "launches about tenfold; recorded, and metrics may change in their last bits)",
@@ -327,7 +350,9 @@ def _parser() -> argparse.ArgumentParser:
         help="local: one network at a time in this process (default); process: --workers processes on this "
         "machine; ray: --workers tasks on a Ray cluster (pip install weightzoo[ray])",
     )
-    p.add_argument("--workers", type=int, default=1, help="parallel trainings (process / ray executors)")
+    p.add_argument(
+        "--workers", type=option_type("workers"), default=1, help="parallel trainings (process / ray executors)"
+    )
     p.add_argument(
         "--trainer",
         choices=TRAINERS,
@@ -337,20 +362,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--pack-size",
-        type=int,
+        type=option_type("pack_size"),
         help=f"networks a pack trains at once (default: as many as device memory allows, at most {MAX_WIDTH}); "
         f"with --executor local each pack queues {QUEUE_DEPTH} times as many; shapes mix",
     )
     p.add_argument(
         "--threads",
-        type=int,
+        type=option_type("threads"),
         help="CPU threads per training (default 1: on a machine other jobs keep busy more threads are slower, up to "
         "several times; for speed use --executor process --workers <cores>); CPU weights are bit-identical across "
         "runs with the same count",
     )
     p.add_argument(
         "--max-shard-mb",
-        type=float,
+        type=option_type("max_shard_mb"),
         default=DEFAULT_SHARD_BYTES / 2**20,
         help="shard size cap in MiB (default: %(default)g)",
     )
@@ -391,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         executor=args.executor,
         workers=args.workers,
         threads=args.threads,
-        max_shard_bytes=int(args.max_shard_mb * 2**20),
+        max_shard_bytes=max(1, int(args.max_shard_mb * 2**20)),
         trainer=args.trainer,
         pack_size=args.pack_size,
         overwrite=args.overwrite,

@@ -19,9 +19,10 @@ from collections.abc import Sequence
 from tqdm.auto import tqdm
 
 from builder.card import render_card
-from weightzoo.cli import prog, run_main
+from weightzoo.cli import ArgumentParser, prog, run_main
 from weightzoo.errors import ConfigError, WeightZooError
 from weightzoo.format.index import NetworkRecord
+from weightzoo.format.layout import DEFAULT_SHARD_BYTES
 from weightzoo.format.manifest import Manifest
 from weightzoo.format.writer import ZooWriter
 from weightzoo.zoo import Zoo, open_zoo
@@ -60,7 +61,7 @@ def merge(parts: Sequence[str], out: str, *, overwrite: bool = False, progress: 
         name=first.name,
         zoo_seed=first.zoo_seed,
         generation=generation,
-        max_shard_bytes=int(first.generation.get("max_shard_bytes", 256 * 2**20)),
+        max_shard_bytes=int(first.generation.get("max_shard_bytes", DEFAULT_SHARD_BYTES)),
         overwrite=overwrite,
         generator=first.generator,
         card=render_card,
@@ -94,13 +95,17 @@ def _check_agreement(zoos: list[Zoo], parts: Sequence[str]) -> None:
             raise ConfigError(f"{name} was generated with other options than {parts[0]}: {', '.join(diff)} differ")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=prog("builder.merge"), description=__doc__.split("\n\n")[0].replace("``", ""))
+def _parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog=prog("builder.merge"), description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("parts", nargs="+", help="zoo parts (folders or fsspec URLs)")
     p.add_argument("--out", required=True, help="folder or URL of the merged zoo")
     p.add_argument("--overwrite", action="store_true", help="replace a zoo already at --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
         manifest = merge(args.parts, args.out, overwrite=args.overwrite, progress=False if args.quiet else None)
     except WeightZooError as e:

@@ -27,7 +27,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from weightzoo.cli import prog, run_main
+from weightzoo.cli import ArgumentParser, prog, run_main
 from weightzoo.errors import ConfigError, WeightZooError
 from weightzoo.format.confine import member
 from weightzoo.format.layout import CARD_NAME, MANIFEST_NAME
@@ -131,7 +131,7 @@ def push(
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=prog("builder.push"),
         description=__doc__.split("\n\n")[0].replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -19,8 +19,9 @@ import numpy as np
 from builder.space import SearchSpace
 from builder.task import Task, train_task
 from builder.train import GENERATION_VERSION, TrainConfig
-from weightzoo.cli import prog, run_main
+from weightzoo.cli import ArgumentParser, prog, run_main
 from weightzoo.errors import FormatVersionError, WeightZooError
+from weightzoo.options import device_type, option_type
 from weightzoo.paths import default_zoo_dir
 from weightzoo.zoo import Zoo, open_zoo
 
@@ -96,15 +97,19 @@ def reproduce(
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=prog("builder.reproduce"), description=__doc__.split("\n\n")[0].replace("``", ""))
+def _parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(prog=prog("builder.reproduce"), description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("zoo", nargs="?", help=f"zoo folder or fsspec URL (default: {default_zoo_dir()})")
-    p.add_argument("--networks", type=int, nargs="+", help="network ids (default: the first two)")
+    p.add_argument("--networks", type=option_type("network_id"), nargs="+", help="network ids (default: the first two)")
     p.add_argument("--image-root", help="image folder, if not where the zoo was generated from")
-    p.add_argument("--device", help="device (default: the one recorded)")
-    p.add_argument("--threads", type=int, help="CPU threads (default: the count recorded)")
+    p.add_argument("--device", type=device_type, help="device (default: the one recorded)")
+    p.add_argument("--threads", type=option_type("threads"), help="CPU threads (default: the count recorded)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     try:
         zoo = open_zoo(args.zoo if args.zoo is not None else default_zoo_dir())
         ids = args.networks or zoo.ids[:2]

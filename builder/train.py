@@ -50,6 +50,7 @@ from weightzoo.format.layout import METRICS, NUM_SNAPSHOTS
 from weightzoo.hparams import HyperParameters
 from weightzoo.model import BN_DECAY, BN_EPS, NWSNet, initialize_, state_tensors
 from weightzoo.optim import make_optimizer
+from weightzoo.options import RANGES
 
 #: What a network of a given (zoo seed, id, configuration) becomes. Bumped whenever training changes the weights:
 #: 1 = before the exact original rules; 2 = the original's early stopping, TF1 optimizers, TensorLayer batch norm,
@@ -99,24 +100,22 @@ class TrainConfig:
     eval_batch_size: int = 1000
 
     def __post_init__(self) -> None:
-        if self.max_epochs < 1:
-            raise ConfigError(f"max_epochs must be at least 1, got {self.max_epochs}")
-        if not 0 < self.validation_fraction < 1:
-            raise ConfigError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
-        if not 0 < self.lr_decay <= 1:
-            raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
-        if not 0 <= self.bn_decay < 1:
-            raise ConfigError(f"bn_decay must be in [0, 1), got {self.bn_decay}")
-        if not self.bn_eps > 0:
-            raise ConfigError(f"bn_eps must be positive, got {self.bn_eps}")
-        if self.eval_batch_size < 1:
-            raise ConfigError(f"eval_batch_size must be at least 1, got {self.eval_batch_size}")
+        """Each value in its range (:data:`weightzoo.options.RANGES`, the ranges the command line checks)."""
+        for name in ("max_epochs", "lr_decay", "bn_decay", "eval_batch_size"):
+            RANGES[name].check(name, getattr(self, name))
+        for name in ("train_images", "train_eval_images", "test_images"):  # None: all of them
+            if getattr(self, name) is not None:
+                RANGES[name].check(name, getattr(self, name))
+        if not (isinstance(self.validation_fraction, float) and 0 < self.validation_fraction < 1):
+            raise ConfigError(f"validation_fraction={self.validation_fraction!r}; expected a number in (0, 1)")
+        if not (isinstance(self.bn_eps, float) and 0 < self.bn_eps < 1):
+            raise ConfigError(f"bn_eps={self.bn_eps!r}; expected a positive number below 1")
+        for name in ("min_epochs", "patience_falling", "patience_smoothed", "patience_unchanged"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{name}={value!r}; expected a non-negative integer")
         if self.evaluation not in EVALUATIONS:
             raise UnknownNameError("evaluation", self.evaluation, EVALUATIONS)
-        for name in ("train_images", "train_eval_images", "test_images"):
-            value = getattr(self, name)
-            if value is not None and value < 20:
-                raise ConfigError(f"{name} must be at least 20 images (or None for all), got {value}")
 
 
 @dataclass

@@ -18,6 +18,7 @@ Example (the ``__main__`` block of a tool; tests call ``main([...])`` directly):
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import os
 import signal
@@ -108,6 +109,23 @@ def _shutdown_threads() -> None:
     shutdown = getattr(threading, "_shutdown", None)
     if shutdown is not None and threading.current_thread() is threading.main_thread():
         shutdown()
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, but a usage error is one line on standard error (``<prog>: error: <message>; see <prog>
+    --help``) and exit code 2, as every error of the package: no usage block, no traceback. Every tool builds its
+    parser with it; numeric options take their ``type=`` from :func:`weightzoo.options.option_type`.
+
+    Example:
+        >>> from weightzoo.options import option_type
+        >>> p = ArgumentParser(prog="tool")
+        >>> _ = p.add_argument("--threads", type=option_type("threads"))
+        >>> p.parse_args(["--threads", "2"]).threads
+        2
+    """
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.exit(ERROR_EXIT, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
 #: ``weightzoo <command>`` while the ``weightzoo`` console script runs a tool (set by ``builder.__main__``).

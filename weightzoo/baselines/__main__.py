@@ -13,13 +13,14 @@ import sys
 from pathlib import Path
 
 from weightzoo.baselines import MODELS, TARGETS, Report, fit, format_table
-from weightzoo.cli import prog, run_main
+from weightzoo.cli import ArgumentParser, prog, run_main
 from weightzoo.errors import ConfigError, WeightZooError
+from weightzoo.options import device_type, option_type
 from weightzoo.zoo import open_zoo
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=prog("weightzoo.baselines"),
         description="Predict hyper-parameters (or test accuracy) from weights: fit baselines, print a table, write "
         "reports (JSON) and plots. Protocol: train/test by whole networks (the index's split), classes balanced "
@@ -33,10 +34,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", nargs="+", default=["stats"], choices=MODELS, metavar="M", help=f"{', '.join(MODELS)}")
     p.add_argument("--snapshots", default="11..20", help="snapshots used as samples, e.g. 11..20, 20, 1,20")
     p.add_argument("--out", default=None, help="output folder (default baselines-out/<zoo name>)")
-    p.add_argument("--seed", "--random-state", dest="random_state", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--seed",
+        "--random-state",
+        dest="random_state",
+        type=option_type("random_state"),
+        default=0,
+        help="random seed (default 0)",
+    )
     p.add_argument(
         "--test-fraction",
-        type=float,
+        type=option_type("test_fraction"),
         default=None,
         help="re-split networks (stratified by class) instead of the zoo's split; for zoos too small for their own",
     )
@@ -49,8 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--progress", action="store_true", help="progress bars even when standard error is not a terminal")
     dmc = p.add_argument_group("dmc options")
-    dmc.add_argument("--epochs", type=int, default=None, help="training epochs (default 50)")
-    dmc.add_argument("--slice-length", type=int, default=None, help="L, consecutive weights per slice (default 5000)")
+    dmc.add_argument("--epochs", type=option_type("epochs"), default=None, help="training epochs (default 50)")
+    dmc.add_argument(
+        "--slice-length",
+        type=option_type("slice_length"),
+        default=None,
+        help="L, consecutive weights per slice (default 5000)",
+    )
     dmc.add_argument("--region", choices=("all", "conv", "dense"), default=None, help="where slices are drawn")
     dmc.add_argument(
         "--input-norm",
@@ -60,14 +73,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dmc.add_argument(
         "--channels",
-        type=int,
+        type=option_type("channels"),
         nargs="+",
         default=None,
         help="a smaller conv stack, one conv and one pool per listed width (default: the original's network)",
     )
-    dmc.add_argument("--dense", type=int, nargs="+", default=None, help="dense widths (default 1024 1024 1024 1024 64)")
-    dmc.add_argument("--dropout", type=float, default=None, help="dropout after each dense layer (default 0.5)")
-    dmc.add_argument("--learning-rate", type=float, default=None, help="Adam learning rate (default 1e-3)")
+    dmc.add_argument(
+        "--dense",
+        type=option_type("dense"),
+        nargs="+",
+        default=None,
+        help="dense widths (default 1024 1024 1024 1024 64)",
+    )
+    dmc.add_argument(
+        "--dropout", type=option_type("dropout"), default=None, help="dropout after each dense layer (default 0.5)"
+    )
+    dmc.add_argument(
+        "--learning-rate", type=option_type("learning_rate"), default=None, help="Adam learning rate (default 1e-3)"
+    )
     dmc.add_argument(
         "--bn-at-test",
         choices=("moving", "batch"),
@@ -78,10 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     dmc.add_argument(
         "--standardize-target", action="store_true", help="regression: fit the standardised target (not the raw one)"
     )
-    dmc.add_argument("--device", default=None, help="torch device (default cuda when available)")
+    dmc.add_argument("--device", type=device_type, default=None, help="torch device (default cuda when available)")
     gbm = p.add_argument_group("stats options")
-    gbm.add_argument("--max-iter", type=int, default=None, help="boosting iterations (default 100)")
+    gbm.add_argument("--max-iter", type=option_type("max_iter"), default=None, help="boosting iterations (default 100)")
     return p
+
+
+_parser = build_parser  # the name every tool's parser has (the option-range test walks them all)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,6 +56,7 @@ from weightzoo.baselines.dmc_network import DENSE, DROPOUT, build_dmc
 from weightzoo.errors import ConfigError, MissingExtraError, UnknownNameError
 from weightzoo.model import TLBatchNorm1d
 from weightzoo.optim import TF1Adam
+from weightzoo.options import check_params
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -201,8 +202,7 @@ class _DMCBase(BaseEstimator):
             raise UnknownNameError("input_norm", self.input_norm, INPUT_NORMS)
         if self.bn_at_test not in BN_AT_TEST:
             raise UnknownNameError("bn_at_test", self.bn_at_test, BN_AT_TEST)
-        if not 0 <= self.validation_fraction < 1:
-            raise ConfigError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
+        check_params(self.get_params())  # every numeric parameter in its range (weightzoo.options.RANGES)
         self.device_ = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         targets, n_out = self._targets(y)
         self.n_outputs_ = n_out

@@ -25,6 +25,7 @@ from weightzoo.baselines.protocol import Protocol, task_of
 from weightzoo.baselines.report import Report, classification_metrics, regression_metrics
 from weightzoo.baselines.samples import Samples, load_samples
 from weightzoo.errors import ConfigError, UnknownNameError
+from weightzoo.options import check_params
 from weightzoo.zoo import Zoo, open_zoo
 
 
@@ -109,6 +110,7 @@ def fit(
     """
     if model not in MODELS:
         raise UnknownNameError("model", model, MODELS)
+    check_params({"random_state": random_state, "test_fraction": test_fraction, **params})
     task_of(target)  # an unknown target fails before any reading
     require_sklearn(f"the {model!r} baseline")
     zoo = as_zoo(data)
