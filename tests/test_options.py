@@ -12,7 +12,7 @@ import pytest
 from builder.__main__ import COMMANDS
 from weightzoo.cli import exit_code
 from weightzoo.errors import ConfigError
-from weightzoo.options import RANGES, Range, device_type
+from weightzoo.options import Range, device_type
 
 #: The least each command needs besides the option under test (positionals and required options).
 _BASE = {
