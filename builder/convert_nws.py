@@ -37,6 +37,7 @@ from builder.nws_release import (
     NetworkFiles,
     ReleaseNetwork,
     check_files,
+    linked_part,
     find_split_csv,
     parse_row,
     read_network_files,
@@ -87,6 +88,7 @@ def scan_release(
             f"{release_dir}: split files {absent} not found (looked in it and up to two folders below); expected the "
             "released nws_{fixed,main}_{train,test}.csv (pick one subset with --subset fixed or --subset main)"
         )
+    owner: dict[str, str] = {}  # real folder -> the row that named it first
     for subset in subsets:
         next_id = ID_BASE[subset]
         for split in RELEASE_SPLITS:
@@ -109,6 +111,21 @@ def scan_release(
                 if folder is None:
                     missing.append(f"{row['path']}: network folder not found under {release_dir} ({name} row {number})")
                     continue
+                link = linked_part(release_dir, folder)
+                if link is not None:
+                    wrong.append(
+                        f"{folder}: {link} is a symbolic link (to {os.path.realpath(link)}); the release's network "
+                        f"folders are plain folders: copy the network in instead ({name} row {number})"
+                    )
+                    continue
+                real = os.path.realpath(folder)
+                if real in owner:
+                    wrong.append(
+                        f"{folder}: named by {owner[real]} and again by {name} row {number}; each network has its "
+                        "own folder (two rows would become two networks with the same weights)"
+                    )
+                    continue
+                owner[real] = f"{name} row {number}"
                 gone, bad = check_files(net)
                 missing += gone
                 wrong += bad

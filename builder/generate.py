@@ -395,6 +395,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        return _main(args)
+    except WeightZooError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(args: argparse.Namespace) -> int:
     config = GenerationConfig(
         preset=args.preset,
         num_networks=args.num_networks,
@@ -423,11 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         resume=args.resume,
         progress=False if args.quiet else None,
     )
-    try:
-        generate(config)
-    except WeightZooError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    generate(config)
     return 0
 
 

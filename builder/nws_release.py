@@ -138,6 +138,28 @@ def resolve_folder(release_dir: str, path: str) -> str | None:
     return None
 
 
+def linked_part(release_dir: str, folder: str) -> str | None:
+    """The first part of ``folder`` below ``release_dir`` that is a symbolic link (the folder itself or a folder
+    between), or a file of it that is one; None when there is none (a link above ``release_dir`` is the user's
+    choice of where the release lives, and is followed).
+
+    Example:
+        >>> linked_part("/nonexistent", "/nonexistent/nws_main/0042") is None
+        True
+    """
+    rel = os.path.relpath(folder, release_dir)
+    path = release_dir
+    for part in rel.split(os.sep):
+        path = os.path.join(path, part)
+        if os.path.islink(path):
+            return path
+    for dirpath, dirnames, filenames in os.walk(folder):  # links are listed, never followed
+        for name in sorted(dirnames + filenames):
+            if os.path.islink(os.path.join(dirpath, name)):
+                return os.path.join(dirpath, name)
+    return None
+
+
 def parse_code(column: str, value: str, where: str) -> str:
     """A categorical value of the split files, as an integer code (``"1"``, ``"1.0"``) or a name (the authors'
     spelling, this package's, or an alias), mapped to this package's name.

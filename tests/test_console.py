@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.__main__ import COMMANDS, main
+from weightzoo.__main__ import COMMANDS, main
 
 
 def test_usage_lists_every_tool(capsys):
@@ -35,3 +35,14 @@ def test_console_script_is_installed_and_exits_with_the_tools_code(tmp_path):
         pytest.skip("the weightzoo console script is not installed (pip install -e . installs it)")
     done = subprocess.run([script, "baselines", str(tmp_path / "missing")], capture_output=True, text=True)
     assert done.returncode == 2 and "error:" in done.stderr
+
+
+def test_python_m_weightzoo_is_the_weightzoo_command(tmp_path):
+    """``python -m weightzoo`` and ``python -m builder`` run the same dispatcher as the console script."""
+    root = str(Path(__file__).resolve().parents[1])
+    for module in ("weightzoo", "builder"):
+        done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=root)
+        assert done.returncode == 0 and "commands:" in done.stdout and "generate" in done.stdout, done.stderr
+    done = subprocess.run([sys.executable, "-m", "weightzoo", "baselines", str(tmp_path / "missing")],
+                          capture_output=True, text=True, cwd=root)  # fmt: skip
+    assert done.returncode == 2 and done.stderr.startswith("error:") and "Traceback" not in done.stderr

@@ -283,6 +283,31 @@ def test_every_problem_is_reported_together(small_release, tmp_path, capsys):
     assert "4 problem(s)" in err and all(p in err for p in problems)
 
 
+def test_duplicate_rows_and_linked_folders_are_release_problems(small_release, tmp_path):
+    """Two rows naming one folder would become two networks with the same weights and different labels; a linked
+    network folder (or file) is not the release's. Both are reported with the other problems, nothing written."""
+    root, written = small_release
+    folders = [net["folder"] for net in written.values()]
+    set_cell(root, "nws_main_test.csv", 1, "path", f"{FOREIGN}/nws_main/{folders[0].name}")  # names train row 1's
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(folders[2], elsewhere)
+    folders[2].symlink_to(elsewhere, target_is_directory=True)
+    out = tmp_path / "zoo"
+    with pytest.raises(ReleaseError) as info:
+        convert(root, out, progress=False)
+    text = "\n".join(info.value.problems)
+    assert len(info.value.problems) == 2, text
+    assert f"{folders[0]}: named by nws_main_train.csv row 1 and again by nws_main_test.csv row 1" in text
+    assert f"{folders[2]}: {folders[2]} is a symbolic link (to {elsewhere})" in text
+    assert not out.exists()
+    folders[2].unlink()
+    shutil.move(elsewhere, folders[2])
+    (folders[2] / "stat.bin").rename(tmp_path / "stat.bin")
+    (folders[2] / "stat.bin").symlink_to(tmp_path / "stat.bin")  # a linked file inside the folder
+    with pytest.raises(ReleaseError, match="stat.bin is a symbolic link"):
+        convert(root, out, progress=False)
+
+
 def test_skip_missing_converts_the_others_and_records_them(small_release, tmp_path):
     root, written = small_release
     folders = [net["folder"] for net in written.values()]

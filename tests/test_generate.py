@@ -11,6 +11,7 @@ from builder.generate import GenerationConfig, generate, main
 from builder.pack_schedule import pack_key
 from builder.train import GENERATION_VERSION
 from weightzoo import open_zoo
+from weightzoo.cli import exit_code
 
 
 def _run(out, *extra, n=3):
@@ -27,7 +28,7 @@ def _run(out, *extra, n=3):
         "1",
         *extra,
     ]
-    return main(args)
+    return exit_code(main, args)  # argparse's usage errors (SystemExit 2) as codes too
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,8 @@ def test_bad_input_exits_with_a_clear_message(tmp_path, capsys):
     assert _run(tmp_path / "c", "--device", "cuda:0", n=1) == (0 if torch.cuda.is_available() else 2)
     capsys.readouterr()
     assert _run(tmp_path / "d", "--eval-batch-size", "0", n=1) == 2
-    assert "eval_batch_size must be at least 1, got 0" in capsys.readouterr().err
+    assert "argument --eval-batch-size: '0': expected an integer from 1 to 1,000,000" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in "abcd")  # nothing written by any of these
 
 
 def test_existing_zoo_needs_overwrite(demo_zoo, capsys):

@@ -41,11 +41,11 @@ def test_importing_weightzoo_loads_no_builder_module():
 
 #: The reader's layers, lowest first (docs/architecture.md): a module may import its own layer and those below.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("weightzoo.errors", "weightzoo.architecture", "weightzoo.hparams"),
+    ("weightzoo.errors", "weightzoo.architecture", "weightzoo.hparams", "weightzoo.options", "weightzoo.cli"),
     ("weightzoo.format", "weightzoo.paths", "weightzoo.hub"),
     ("weightzoo.model", "weightzoo.optim"),
     ("weightzoo.zoo",),
-    ("weightzoo.hf", "weightzoo.baselines"),
+    ("weightzoo.hf", "weightzoo.baselines", "weightzoo.__main__"),
 )
 
 

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from builder.__main__ import COMMANDS
+from weightzoo.__main__ import COMMANDS
 from weightzoo.cli import exit_code
 from weightzoo.errors import ConfigError
 from weightzoo.options import Range, device_type

@@ -203,3 +203,33 @@ def test_a_failed_run_leaves_nothing_it_created(tmp_path, capsys):
                           "--offline", "--quiet", "--num-networks", "1"]) == 2  # fmt: skip
     assert "mnist" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
+
+
+def test_a_full_disk_is_one_line_exit_2_no_partial_file_and_resume_works(tmp_path, monkeypatch, capsys):
+    """ENOSPC while a shard is written: ``error: no space left on device writing <file>; ... --resume``, exit 2, the
+    ``.partial`` file removed; once space is free, ``--resume`` finishes the zoo."""
+    import errno
+
+    from fsspec.implementations.local import LocalFileOpener
+
+    real_write, full = LocalFileOpener.write, {"on": True}
+
+    def write(self, data):
+        if full["on"] and str(self.path).endswith(".safetensors.partial"):
+            real_write(self, bytes(data)[:100])  # some bytes reach the disk, then it is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, data)
+
+    monkeypatch.setattr(LocalFileOpener, "write", write)
+    out = tmp_path / "zoo"
+    args = ["--out", str(out), "--num-networks", "1", "--max-epochs", "1", "--train-images", "100", "--test-images",
+            "100", "--offline", "--quiet", "--threads", "1"]  # fmt: skip
+    assert exit_code(generate_main, args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("error: no space left on device writing ") and "train-00000.safetensors" in err
+    assert "free space and run again with --resume" in err
+    assert not list(out.rglob("*.partial"))
+    full["on"] = False
+    assert exit_code(generate_main, [*args, "--resume"]) == 0
+    assert (out / "manifest.json").exists()

@@ -128,7 +128,7 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(ERROR_EXIT, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
-#: ``weightzoo <command>`` while the ``weightzoo`` console script runs a tool (set by ``builder.__main__``).
+#: ``weightzoo <command>`` while the ``weightzoo`` console script runs a tool (set by ``weightzoo.__main__``).
 invoked_as: str | None = None
 
 

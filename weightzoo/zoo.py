@@ -307,10 +307,16 @@ class Zoo:
             check = len(picks) == NUM_SNAPSHOTS
         order = self.index.sort_by([("shard", "ascending"), ("byte_offset", "ascending")])
         rows = order.to_pylist()
-        for k, row in enumerate(rows):
-            yield row, self._read_row(row, picks, check)
-            if k + 1 == len(rows) or rows[k + 1]["shard"] != row["shard"]:
-                self._shards.drop(row["shard"])
+        current = None
+        try:
+            for k, row in enumerate(rows):
+                current = row["shard"]
+                yield row, self._read_row(row, picks, check)
+                if k + 1 == len(rows) or rows[k + 1]["shard"] != row["shard"]:
+                    self._shards.drop(row["shard"])
+        finally:  # an error, or a caller that stops early: the open shard is let go now, not at interpreter exit
+            if current is not None:
+                self._shards.drop(current)
 
     def snapshots(self, network_id: int, *, check: bool = False) -> dict[str, torch.Tensor]:
         """All 20 snapshots: parameter name -> tensor [20, *shape], in reference order."""

@@ -314,6 +314,8 @@ def prepare_output(
         state = inspect_output(fs, root)
     except PermissionError as e:
         raise OutputPathError(f"output folder {url!r} cannot be read: {e}") from None
+    except NotADirectoryError:
+        raise OutputPathError(f"output {url!r}: a part of this path is a file, not a folder") from None
     if state.kind == "file":
         raise OutputPathError(f"output {url!r} is a file; expected a folder for the zoo")
     if state.foreign:

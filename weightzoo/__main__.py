@@ -1,0 +1,73 @@
+"""The ``weightzoo`` command: every tool of the package as a subcommand (``python -m weightzoo`` and ``python -m
+builder`` are the same). Each subcommand's module is imported only when it runs (the reader never imports the
+builder's modules otherwise).
+
+=========== ======================================= ===============================
+subcommand  what                                    the same as
+=========== ======================================= ===============================
+generate    train a zoo                             ``python -m builder.generate``
+reproduce   re-train networks, compare their bytes  ``python -m builder.reproduce``
+merge       merge parts made on several machines    ``python -m builder.merge``
+push        upload a zoo to the Hugging Face Hub     ``python -m builder.push``
+convert     convert the authors' released NWS zoo   ``python -m builder.convert_nws``
+baselines   fit meta-classifiers on a zoo           ``python -m weightzoo.baselines``
+=========== ======================================= ===============================
+
+Example:
+    >>> main(["no-such-command"])
+    2
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+from weightzoo import cli
+from weightzoo.cli import run_main
+
+#: Subcommand -> (module with ``main(argv) -> int``, one line of help).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "generate": ("builder.generate", "train a zoo into safetensors shards, a parquet index, a manifest and a card"),
+    "reproduce": ("builder.reproduce", "re-train networks of a zoo and compare their bytes with the stored ones"),
+    "merge": ("builder.merge", "merge zoo parts made on several machines into the zoo a single run writes"),
+    "push": ("builder.push", "verify a zoo and upload it to a Hugging Face Hub dataset repository"),
+    "convert": ("builder.convert_nws", "convert the authors' released NWS zoo into a weightzoo zoo"),
+    "baselines": ("weightzoo.baselines.__main__", "fit meta-classifiers that predict hyper-parameters from weights"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [f"  {name:<{width}}  {what}" for name, (_, what) in COMMANDS.items()]
+    return "usage: weightzoo <command> [options]   (weightzoo <command> --help for its options)\n\ncommands:\n" + (
+        "\n".join(lines)
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``weightzoo <command> ...``; returns the subcommand's exit code (2 for an unknown command)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(usage(), file=sys.stdout if args else sys.stderr)
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"{usage()}\n\nerror: unknown command {name!r}; expected one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    cli.invoked_as = f"weightzoo {name}"  # the program name in the subcommand's usage and errors
+    try:
+        return module.main(rest)
+    finally:
+        cli.invoked_as = None
+
+
+def console() -> None:
+    """The ``weightzoo`` console script: :func:`main` with the package's clean exit (:func:`weightzoo.cli.run_main`)."""
+    run_main(main)
+
+
+if __name__ == "__main__":
+    console()
