@@ -14,6 +14,8 @@ per-step accuracy passes of the released evaluation, a 0.8 split).
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -58,6 +60,11 @@ def _tf_variables(arch: Architecture, rng: np.random.Generator) -> list[np.ndarr
         n_in = n_out
     out += [rng.normal(0, 0.1, (n_in, 20)), rng.normal(0, 0.1, 20)]
     return out
+
+
+def _bn_variables(n: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """A ``BatchNormLayer``'s beta, gamma, moving mean and moving variance (trained-looking values)."""
+    return [rng.normal(0, 0.1, n), rng.normal(1, 0.1, n), rng.normal(0, 0.1, n), rng.uniform(0.5, 2, n)]
 
 
 def _print_all_vars(variables: list[np.ndarray]) -> np.ndarray:
@@ -178,7 +185,7 @@ def test_released_evaluation_runs_the_originals_passes_between_exports(monkeypat
     per_export = n_val // 32 + n_test // 32  # int(N_valid / bs) + int(N_test / bs)
     assert n_val // 32 >= 1 and n_test // 32 >= 2 and len(log) == result.n_epochs + 1 == 4
     assert log[0] == {"steps": 0, "bn_train": 1 + per_export}  # the first batch's accuracy, valid, test
-    for before, after in zip(log, log[1:]):
+    for before, after in itertools.pairwise(log):
         steps = after["steps"] - before["steps"]
         assert steps > 1
         # each step: an accuracy pass then the training step; at the export: the next batch's accuracy, valid, test
