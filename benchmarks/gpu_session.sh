@@ -34,4 +34,5 @@ run train_throughput_cuda 120 python3 benchmarks/train_throughput.py --device cu
 run pack_throughput_cuda 360 python3 benchmarks/pack_throughput.py --device cuda --networks 64 --epochs 1 --per-shape 13 \
   --train-images 12000
 run pack_equivalence_cuda 180 python3 benchmarks/pack_equivalence.py --device cuda
+run pack_width_cuda 120 python3 benchmarks/pack_width.py --device cuda --batches 32
 run pack_launches 60 python3 benchmarks/pack_launches.py --widths 1 8 64 256

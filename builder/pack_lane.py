@@ -34,19 +34,24 @@ if TYPE_CHECKING:
 
 __all__ = ["Lane"]
 
+#: Input channels per member below which a grouped convolution is padded with zero channels (see _grouped_conv).
+MIN_GROUP_CHANNELS = 4
 _ACT = {"relu": F.relu, "elu": F.elu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
 
 
 def _grouped_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, padding: int) -> torch.Tensor:
     """Per-member convolutions as one grouped convolution: ``x`` [B, P*Cin, H, W], ``w`` [P, Cout, Cin, k, k].
-    A pack of one runs with a zero-cost-to-exactness twin (groups=2): CPU kernels for groups=1 round differently
-    from the grouped ones, and a member must come out the same whatever its pack."""
-    P = w.shape[0]
-    if P == 1:
-        c = w.shape[1]
-        out = F.conv2d(torch.cat([x, x], 1), torch.cat([w, w]).flatten(0, 1), torch.cat([b, b]).flatten(),
-                       padding=padding, groups=2)  # fmt: skip
-        return out[:, :c]
+
+    A member's result must not depend on its pack (see :meth:`Lane._forward_loss`). Members with fewer than
+    ``MIN_GROUP_CHANNELS`` input channels (the RGB input) get zero channels appended, and their kernels zero
+    slices: the same sums plus exact zeros, on a path whose rounding does not change with the group count (at 3
+    input and 8 output channels per group, oneDNN's forward kernel rounds differently from 3 groups on).
+    """
+    P, c_in = w.shape[0], w.shape[2]
+    if c_in < MIN_GROUP_CHANNELS:
+        extra = MIN_GROUP_CHANNELS - c_in
+        x = F.pad(x.view(x.shape[0], P, c_in, *x.shape[2:]), (0, 0, 0, 0, 0, extra)).flatten(1, 2)
+        w = F.pad(w, (0, 0, 0, 0, 0, extra))
     return F.conv2d(x, w.flatten(0, 1), b.flatten(), padding=padding, groups=P)
 
 
@@ -215,9 +220,25 @@ class Lane:
 
     def _forward_loss(self, x: torch.Tensor, y: torch.Tensor, masks: list[torch.Tensor], P: int, bs: int):
         """Per-member mean cross-entropy [P] of the training forward pass (batch norm on batch statistics,
-        moving statistics updated as TensorLayer's layer does)."""
+        moving statistics updated as TensorLayer's layer does).
+
+        Pack independence: a member's bytes are the same in a pack of any width (``builder.reproduce`` retrains a
+        network as a pack of one). On CPU, the kernels' rounding changes in two places, both measured with
+        ``benchmarks/pack_width.py``: column sums over ``[B, P*n]`` (the dense batch norm's backward) take
+        another path when ``P*n`` is below the kernel's vector block (a lane of one member with 16, 20, 24 or 48
+        units), and the first convolution (see :func:`_grouped_conv`). So a lane of one computes as a lane of two,
+        the second a constant copy of the first (its gradients and statistics discarded), and the first
+        convolution is padded. Every other kernel gives the same bits at widths 2 to 16.
+        """
         S, arch, c = self.tensors(), self.arch, self.config
         momentum = 1 - c.bn_decay
+        twin = P == 1
+        if twin:  # a lane of one computes as a lane of two (see below); the twin's copy is a constant
+            x, y, masks, P = torch.cat([x, x]), torch.cat([y, y]), [torch.cat([m, m]) for m in masks], 2
+            S = {
+                n: t if n.endswith(("running_mean", "running_var")) else torch.cat([t, t.detach()])
+                for n, t in S.items()
+            }
         h = x.view(P, bs, *x.shape[1:]).transpose(0, 1).reshape(bs, P * x.shape[1], *x.shape[2:])
         k = arch.filter_size
         layer = 0
@@ -238,14 +259,17 @@ class Lane:
             z = self._batch_norm(h.transpose(0, 1).reshape(bs, P * n), f"fc{j}_bn", momentum, S)
             h = z.view(bs, P, n).transpose(0, 1) * masks[j]
         logits = torch.baddbmm(S["out.bias"].unsqueeze(1), h, S["out.weight"].transpose(1, 2))
-        return F.cross_entropy(logits.flatten(0, 1), y, reduction="none").view(P, bs).mean(1)
+        loss = F.cross_entropy(logits.flatten(0, 1), y, reduction="none").view(P, bs).mean(1)
+        return loss[:1] if twin else loss
 
     def _batch_norm(self, x: torch.Tensor, name: str, momentum: float, S: dict[str, torch.Tensor]) -> torch.Tensor:
         dims = [0, *range(2, x.ndim)]
         with torch.no_grad():
             var, mean = torch.var_mean(x, dim=dims, correction=0)
-            S[f"{name}.running_mean"].view(-1).lerp_(mean, momentum)
-            S[f"{name}.running_var"].view(-1).lerp_(var, momentum)
+            moving_mean, moving_var = S[f"{name}.running_mean"].view(-1), S[f"{name}.running_var"].view(-1)
+            n = moving_mean.numel()  # a lane of one: the statistics of the first of the twins
+            moving_mean.lerp_(mean[:n], momentum)
+            moving_var.lerp_(var[:n], momentum)
         # Written out rather than F.batch_norm: that kernel's per-channel results depend on the channel count (the
         # pack size) on CPU; var_mean and elementwise arithmetic do not (pack independence, bit for bit).
         var, mean = torch.var_mean(x, dim=dims, correction=0, keepdim=True)

@@ -18,7 +18,7 @@ import numpy as np
 
 from builder.space import SearchSpace
 from builder.task import Task, train_task
-from builder.train import GENERATION_VERSION, TrainConfig
+from builder.train import GENERATION_VERSION, SAME_NETWORKS, TrainConfig
 from weightzoo.cli import ArgumentParser, prog, run_main
 from weightzoo.errors import FormatVersionError, WeightZooError
 from weightzoo.options import device_type, option_type
@@ -61,7 +61,8 @@ def reproduce(
             "regenerated zoo through the baselines instead (README: 'Using the released NWS zoo')"
         )
     version = zoo.manifest.generation_version
-    if version != GENERATION_VERSION:
+    trainer = gen.get("trainer", "single")
+    if version != GENERATION_VERSION and trainer not in SAME_NETWORKS.get(version, ()):
         raise FormatVersionError(
             f"{zoo.url}: the zoo was made by generation version {version}, this release trains networks as "
             f"generation version {GENERATION_VERSION} (different training rules), so re-trained networks could not "
@@ -87,7 +88,7 @@ def reproduce(
             run.get("cache_dir"),
             run.get("allow_download", True),
             threads or gen.get("threads"),
-            gen.get("trainer", "single"),  # a pack-trained zoo: each network as a pack of one (the same bytes)
+            trainer,  # a pack-trained zoo: each network as a pack of one (the same bytes as in any pack)
         )
         record, weights = train_task(task)
         stored = zoo.read_arrays(nid, check=True)

@@ -56,9 +56,15 @@ from weightzoo.options import RANGES
 #: 1 = before the exact original rules; 2 = the original's early stopping, TF1 optimizers, TensorLayer batch norm,
 #: per-batch colour augmentation with both shears, the 55,000-image MNIST pool; 3 = dropout masks and augmentation
 #: parameters drawn by :mod:`builder.keyed_random` (a function of the network and its step, so a pack draws them
-#: for all its networks at once). Recorded in every manifest; ``builder.reproduce`` and ``--resume`` refuse to mix
-#: versions.
-GENERATION_VERSION = 3
+#: for all its networks at once); 4 = the pack trainer's lanes give a network the same bytes at any width (a lane
+#: of one computes as a lane of two, the first convolution padded to 4 input channels: see
+#: :meth:`builder.pack_lane.Lane._forward_loss`); networks of the single trainer are those of version 3. Recorded
+#: in every manifest; ``builder.reproduce`` and ``--resume`` refuse to mix versions (but see
+#: :data:`SAME_NETWORKS`).
+GENERATION_VERSION = 4
+#: Older generation versions whose networks this release trains identically, with the trainers that made them:
+#: ``builder.reproduce`` accepts those zoos.
+SAME_NETWORKS: dict[int, tuple[str, ...]] = {3: ("single",)}
 #: How metrics are measured: "clean" (default) or "released" (the original's train-mode graph; see above).
 EVALUATIONS: tuple[str, ...] = ("clean", "released")
 

@@ -141,6 +141,27 @@ def test_reproduce_refuses_a_zoo_of_another_generation_version(demo_zoo, tmp_pat
     assert "generation version 1" in err and f"generation version {GENERATION_VERSION}" in err
 
 
+def test_reproduce_accepts_an_older_version_that_trains_the_same_networks(demo_zoo, tmp_path, capsys):
+    """Generation version 3 single-trainer zoos train identically under version 4 (only packs changed): accepted;
+    a version-3 pack-trained zoo is refused."""
+    import shutil
+
+    from builder.reproduce import main as reproduce_main
+    from builder.train import SAME_NETWORKS
+
+    assert SAME_NETWORKS[GENERATION_VERSION - 1] == ("single",)
+    old = tmp_path / "v3"
+    shutil.copytree(demo_zoo, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    manifest["generation"]["generation_version"] = 3
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    assert reproduce_main([str(old), "--networks", "0", "--quiet"]) == 0
+    manifest["generation"]["trainer"] = "pack"
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    assert reproduce_main([str(old), "--networks", "0", "--quiet"]) == 2
+    assert "generation version 3" in capsys.readouterr().err
+
+
 def test_released_evaluation_is_recorded_in_the_manifest_and_card(tmp_path):
     out = tmp_path / "released"
     assert _run(out, "--seed", "11", "--evaluation", "released", n=1) == 0
@@ -404,16 +425,26 @@ def test_killed_with_sigkill_and_resumed_is_byte_identical(uninterrupted, tmp_pa
         assert (out / rel).read_bytes() == (ref / rel).read_bytes(), rel
 
 
-def test_pack_trainer_zoo_is_the_same_whatever_pack_size_or_executor(tmp_path):
-    """--trainer pack end to end: 4 demo networks (mixed shapes) in packs of 2 in this process, and in packs of 3
-    in two worker processes, write the same weights; the manifest records the trainer."""
+def test_pack_trainer_zoo_is_the_same_whatever_pack_size_or_executor_and_reproduces(tmp_path):
+    """--trainer pack end to end on a mix like a real run's: 10 demo networks of four shapes (lanes of up to four),
+    augmentation and dropout on, two epochs; packs of 3 in this process and packs of 8 in two worker processes
+    write the same weights, and builder.reproduce (each network as a pack of one) gives every network's bytes."""
+    from builder.reproduce import reproduce
+
+    args = ("--seed", "5", "--trainer", "pack", "--max-epochs", "2", "--train-images", "700", "--test-images", "100")
     a, b = tmp_path / "a", tmp_path / "b"
-    assert _run(a, "--seed", "5", "--trainer", "pack", "--pack-size", "2", n=4) == 0
-    assert _run(b, "--seed", "5", "--trainer", "pack", "--pack-size", "3", "--executor", "process", "--workers", "2",
-                n=4) == 0  # fmt: skip
+    assert _run(a, *args, "--pack-size", "3", n=10) == 0
+    assert _run(b, *args, "--pack-size", "8", "--executor", "process", "--workers", "2", n=10) == 0
     za, zb = open_zoo(a), open_zoo(b)
-    assert za.manifest.generation["trainer"] == "pack" and za.ids == zb.ids == [0, 1, 2, 3]
-    assert len({pack_key(za.hyperparameters(i)) for i in za.ids}) == 3  # three lanes
+    assert za.manifest.generation["trainer"] == "pack" and za.ids == zb.ids == list(range(10))
+    shapes = [pack_key(za.hyperparameters(i)) for i in za.ids]
+    assert len(set(shapes)) >= 3 and max(shapes.count(k) for k in shapes) >= 3
+    assert any(za.hyperparameters(i).augmentation for i in za.ids)
     for nid in za.ids:
         x, y = za.snapshots(nid), zb.snapshots(nid)
         assert all(x[k].numpy().tobytes() == y[k].numpy().tobytes() for k in x), nid
+    # one network of each shape (the widest lane's among them): each retrained as a pack of one
+    picks = [za.ids[shapes.index(k)] for k in dict.fromkeys(shapes)]
+    results = reproduce(za, picks, progress=False)
+    assert len(results) == len(set(shapes))
+    assert [r.network_id for r in results if not r.identical] == [], [(r.network_id, r.max_abs_diff) for r in results]

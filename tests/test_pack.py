@@ -237,3 +237,38 @@ def test_a_lane_step_takes_the_same_operations_whatever_its_width():
     ops(plain, 1), ops(augmented, 1)  # build the cached element hashes (builder.keyed_random) of these sizes
     assert ops(plain, 16) == ops(plain, 2)
     assert ops(augmented, 16) - ops(augmented, 2) == 14  # one noise draw per augmented network
+
+
+def _realistic_mix() -> list[H]:
+    """16 networks of three shapes, interleaved so that every prefix mixes them: ten of the nws_fixed architecture
+    (width_conv 8: its first layer is the one CPU grouped kernel that rounded by pack width) at batch 32, three
+    deeper ones (filter 3, width_conv 12) at batch 64, three with filter 7 and width_conv 4 at batch 32; optimizers,
+    activations, initialisations, augmentation and dropout (always on) varied."""
+    opts, acts = ("adam", "rmsprop", "sgd_momentum"), ("relu", "elu", "tanh", "sigmoid")
+    inits = ("glorot_uniform", "glorot_normal", "normal")
+    fixed = [H("digits", 1e-3 + 2e-4 * i, 32, bool(i % 2), opts[i % 3], acts[i % 4], inits[i % 3], 5, 3, 2, 8, 128)
+             for i in range(10)]  # fmt: skip
+    deep = [H("mnist", 1e-3, 64, i == 1, opts[i], acts[i], inits[i], 3, 4, 3, 12, 64) for i in range(3)]
+    wide = [H("digits", 2e-3, 32, True, opts[i], acts[3 - i], "glorot_uniform", 7, 5, 2, 4, 64) for i in range(3)]
+    order = [fixed[0], deep[0], wide[0], fixed[1], fixed[2], deep[1], wide[1], fixed[3]]
+    return order + [fixed[4], wide[2], fixed[5], deep[2], *fixed[6:]]
+
+
+@pytest.mark.slow
+def test_a_network_is_bit_identical_in_packs_of_1_2_3_5_8_16():
+    """float32, CPU: each network's bytes (weights and metrics, two epochs) are the same in a pack of 1 (what
+    builder.reproduce trains), 2, 3, 5, 8 and 16 networks of three shapes, with lanes of up to ten networks."""
+    hps = _realistic_mix()
+    ids = list(range(100, 116))
+    cfg = TrainConfig(max_epochs=2, train_images=160, test_images=40, train_eval_images=40)
+    full = dict(zip(ids, train_pack(hps, IMAGES, zoo_seed=3, network_ids=ids, config=cfg), strict=True))
+    assert max(sum(pack_key(h) == pack_key(g) for g in hps) for h in hps) == 10 and len({pack_key(h) for h in hps}) == 3
+    for width in (1, 2, 3, 5, 8):
+        subsets = [[0], [1], [3]] if width == 1 else [list(range(width))]
+        for subset in subsets:
+            packed = train_pack([hps[i] for i in subset], IMAGES, zoo_seed=3, network_ids=[ids[i] for i in subset],
+                                config=cfg)  # fmt: skip
+            for i, r in zip(subset, packed, strict=True):
+                ref = full[ids[i]]
+                assert all(r.weights[k].tobytes() == ref.weights[k].tobytes() for k in r.weights), (width, i)
+                assert r.history == ref.history and r.n_epochs == ref.n_epochs
