@@ -251,7 +251,7 @@ def _realistic_mix() -> list[H]:
     deep = [H("mnist", 1e-3, 64, i == 1, opts[i], acts[i], inits[i], 3, 4, 3, 12, 64) for i in range(3)]
     wide = [H("digits", 2e-3, 32, True, opts[i], acts[3 - i], "glorot_uniform", 7, 5, 2, 4, 64) for i in range(3)]
     order = [fixed[0], deep[0], wide[0], fixed[1], fixed[2], deep[1], wide[1], fixed[3]]
-    return order + [fixed[4], wide[2], fixed[5], deep[2], *fixed[6:]]
+    return [*order, fixed[4], wide[2], fixed[5], deep[2], *fixed[6:]]
 
 
 @pytest.mark.slow
