@@ -138,6 +138,13 @@ def generate(config: GenerationConfig) -> Manifest:
     assert cfg.num_networks is not None and cfg.max_epochs is not None and cfg.out and cfg.device
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {cfg.device}: CUDA is not available on this machine; use --device cpu")
+    if cfg.trainer == "pack" and cfg.device == "cpu" and cfg.threads != 1:
+        # measured: with two threads, CPU reductions split by thread make a member's bytes depend on its pack
+        raise ConfigError(
+            f"--trainer pack on CPU trains with one thread per process (--threads {cfg.threads} given): a network's "
+            "bytes then do not depend on its pack, so the zoo reproduces; use --executor process --workers N for "
+            "more cores"
+        )
     space = get_preset(cfg.preset)
     if cfg.datasets:
         space = space.restrict(dataset=list(cfg.datasets))

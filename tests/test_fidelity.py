@@ -41,22 +41,12 @@ def _tf_variables(arch: Architecture, rng: np.random.Generator) -> list[np.ndarr
     c_in, k = 3, arch.filter_size
     for c_out in arch.conv_channels:
         out += [rng.normal(0, 0.3, (k, k, c_in, c_out)), rng.normal(0, 0.1, c_out)]
-        out += [
-            rng.normal(0, 0.1, c_out),
-            rng.normal(1, 0.1, c_out),
-            rng.normal(0, 0.1, c_out),
-            rng.uniform(0.5, 2, c_out),
-        ]
+        out += _bn_variables(c_out, rng)
         c_in = c_out
     n_in = arch.flat_features
     for n_out in arch.fc_units:
         out += [rng.normal(0, 0.1, (n_in, n_out)), rng.normal(0, 0.1, n_out)]
-        out += [
-            rng.normal(0, 0.1, n_out),
-            rng.normal(1, 0.1, n_out),
-            rng.normal(0, 0.1, n_out),
-            rng.uniform(0.5, 2, n_out),
-        ]
+        out += _bn_variables(n_out, rng)
         n_in = n_out
     out += [rng.normal(0, 0.1, (n_in, 20)), rng.normal(0, 0.1, 20)]
     return out

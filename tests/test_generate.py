@@ -446,5 +446,7 @@ def test_pack_trainer_zoo_is_the_same_whatever_pack_size_or_executor_and_reprodu
     # one network of each shape (the widest lane's among them): each retrained as a pack of one
     picks = [za.ids[shapes.index(k)] for k in dict.fromkeys(shapes)]
     results = reproduce(za, picks, progress=False)
+    assert _run(tmp_path / "c", *args, "--threads", "2", n=2) == 2  # more threads: packs would differ (measured)
+    assert not (tmp_path / "c").exists()
     assert len(results) == len(set(shapes))
     assert [r.network_id for r in results if not r.identical] == [], [(r.network_id, r.max_abs_diff) for r in results]
