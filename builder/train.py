@@ -14,7 +14,8 @@ is quoted in ``../shared/nws-reference.md``, "Exact training semantics").
   snapshot 20 the network after its last epoch, as in the original.
 
 Deliberate difference (``TrainConfig.evaluation``): by default metrics are measured cleanly, without
-augmentation, with batch norm in eval mode, on the whole validation and test sets. The original measured them
+augmentation, with batch norm in eval mode, on the whole validation and test sets and, for the train metric, on a
+fixed random subset of at most ``train_eval_images`` (10,000) training images. The original measured them
 through its training graph: augmented, with batch statistics, and every such pass (the per-step training
 accuracy and each validation and test batch) updated the moving statistics that were then exported.
 ``evaluation="released"`` reproduces that, for comparing a regenerated zoo with the released one.

@@ -194,3 +194,20 @@ def test_the_split_is_int_0_9_n_training_images_and_the_rest_validation(train_im
     n_train = sum(len(p) for p in split.per_class)
     assert n_train == int(0.9 * pool)
     assert len(split.eval_sets["val"][1]) == pool - int(0.9 * pool)
+
+
+def test_clean_metrics_use_whole_validation_and_test_sets_and_a_10000_image_train_subset():
+    """What the README says the clean evaluation measures: every validation and test image, and at most 10,000
+    training images for the train metric (a fixed subset of the network's own training images)."""
+    from tests.test_train import _tiny_images
+
+    images = _tiny_images(n_train=12_000, n_test=300, seed=4)
+    data = DeviceImages(images, "cpu")
+    hp = get_preset("demo").sample(0, 0)
+    config = TrainConfig()
+    assert config.evaluation == "clean" and config.train_eval_images == 10_000 and config.test_images is None
+    split = network_split(hp, data, config, torch.Generator().manual_seed(0))
+    n_train = sum(len(p) for p in split.per_class)
+    assert n_train == int(0.9 * 12_000) > 10_000
+    assert len(split.eval_sets["train"][1]) == 10_000
+    assert len(split.eval_sets["val"][1]) == 12_000 - n_train and len(split.eval_sets["test"][1]) == 300
