@@ -399,3 +399,21 @@ def test_reproduce_says_a_converted_zoo_was_not_trained_here(converted):
 
     with pytest.raises(FormatVersionError, match=r"converted from .* by builder\.convert_nws.*not trained"):
         reproduce(weightzoo.open_zoo(converted), [0])
+
+
+def test_convert_out_follows_the_writers_overwrite_rules(small_release, tmp_path):
+    """convert --out with --overwrite: a converted zoo is replaced; a stranger's file in it stops the run before
+    anything is deleted (the rules of weightzoo.format.output, which every writer goes through)."""
+    from weightzoo.errors import OutputPathError
+
+    root, _ = small_release
+    out = tmp_path / "zoo"
+    convert(root, out, progress=False)
+    first = (out / "manifest.json").read_bytes()
+    (out / "shards" / "thesis.pdf").write_bytes(b"keep")
+    with pytest.raises(OutputPathError, match=r"shards/thesis\.pdf.*nothing was deleted"):
+        convert(root, out, progress=False, overwrite=True)
+    assert (out / "manifest.json").read_bytes() == first and (out / "shards" / "thesis.pdf").read_bytes() == b"keep"
+    (out / "shards" / "thesis.pdf").unlink()
+    convert(root, out, progress=False, overwrite=True)
+    assert (out / "manifest.json").read_bytes() == first  # the same zoo again

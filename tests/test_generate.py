@@ -318,6 +318,12 @@ def test_parts_made_on_several_machines_merge_into_the_single_run_zoo(demo_zoo, 
         assert (out / name).read_bytes() == (demo_zoo / name).read_bytes(), name
     assert sorted(p.name for p in (out / "shards").iterdir()) == sorted(p.name for p in (demo_zoo / "shards").iterdir())
     assert open_zoo(out).provenance["merged_from"] == [str(b), str(a)]
+    # --out with --overwrite follows the writers' rules: a stranger's file stops it before anything is deleted
+    (out / "notes.txt").write_text("mine")
+    assert merge_main([str(b), str(a), "--out", str(out), "--overwrite", "--quiet"]) == 2
+    assert "holds notes.txt" in capsys.readouterr().err and (out / "manifest.json").exists()
+    (out / "notes.txt").unlink()
+    assert merge_main([str(b), str(a), "--out", str(out), "--overwrite", "--quiet"]) == 0
     # parts that disagree or overlap are refused, naming what differs
     c = tmp_path / "c"
     assert _run(c, "--seed", "12", "--start-id", "5", n=1) == 0
