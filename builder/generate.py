@@ -40,7 +40,7 @@ from weightzoo.format.layout import DEFAULT_SHARD_BYTES
 from weightzoo.format.manifest import Manifest
 from weightzoo.format.writer import ZooWriter
 from weightzoo.hparams import DATASETS
-from weightzoo.options import MAX_NETWORK_ID, RANGES, device_type, device_type_checked, option_type
+from weightzoo.options import MAX_NETWORK_ID, check_params, device_type, device_type_checked, option_type
 from weightzoo.paths import default_zoo_dir
 
 #: CPU threads per training unless --threads says otherwise (see GenerationConfig.threads).
@@ -93,13 +93,11 @@ class GenerationConfig:
     def __post_init__(self) -> None:
         """Every value in its range (:data:`weightzoo.options.RANGES`), every name a valid choice: checked when the
         config is made, before a folder is created or a network trained."""
-        for name in (
-            "num_networks", "start_id", "seed", "max_epochs", "lr_decay", "bn_decay", "train_images", "test_images",
-            "eval_batch_size", "workers", "threads", "pack_size",
-        ):  # fmt: skip
-            value = getattr(self, name)
-            if value is not None:
-                RANGES[name].check(name, value)
+        check_params({  # None: the preset's or the machine's default, filled by resolved()
+            name: getattr(self, name)
+            for name in ("num_networks", "start_id", "seed", "max_epochs", "lr_decay", "bn_decay", "train_images",
+                         "test_images", "eval_batch_size", "workers", "threads", "pack_size")
+        })  # fmt: skip
         if not isinstance(self.max_shard_bytes, int) or self.max_shard_bytes < 1:
             raise ConfigError(f"max_shard_bytes={self.max_shard_bytes!r}; expected a positive number of bytes")
         if self.num_networks is not None and self.start_id + self.num_networks - 1 > MAX_NETWORK_ID:

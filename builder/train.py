@@ -51,7 +51,7 @@ from weightzoo.format.layout import METRICS, NUM_SNAPSHOTS
 from weightzoo.hparams import HyperParameters
 from weightzoo.model import BN_DECAY, BN_EPS, NWSNet, initialize_, state_tensors
 from weightzoo.optim import make_optimizer
-from weightzoo.options import RANGES
+from weightzoo.options import RANGES, check_params
 
 #: What a network of a given (zoo seed, id, configuration) becomes. Bumped whenever training changes the weights:
 #: 1 = before the exact original rules; 2 = the original's early stopping, TF1 optimizers, TensorLayer batch norm,
@@ -110,9 +110,7 @@ class TrainConfig:
         """Each value in its range (:data:`weightzoo.options.RANGES`, the ranges the command line checks)."""
         for name in ("max_epochs", "lr_decay", "bn_decay", "eval_batch_size"):
             RANGES[name].check(name, getattr(self, name))
-        for name in ("train_images", "train_eval_images", "test_images"):  # None: all of them
-            if getattr(self, name) is not None:
-                RANGES[name].check(name, getattr(self, name))
+        check_params({n: getattr(self, n) for n in ("train_images", "train_eval_images", "test_images")})  # None: all
         if not (isinstance(self.validation_fraction, float) and 0 < self.validation_fraction < 1):
             raise ConfigError(f"validation_fraction={self.validation_fraction!r}; expected a number in (0, 1)")
         if not (isinstance(self.bn_eps, float) and 0 < self.bn_eps < 1):

@@ -177,12 +177,11 @@ class Zoo:
         _shards: _ShardCache | None = None,
     ):
         self.fs, self.root, self.manifest, self.index, self.url = fs, root, manifest, index, url or root
-        sizes = {f.path: f.bytes for f in manifest.files}
+        sizes = {f.path: f.bytes for f in manifest.files}  # what the manifest lists, with the stated sizes
         self._shards = _shards if _shards is not None else _ShardCache(fs, root, max_open_shards, sizes)
         self._rows: dict[int, int] = {nid: i for i, nid in enumerate(index.column("network_id").to_pylist())}
-        known = {f.path for f in manifest.files}
         for shard in set(index.column("shard").to_pylist()):
-            if shard not in known:
+            if shard not in sizes:
                 raise ZooFormatError(
                     f"{root}/{INDEX_NAME}: rows point to shard {shard!r}, which the manifest does not list"
                 )

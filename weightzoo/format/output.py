@@ -39,7 +39,7 @@ from typing import Any
 import fsspec
 
 from weightzoo.errors import OutputPathError, WeightZooError
-from weightzoo.format.confine import is_local
+from weightzoo.format.confine import is_local, read_member
 from weightzoo.format.layout import (
     CARD_NAME,
     INDEX_NAME,
@@ -145,10 +145,9 @@ def _walk_remote(fs: Any, root: str) -> list[_Entry]:
 
 
 def _read_manifest(fs: Any, root: str) -> Manifest | None:
+    """The folder's manifest, or None when it cannot be read as one (bounded: :func:`confine.read_member`)."""
     try:
-        with fs.open(f"{root}/{MANIFEST_NAME}", "rb") as f:
-            text = f.read(64 * 2**20)
-        return Manifest.from_json(text, source=f"{root}/{MANIFEST_NAME}")
+        return Manifest.from_json(read_member(fs, root, MANIFEST_NAME, source=root), source=f"{root}/{MANIFEST_NAME}")
     except (OSError, WeightZooError, ValueError):
         return None
 
@@ -202,10 +201,8 @@ def inspect_output(fs: Any, root: str) -> OutputState:
             else:
                 foreign.append(f"{e.rel}/ (a folder weightzoo does not write)")
             continue
-        if _is_ours(parent, name, kind, listed):
+        if _is_ours(parent, name, kind, listed):  # manifest.json always is (an unreadable one is foreign above)
             ours.append(e.rel)
-        elif manifest_entry is not None and e.rel == MANIFEST_NAME:
-            pass  # reported above
         else:
             foreign.append(e.rel + _why_not(parent, name, kind))
     ours.sort(key=lambda rel: (rel != MANIFEST_NAME, rel))  # the manifest first
@@ -239,16 +236,14 @@ def _why_not(parent: str, name: str, kind: str) -> str:
     return ""
 
 
-def remove_files(fs: Any, root: str, state: OutputState, *, keep: tuple[str, ...] = ()) -> None:
-    """Delete the files ``state.ours`` (but ``keep``), one by one, then remove the folders they emptied (``rmdir``).
+def remove_files(fs: Any, root: str, state: OutputState) -> None:
+    """Delete the files ``state.ours``, one by one, then remove the folders ``state.folders`` they emptied (``rmdir``).
 
     A local file whose (device, inode) changed since the inspection, or that became a link, is left alone and
     reported (:class:`OutputPathError`).
     """
     moved: list[str] = []
     for rel in state.ours:
-        if rel in keep:
-            continue
         path = f"{root}/{rel}"
         if state.identity is not None:
             try:
@@ -347,7 +342,7 @@ def prepare_output(
         if state.kind == "zoo":
             # a marker first: if this deletion is cut short, what is left is an interrupted run (by its record)
             fs.makedirs(f"{root}/{PROGRESS_DIR}", exist_ok=True)
-            state = OutputState(state.kind, state.ours, (*state.folders, PROGRESS_DIR), (), state.identity)
+            state = dataclasses.replace(state, folders=tuple(dict.fromkeys((*state.folders, PROGRESS_DIR))))
         remove_files(fs, root, state)
     elif state.kind == "leftovers":
         remove_files(fs, root, state)
@@ -372,11 +367,12 @@ def prepare_output(
 
 
 def remove_created(fs: Any, root: str, state: OutputState) -> None:
-    """Remove the folders :func:`prepare_output` created for ``root`` (``state.created`` down to ``root``) where
-    they are empty: a run that failed before writing anything leaves no folder behind. Never deletes a file."""
+    """Remove the empty folders a run that wrote nothing leaves: ``shards/``, then the folders
+    :func:`prepare_output` created for ``root`` (``state.created`` down to ``root``), each only if empty. Never
+    deletes a file."""
+    _rmdir_if_empty(fs, f"{root}/{SHARD_DIR}")
     if state.created is None:
         return
-    _rmdir_if_empty(fs, f"{root}/{SHARD_DIR}")
     path = root
     while True:
         _rmdir_if_empty(fs, path)

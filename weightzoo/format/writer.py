@@ -53,7 +53,6 @@ from weightzoo.format.layout import (
 )
 from weightzoo.format.manifest import FileEntry, Manifest, sha256_bytes, sha256_file
 from weightzoo.format.output import (
-    OutputState,
     prepare_output,
     remove_created,
     remove_files,
@@ -168,9 +167,8 @@ class ZooWriter:
     def _remove_shards(self, keep: set[str]) -> None:
         """Delete the interrupted run's shard files (and partial writes) but ``keep``: only files the output's
         inspection found to be this package's (by name, not links), each checked again before it goes."""
-        state = self._output
-        doomed = tuple(rel for rel in state.ours if rel.startswith(f"{SHARD_DIR}/") and rel not in keep)
-        remove_files(self.fs, self.root, OutputState(state.kind, doomed, (), (), state.identity))
+        doomed = tuple(rel for rel in self._output.ours if rel.startswith(f"{SHARD_DIR}/") and rel not in keep)
+        remove_files(self.fs, self.root, dataclasses.replace(self._output, ours=doomed, folders=()))
 
     def _discard_progress(self) -> None:
         """Start the record again: no shard of the interrupted run is kept (the shards go first, then the record,
@@ -187,9 +185,6 @@ class ZooWriter:
         if self._files or self._ids or self.done:
             return False
         remove_progress(self.fs, self.root)
-        shards = f"{self.root}/{SHARD_DIR}"
-        if self.fs.exists(shards) and not self.fs.ls(shards, detail=False):
-            self.fs.rmdir(shards)
         remove_created(self.fs, self.root, self._output)
         return True
 
