@@ -233,3 +233,34 @@ def test_a_full_disk_is_one_line_exit_2_no_partial_file_and_resume_works(tmp_pat
     full["on"] = False
     assert exit_code(generate_main, [*args, "--resume"]) == 0
     assert (out / "manifest.json").exists()
+
+
+def test_a_file_replaced_after_the_inspection_is_left_alone(zoo):
+    """Deletion checks each file is still the one inspected (device, inode): a file swapped in meanwhile stays, and
+    the error names it."""
+    (zoo / "README.md").unlink()
+    fs = fsspec.filesystem("file")
+    state = inspect_output(fs, str(zoo))
+    index = zoo / "index.parquet"
+    index.rename(zoo.parent / "old-index")
+    index.write_bytes(b"someone's new file")  # same name, another inode
+    with pytest.raises(OutputPathError, match=r"index\.parquet changed while being replaced; left as it is"):
+        output.remove_files(fs, str(zoo), state)
+    assert index.read_bytes() == b"someone's new file" and not (zoo / "manifest.json").exists()
+
+
+def test_a_write_that_fails_names_the_file_and_leaves_no_partial(tmp_path, monkeypatch):
+    import errno
+
+    from fsspec.implementations.local import LocalFileOpener
+
+    from weightzoo.format.shards import write_atomic
+
+    def refuse(self, data):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(LocalFileOpener, "write", refuse)
+    target = tmp_path / "index.parquet"
+    with pytest.raises(OutputPathError, match=rf"could not write {target}: Permission denied"):
+        write_atomic(fsspec.filesystem("file"), str(target), b"data")
+    assert list(tmp_path.iterdir()) == []
