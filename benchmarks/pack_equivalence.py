@@ -1,13 +1,14 @@
 """Is a network the same in any pack on this device? The checks of ``tests/test_pack.py``, for a device the
 tests cannot reach (CUDA): a mixed set of networks trained in one pack, in packs of other compositions and
-alone; float32 byte identity across packs, and float64 closeness to ``train_network``.
+alone; float32 byte identity across packs, and float64 closeness to the per-network reference loop
+(``tests/reference_trainer.py``: the reader's model and optimizer classes, one tensor at a time).
 
-Reading the float64 column: both trainers do the same arithmetic up to rounding, and some networks amplify
-rounding into visible differences within an epoch (Adam at high learning rates on deep architectures, constant
-initialisation). On CPU, ``--networks 4 --epochs 1`` gives 1e-8 and 3e-9 for networks 0 and 1, and 4.5e-2 and
-2e-2 for networks 2 (Adam, lr 4.3e-3, 5 conv and 4 dense layers) and 3 (Adam, constant initialisation). For
-network 2, two threads against one move ``train_network``'s own float64 weights by up to 6e-5 in that epoch;
-after 12 steps the pack is as close to it as the thread count is (7.5e-9 against 3.7e-9).
+Reading the float64 column: the engine and the reference do the same arithmetic up to rounding, and some networks
+amplify rounding into visible differences within an epoch (Adam at high learning rates on deep architectures,
+constant initialisation). On CPU, ``--networks 4 --epochs 1`` gave 1e-8 and 3e-9 for networks 0 and 1, and 4.5e-2
+and 2e-2 for networks 2 (Adam, lr 4.3e-3, 5 conv and 4 dense layers) and 3 (Adam, constant initialisation). For
+network 2, two threads against one move the reference's own float64 weights by up to 6e-5 in that epoch; after 12
+steps the pack is as close to it as the thread count is (7.5e-9 against 3.7e-9).
 
     python benchmarks/pack_equivalence.py --device cuda
 """
@@ -23,7 +24,8 @@ import torch
 from builder.pack import train_pack
 from builder.sources import load_images
 from builder.space import get_preset
-from builder.train import TrainConfig, train_network
+from builder.train import TrainConfig
+from tests.reference_trainer import reference_train
 
 
 def _max_diff(a, b) -> float:
@@ -64,11 +66,11 @@ def main() -> None:
     f64 = train_pack(hps, images, zoo_seed=0, network_ids=ids, config=cfg, device=dev, dtype=torch.float64)
     diffs = []
     for i, hp in zip(ids, hps, strict=True):
-        single = train_network(hp, images["digits"], zoo_seed=0, network_id=i, config=cfg, device=dev,
-                               dtype=torch.float64)  # fmt: skip
+        single = reference_train(hp, images["digits"], zoo_seed=0, network_id=i, config=cfg, device=dev,
+                                 dtype=torch.float64)  # fmt: skip
         diffs.append((_max_diff(f64[i], single), f64[i].status == single.status, f64[i].n_epochs == single.n_epochs))
-    print("float64 pack against train_network alone, per network: max |difference| of the weights, same status and "
-          "epochs")  # fmt: skip
+    print("float64 pack against the reference loop alone, per network: max |difference| of the weights, same "
+          "status and epochs")  # fmt: skip
     for i, (d, st, ep) in zip(ids, diffs, strict=True):
         print(f"  network {i}: {d:.1e}  status {'same' if st else 'DIFFERENT'}  epochs {'same' if ep else 'DIFFERENT'}")
 

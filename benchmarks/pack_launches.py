@@ -2,8 +2,9 @@
 
 On a GPU these tiny networks are launch-bound: a step's time is about its number of kernel launches. This counts
 the ATen operations that do work (views and other metadata-only operations left out) in one training step, on
-CPU, so it runs anywhere and is not noisy: for the one-network trainer (``train_network``'s step: augmentation,
-keyed dropout masks, forward, backward, TF1 optimizer) and for one step of a pack lane of P networks, each of
+CPU, so it runs anywhere and is not noisy: for a per-network loop (the reader's model and the optimizer classes,
+as ``tests/reference_trainer.py`` trains: augmentation, keyed dropout masks, forward, backward, TF1 optimizer) and
+for one step of a pack lane of P networks, each of
 which trains one step. A lane's count should stay nearly flat in P (only the per-network augmentation noise
 draw grows with it), so the operations per network-step fall as 1/P.
 
@@ -22,7 +23,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from builder.augment import augment_with
 from builder.keyed_random import step_draws
-from builder.pack import Member
+from builder.member import Member
 from builder.pack_lane import Lane
 from builder.sources import load_images
 from builder.space import get_preset, torch_seed
@@ -51,7 +52,8 @@ class _Count(TorchDispatchMode):
 
 
 def single_step_ops(hp, images: DeviceImages, cfg: TrainConfig) -> Counter[str]:
-    """The operations of one step of ``train_network``'s loop (the same calls, in the same order)."""
+    """The operations of one step of a per-network loop (``tests/reference_trainer.py``, generation version 4's
+    single trainer: the same calls, in the same order)."""
     net = initialize_(NWSNet(hp.architecture, hp.activation), hp.initialization, torch.Generator().manual_seed(0))
     opt = make_optimizer(hp.optimizer, net.parameters(), hp.learning_rate)
     gen = torch.Generator().manual_seed(1)

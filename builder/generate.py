@@ -46,7 +46,9 @@ from weightzoo.paths import default_zoo_dir
 #: CPU threads per training unless --threads says otherwise (see GenerationConfig.threads).
 DEFAULT_THREADS = 1
 #: Options that say where and how a run was executed, not what it computes: recorded in provenance.json.
-_PROVENANCE_KEYS = ("out", "image_root", "cache_dir", "allow_download", "executor", "workers", "pack_size")
+_PROVENANCE_KEYS = (
+    "out", "image_root", "cache_dir", "allow_download", "executor", "workers", "pack_size", "trainer",
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,7 +82,8 @@ class GenerationConfig:
     #: use ``workers`` for parallelism; ``benchmarks/thread_defaults.py`` measures the trade-off).
     threads: int | None = None
     max_shard_bytes: int = DEFAULT_SHARD_BYTES
-    #: "single" (train_network) or "pack" (builder.pack: float32 bytes differ from single's, so it is recorded)
+    #: "single" (one network per task) or "pack" (many per task, builder.pack): the same bytes either way (one
+    #: engine), so it is provenance, not part of the manifest
     trainer: str = "single"
     #: Networks a pack trains at once (None: as many as the device's memory allows, builder.pack_schedule).
     pack_size: int | None = None
@@ -165,8 +168,6 @@ def generate(config: GenerationConfig) -> Manifest:
         "train": dataclasses.asdict(train_config),
     }
     record.pop("overwrite"), record.pop("progress"), record.pop("resume")
-    if record["trainer"] == "single":  # recorded only when it changes bytes (zoos made before it stay comparable)
-        record.pop("trainer")
     # Where and how this run was executed: provenance.json, not the manifest (the same command, the same bytes).
     provenance = {key: record.pop(key) for key in _PROVENANCE_KEYS}
     provenance.update(created=datetime.now(timezone.utc).isoformat(timespec="seconds"), host=platform.node())
@@ -233,8 +234,7 @@ def _pack_tasks(tasks: list[Task], pack_size: int | None, device: str, depth: in
     budget = None if pack_size else device_budget(device)
     packs = []
     for ids in form_packs(hps, size=width * depth):
-        base = dataclasses.replace(by_id[ids[0]], trainer="pack")
-        packs.append(PackTask(base, tuple(ids), width=width, budget_bytes=budget))
+        packs.append(PackTask(by_id[ids[0]], tuple(ids), width=width, budget_bytes=budget))
     return packs
 
 

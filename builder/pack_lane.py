@@ -18,19 +18,17 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-from builder.augment import apply_params, params_from_uniform
+from builder.augment import apply_params, augment, params_from_uniform
 from builder.keyed_random import step_draws
-from builder.train import TrainConfig
-from weightzoo.optim import ADAM_BETAS, ADAM_EPS, MOMENTUM, RMSPROP_DECAY, RMSPROP_EPS
-
-if TYPE_CHECKING:
-    from builder.pack import Member
+from builder.member import Member
+from builder.train_config import TrainConfig
+from weightzoo.optim import ADAM_BETAS, adam_alpha, adam_update_, momentum_update_, rmsprop_update_
 
 __all__ = ["Lane"]
 
@@ -42,7 +40,7 @@ _ACT = {"relu": F.relu, "elu": F.elu, "sigmoid": torch.sigmoid, "tanh": torch.ta
 def _grouped_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, padding: int) -> torch.Tensor:
     """Per-member convolutions as one grouped convolution: ``x`` [B, P*Cin, H, W], ``w`` [P, Cout, Cin, k, k].
 
-    A member's result must not depend on its pack (see :meth:`Lane._forward_loss`). Members with fewer than
+    A member's result must not depend on its pack (see :meth:`Lane._forward`). Members with fewer than
     ``MIN_GROUP_CHANNELS`` input channels (the RGB input) get zero channels appended, and their kernels zero
     slices: the same sums plus exact zeros, on a path whose rounding does not change with the group count (at 3
     input and 8 output channels per group, oneDNN's forward kernel rounds differently from 3 groups on).
@@ -131,7 +129,7 @@ class Lane:
                 start += spec.size
         self.state, self.flat, self.spans = state, flat, spans
         self.names, self.arch = names, arch
-        self.batch_size = members[0].hp.batch_size
+        self.batch_size = members[0].batch_size
         self.opt_runs = _runs([m.hp.optimizer for m in members])
         self.act_runs = _runs([m.hp.activation for m in members])
         self.step_keys = [m.step_key for m in members]
@@ -152,13 +150,15 @@ class Lane:
         self.lr = torch.tensor(lrs, dtype=self.dtype, device=self.device)
         self.lr32 = torch.tensor(lrs, dtype=torch.float32, device=self.device)
 
-    def _act(self, x: torch.Tensor, dim: int, width: int) -> torch.Tensor:
-        """Each member's activation on its slice of ``dim`` (``width`` entries per member)."""
-        if len(self.act_runs) == 1:
-            return _ACT[self.act_runs[0][0]](x)
+    @staticmethod
+    def _act(x: torch.Tensor, dim: int, width: int, runs: list[tuple[str, int, int]]) -> torch.Tensor:
+        """Each member's activation on its slice of ``dim`` (``width`` entries per member; ``runs``: runs of
+        members with equal activations)."""
+        if len(runs) == 1:
+            return _ACT[runs[0][0]](x)
         # One split (its gradient: one concatenation), not a narrow per run (a full-size gradient each).
-        parts = x.split([(e - s) * width for _, s, e in self.act_runs], dim)
-        return torch.cat([_ACT[a](part) for (a, _, _), part in zip(self.act_runs, parts, strict=True)], dim)
+        parts = x.split([(e - s) * width for _, s, e in runs], dim)
+        return torch.cat([_ACT[a](part) for (a, _, _), part in zip(runs, parts, strict=True)], dim)
 
     def tensors(self, flat: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Every tensor of the members by name, [P, *shape]: trainable ones as views of ``flat`` (default: the
@@ -169,16 +169,26 @@ class Lane:
         return {n: parts[n].unflatten(1, self.spans[n][2]) if n in parts else self.state[f"p:{n}"] for n in self.names}
 
     def step(self) -> None:
-        """One training step of every member (its next batch); advances every member's stream position."""
+        """One training step of every member (its next batch); advances every member's stream position. With the
+        released evaluation, each member whose epoch is under way first measures its batch through the training
+        graph (:meth:`released_pass`; the first batch of an epoch was measured at the export before it)."""
         P, dt, bs = len(self.members), self.dtype, self.batch_size
         x, y = self._batch()
+        if self.config.evaluation == "released":
+            slots = [s for s, m in enumerate(self.members) if m.batch > 0]
+            if slots:
+                rows = x.view(P, bs, *x.shape[1:])[slots]
+                for m, result in zip([self.members[s] for s in slots], self.released_pass(slots, rows,
+                                     y.view(P, bs)[slots]), strict=True):  # fmt: skip
+                    m.train_pass.append(result)
         x = x.to(dt).div_(255)
         augmented = bool(self.augmented)
         steps = [m.steps for m in self.members]
         draws = step_draws(self.step_keys, steps, bs, self.arch.fc_units, dt, augmented, self.device)
         if augmented:
             x = self._augment(x.view(P, bs, *x.shape[1:]), draws.augment[self.aug_rows]).flatten(0, 1)
-        loss = self._forward_loss(x, y, draws.masks, P, bs)
+        logits = self._forward(self.tensors(), x, draws.masks, self.act_runs)
+        loss = F.cross_entropy(logits.flatten(0, 1), y, reduction="none").view(P, bs).mean(1)
         loss.sum().backward()
         with torch.no_grad():
             self.state["loss_sum"] += loss.detach()
@@ -186,6 +196,50 @@ class Lane:
         self.flat["p"].grad = None
         for m in self.members:
             m.steps += 1
+
+    @torch.no_grad()
+    def released_pass(self, slots: list[int], x: torch.Tensor, y: torch.Tensor) -> list[tuple[float, float]]:
+        """Batches through the original's training graph without dropout, as its per-step accuracy and its
+        evaluation measured them: each member's ``x[i]`` ([n, 3, H, W] uint8; augmented with a fresh draw of its
+        generator when it augments), batch norm on batch statistics, the moving statistics updated. The members in
+        ``slots`` only; (loss, accuracy) of each."""
+        members = [self.members[s] for s in slots]
+        xs = []
+        for m, xm in zip(members, x, strict=True):
+            xm = xm.to(self.dtype).div_(255)
+            xs.append(augment(xm, m.aug_gen) if m.hp.augmentation else xm)
+        S = self.tensors(self.flat["p"].detach())
+        index = torch.tensor(slots, device=self.device)
+        sub = {n: t.index_select(0, index) for n, t in S.items()}
+        logits = self._forward(sub, torch.cat(xs), None, _runs([m.hp.activation for m in members]))
+        for n in self.names:  # the moving statistics the pass updated, back into the stacks
+            if n.endswith(("running_mean", "running_var")):
+                self.state[f"p:{n}"].index_copy_(0, index, sub[n])
+        out = []
+        for row, ym in zip(logits, y, strict=True):
+            out.append((float(F.cross_entropy(row, ym)), float((row.argmax(1) == ym).float().mean())))
+        return out
+
+    def released_metrics(self, slot: int) -> dict[str, tuple[float, float]]:
+        """The member's metrics at an export, measured as the original measured them (``evaluation="released"``):
+        the first batch of its coming epoch (its training metrics: the mean over the epoch's batches), then its
+        validation and test sets in ``floor(n / batch)`` batches in order (one shorter batch when a set is smaller
+        than a batch), the mean of the per-batch figures; every pass updates the moving statistics exported next."""
+        m, bs = self.members[slot], self.batch_size
+        idx = m.order[:bs]
+        m.train_pass.extend(self.released_pass([slot], m.data.train_x[idx][None], m.data.train_y[idx][None]))
+        measured = {"train": tuple(float(sum(v) / len(v)) for v in zip(*m.train_pass, strict=True))}
+        m.train_pass.clear()
+        for part in ("val", "test"):
+            x, y = m.eval_sets[part]
+            if len(y) == 0:
+                measured[part] = (math.nan, math.nan)
+                continue
+            passes = []
+            for b in range(max(len(y) // bs, 1)):
+                passes += self.released_pass([slot], x[b * bs : (b + 1) * bs][None], y[b * bs : (b + 1) * bs][None])
+            measured[part] = tuple(float(sum(v) / len(v)) for v in zip(*passes, strict=True))
+        return measured  # type: ignore[return-value]
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The members' next batches, [P*B, 3, H, W] uint8 and [P*B] labels, member-major."""
@@ -218,23 +272,28 @@ class Lane:
         x[rows] = out.view(len(rows), *x.shape[1:])
         return x
 
-    def _forward_loss(self, x: torch.Tensor, y: torch.Tensor, masks: list[torch.Tensor], P: int, bs: int):
-        """Per-member mean cross-entropy [P] of the training forward pass (batch norm on batch statistics,
-        moving statistics updated as TensorLayer's layer does).
+    def _forward(self, S: dict[str, torch.Tensor], x: torch.Tensor, masks: list[torch.Tensor] | None,
+                 act_runs: list[tuple[str, int, int]]) -> torch.Tensor:  # fmt: skip
+        """Logits [P, n, 10] of the members whose tensors are ``S`` ([P, *shape] each) on their batches ``x``
+        ([P*n, 3, H, W], member-major): the training graph, batch norm on batch statistics, the moving statistics
+        (``S``'s) updated as TensorLayer's layer does, dropout by ``masks`` (None: keep everything).
 
         Pack independence: a member's bytes are the same in a pack of any width (``builder.reproduce`` retrains a
         network as a pack of one). On CPU, the kernels' rounding changes in two places, both measured with
         ``benchmarks/pack_width.py``: column sums over ``[B, P*n]`` (the dense batch norm's backward) take
         another path when ``P*n`` is below the kernel's vector block (a lane of one member with 16, 20, 24 or 48
-        units), and the first convolution (see :func:`_grouped_conv`). So a lane of one computes as a lane of two,
-        the second a constant copy of the first (its gradients and statistics discarded), and the first
-        convolution is padded. Every other kernel gives the same bits at widths 2 to 16.
+        units), and convolutions (a grouped convolution of one group runs another algorithm than of two; and see
+        :func:`_grouped_conv`). So a lane of one computes as a lane of two, the second a constant copy of the
+        first (its gradients and statistics discarded), and the first convolution is padded. Every other kernel
+        gives the same bits at widths 2 to 16.
         """
-        S, arch, c = self.tensors(), self.arch, self.config
-        momentum = 1 - c.bn_decay
+        arch, momentum = self.arch, 1 - self.config.bn_decay
+        P = next(iter(S.values())).shape[0]
+        bs = x.shape[0] // P
         twin = P == 1
-        if twin:  # a lane of one computes as a lane of two (see below); the twin's copy is a constant
-            x, y, masks, P = torch.cat([x, x]), torch.cat([y, y]), [torch.cat([m, m]) for m in masks], 2
+        if twin:  # a lane of one computes as a lane of two (see above); the twin's copy is a constant
+            x, P = torch.cat([x, x]), 2
+            masks = None if masks is None else [torch.cat([m, m]) for m in masks]
             S = {
                 n: t if n.endswith(("running_mean", "running_var")) else torch.cat([t, t.detach()])
                 for n, t in S.items()
@@ -247,20 +306,21 @@ class Lane:
                 w, b = S[f"conv{layer}.weight"], S[f"conv{layer}.bias"]
                 h = _grouped_conv(h, w, b, k // 2)
                 h = self._batch_norm(h, f"conv{layer}_bn", momentum, S)
-                h = self._act(h, 1, w.shape[1])
+                h = self._act(h, 1, w.shape[1], act_runs)
                 layer += 1
             h = F.max_pool2d(h, 2, 2)
         C = h.shape[1] // P
         h = h.view(bs, P, C, *h.shape[2:]).permute(1, 0, 3, 4, 2).reshape(P, bs, -1)  # (h, w, c) per member
         for j in range(len(arch.fc_units)):
             w, b = S[f"fc{j}.weight"], S[f"fc{j}.bias"]
-            h = self._act(torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2)), 0, 1)
+            h = self._act(torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2)), 0, 1, act_runs)
             n = h.shape[2]
             z = self._batch_norm(h.transpose(0, 1).reshape(bs, P * n), f"fc{j}_bn", momentum, S)
-            h = z.view(bs, P, n).transpose(0, 1) * masks[j]
+            h = z.view(bs, P, n).transpose(0, 1)
+            if masks is not None:
+                h = h * masks[j]
         logits = torch.baddbmm(S["out.bias"].unsqueeze(1), h, S["out.weight"].transpose(1, 2))
-        loss = F.cross_entropy(logits.flatten(0, 1), y, reduction="none").view(P, bs).mean(1)
-        return loss[:1] if twin else loss
+        return logits[:1] if twin else logits
 
     def _batch_norm(self, x: torch.Tensor, name: str, momentum: float, S: dict[str, torch.Tensor]) -> torch.Tensor:
         dims = [0, *range(2, x.ndim)]
@@ -279,27 +339,22 @@ class Lane:
         return x * alpha + (S[f"{name}.bias"].reshape(shape) - mean * alpha)
 
     def _optimize(self) -> None:
-        """The TF1 update rules of :mod:`weightzoo.optim` on each optimizer's rows of the flat buffers (the same
-        elementwise arithmetic, tensor by tensor, as there)."""
+        """The TF1 update rules (:mod:`weightzoo.optim`'s functions) on each optimizer's rows of the flat buffers,
+        with each member's learning rate."""
         S, F_ = self.state, self.flat
         b1, b2 = ADAM_BETAS
         for opt, s, e in self.opt_runs:
             p, g, m1 = F_["p"][s:e], F_["p"].grad[s:e], F_["s1"][s:e]
             lr = self.lr[s:e, None]
             if opt == "adam":
-                v = F_["s2"][s:e]
-                a = (self.lr32[s:e] * torch.sqrt(1 - S["b2p"][s:e]) / (1 - S["b1p"][s:e])).to(p.dtype)[:, None]
-                m1.add_((g - m1) * (1 - b1))
-                v.add_((g * g - v) * (1 - b2))
-                p.sub_(m1 * a / (torch.sqrt(v) + ADAM_EPS))
+                alpha = adam_alpha(self.lr32[s:e], S["b1p"][s:e], S["b2p"][s:e]).to(p.dtype)[:, None]
+                adam_update_(p, g, m1, F_["s2"][s:e], alpha)
                 S["b1p"][s:e] = S["b1p"][s:e] * b1
                 S["b2p"][s:e] = S["b2p"][s:e] * b2
             elif opt == "rmsprop":
-                m1.add_((g * g - m1) * (1 - RMSPROP_DECAY))
-                p.sub_(lr * g / torch.sqrt(m1 + RMSPROP_EPS))
-            else:  # TF1 momentum = torch SGD(momentum=0.95); a zero buffer makes the first step buf = g
-                m1.mul_(MOMENTUM).add_(g)
-                p.addcmul_(m1, lr, value=-1)
+                rmsprop_update_(p, g, m1, lr)
+            else:
+                momentum_update_(p, g, m1, lr)
 
     def member_weights(self, slot: int) -> dict[str, torch.Tensor]:
         """The state of the member in ``slot`` (views of the stacks)."""

@@ -28,7 +28,8 @@ from weightzoo.hparams import HyperParameters
 
 __all__ = ["TRAINERS", "PackTask", "Task", "iter_pack_task", "train_pack_task", "train_task"]
 
-#: "single": :func:`builder.train.train_network`, one network at a time; "pack": :mod:`builder.pack`.
+#: "single": a task per network (:func:`train_task`); "pack": a task per pack (:func:`train_pack_task`). One engine
+#: trains both (a network alone is a pack of one), so they give the same bytes.
 TRAINERS: tuple[str, ...] = ("single", "pack")
 
 
@@ -46,9 +47,6 @@ class Task:
     allow_download: bool = True
     #: CPU threads for this training (None: leave torch's setting). Bit-identical CPU results need equal counts.
     threads: int | None = None
-    #: Which trainer (:data:`TRAINERS`); "pack" trains this one network as a pack of one (the same bytes as in
-    #: any pack, on CPU), which is how ``builder.reproduce`` re-trains a network of a pack-trained zoo.
-    trainer: str = "single"
 
     @property
     def hyperparameters(self) -> HyperParameters:
@@ -80,8 +78,6 @@ def set_progress_sink(sink: Callable[[int, int, int], None] | None) -> None:
 def train_task(task: Task) -> tuple[NetworkRecord, dict[str, np.ndarray]]:
     """Train the task's network; return its index record and its [20, *shape] weight arrays."""
     hp = task.hyperparameters
-    if task.trainer == "pack":
-        return train_pack_task(PackTask(task, (task.network_id,)))[0]
     if task.threads is not None and torch.device(task.device).type == "cpu":
         torch.set_num_threads(task.threads)
     result = train_network(

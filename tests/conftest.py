@@ -17,6 +17,19 @@ __all__ = ["synthetic_weights", "write_synthetic_zoo"]
 SHARED_DATA = Path(os.environ.get("WEIGHTZOO_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_image_cache(tmp_path_factory):
+    """Tests neither read nor fill the user's image cache: an MNIST cached there by a benchmark would turn a test
+    of 'the images are not found' into a 1000-epoch training run. Subprocesses inherit the setting."""
+    old = os.environ.get("WEIGHTZOO_CACHE")
+    os.environ["WEIGHTZOO_CACHE"] = str(tmp_path_factory.mktemp("cache") / "images")
+    yield
+    if old is None:
+        os.environ.pop("WEIGHTZOO_CACHE", None)
+    else:
+        os.environ["WEIGHTZOO_CACHE"] = old
+
+
 @pytest.fixture
 def synthetic_zoo(tmp_path):
     """(path, weights by id) of a 6-network nws_main zoo spread over several shards."""

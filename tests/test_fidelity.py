@@ -20,7 +20,9 @@ import numpy as np
 import pytest
 import torch
 
-import builder.train as train_module
+import builder.member as member_module
+from builder.member import Member
+from builder.pack_lane import Lane
 from builder.sources import load_images
 from builder.space import get_preset
 from builder.train import DeviceImages, TrainConfig, network_split, train_network
@@ -148,28 +150,24 @@ def test_released_evaluation_runs_the_originals_passes_between_exports(monkeypat
     log: list[dict[str, int]] = []
     splits = []
 
-    real_forward = NWSNet.forward
+    real_forward, real_capture, real_split = Lane._forward, Member.capture, member_module.network_split
 
-    def forward(self, x, dropout_masks=None):
-        if dropout_masks is not None:
-            passes["steps"] += 1
-        if self.training:  # through the training graph: the moving statistics move
-            passes["bn_train"] += 1
-        return real_forward(self, x, dropout_masks)
+    def forward(self, S, x, masks, act_runs):  # every pass through the training graph moves the statistics
+        passes["bn_train"] += 1
+        passes["steps"] += masks is not None  # a training step (dropout on)
+        return real_forward(self, S, x, masks, act_runs)
 
-    real_state, real_split = train_module.state_tensors, train_module.network_split
-
-    def export(net):
+    def export(self, *args, **kwargs):  # the weights are copied for export
         log.append(dict(passes))
-        return real_state(net)
+        return real_capture(self, *args, **kwargs)
 
     def split(*args):
         splits.append(real_split(*args))
         return splits[-1]
 
-    monkeypatch.setattr(NWSNet, "forward", forward)
-    monkeypatch.setattr(train_module, "state_tensors", export)
-    monkeypatch.setattr(train_module, "network_split", split)
+    monkeypatch.setattr(Lane, "_forward", forward)
+    monkeypatch.setattr(Member, "capture", export)
+    monkeypatch.setattr(member_module, "network_split", split)
     result = train_network(hp, load_images("digits"), zoo_seed=0, network_id=0, config=config)
     n_val, n_test = (len(splits[0].eval_sets[part][1]) for part in ("val", "test"))
     per_export = n_val // 32 + n_test // 32  # int(N_valid / bs) + int(N_test / bs)

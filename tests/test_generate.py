@@ -142,24 +142,25 @@ def test_reproduce_refuses_a_zoo_of_another_generation_version(demo_zoo, tmp_pat
 
 
 def test_reproduce_accepts_an_older_version_that_trains_the_same_networks(demo_zoo, tmp_path, capsys):
-    """Generation version 3 single-trainer zoos train identically under version 4 (only packs changed): accepted;
-    a version-3 pack-trained zoo is refused."""
+    """Generation version 4 pack-trained zoos train identically under version 5 (the single trainer became a pack
+    of one): accepted; a version-4 single-trainer zoo is refused."""
     import shutil
 
     from builder.reproduce import main as reproduce_main
     from builder.train import SAME_NETWORKS
 
-    assert SAME_NETWORKS[GENERATION_VERSION - 1] == ("single",)
-    old = tmp_path / "v3"
+    assert SAME_NETWORKS[GENERATION_VERSION - 1] == ("pack",)
+    old = tmp_path / "v4"
     shutil.copytree(demo_zoo, old)
     manifest = json.loads((old / "manifest.json").read_text())
-    manifest["generation"]["generation_version"] = 3
+    manifest["generation"]["generation_version"] = 4
+    manifest["generation"]["trainer"] = "pack"  # where version 4 recorded it
     (old / "manifest.json").write_text(json.dumps(manifest))
     assert reproduce_main([str(old), "--networks", "0", "--quiet"]) == 0
-    manifest["generation"]["trainer"] = "pack"
+    del manifest["generation"]["trainer"]  # absent: the single trainer
     (old / "manifest.json").write_text(json.dumps(manifest))
     assert reproduce_main([str(old), "--networks", "0", "--quiet"]) == 2
-    assert "generation version 3" in capsys.readouterr().err
+    assert "generation version 4" in capsys.readouterr().err
 
 
 def test_released_evaluation_is_recorded_in_the_manifest_and_card(tmp_path):
@@ -433,16 +434,24 @@ def test_killed_with_sigkill_and_resumed_is_byte_identical(uninterrupted, tmp_pa
 
 def test_pack_trainer_zoo_is_the_same_whatever_pack_size_or_executor_and_reproduces(tmp_path):
     """--trainer pack end to end on a mix like a real run's: 10 demo networks of four shapes (lanes of up to four),
-    augmentation and dropout on, two epochs; packs of 3 in this process and packs of 8 in two worker processes
-    write the same weights, and builder.reproduce (each network as a pack of one) gives every network's bytes."""
+    augmentation and dropout on, two epochs; packs of 3 in this process, packs of 8 in two worker processes and
+    the single trainer (one network per task) write the same files but provenance.json, and builder.reproduce
+    (each network as a pack of one) gives every network's bytes."""
     from builder.reproduce import reproduce
 
-    args = ("--seed", "5", "--trainer", "pack", "--max-epochs", "2", "--train-images", "700", "--test-images", "100")
-    a, b = tmp_path / "a", tmp_path / "b"
+    common = ("--seed", "5", "--max-epochs", "2", "--train-images", "700", "--test-images", "100")
+    args = (*common, "--trainer", "pack")
+    a, b, single = tmp_path / "a", tmp_path / "b", tmp_path / "single"
     assert _run(a, *args, "--pack-size", "3", n=10) == 0
     assert _run(b, *args, "--pack-size", "8", "--executor", "process", "--workers", "2", n=10) == 0
+    assert _run(single, *common, n=10) == 0
     za, zb = open_zoo(a), open_zoo(b)
-    assert za.manifest.generation["trainer"] == "pack" and za.ids == zb.ids == list(range(10))
+    assert za.provenance["trainer"] == "pack" and "trainer" not in za.manifest.generation
+    assert za.ids == zb.ids == list(range(10))
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.name != "provenance.json")
+    assert len(files) >= 4
+    for rel in files:  # the manifest (checksums of every file), index, shards and card
+        assert (b / rel).read_bytes() == (a / rel).read_bytes() == (single / rel).read_bytes(), rel
     shapes = [pack_key(za.hyperparameters(i)) for i in za.ids]
     assert len(set(shapes)) >= 3 and max(shapes.count(k) for k in shapes) >= 3
     assert any(za.hyperparameters(i).augmentation for i in za.ids)

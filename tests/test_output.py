@@ -200,7 +200,7 @@ def test_a_failed_run_leaves_nothing_it_created(tmp_path, capsys):
     assert exit_code(generate_main, ["--out", str(out), "--pack-size", "-1", "--quiet"]) == 2
     assert not (tmp_path / "new").exists()
     assert generate_main(["--out", str(out), "--datasets", "mnist", "--image-root", str(tmp_path / "no-data"),
-                          "--offline", "--quiet", "--num-networks", "1"]) == 2  # fmt: skip
+                          "--offline", "--quiet", "--num-networks", "1", "--max-epochs", "1"]) == 2  # fmt: skip
     assert "mnist" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
 

@@ -12,11 +12,14 @@ built-ins differ from two of them in ways that matter for the weights a zoo stor
 - Adam: TF1 folds the bias corrections into the step size, ``lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)``, and adds
   epsilon (1e-8) to ``sqrt(v)`` before that correction ("epsilon hat"). PyTorch adds it to ``sqrt(v_hat)``;
   the two part where ``sqrt(v)`` is near epsilon (gradients around 1e-6 and below).
-- Momentum: TF1's ``accum = 0.95 accum + g; w -= lr accum`` is exactly ``torch.optim.SGD(momentum=0.95)``
-  (no dampening, not Nesterov, the first buffer equal to the first gradient); it is used as is.
+- Momentum: TF1's ``accum = 0.95 accum + g; w -= lr accum`` is ``torch.optim.SGD(momentum=0.95)`` (no
+  dampening, not Nesterov, the first buffer equal to the first gradient) up to rounding.
 
-The arithmetic follows the TF1 kernels (``ApplyAdam``, ``ApplyRMSProp``, ``ApplyMomentum``) in float32, the
-parameters' dtype; ``tests/test_optim.py`` checks 200-step trajectories against a float64 transcription.
+Each rule is written once, as an in-place function on tensors (:func:`rmsprop_update_`, :func:`adam_update_`,
+:func:`momentum_update_`): the optimizer classes apply it tensor by tensor, the training engine
+(:mod:`builder.pack_lane`) to the rows of its stacked buffers, with per-network learning rates. The arithmetic
+follows the TF1 kernels (``ApplyAdam``, ``ApplyRMSProp``, ``ApplyMomentum``) in the parameters' dtype;
+``tests/test_optim.py`` checks 200-step trajectories against a float64 transcription.
 
 Example:
     >>> import torch
@@ -36,7 +39,16 @@ import torch
 from weightzoo.errors import UnknownNameError
 from weightzoo.hparams import OPTIMIZERS
 
-__all__ = ["TF1Adam", "TF1RMSprop", "make_optimizer"]
+__all__ = [
+    "TF1Adam",
+    "TF1Momentum",
+    "TF1RMSprop",
+    "adam_alpha",
+    "adam_update_",
+    "make_optimizer",
+    "momentum_update_",
+    "rmsprop_update_",
+]
 
 #: TF1 defaults used by the original (``AdamOptimizer``, ``RMSPropOptimizer``, ``MomentumOptimizer(lr, 0.95)``).
 ADAM_BETAS = (0.9, 0.999)
@@ -44,6 +56,58 @@ ADAM_EPS = 1e-8
 RMSPROP_DECAY = 0.9
 RMSPROP_EPS = 1e-10
 MOMENTUM = 0.95
+
+
+def rmsprop_update_(p: torch.Tensor, g: torch.Tensor, ms: torch.Tensor, lr: float | torch.Tensor) -> None:
+    """TF1 ``ApplyRMSProp`` (momentum 0), in place: ``ms += (g^2 - ms)(1 - decay); p -= lr g / sqrt(ms + eps)``.
+
+    Example:
+        >>> p, ms = torch.zeros(1), torch.ones(1); rmsprop_update_(p, torch.tensor([1.0]), ms, 0.1); round(p.item(), 6)
+        -0.1
+    """
+    ms.add_((g * g - ms) * (1 - RMSPROP_DECAY))
+    p.sub_(lr * g / torch.sqrt(ms + RMSPROP_EPS))
+
+
+def adam_alpha(lr: float | torch.Tensor, b1_power: torch.Tensor, b2_power: torch.Tensor) -> torch.Tensor:
+    """TF1 Adam's step size with the bias corrections folded in, ``lr sqrt(1 - b2^t) / (1 - b1^t)``, from the
+    float32 beta-power accumulators.
+
+    Example:
+        >>> round(adam_alpha(0.1, torch.tensor(0.9), torch.tensor(0.999)).item(), 6)
+        0.031623
+    """
+    return lr * torch.sqrt(1 - b2_power) / (1 - b1_power)
+
+
+def adam_update_(p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, alpha: torch.Tensor) -> None:
+    """TF1 ``ApplyAdam``, in place: ``m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2); p -= m alpha / (sqrt(v) + eps)``
+    (``alpha`` from :func:`adam_alpha`, in ``p``'s dtype).
+
+    Example:
+        >>> p, m, v = torch.zeros(1), torch.zeros(1), torch.zeros(1)
+        >>> adam_update_(p, torch.tensor([1.0]), m, v, torch.tensor(0.1)); round(p.item(), 4)  # 0.1 / sqrt(0.001) * 0.1
+        -0.3162
+    """
+    b1, b2 = ADAM_BETAS
+    m.add_((g - m) * (1 - b1))
+    v.add_((g * g - v) * (1 - b2))
+    p.sub_(m * alpha / (torch.sqrt(v) + ADAM_EPS))
+
+
+def momentum_update_(p: torch.Tensor, g: torch.Tensor, accum: torch.Tensor, lr: float | torch.Tensor) -> None:
+    """TF1 ``ApplyMomentum`` (not Nesterov), in place: ``accum = 0.95 accum + g; p -= lr accum`` (a zero
+    accumulator makes the first step ``accum = g``).
+
+    Example:
+        >>> p, acc = torch.zeros(1), torch.zeros(1); momentum_update_(p, torch.tensor([2.0]), acc, 0.5); p.item()
+        -1.0
+    """
+    accum.mul_(MOMENTUM).add_(g)
+    if isinstance(lr, torch.Tensor):
+        p.addcmul_(accum, lr, value=-1)
+    else:
+        p.add_(accum, alpha=-lr)
 
 
 class TF1RMSprop(torch.optim.Optimizer):
@@ -56,24 +120,20 @@ class TF1RMSprop(torch.optim.Optimizer):
         [-0.0001054, -0.1]
     """
 
-    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, decay: float = RMSPROP_DECAY,
-                 eps: float = RMSPROP_EPS):  # fmt: skip
-        super().__init__(params, {"lr": lr, "decay": decay, "eps": eps})
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float):
+        super().__init__(params, {"lr": lr})
 
     @torch.no_grad()
     def step(self, closure: None = None) -> None:  # type: ignore[override]
         for group in self.param_groups:
-            lr, rho, eps = group["lr"], group["decay"], group["eps"]
+            lr = group["lr"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 state = self.state[p]
                 if not state:
                     state["ms"] = torch.ones_like(p)  # TF1: tf.ones_initializer for the "rms" slot
-                ms = state["ms"]
-                # ApplyRMSProp: ms += (g^2 - ms) * (1 - rho); mom = lr * g / sqrt(ms + eps) (momentum 0); w -= mom
-                ms.add_((p.grad * p.grad - ms) * (1 - rho))
-                p.sub_(lr * p.grad / torch.sqrt(ms + eps))
+                rmsprop_update_(p, p.grad, state["ms"], lr)
 
 
 class TF1Adam(torch.optim.Optimizer):
@@ -86,14 +146,13 @@ class TF1Adam(torch.optim.Optimizer):
         -0.075974
     """
 
-    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float] = ADAM_BETAS,
-                 eps: float = ADAM_EPS):  # fmt: skip
-        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float):
+        super().__init__(params, {"lr": lr})
 
     @torch.no_grad()
     def step(self, closure: None = None) -> None:  # type: ignore[override]
         for group in self.param_groups:
-            lr, (b1, b2), eps = group["lr"], group["betas"], group["eps"]
+            lr, (b1, b2) = group["lr"], ADAM_BETAS
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -103,15 +162,35 @@ class TF1Adam(torch.optim.Optimizer):
                     # TF1 keeps beta1^t and beta2^t as float32 variables, starting at beta (the power for t = 1).
                     state["b1_power"] = torch.tensor(b1, dtype=torch.float32)
                     state["b2_power"] = torch.tensor(b2, dtype=torch.float32)
-                m, v, g = state["m"], state["v"], p.grad
-                # ApplyAdam: alpha = lr sqrt(1 - b2^t) / (1 - b1^t); m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
-                # w -= m alpha / (sqrt(v) + eps)
-                alpha = lr * torch.sqrt(1 - state["b2_power"]) / (1 - state["b1_power"])
-                m.add_((g - m) * (1 - b1))
-                v.add_((g * g - v) * (1 - b2))
-                p.sub_(m * alpha.to(p.device, p.dtype) / (torch.sqrt(v) + eps))
+                alpha = adam_alpha(lr, state["b1_power"], state["b2_power"])
+                adam_update_(p, p.grad, state["m"], state["v"], alpha.to(p.device, p.dtype))
                 state["b1_power"] = state["b1_power"] * b1
                 state["b2_power"] = state["b2_power"] * b2
+
+
+class TF1Momentum(torch.optim.Optimizer):
+    """``tf.train.MomentumOptimizer(lr, 0.95)``: ``accum = 0.95 accum + g; w -= lr accum``.
+
+    Example:
+        >>> w = torch.nn.Parameter(torch.zeros(1)); opt = TF1Momentum([w], lr=0.1)
+        >>> for _ in range(2): w.grad = torch.ones(1); opt.step()
+        >>> round(w.item(), 6)  # -0.1 - 0.1 * 1.95
+        -0.295
+    """
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float):
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure: None = None) -> None:  # type: ignore[override]
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["accum"] = torch.zeros_like(p)
+                momentum_update_(p, p.grad, state["accum"], group["lr"])
 
 
 def make_optimizer(name: str, params: Iterable[torch.nn.Parameter], learning_rate: float) -> torch.optim.Optimizer:
@@ -120,7 +199,7 @@ def make_optimizer(name: str, params: Iterable[torch.nn.Parameter], learning_rat
 
     Example:
         >>> type(make_optimizer("sgd_momentum", [torch.nn.Parameter(torch.zeros(1))], 0.01)).__name__
-        'SGD'
+        'TF1Momentum'
     """
     params = list(params)
     if name == "adam":
@@ -128,7 +207,5 @@ def make_optimizer(name: str, params: Iterable[torch.nn.Parameter], learning_rat
     if name == "rmsprop":
         return TF1RMSprop(params, lr=learning_rate)
     if name == "sgd_momentum":
-        # TF1 ApplyMomentum (use_nesterov=False): accum = momentum * accum + g; w -= lr * accum. Identical to
-        # PyTorch's SGD with dampening 0, whose buffer starts at the first gradient (TF1: 0.95 * 0 + g).
-        return torch.optim.SGD(params, lr=learning_rate, momentum=MOMENTUM, dampening=0.0, nesterov=False)
+        return TF1Momentum(params, lr=learning_rate)
     raise UnknownNameError("optimizer", name, OPTIMIZERS)
