@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +30,8 @@ from builder.pack import train_pack
 from builder.sources import load_images
 from builder.space import get_preset
 from builder.train import TrainConfig, train_network
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repository's tests/ too
 from tests.reference_trainer import reference_train
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +27,8 @@ from builder.pack import train_pack
 from builder.sources import load_images
 from builder.space import get_preset
 from builder.train import TrainConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repository's tests/ too
 from tests.reference_trainer import reference_train
 
 

@@ -45,8 +45,9 @@ def _command(generation: dict[str, Any]) -> str:
         parts.append(f"--lr-decay {generation['lr_decay']}")
     if generation.get("bn_decay") is not None:
         parts.append(f"--bn-decay {generation['bn_decay']}")
-    if generation.get("evaluation", "clean") != "clean":
-        parts.append(f"--evaluation {generation['evaluation']}")
+    for key, default in (("evaluation", "clean"), ("epoch_cap", "images"), ("on_divergence", "stop")):
+        if generation.get(key, default) != default:
+            parts.append(f"--{key.replace('_', '-')} {generation[key]}")
     for key in ("train_images", "test_images"):
         if generation.get(key) is not None:
             parts.append(f"--{key.replace('_', '-')} {generation[key]}")

@@ -33,7 +33,7 @@ from builder.executors import EXECUTORS, PackTask, Task, run_tasks
 from builder.pack_schedule import MAX_WIDTH, QUEUE_DEPTH, device_budget, form_packs
 from builder.space import PRESETS, get_preset
 from builder.task import TRAINERS
-from builder.train import EVALUATIONS, GENERATION_VERSION, TrainConfig
+from builder.train_config import EPOCH_CAPS, EVALUATIONS, GENERATION_VERSION, ON_DIVERGENCE, TrainConfig
 from weightzoo.cli import ArgumentParser, prog, run_main
 from weightzoo.errors import ConfigError, UnknownNameError, WeightZooError
 from weightzoo.format.layout import DEFAULT_SHARD_BYTES
@@ -69,6 +69,10 @@ class GenerationConfig:
     test_images: int | None = None
     #: "clean" metrics (default) or "released": as the original measured them (see :mod:`builder.train`).
     evaluation: str = "clean"
+    #: "images" (the original's cap: max_epochs worth of images in steps) or "epochs" (exactly max_epochs).
+    epoch_cap: str = "images"
+    #: At a non-finite export: "stop" (default) or "continue" (the original; see builder.train_config).
+    on_divergence: str = "stop"
     #: Images per evaluation batch (clean evaluation). Larger batches mean fewer kernel launches on a GPU; the
     #: metrics may change in their last bits (float sums in another order), and the value is recorded.
     eval_batch_size: int = TrainConfig.eval_batch_size
@@ -110,7 +114,9 @@ class GenerationConfig:
             )
         if self.device is not None:
             device_type_checked(self.device)
-        for name, valid in (("executor", EXECUTORS), ("trainer", TRAINERS), ("evaluation", EVALUATIONS)):
+        choices = (("executor", EXECUTORS), ("trainer", TRAINERS), ("evaluation", EVALUATIONS),
+                   ("epoch_cap", EPOCH_CAPS), ("on_divergence", ON_DIVERGENCE))  # fmt: skip
+        for name, valid in choices:
             if getattr(self, name) not in valid:
                 raise UnknownNameError(name, getattr(self, name), valid)
         get_preset(self.preset)  # an unknown preset is named with the valid ones
@@ -158,6 +164,8 @@ def generate(config: GenerationConfig) -> Manifest:
         test_images=cfg.test_images,
         evaluation=cfg.evaluation,
         eval_batch_size=cfg.eval_batch_size,
+        epoch_cap=cfg.epoch_cap,
+        on_divergence=cfg.on_divergence,
         # --test-images caps the train-metric subset too (at the default, 10,000, when smaller)
         train_eval_images=min(cfg.test_images or TrainConfig.train_eval_images, TrainConfig.train_eval_images),
     )
@@ -345,6 +353,20 @@ def _parser() -> argparse.ArgumentParser:
         help="how metrics are measured: clean (default: no augmentation, batch norm in eval mode) or released "
         "(as the original: through the training graph, which also moves the stored batch-norm statistics)",
     )
+    p.add_argument(
+        "--epoch-cap",
+        choices=EPOCH_CAPS,
+        default="images",
+        help="how --max-epochs caps training: images (default, the original's: max-epochs x the epoch's images in "
+        "steps, so up to a few epochs more when images / batch is not whole) or epochs (exactly max-epochs)",
+    )
+    p.add_argument(
+        "--on-divergence",
+        choices=ON_DIVERGENCE,
+        default="stop",
+        help="at the first non-finite export: stop (default) or continue training until early stopping or the cap, "
+        "as the original did; either way the network is recorded with status diverged",
+    )
     p.add_argument("--image-root", help="folder with the original image files (IDX, CIFAR pickles, ...)")
     p.add_argument("--cache-dir", help="image cache folder (default: ~/.cache/weightzoo/images)")
     p.add_argument("--offline", action="store_true", help="never download from the Hugging Face Hub")
@@ -422,6 +444,8 @@ def _main(args: argparse.Namespace) -> int:
         test_images=args.test_images,
         evaluation=args.evaluation,
         eval_batch_size=args.eval_batch_size,
+        epoch_cap=args.epoch_cap,
+        on_divergence=args.on_divergence,
         datasets=tuple(args.datasets) if args.datasets else None,
         image_root=args.image_root,
         cache_dir=args.cache_dir,

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from builder.keyed_random import to_device
 from builder.sources import ImageSet, train_pool_start
 from builder.space import torch_seed
-from builder.train_config import TrainConfig, TrainResult, snapshot_epochs
+from builder.train_config import TrainConfig, TrainResult, epoch_limit, snapshot_epochs
 from weightzoo.errors import ConfigError
 from weightzoo.format.layout import METRICS
 from weightzoo.hparams import HyperParameters
@@ -295,6 +295,8 @@ class Member:
         self.batch_size = min(hp.batch_size, len(self.order))
         self.n_batches = len(self.order) // self.batch_size
         self.lane_key = (hp.architecture, self.batch_size)  # what its lane mates share
+        self.max_epochs = epoch_limit(config, len(self.order), self.batch_size)
+        self.diverged = False  # a non-finite export seen (on_divergence="continue" trains on)
         #: Released evaluation: the (loss, accuracy) of each batch measured through the training graph since the
         #: last export (:meth:`builder.pack_lane.Lane.released_pass`).
         self.train_pass: list[tuple[float, float]] = []

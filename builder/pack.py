@@ -151,11 +151,16 @@ class _Pack:
         if self.on_epoch is not None:  # progress only
             self.on_epoch(m.id, export.epoch, m.images_seen)
         if not finite or not math.isfinite(loss_sum):
-            m.status = "diverged"
-        elif m.stopper.update(export.epoch, m.history["val_accuracy"][-1]):
-            m.status = "early_stopped"
-        elif export.epoch >= c.max_epochs:
-            m.status = "completed"
+            m.diverged = True
+            if c.on_divergence == "stop":
+                m.status = "diverged"
+        if m.status is None:
+            if m.stopper.update(export.epoch, m.history["val_accuracy"][-1]):
+                m.status = "early_stopped"
+            elif export.epoch >= m.max_epochs:
+                m.status = "completed"
+            if m.status is not None and m.diverged:
+                m.status = "diverged"  # on_divergence="continue": it trained on until a rule stopped it
         return None if m.status is None else m
 
 

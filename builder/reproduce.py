@@ -18,7 +18,7 @@ import numpy as np
 
 from builder.space import SearchSpace
 from builder.task import Task, train_task
-from builder.train import GENERATION_VERSION, SAME_NETWORKS, TrainConfig
+from builder.train_config import FORMER_DEFAULTS, GENERATION_VERSION, SAME_NETWORKS, TrainConfig
 from weightzoo.cli import ArgumentParser, prog, run_main
 from weightzoo.errors import FormatVersionError, WeightZooError
 from weightzoo.options import device_type, option_type
@@ -35,6 +35,17 @@ class Comparison:
     max_abs_diff: float
     stored_test_accuracy: float
     retrained_test_accuracy: float
+
+
+def recorded_config(train: dict) -> TrainConfig:
+    """The training configuration a zoo records; a field it does not record (it predates the field) takes what
+    zoos did then (:data:`~builder.train_config.FORMER_DEFAULTS`), not today's default.
+
+    Example:
+        >>> recorded_config({"max_epochs": 3}).epoch_cap, TrainConfig().epoch_cap
+        ('epochs', 'images')
+    """
+    return TrainConfig(**{**FORMER_DEFAULTS, **train})
 
 
 def reproduce(
@@ -72,7 +83,7 @@ def reproduce(
             "in the zoo's README), or install the weightzoo release that made it"
         )
     space = SearchSpace.from_dict(gen["search_space"])
-    config = TrainConfig(**gen["train"])
+    config = recorded_config(gen["train"])
     out = []
     from tqdm.auto import tqdm
 

@@ -11,7 +11,8 @@ is quoted in ``../shared/nws-reference.md``, "Exact training semantics").
 - Early stopping (:class:`EarlyStopping`) and the 20 snapshots: exports 1, 2, ... are the weights before epoch
   1 (the initialisation) and after each epoch; training breaks right after the export that triggers early
   stopping, and the exports ``round(linspace(1, n_exports, 20))`` are kept: snapshot 1 is the initialisation,
-  snapshot 20 the network after its last epoch, as in the original.
+  snapshot 20 the network after its last epoch, as in the original. The epoch cap is the original's loop bound
+  (:func:`builder.train_config.epoch_limit`; ``epoch_cap="epochs"``: exactly ``max_epochs``).
 
 One engine: a network trained alone is a pack of one (:func:`builder.pack.iter_pack`, whose lanes,
 :mod:`builder.pack_lane`, hold the training step), so a network has the same bytes whichever trainer made it.
@@ -25,6 +26,9 @@ fixed random subset of at most ``train_eval_images`` (10,000) training images. T
 through its training graph: augmented, with batch statistics, and every such pass (the per-step training
 accuracy and each validation and test batch) updated the moving statistics that were then exported.
 ``evaluation="released"`` reproduces that, for comparing a regenerated zoo with the released one.
+
+Deliberate difference (``TrainConfig.on_divergence``): training stops at the first export with a non-finite
+weight or epoch loss; the original trained on until a stopping counter fired (``on_divergence="continue"``).
 
 Example:
     >>> from builder.sources import load_images

@@ -19,7 +19,18 @@ from weightzoo.format.layout import METRICS, NUM_SNAPSHOTS
 from weightzoo.model import BN_DECAY, BN_EPS
 from weightzoo.options import RANGES, check_params
 
-__all__ = ["EVALUATIONS", "GENERATION_VERSION", "SAME_NETWORKS", "TrainConfig", "TrainResult", "snapshot_epochs"]
+__all__ = [
+    "EPOCH_CAPS",
+    "EVALUATIONS",
+    "FORMER_DEFAULTS",
+    "GENERATION_VERSION",
+    "ON_DIVERGENCE",
+    "SAME_NETWORKS",
+    "TrainConfig",
+    "TrainResult",
+    "epoch_limit",
+    "snapshot_epochs",
+]
 
 #: What a network of a given (zoo seed, id, configuration) becomes. Bumped whenever training changes the weights:
 #: 1 = before the exact original rules; 2 = the original's early stopping, TF1 optimizers, TensorLayer batch norm,
@@ -29,14 +40,22 @@ __all__ = ["EVALUATIONS", "GENERATION_VERSION", "SAME_NETWORKS", "TrainConfig", 
 #: of one computes as a lane of two, the first convolution padded to 4 input channels: see
 #: :meth:`builder.pack_lane.Lane._forward`); 5 = one engine: a network trained alone is a pack of one, so the
 #: single and the pack trainers give the same bytes (version 4's pack-trained networks are unchanged; its
-#: single-trained ones, trained by a per-network loop, are not). Recorded in every manifest; ``builder.reproduce``
-#: and ``--resume`` refuse to mix versions (but see :data:`SAME_NETWORKS`).
+#: single-trained ones, trained by a per-network loop, are not), and the original's epoch cap
+#: (``TrainConfig.epoch_cap``; version 4 stopped at exactly ``max_epochs``: :data:`FORMER_DEFAULTS`). Recorded
+#: in every manifest; ``builder.reproduce`` and ``--resume`` refuse to mix versions (but see :data:`SAME_NETWORKS`).
 GENERATION_VERSION = 5
 #: Older generation versions whose networks this release trains identically, with the trainers that made them:
 #: ``builder.reproduce`` accepts those zoos.
 SAME_NETWORKS: dict[int, tuple[str, ...]] = {4: ("pack",)}
 #: How metrics are measured: "clean" (default) or "released" (the original's train-mode graph; see above).
 EVALUATIONS: tuple[str, ...] = ("clean", "released")
+#: How ``max_epochs`` caps training (:func:`epoch_limit`): "images" (the original's step budget) or "epochs".
+EPOCH_CAPS: tuple[str, ...] = ("images", "epochs")
+#: What a non-finite export does: "stop" training there (default) or "continue" as the original did.
+ON_DIVERGENCE: tuple[str, ...] = ("stop", "continue")
+#: What zoos recorded before a :class:`TrainConfig` field existed did: ``builder.reproduce`` fills a field
+#: missing from a zoo's record with this, not with today's default.
+FORMER_DEFAULTS: dict[str, object] = {"epoch_cap": "epochs", "on_divergence": "stop"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +93,15 @@ class TrainConfig:
     #: the reference). The subset is the same for every network of a dataset.
     test_images: int | None = None
     eval_batch_size: int = 1000
+    #: "images" (the original's rule): its loop ran ``int(max_epochs * N / batch) + 1`` steps and exported every
+    #: ``floor(N / batch)`` steps (``N``: the epoch's balanced images), so a network trains at most
+    #: :func:`epoch_limit` epochs, a little more than ``max_epochs`` when ``N / batch`` is not whole (MNIST at
+    #: batch 256: 1,002). "epochs": exactly ``max_epochs``.
+    epoch_cap: str = "images"
+    #: "stop" (deliberate, the default): training stops at the first export with a non-finite weight or epoch loss
+    #: and the network is recorded as diverged, its snapshots spread over its epochs up to that one. "continue" (the
+    #: original): it trains on, non-finite, until a stopping counter fires or the cap, and is recorded as diverged.
+    on_divergence: str = "stop"
 
     def __post_init__(self) -> None:
         """Each value in its range (:data:`weightzoo.options.RANGES`, the ranges the command line checks)."""
@@ -88,8 +116,9 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name}={value!r}; expected a non-negative integer")
-        if self.evaluation not in EVALUATIONS:
-            raise UnknownNameError("evaluation", self.evaluation, EVALUATIONS)
+        for name, valid in (("evaluation", EVALUATIONS), ("epoch_cap", EPOCH_CAPS), ("on_divergence", ON_DIVERGENCE)):
+            if getattr(self, name) not in valid:
+                raise UnknownNameError(name, getattr(self, name), valid)
 
 
 @dataclass
@@ -107,6 +136,21 @@ class TrainResult:
 
     def __post_init__(self) -> None:
         self.snapshots = {m: [self.history[m][e] for e in self.snapshot_epochs] for m in METRICS}
+
+
+def epoch_limit(config: TrainConfig, n_images: int, batch_size: int) -> int:
+    """The most epochs a network with ``n_images`` balanced training images per epoch trains at ``batch_size``.
+
+    With ``epoch_cap="images"``, the original's: its last export came at the last multiple of ``floor(N / B)``
+    among its ``int(max_epochs * N / B) + 1`` steps.
+
+    Example:
+        >>> epoch_limit(TrainConfig(), 48_780, 256), epoch_limit(TrainConfig(epoch_cap="epochs"), 48_780, 256)
+        (1002, 1000)
+    """
+    if config.epoch_cap == "epochs":
+        return config.max_epochs
+    return int(config.max_epochs * n_images / batch_size) // (n_images // batch_size)
 
 
 def snapshot_epochs(n_epochs: int) -> list[int]:

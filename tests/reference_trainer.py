@@ -18,7 +18,7 @@ from builder.keyed_random import step_draws
 from builder.member import DeviceImages, EarlyStopping, Records, evaluate_sums, metrics, network_split
 from builder.sources import ImageSet
 from builder.space import torch_seed
-from builder.train_config import TrainConfig, TrainResult, snapshot_epochs
+from builder.train_config import TrainConfig, TrainResult, epoch_limit, snapshot_epochs
 from weightzoo.errors import ConfigError
 from weightzoo.format.layout import METRICS
 from weightzoo.hparams import HyperParameters
@@ -109,7 +109,8 @@ def reference_train(
     status, images_seen, step = "completed", 0, 0
     units = hp.architecture.fc_units
     n_batches = max(len(order) // bs, 1)  # full batches only: train-mode batch norm needs > 1 image
-    for epoch in range(1, config.max_epochs + 1):
+    diverged = False
+    for epoch in range(1, epoch_limit(config, len(order), min(bs, len(order))) + 1):
         net.train()
         loss_sum = torch.zeros((), device=dev)
         for b in range(n_batches):
@@ -131,11 +132,14 @@ def reference_train(
         order = split.epoch_order(data_gen)  # drawn before the export: the released evaluation measures its first batch
         finite = record(order)
         if not finite or not math.isfinite(float(loss_sum)):
-            status = "diverged"
-            break
+            diverged = True
+            if config.on_divergence == "stop":
+                break
         if stopper.update(epoch, history["val_accuracy"][-1]):
             status = "early_stopped"
             break
+    if diverged:
+        status = "diverged"
 
     n_epochs = len(records) - 1
     epochs = snapshot_epochs(n_epochs)

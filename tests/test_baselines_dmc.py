@@ -31,7 +31,7 @@ def test_planted_signal_found_and_reported_with_single_slice_accuracy(planted_ev
     assert report.metrics["single_slice_accuracy"] > 0.8, report
     assert report.metrics["mean_slice_accuracy"] > 0.8 and "original's" in str(report), report
     assert report.excluded == {"2": "diverged"}
-    assert list(est.classes_) == [0, 1, 2] and len(est.history_) == 16 and est.samples_per_second_ > 0
+    assert list(est.classes_) == [0, 1, 2] and len(est.history_) > 16 and est.samples_per_second_ > 0
     probs = est.predict_proba(result.test.weights)
     assert probs.shape == (len(result.test), 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
 
@@ -61,8 +61,13 @@ def test_regions_and_slice_positions():
     assert probs.shape == (16, 5, 2)
     with pytest.raises(ConfigError, match="needs weightn_conv"):
         conv.fit(X, y)
+    # A slice longer than the conv part starts at 0 and runs into the dense part, as the original's
+    # random.randint(0, max(0, wc - L)) did; the dense part has no such leeway.
+    long_conv = DMCClassifier(slice_length=400, region="conv")
+    lo, end = long_conv._bounds(X, np.full(len(X), 300))
+    assert lo.max() == 0 and end.max() == 1
     with pytest.raises(ConfigError, match="longer than"):
-        DMCClassifier(slice_length=400, region="conv").fit(X, y, weightn_conv=300)
+        DMCClassifier(slice_length=400, region="dense").fit(X, y, weightn_conv=300)
     with pytest.raises(UnknownNameError):
         DMCClassifier(region="middle").fit(X, y)
     with pytest.raises(ConfigError, match="not fitted"):
@@ -204,7 +209,7 @@ def test_initialisation_is_the_originals():
 
 def test_validation_split_held_out_and_scored_every_epoch():
     X, y = _toy(n=40)
-    est = DMCClassifier(**TINY, epochs=3, random_state=0).fit(X, y)
+    est = DMCClassifier(**TINY, epochs=3, batching="epoch", random_state=0).fit(X, y)
     assert len(est.validation_history_) == 3 and all(0 <= v <= 1 for v in est.validation_history_)
     none = DMCClassifier(**TINY, epochs=3, validation_fraction=0.0, random_state=0).fit(X, y)
     assert none.validation_history_ == []
@@ -286,3 +291,65 @@ def test_cli_passes_dmc_options():
     assert _params(args, "stats") == {}
     args = build_parser().parse_args(["--data-dir", "z", "--bn-at-test", "batch", "--standardize-target"])
     assert _params(args, "dmc") == {"bn_at_test": "batch", "standardize_target": True}
+
+
+def original_schedule(epochs: int, n: int, batch: int) -> tuple[int, list[int]]:
+    """meta_classifier.py's training loop, transcribed: its steps, and the steps at which it validated and saved a
+    checkpoint (before that step's training)."""
+    steps = int(epochs * n / batch) + 1
+    return steps, [i for i in range(steps) if i % int(epochs * n / (batch * 50)) == 0]
+
+
+def test_stream_batching_is_the_originals_schedule_and_keeps_checkpoint_50(monkeypatch):
+    """Full batches from a wrap-around stream, int(epochs * N / batch) + 1 steps, a validated checkpoint every
+    int(epochs * N / (batch * 50)) steps from step 0; the 50th is kept and the where-analysis uses it."""
+    X, y = _toy(n=100, length=300)  # 90 train samples
+    steps, checkpoints = [], []
+    real_step, real_validate, real_keep = DMCClassifier._step, DMCClassifier._validate, DMCClassifier._keep_checkpoint
+
+    def step(self, X, targets, rows, *args):
+        steps.append(len(rows))
+        return real_step(self, X, targets, rows, *args)
+
+    def validate(self, *args):
+        checkpoints.append(len(steps))
+        return real_validate(self, *args)
+
+    kept = []
+
+    def keep(self):
+        kept.append(len(steps))
+        return real_keep(self)
+
+    monkeypatch.setattr(DMCClassifier, "_step", step)
+    monkeypatch.setattr(DMCClassifier, "_validate", validate)
+    monkeypatch.setattr(DMCClassifier, "_keep_checkpoint", keep)
+    params = {**TINY, "slice_length": 128, "batch_size": 16, "epochs": 30}
+    est = DMCClassifier(**params, random_state=0).fit(X, y)
+    n_steps, expected = original_schedule(30, 90, 16)
+    assert len(steps) == n_steps == 169 and set(steps) == {16}  # every batch full (the stream wraps)
+    assert checkpoints == expected and len(expected) == 57 and kept == [expected[49]]
+    assert len(est.validation_history_) == len(expected)
+    final = est.predict_slices(X, 4)
+    at_50 = est.predict_slices(X, 4, checkpoint=True)
+    assert not np.allclose(final, at_50)  # the checkpoint is not the final model
+    again = DMCClassifier(**params, random_state=0)
+    again.fit(X, y)
+    again.module_.load_state_dict(again.checkpoint_state_)
+    assert np.array_equal(again.predict_slices(X, 4), at_50)
+
+
+def test_original_batch_norm_at_test_batches_networks_by_position_and_not_for_large_slices():
+    """bn_at_test="batch": the where-analysis batched batch_size networks at one position (so a prediction depends
+    on the other networks there), and above L = 40,000 the original's model used its moving statistics."""
+    X, y = _toy(n=12, length=300)
+    est = DMCClassifier(**{**TINY, "slice_length": 128, "batch_size": 4}, epochs=1, bn_at_test="batch",
+                        random_state=0).fit(X, y)  # fmt: skip
+    probs = est.predict_slices(X, 3)
+    X2 = X.copy()
+    X2[1] *= 10  # another network of the first batch of networks
+    changed = est.predict_slices(X2, 3)
+    assert not np.allclose(probs[0], changed[0])  # network 0 shares its batches with network 1 ...
+    assert np.allclose(probs[4:], changed[4:])  # ... networks 4.. do not
+    assert est._batch_stats_at_test()
+    assert not DMCClassifier(slice_length=40_001, bn_at_test="batch")._batch_stats_at_test()

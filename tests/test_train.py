@@ -11,6 +11,7 @@ from builder.member import DeviceImages, EarlyStopping, balanced_subset, fixed_t
 from builder.sources import ImageSet, load_images
 from builder.space import get_preset
 from builder.train import TrainConfig, snapshot_epochs, train_network
+from builder.train_config import epoch_limit
 from weightzoo.errors import ConfigError
 from weightzoo.format.layout import METRICS
 from weightzoo.hparams import HyperParameters
@@ -129,6 +130,57 @@ def test_divergence_is_kept_with_status():
     assert r.snapshot_epochs[-1] == r.n_epochs
     assert not np.isfinite(r.weights["out.weight"][-1]).all()  # the diverged weights are kept, not hidden
     assert np.isfinite(r.weights["out.weight"][0]).all()
+
+
+def test_on_divergence_continue_trains_on_as_the_original_and_is_still_recorded_diverged():
+    """The original did not stop at a non-finite export: it trained on until a counter fired (with constant
+    accuracy: 30 unchanged epochs) or its cap. "continue" does that; the default stops there. Both: "diverged",
+    the non-finite weights kept, the engine and the reference loop agreeing on the epochs."""
+    from tests.reference_trainer import reference_train
+
+    hp = HyperParameters("digits", 1e30, 32, False, "sgd_momentum", "relu", "normal", 3, 3, 2, 4, 64)
+    images = _tiny_images()
+    runs = {}
+    for mode in ("stop", "continue"):
+        cfg = TrainConfig(max_epochs=24, epoch_cap="epochs", on_divergence=mode)
+        runs[mode] = train_network(hp, images, zoo_seed=0, network_id=0, config=cfg)
+        ref = reference_train(hp, images, zoo_seed=0, network_id=0, config=cfg)
+        assert (runs[mode].status, runs[mode].n_epochs) == (ref.status, ref.n_epochs) == ("diverged", ref.n_epochs)
+        assert not np.isfinite(runs[mode].weights["out.weight"][-1]).all()
+    assert runs["stop"].n_epochs < 5 and runs["continue"].n_epochs == 24  # the cap: no counter fired before it
+    with pytest.raises(ConfigError, match="on_divergence"):
+        TrainConfig(on_divergence="ignore")
+
+
+def original_exports(n_images: int, batch: int, epochs: int) -> int:
+    """classifier.py's loop, transcribed: the exports of ``for i in range(int(epochs*N/batch_size) + 1)`` with
+    ``if i % int(N/batch_size) == 0`` (the first is the initialisation), when no early stopping fires."""
+    return sum(1 for i in range(int(epochs * n_images / batch) + 1) if i % int(n_images / batch) == 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(32, 60_000), st.sampled_from([32, 64, 128, 256]), st.integers(1, 1000))
+def test_the_epoch_cap_is_the_originals_loop_bound(n_images, batch, epochs):
+    if n_images < batch:
+        return
+    cfg = TrainConfig(max_epochs=epochs)
+    assert epoch_limit(cfg, n_images, batch) == original_exports(n_images, batch, epochs) - 1
+    assert epoch_limit(TrainConfig(max_epochs=epochs, epoch_cap="epochs"), n_images, batch) == epochs
+
+
+def test_a_network_trains_to_the_originals_cap_not_exactly_max_epochs():
+    """Balanced epochs of 48 images (of this network's 63 training images) at batch 32: one step an epoch, and the
+    original's loop ran int(2 * 48 / 32) + 1 = 4 steps for --epochs 2, exporting at each: 3 epochs after the
+    initialisation. epoch_cap="epochs": 2."""
+    images = _tiny_images(n_train=70)
+    cfg = TrainConfig(max_epochs=2, min_epochs=50)
+    capped = train_network(HP, images, zoo_seed=0, network_id=4, config=cfg)
+    exact = train_network(HP, images, zoo_seed=0, network_id=4, config=TrainConfig(max_epochs=2, epoch_cap="epochs"))
+    per_epoch = capped.images_seen // capped.n_epochs
+    assert per_epoch == 32 and capped.status == exact.status == "completed"
+    assert (capped.n_epochs, exact.n_epochs) == (3, 2)
+    for k in exact.weights:  # the same network: its third epoch comes on top
+        assert np.array_equal(capped.weights[k][0], exact.weights[k][0])
 
 
 def original_stop(curve: list[float], max_epochs: int = 1000) -> int:

@@ -48,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="re-split networks (stratified by class) instead of the zoo's split; for zoos too small for their own",
     )
+    p.add_argument(
+        "--balance",
+        choices=("first", "random", "none"),
+        default="first",
+        help="class balancing per split: first (default, the original's: the first networks of each class in id "
+        "order), random (a seeded choice), none",
+    )
     p.add_argument("--shuffle-labels", action="store_true", help="control run: permute labels across networks")
     p.add_argument("--when", action="store_true", help="also fit one model per snapshot 1..20 and plot the curve")
     p.add_argument("--where", action="store_true", help="dmc: accuracy against slice position (100 positions)")
@@ -92,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--learning-rate", type=option_type("learning_rate"), default=None, help="Adam learning rate (default 1e-3)"
     )
     dmc.add_argument(
+        "--batching",
+        choices=("stream", "epoch"),
+        default=None,
+        help="stream (default, the original's: full batches from a wrap-around stream, 51 checkpoints) or epoch "
+        "(every sample once per epoch, validated after each)",
+    )
+    dmc.add_argument(
         "--bn-at-test",
         choices=("moving", "batch"),
         default=None,
@@ -131,6 +145,7 @@ def _params(args: argparse.Namespace, model: str) -> dict:
             "dropout": args.dropout,
             "learning_rate": args.learning_rate,
             "bn_at_test": args.bn_at_test,
+            "batching": args.batching,
             "standardize_target": args.standardize_target or None,
             "device": args.device,
         }
@@ -161,6 +176,7 @@ def _run(args: argparse.Namespace) -> int:
                 model,
                 args.snapshots,
                 random_state=args.random_state,
+                balance=False if args.balance == "none" else args.balance,
                 shuffle_labels=args.shuffle_labels,
                 test_fraction=args.test_fraction,
                 progress=progress,
@@ -188,6 +204,7 @@ def _run(args: argparse.Namespace) -> int:
                     "1..20",
                     random_state=args.random_state,
                     test_fraction=args.test_fraction,
+                    balance=False if args.balance == "none" else args.balance,
                     **params,
                 )
                 when = {m: {s: r.score for s, r in c.items()} for m, c in curves.items()}

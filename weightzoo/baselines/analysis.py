@@ -38,6 +38,7 @@ def accuracy_vs_snapshot(
     *,
     random_state: int | None = 0,
     test_fraction: float | None = None,
+    balance: bool | str = True,
     **params: Any,
 ) -> dict[int, Report]:
     """One fit per snapshot (train and test on that snapshot alone); returns ``{snapshot: report}``.
@@ -52,8 +53,9 @@ def accuracy_vs_snapshot(
     zoo = data if isinstance(data, Zoo) else open_zoo(data)
     snaps = parse_snapshots(snapshots)
     train, test, protocol = load_samples(
-        zoo, target, snaps, features=(input_of(model),), random_state=random_state, test_fraction=test_fraction
-    )
+        zoo, target, snaps, features=(input_of(model),), random_state=random_state, test_fraction=test_fraction,
+        balance=balance,
+    )  # fmt: skip
     out = {}
     for s in snaps:
         result = fit_samples(
@@ -85,9 +87,11 @@ def plot_vs_snapshot(curves: dict[str, dict[int, Report]], path: str | os.PathLi
     )
 
 
-def accuracy_vs_position(estimator: Any, samples: Samples, positions: Any = 100) -> dict[str, Any]:
+def accuracy_vs_position(estimator: Any, samples: Samples, positions: Any = 100, checkpoint: bool = True
+                         ) -> dict[str, Any]:  # fmt: skip
     """Accuracy and mean probability of the true class of a fitted ``DMCClassifier`` at evenly spaced slice
-    positions (an int, or fractions in [0, 1] of the slice region).
+    positions (an int, or fractions in [0, 1] of the slice region); ``checkpoint``: with the model kept before the
+    end of training, as the original (its checkpoint 50 of 51), or (False) the final one.
 
     Returns ``{"position": fractions, "offset": mean slice start in values, "accuracy": [...],
     "true_class_probability": [...], "conv_boundary": mean weightn_conv}`` (lists, JSON-ready).
@@ -101,7 +105,8 @@ def accuracy_vs_position(estimator: Any, samples: Samples, positions: Any = 100)
     if samples.weights is None:
         raise ConfigError("accuracy_vs_position() needs samples with flat weights (features=('weights',))")
     fractions = np.linspace(0, 1, positions) if np.isscalar(positions) else np.asarray(positions, dtype=float)
-    probs = estimator.predict_slices(samples.weights, fractions, weightn_conv=samples.weightn_conv)
+    probs = estimator.predict_slices(samples.weights, fractions, weightn_conv=samples.weightn_conv,
+                                     checkpoint=checkpoint)  # fmt: skip
     truth = np.searchsorted(estimator.classes_, samples.y)
     correct = estimator.classes_[probs.argmax(axis=2)] == samples.y[:, None]
     true_prob = np.take_along_axis(probs, truth[:, None, None], axis=2)[..., 0]

@@ -71,6 +71,14 @@ INPUT_CHANNELS: dict[str, int] = {"none": 1, "slice": 3}
 INPUT_NORMS: tuple[str, ...] = tuple(INPUT_CHANNELS)
 #: Batch norm at test time: the moving statistics (default) or each forward batch's (the original).
 BN_AT_TEST: tuple[str, ...] = ("moving", "batch")
+#: Training batches: "stream" (the original's) or "epoch" (see :class:`_DMCBase`).
+BATCHINGS: tuple[str, ...] = ("stream", "epoch")
+#: The original's checkpoints: one every ``int(epochs * N / (batch * CHECKPOINTS))`` steps from step 0, so 51 for
+#: its 50 epochs; its where-analysis loaded checkpoint 50 (``M = range(50, 51)``), the one before the last.
+CHECKPOINTS = 50
+#: Above this slice length the original built its 11-layer model with ``is_training`` false at test time, so its
+#: batch norm used the moving statistics there whatever ``bn_at_test`` says.
+LARGE_SLICE = 40_000
 
 
 class NotFittedError(ConfigError, _SklearnNotFitted):
@@ -97,6 +105,7 @@ class _DMCBase(BaseEstimator):
         input_norm: str = "none",
         validation_fraction: float = 0.1,
         bn_at_test: str = "moving",
+        batching: str = "stream",
         standardize_target: bool = False,
         device: str | None = None,
         random_state: int | None = None,
@@ -114,6 +123,7 @@ class _DMCBase(BaseEstimator):
         self.input_norm = input_norm
         self.validation_fraction = validation_fraction
         self.bn_at_test = bn_at_test
+        self.batching = batching
         self.standardize_target = standardize_target
         self.device = device
         self.random_state = random_state
@@ -132,7 +142,10 @@ class _DMCBase(BaseEstimator):
             if weightn_conv is None:
                 raise ConfigError(f"region={self.region!r} needs weightn_conv (the conv/dense boundary per sample)")
             wc = np.broadcast_to(np.asarray(weightn_conv, dtype=np.int64), (n,))
-            lo, hi = (np.zeros(n, dtype=np.int64), wc) if self.region == "conv" else (wc, lengths)
+            if self.region == "conv":  # the original: starts in [0, max(0, wc - L)], so a long slice runs on
+                lo, hi = np.zeros(n, dtype=np.int64), np.minimum(np.maximum(wc, self.slice_length), lengths)
+            else:
+                lo, hi = wc, lengths
         room = hi - lo - self.slice_length
         if n and room.min() < 0:
             raise ConfigError(
@@ -155,13 +168,15 @@ class _DMCBase(BaseEstimator):
         """Outputs (probabilities or model-scale predictions) of the slices at ``starts`` of samples ``rows``.
 
         With ``bn_at_test="batch"`` batch norm normalises with the statistics of each forward batch, as the
-        original did: batches of ``group`` rows (one network's evenly spaced slices) or of ``batch_size``.
+        original did: batches of ``group`` consecutive rows (the caller orders them as the original batched) or of
+        ``batch_size``; above :data:`LARGE_SLICE` the original's model used its moving statistics, and so does this.
         """
         if self.bn_at_test not in BN_AT_TEST:
             raise UnknownNameError("bn_at_test", self.bn_at_test, BN_AT_TEST)
         self.module_.eval()
         step = max(self.batch_size, 256)
-        if self.bn_at_test == "batch":
+        batch_stats = self._batch_stats_at_test()
+        if batch_stats:
             for m in self.module_.modules():
                 if isinstance(m, TLBatchNorm1d):
                     m.train()  # batch statistics; the moving ones are restored below, so scoring changes nothing
@@ -173,10 +188,15 @@ class _DMCBase(BaseEstimator):
                 x = self._gather(X, rows[i : i + step], starts[i : i + step]).to(self.device_)
                 y = self.module_(x)
                 out.append((torch.softmax(y, dim=1) if self._classify else y[:, 0]).cpu().numpy())
-        if self.bn_at_test == "batch":
+        if batch_stats:
             self.module_.load_state_dict(saved)
             self.module_.eval()
         return np.concatenate(out) if out else np.zeros((0, self.n_outputs_), np.float32)
+
+    def _batch_stats_at_test(self) -> bool:
+        """Whether batch norm uses each batch's statistics at test time: ``bn_at_test="batch"``, except above
+        :data:`LARGE_SLICE`, where the original's model did not."""
+        return self.bn_at_test == "batch" and self.slice_length <= LARGE_SLICE
 
     def _even_starts(self, lo: np.ndarray, end: np.ndarray, fractions: np.ndarray) -> np.ndarray:
         """Starts at the given fractions (0 = first, 1 = last allowed position) of each sample's region."""
@@ -202,6 +222,8 @@ class _DMCBase(BaseEstimator):
             raise UnknownNameError("input_norm", self.input_norm, INPUT_NORMS)
         if self.bn_at_test not in BN_AT_TEST:
             raise UnknownNameError("bn_at_test", self.bn_at_test, BN_AT_TEST)
+        if self.batching not in BATCHINGS:
+            raise UnknownNameError("batching", self.batching, BATCHINGS)
         check_params(self.get_params())  # every numeric parameter in its range (weightzoo.options.RANGES)
         self.device_ = torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         targets, n_out = self._targets(y)
@@ -227,39 +249,102 @@ class _DMCBase(BaseEstimator):
             self.module_.to(self.device_)
             opt = TF1Adam(self.module_.parameters(), lr=self.learning_rate)
             loss_fn = nn.CrossEntropyLoss() if self._classify else nn.L1Loss()
-            epochs = range(self.epochs)
-            if self.progress:
-                from tqdm.auto import tqdm
-
-                epochs = tqdm(epochs, desc="dmc", unit="epoch")
-            start, seen = time.perf_counter(), 0
-            for _ in epochs:
-                self.module_.train()
-                order = train_rows[rng.permutation(len(train_rows))]
-                total = 0.0
-                for i in range(0, len(order), self.batch_size):
-                    rows = order[i : i + self.batch_size]
-                    if len(rows) < 2:  # batch norm needs two samples
-                        continue
-                    starts = rng.integers(lo[rows], end[rows])
-                    x = self._gather(X, rows, starts).to(self.device_, non_blocking=True)
-                    out = self.module_(x)
-                    t = targets[rows].to(self.device_)
-                    loss = loss_fn(out if self._classify else out[:, 0], t)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    total += float(loss.detach()) * len(rows)
-                    seen += len(rows)
-                self.history_.append(total / len(order))
-                if len(val_rows):
-                    out = self._forward(X, val_rows, rng.integers(lo[val_rows], end[val_rows]))
-                    self.validation_history_.append(self._slice_score(out, targets[val_rows].numpy()))
-                if self.progress:
-                    epochs.set_postfix(loss=f"{self.history_[-1]:.4f}")
+            self.checkpoint_state_: dict[str, torch.Tensor] | None = None
+            fit_loop = self._fit_stream if self.batching == "stream" else self._fit_epochs
+            start = time.perf_counter()
+            seen = fit_loop(X, targets, train_rows, val_rows, lo, end, rng, opt, loss_fn)
             self.fit_seconds_ = time.perf_counter() - start
         self.samples_per_second_ = seen / max(self.fit_seconds_, 1e-9)
         return self
+
+    def _step(self, X: Any, targets: torch.Tensor, rows: np.ndarray, lo: np.ndarray, end: np.ndarray,
+              rng: np.random.Generator, opt: torch.optim.Optimizer, loss_fn: nn.Module) -> float:  # fmt: skip
+        """One training step on random slices of samples ``rows``; its loss."""
+        starts = rng.integers(lo[rows], end[rows])
+        x = self._gather(X, rows, starts).to(self.device_, non_blocking=True)
+        out = self.module_(x)
+        t = targets[rows].to(self.device_)
+        loss = loss_fn(out if self._classify else out[:, 0], t)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    def _validate(self, X: Any, targets: torch.Tensor, val_rows: np.ndarray, lo: np.ndarray, end: np.ndarray,
+                  rng: np.random.Generator) -> None:  # fmt: skip
+        """Score the held-out samples on one random slice each (``validation_history_``)."""
+        if len(val_rows):
+            out = self._forward(X, val_rows, rng.integers(lo[val_rows], end[val_rows]))
+            self.validation_history_.append(self._slice_score(out, targets[val_rows].numpy()))
+        self.module_.train()
+
+    def _keep_checkpoint(self) -> None:
+        self.checkpoint_state_ = {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
+
+    def _fit_stream(self, X, targets, train_rows, val_rows, lo, end, rng, opt, loss_fn) -> int:
+        """The original's schedule: ``int(epochs * N / batch) + 1`` steps of full batches from a stream of the
+        training samples that wraps around (reshuffled once a pass is used up); a checkpoint every
+        ``int(epochs * N / (batch * 50))`` steps from step 0, each scored on the held-out samples before its step
+        (``validation_history_``, 51 for 50 epochs) and the 50th kept (``checkpoint_state_``; of fewer, the last
+        but one)."""
+        n, bs = len(train_rows), self.batch_size
+        total = int(self.epochs * n / bs) + 1
+        every = max(int(self.epochs * n / (bs * CHECKPOINTS)), 1)
+        keep = min(CHECKPOINTS, max((total - 1) // every, 1))  # the 50th, or the last but one of fewer
+        order, shuffled, checkpoint, losses = train_rows[rng.permutation(n)], 0, 0, []
+        steps = range(total)
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            steps = tqdm(steps, desc="dmc", unit="step")
+        self.module_.train()
+        for i in steps:
+            shuffled += 1
+            if shuffled * bs > n:
+                shuffled, order = 0, train_rows[rng.permutation(n)]
+            rows = order[np.arange(i * bs, (i + 1) * bs) % n]
+            if i % every == 0:
+                checkpoint += 1
+                if losses:
+                    self.history_.append(float(np.mean(losses)))
+                    losses = []
+                self._validate(X, targets, val_rows, lo, end, rng)
+                if checkpoint == keep:
+                    self._keep_checkpoint()
+            losses.append(self._step(X, targets, rows, lo, end, rng, opt, loss_fn))
+            if self.progress and self.history_:
+                steps.set_postfix(loss=f"{self.history_[-1]:.4f}")
+        if losses:
+            self.history_.append(float(np.mean(losses)))
+        return total * bs
+
+    def _fit_epochs(self, X, targets, train_rows, val_rows, lo, end, rng, opt, loss_fn) -> int:
+        """Epochs: each training sample once per epoch in a fresh order (the last batch shorter; one of a single
+        sample skipped: batch norm needs two), scored on the held-out samples after every epoch; the model before
+        the last epoch kept (``checkpoint_state_``, the analogue of the original's checkpoint 50 of 51)."""
+        epochs = range(self.epochs)
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            epochs = tqdm(epochs, desc="dmc", unit="epoch")
+        seen = 0
+        for epoch in epochs:
+            if epoch == self.epochs - 1:
+                self._keep_checkpoint()
+            self.module_.train()
+            order = train_rows[rng.permutation(len(train_rows))]
+            total = 0.0
+            for i in range(0, len(order), self.batch_size):
+                rows = order[i : i + self.batch_size]
+                if len(rows) < 2:  # batch norm needs two samples
+                    continue
+                total += self._step(X, targets, rows, lo, end, rng, opt, loss_fn) * len(rows)
+                seen += len(rows)
+            self.history_.append(total / len(order))
+            self._validate(X, targets, val_rows, lo, end, rng)
+            if self.progress:
+                epochs.set_postfix(loss=f"{self.history_[-1]:.4f}")
+        return seen
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "module_"):
@@ -275,16 +360,36 @@ class _DMCBase(BaseEstimator):
         out = self._forward(X, rows, starts.reshape(-1), group=self.eval_slices)
         return out.reshape(len(X), self.eval_slices, *out.shape[1:])
 
-    def predict_slices(self, X: Any, positions: Any = 100, weightn_conv: Any = None) -> np.ndarray:
+    def predict_slices(self, X: Any, positions: Any = 100, weightn_conv: Any = None, checkpoint: bool = False
+                       ) -> np.ndarray:  # fmt: skip
         """Outputs at evenly spaced slice positions (an int) or at fractions in [0, 1] of the region: class
-        probabilities [n, positions, C] (classifier) or predictions [n, positions] (regressor)."""
+        probabilities [n, positions, C] (classifier) or predictions [n, positions] (regressor). ``checkpoint``:
+        with the model kept before the end of training (``checkpoint_state_``), as the original's where-analysis.
+        With ``bn_at_test="batch"`` the slices are batched as that analysis did: ``batch_size`` networks at one
+        position."""
         self._check_fitted()
         X = _as_input(X)
         fractions = np.linspace(0, 1, positions) if np.isscalar(positions) else np.asarray(positions, float)
         lo, end = self._bounds(X, weightn_conv)
         starts = self._even_starts(lo, end, fractions)
-        out = self._forward(X, np.repeat(np.arange(len(X)), len(fractions)), starts.reshape(-1), len(fractions))
-        return self._decode_slices(out.reshape(len(X), len(fractions), *out.shape[1:]))
+        n, P = len(X), len(fractions)
+        saved = None
+        if checkpoint:
+            if getattr(self, "checkpoint_state_", None) is None:
+                raise ConfigError("this DMC kept no checkpoint (fitted by an older release); use checkpoint=False")
+            saved = {k: v.clone() for k, v in self.module_.state_dict().items()}
+            self.module_.load_state_dict(self.checkpoint_state_)
+        try:
+            if self.bn_at_test == "batch":  # position-major: each batch holds networks at one position
+                out = self._forward(X, np.tile(np.arange(n), P), starts.T.reshape(-1), self.batch_size)
+                out = out.reshape(P, n, *out.shape[1:]).swapaxes(0, 1)
+            else:
+                out = self._forward(X, np.repeat(np.arange(n), P), starts.reshape(-1), P)
+                out = out.reshape(n, P, *out.shape[1:])
+        finally:
+            if saved is not None:
+                self.module_.load_state_dict(saved)
+        return self._decode_slices(np.ascontiguousarray(out))
 
     def _decode_slices(self, out: np.ndarray) -> np.ndarray:
         return out

@@ -76,7 +76,7 @@ def fit(
     snapshots: Any = "11..20",
     *,
     random_state: int | None = 0,
-    balance: bool = True,
+    balance: bool | str = True,
     shuffle_labels: bool = False,
     test_fraction: float | None = None,
     progress: bool = False,
@@ -92,7 +92,9 @@ def fit(
         model: ``stats``, ``linear``, ``chance`` or ``dmc``.
         snapshots: the snapshots used, each a sample (``"11..20"``, ``20``, ``[1, 20]``).
         random_state: seeds the class balancing, the label shuffle and the estimator.
-        balance: subsample every class to the smallest per split (chance = 1/C); classification only.
+        balance: cut every class to the smallest per split (chance = 1/C); classification only. True or
+            ``"first"``: the first networks of each class in id order (the original's); ``"random"``: a seeded
+            random choice; False: no balancing.
         shuffle_labels: permute labels across networks (a control: the score must drop to chance).
         test_fraction: ignore the index's split and re-split the networks, stratified by class (for zoos too
             small for their own split); still by whole networks.

@@ -3,9 +3,10 @@
 - train and test are the index's ``split`` column, by whole networks: no network is ever on both sides
   (:func:`split_networks`; ``test_fraction`` re-splits, stratified, still by whole networks);
 - every selected snapshot of a network is one sample (``snapshots="11..20"`` gives 10 samples per network);
-- classification targets are class-balanced per split by subsampling the *networks* of every class to the
-  smallest class of that split (seeded), so every class has the same number of samples and chance is ``1/C``
-  (:func:`balance_classes`);
+- classification targets are class-balanced per split by keeping, of every class, as many *networks* as the
+  smallest class of that split has: the first ones in id order, as the original took the first runs of each
+  class in its CSV order (``balance="random"``: a seeded random choice), so every class has the same number of
+  samples and chance is ``1/C`` (:func:`balance_classes`);
 - classes are the values present in the zoo: a value with no usable network in one of the splits is not a class
   (it is reported in ``Protocol.dropped_classes``);
 - networks that diverged (status ``diverged``, or any non-finite weight in the selected snapshots) are excluded
@@ -37,6 +38,8 @@ from weightzoo.hparams import CATEGORICAL
 REGRESSION_TARGETS: tuple[str, ...] = ("learning_rate", "test_accuracy", "final_test_accuracy")
 #: Every target: the categorical hyper-parameters (classification), then the regression targets.
 TARGETS: tuple[str, ...] = (*CATEGORICAL, *REGRESSION_TARGETS)
+#: Which networks class balancing keeps: the first of each class in id order (the original's) or a random choice.
+BALANCE_ORDERS: tuple[str, ...] = ("first", "random")
 #: The index's splits, in the order samples are built.
 SPLITS: tuple[str, ...] = ("train", "test")
 
@@ -68,6 +71,8 @@ class Protocol:
     class_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     feature_names: list[str] = field(default_factory=list)
     balanced: bool = True
+    #: which networks balancing kept: the first of each class in id order (the original's) or a random choice.
+    balance_order: str = "first"
     #: how train and test were formed: the index's ``split`` column, or a stratified re-split by network.
     split: str = "index"
 
@@ -146,12 +151,17 @@ def balance_classes(
     protocol: Protocol,
     rng: np.random.Generator,
     *,
-    balance: bool = True,
+    balance: bool | str = True,
     source: str = "",
 ) -> dict[str, list[int]]:
     """The classes (values of the target present in both splits, in vocabulary order) and, with ``balance``, every
-    class subsampled to the smallest per split (by network, seeded). Fills ``protocol.classes``,
-    ``dropped_classes`` and ``class_counts``; returns the networks kept per split."""
+    class cut to the smallest per split (by network): ``True`` or ``"first"`` keeps the first networks of each
+    class in id order (the original's), ``"random"`` a seeded random choice, ``False`` all. Fills
+    ``protocol.classes``, ``dropped_classes`` and ``class_counts``; returns the networks kept per split."""
+    order = "first" if balance is True else balance
+    if order not in (False, *BALANCE_ORDERS):
+        raise UnknownNameError("balance", balance, (True, False, *BALANCE_ORDERS))
+    protocol.balance_order = order if order else "none"
     target = protocol.target
     present = {s: {rows[n][target] for n in v} for s, v in by_split.items()}
     vocab = CATEGORICAL[target]
@@ -168,7 +178,10 @@ def balance_classes(
         n_min = min(len(g) for g in groups.values())
         keep = []
         for g in groups.values():
-            keep += sorted(rng.choice(g, size=n_min, replace=False).tolist()) if balance else g
+            if order == "random":
+                keep += sorted(rng.choice(g, size=n_min, replace=False).tolist())
+            else:
+                keep += g[:n_min] if order else g
         kept[s] = sorted(keep)
         protocol.class_counts[s] = {str(c): sum(rows[n][target] == c for n in kept[s]) for c in protocol.classes}
     return kept

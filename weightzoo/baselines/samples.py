@@ -79,7 +79,7 @@ def load_samples(
     snapshots: Any = "11..20",
     *,
     features: tuple[str, ...] = ("stats",),
-    balance: bool = True,
+    balance: bool | str = True,
     random_state: int | None = 0,
     shuffle_labels: bool = False,
     test_fraction: float | None = None,
@@ -108,7 +108,7 @@ def load_samples(
     if bad:
         raise UnknownNameError("feature kind", sorted(bad)[0], list(FEATURE_KINDS))
     rng = np.random.default_rng(random_state)
-    protocol = Protocol(target=target, task=task, snapshots=snaps, balanced=balance and task == "classification")
+    protocol = Protocol(target=target, task=task, snapshots=snaps, balanced=bool(balance) and task == "classification")
     rows = {r["network_id"]: r for r in zoo.index.to_pylist()}
     if not rows:
         raise ConfigError(f"{zoo.url}: the zoo holds no networks")
