@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -70,7 +71,9 @@ def run_tasks(
 
 
 def _worker_init(events: Any) -> None:
-    """In each worker process: report finished epochs to the parent through ``events`` (a queue), if given."""
+    """In each worker process: report finished epochs to the parent through ``events`` (a queue), if given; leave
+    Ctrl-C to the parent (it stops the pool and says how to resume; a worker's traceback would only add noise)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if events is not None:
         set_progress_sink(lambda network_id, epoch, images: events.put((network_id, epoch, images)))
 

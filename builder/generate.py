@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import platform
+import signal
 import sys
 import threading
 import time
@@ -222,6 +223,10 @@ def generate(config: GenerationConfig) -> Manifest:
                 accuracy[rec.hparams.dataset].append(rec.snapshots["test_accuracy"][-1])
                 live.finished(rec.network_id, rec.images_seen, accuracy[rec.hparams.dataset][-1])
                 bar.update()
+    except KeyboardInterrupt:
+        if writer.abandon():  # nothing written yet: nothing left behind either
+            raise GenerationInterrupted(0, cfg.out, resumable=False) from None
+        raise GenerationInterrupted(len(writer.done) + sum(statuses.values()), cfg.out, resumable=True) from None
     except BaseException:
         writer.abandon()  # nothing trained yet (a data set not found, say): leave no "interrupted run" behind
         raise
@@ -420,6 +425,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+class GenerationInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`generate`: how many networks were finished (and kept), where, and whether there is a
+    run to resume."""
+
+    def __init__(self, finished: int, out: str, resumable: bool):
+        super().__init__(finished, out, resumable)
+        self.finished, self.out, self.resumable = finished, out, resumable
+
+    def __str__(self) -> str:
+        if not self.resumable:
+            return "interrupted before any network finished; nothing was written"
+        return (f"interrupted: {self.finished} networks finished and kept in {self.out}; continue with the same "
+                "command and --resume")  # fmt: skip
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -427,6 +447,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WeightZooError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except GenerationInterrupted as e:
+        print(e, file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 def _main(args: argparse.Namespace) -> int:

@@ -88,8 +88,10 @@ def reproduce(
     from tqdm.auto import tqdm
 
     disable = None if progress is None else not progress  # None: a bar when standard error is a terminal
-    for nid in tqdm(list(network_ids), desc="re-training", unit="net", disable=disable):
-        row = zoo.row(nid)
+    network_ids = list(network_ids)
+    rows = {nid: zoo.row(nid) for nid in network_ids}  # an unknown id fails here, before any bar or training
+    for nid in tqdm(network_ids, desc="re-training", unit="net", disable=disable):
+        row = rows[nid]
         task = Task(
             space,
             zoo.manifest.zoo_seed,
@@ -125,9 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         zoo = open_zoo(args.zoo if args.zoo is not None else default_zoo_dir())
         ids = args.networks or zoo.ids[:2]
-        results = reproduce(
-            zoo, ids, image_root=args.image_root, device=args.device, threads=args.threads, progress=not args.quiet
-        )
+        progress = False if args.quiet else None  # None: a bar when standard error is a terminal
+        results = reproduce(zoo, ids, image_root=args.image_root, device=args.device, threads=args.threads,
+                            progress=progress)  # fmt: skip
     except WeightZooError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -18,16 +18,20 @@ SHARED_DATA = Path(os.environ.get("WEIGHTZOO_TEST_DATA", Path(__file__).resolve(
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _private_image_cache(tmp_path_factory):
-    """Tests neither read nor fill the user's image cache: an MNIST cached there by a benchmark would turn a test
-    of 'the images are not found' into a 1000-epoch training run. Subprocesses inherit the setting."""
-    old = os.environ.get("WEIGHTZOO_CACHE")
-    os.environ["WEIGHTZOO_CACHE"] = str(tmp_path_factory.mktemp("cache") / "images")
+def _private_caches(tmp_path_factory):
+    """Tests neither read nor fill the user's image cache or zoo home: an MNIST cached there by a benchmark would
+    turn a test of 'the images are not found' into a 1000-epoch training run, a demo zoo there a test of 'no zoo
+    yet' into a baselines run. Subprocesses inherit the setting."""
+    saved = {name: os.environ.get(name) for name in ("WEIGHTZOO_CACHE", "WEIGHTZOO_HOME")}
+    base = tmp_path_factory.mktemp("cache")
+    os.environ["WEIGHTZOO_CACHE"] = str(base / "images")
+    os.environ["WEIGHTZOO_HOME"] = str(base / "zoos")
     yield
-    if old is None:
-        os.environ.pop("WEIGHTZOO_CACHE", None)
-    else:
-        os.environ["WEIGHTZOO_CACHE"] = old
+    for name, old in saved.items():
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
 
 
 @pytest.fixture

@@ -252,8 +252,9 @@ def test_cli_prints_table_and_writes_reports_and_plots(planted, tmp_path, capsys
     assert Report.load(out / "optimizer_chance.json").metrics["accuracy"] == pytest.approx(1 / 3)
     assert main(["--data-dir", str(tmp_path / "nothing"), "--target", "optimizer"]) == 2  # the former spelling
     assert "not a zoo" in capsys.readouterr().err
-    assert main(["--target", "optimizer"]) == 2
-    assert "no zoo given" in capsys.readouterr().err
+    assert main(["--target", "optimizer"]) == 2  # no zoo given: the demo zoo, not made yet here
+    err = capsys.readouterr().err
+    assert "demo" in err and "builder.generate" in err and len(err.strip().splitlines()) == 1
     assert main(["a", "--data-dir", "b"]) == 2
     assert "two zoos given" in capsys.readouterr().err
 
@@ -319,3 +320,21 @@ def test_balancing_keeps_the_first_networks_of_each_class_as_the_original_or_a_s
     assert kept(False)[0]["train"] == list(range(30))
     with pytest.raises(UnknownNameError):
         kept("last")
+
+
+def test_a_target_with_one_class_is_skipped_and_the_others_still_run(tmp_path, capsys):
+    """The demo preset trains every network on digits: --target dataset has one class. It is reported and skipped;
+    the other targets of the same command run; with nothing left to fit the command fails in one line."""
+    from tests.zoos import write_synthetic_zoo
+    from weightzoo.baselines.__main__ import main
+
+    zoo = tmp_path / "demo"
+    write_synthetic_zoo(zoo, 20, preset="demo", diverged=())
+    out = tmp_path / "out"
+    argv = [str(zoo), "--model", "chance", "--snapshots", "20", "--test-fraction", "0.3", "--out", str(out)]
+    assert main([*argv, "--target", "dataset", "optimizer"]) == 0
+    captured = capsys.readouterr()
+    assert "skipped target dataset" in captured.err and "1 class" in captured.err
+    assert "| optimizer | chance" in captured.out and (out / "optimizer_chance.json").exists()
+    assert main([*argv, "--target", "dataset"]) == 2
+    assert "no target could be fitted" in capsys.readouterr().err

@@ -85,3 +85,24 @@ def test_codes_survive_cpu_load(tmp_path):
     bad = [(r.returncode, expected, r.stderr[-300:]) for r, (_, expected) in pairs if r.returncode != expected]
     assert not bad, f"{len(bad)} of {len(pairs)} runs exited with another code (got, expected, stderr): {bad}"
     assert all("error: unknown target 'no_such_target'" in r.stderr for r, (c, _) in pairs if c is failing)
+
+
+def test_misspelt_names_get_a_did_you_mean_in_one_line(capsys, tmp_path):
+    """Targets, models, presets, choices and option names: one line, exit 2, the closest valid name suggested."""
+    from builder.generate import main as generate_main
+    from weightzoo.baselines.__main__ import main as baselines_main
+
+    zoo = tmp_path / "zoo"
+    write_synthetic_zoo(zoo, n=3)
+    cases = [
+        (baselines_main, [str(zoo), "--target", "initialisation"], "did you mean 'initialization'?"),
+        (baselines_main, [str(zoo), "--model", "stat"], "did you mean 'stats'?"),
+        (generate_main, ["--preset", "dem", "--out", str(tmp_path / "g")], "did you mean 'demo'?"),
+        (generate_main, ["--max-epohcs", "3"], "did you mean '--max-epochs'?"),
+        (generate_main, ["--trainer", "pak"], "did you mean 'pack'?"),
+    ]
+    for main, argv, hint in cases:
+        assert exit_code(main, argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert hint in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "g").exists()

@@ -465,3 +465,41 @@ def test_pack_trainer_zoo_is_the_same_whatever_pack_size_or_executor_and_reprodu
     assert not (tmp_path / "c").exists()
     assert len(results) == len(set(shapes))
     assert [r.network_id for r in results if not r.identical] == [], [(r.network_id, r.max_abs_diff) for r in results]
+
+
+def test_ctrl_c_is_one_line_exit_130_and_resume_finishes_the_zoo(tmp_path, monkeypatch, capsys):
+    """Ctrl-C after the first network: one line naming what was kept and how to continue, exit 130; --resume then
+    writes the zoo a run without the interruption writes. Before any network: nothing left behind."""
+    from weightzoo.format.writer import ZooWriter
+
+    real_add, calls = ZooWriter.add, []
+
+    def add(self, record, weights):
+        calls.append(record.network_id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_add(self, record, weights)
+
+    out, ref = tmp_path / "zoo", tmp_path / "ref"
+    monkeypatch.setattr(ZooWriter, "add", add)
+    assert _run(out, n=3) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == f"interrupted: 1 networks finished and kept in {out}; continue with the same command and --resume"
+    monkeypatch.setattr(ZooWriter, "add", real_add)
+    assert _run(out, "--resume", n=3) == 0 and _run(ref, n=3) == 0
+    for rel in ("manifest.json", "index.parquet"):
+        assert (out / rel).read_bytes() == (ref / rel).read_bytes()
+    calls.clear()
+    monkeypatch.setattr(ZooWriter, "add", lambda self, r, w: (_ for _ in ()).throw(KeyboardInterrupt()))
+    assert _run(tmp_path / "none", n=2) == 130
+    assert "nothing was written" in capsys.readouterr().err and not (tmp_path / "none").exists()
+
+
+def test_reproduce_draws_no_bar_into_a_log_and_checks_ids_before_training(demo_zoo, capsys):
+    from builder.reproduce import main as reproduce_main
+
+    assert reproduce_main([str(demo_zoo), "--networks", "0"]) == 0
+    assert "re-training" not in capsys.readouterr().err  # standard error is not a terminal here
+    assert reproduce_main([str(demo_zoo), "--networks", "0", "999"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no network 999" in err and len(err.splitlines()) == 1 and "re-training" not in err

@@ -75,3 +75,33 @@ def test_stand_in_hub_is_not_probed(hub, monkeypatch):
 
 def hub_uses_real(url: str) -> bool:
     return hubmod.uses_real_hub(url)
+
+
+def test_an_endpoint_that_accepts_tcp_but_breaks_tls_is_offline_in_one_try(monkeypatch, real_hf, capsys):
+    """A proxy or captive portal that accepts the connection and then closes it (or talks plain HTTP): one probe,
+    under PROBE_SECONDS, says offline; the baselines CLI on an hf:// zoo then fails in one line, exit 2."""
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve():
+        for _ in range(2):
+            conn, _ = server.accept()
+            conn.sendall(b"HTTP/1.1 403 Forbidden\r\n\r\n")  # not a TLS server hello
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"https://127.0.0.1:{port}")
+    start = time.perf_counter()
+    reason = hubmod.offline_reason()
+    assert reason is not None and reason.startswith(f"no TLS connection to 127.0.0.1:{port}"), reason
+    assert time.perf_counter() - start < hubmod.PROBE_SECONDS
+    from weightzoo.baselines.__main__ import main
+
+    assert main(["hf://datasets/org/zoo", "--target", "optimizer"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not reachable (no TLS connection" in err and len(err.splitlines()) == 1, err
+    server.close()

@@ -28,7 +28,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from weightzoo.errors import WeightZooError
+from weightzoo.errors import WeightZooError, did_you_mean
 
 #: A usage or data error the package reports as ``error: <message>``.
 ERROR_EXIT = 2
@@ -125,7 +125,23 @@ class ArgumentParser(argparse.ArgumentParser):
     """
 
     def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        message += _suggestion(message, self)
         self.exit(ERROR_EXIT, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def _suggestion(message: str, parser: argparse.ArgumentParser) -> str:
+    """A did-you-mean for argparse's two name errors: an invalid choice (against the choices it lists) and an
+    unrecognized option (against the parser's options)."""
+    import re
+
+    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if choice:
+        return did_you_mean(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)) or choice.group(2).split(", "))
+    unknown = re.match(r"unrecognized arguments: (\S+)", message)
+    if unknown:
+        options = [o for action in parser._actions for o in action.option_strings]
+        return did_you_mean(unknown.group(1).split("=")[0], options)
+    return ""
 
 
 #: ``weightzoo <command>`` while the ``weightzoo`` console script runs a tool (set by ``weightzoo.__main__``).

@@ -20,15 +20,34 @@ class ConfigError(WeightZooError, ValueError):
     """A configuration value (preset, option, command-line flag) is invalid."""
 
 
+def did_you_mean(value: object, valid: list[str] | tuple[str, ...] | object) -> str:
+    """``" (did you mean 'x'?)"`` for the closest valid name to a misspelt one, or ``""``.
+
+    Example:
+        >>> did_you_mean("initialisation", ["activation", "initialization"])
+        " (did you mean 'initialization'?)"
+    """
+    import difflib
+
+    names = [str(v) for v in valid] if isinstance(valid, (list, tuple)) else []
+    close = difflib.get_close_matches(str(value), names, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close and close[0] != str(value) else ""
+
+
 class UnknownNameError(ConfigError, KeyError):
     """A name (preset, dataset, hyper-parameter, split, config) is not one of the valid choices."""
 
     def __init__(self, kind: str, value: object, valid: list[str] | tuple[str, ...]):
         self.kind, self.value, self.valid = kind, value, tuple(valid)
-        super().__init__(f"unknown {kind} {value!r}; expected one of: {', '.join(map(str, valid))}")
+        hint = did_you_mean(value, valid)
+        super().__init__(f"unknown {kind} {value!r}{hint}; expected one of: {', '.join(map(str, valid))}")
 
     def __str__(self) -> str:  # KeyError would otherwise print the repr of the message
         return self.args[0]
+
+
+class TooFewClassesError(ConfigError):
+    """A classification target has fewer than two classes in a zoo (every network trained on digits, say)."""
 
 
 class DataSourceError(WeightZooError):

@@ -1,8 +1,10 @@
 """Is the Hugging Face Hub reachable? Decided quickly, once per process, so that offline work fails in one clear
 line instead of after tens of seconds of retries.
 
-Offline when ``HF_HUB_OFFLINE`` is set (``1``, ``true``, ``yes``, ``on``), or when one TCP connection to the Hub's
-endpoint (``HF_ENDPOINT``, default ``https://huggingface.co``) does not open within ``PROBE_SECONDS``.
+Offline when ``HF_HUB_OFFLINE`` is set (``1``, ``true``, ``yes``, ``on``), or when one connection to the Hub's
+endpoint (``HF_ENDPOINT``, default ``https://huggingface.co``) does not open within ``PROBE_SECONDS``: the TCP
+connection and, for ``https``, its TLS handshake (a proxy or firewall that accepts the connection and then breaks
+it would otherwise cost every later request its retries).
 
 Example:
     >>> import os
@@ -38,9 +40,17 @@ def offline_reason() -> str | None:
     host = parts.hostname or "huggingface.co"
     port = parts.port or (80 if parts.scheme == "http" else 443)
     try:
-        socket.create_connection((host, port), timeout=PROBE_SECONDS).close()
+        sock = socket.create_connection((host, port), timeout=PROBE_SECONDS)
     except OSError as e:
         return f"cannot reach {host}:{port} ({e.strerror or type(e).__name__})"
+    with sock:
+        if parts.scheme != "http":
+            import ssl
+
+            try:
+                ssl.create_default_context().wrap_socket(sock, server_hostname=host).close()
+            except (OSError, ssl.SSLError) as e:  # ssl.SSLError is an OSError; a timeout too
+                return f"no TLS connection to {host}:{port} ({getattr(e, 'reason', None) or type(e).__name__})"
     return None
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from weightzoo.baselines import MODELS, TARGETS, Report, fit, format_table
 from weightzoo.cli import ArgumentParser, prog, run_main
-from weightzoo.errors import ConfigError, WeightZooError
+from weightzoo.errors import ConfigError, TooFewClassesError, WeightZooError
 from weightzoo.options import device_type, option_type
 from weightzoo.zoo import open_zoo
 
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reports (JSON) and plots. Protocol: train/test by whole networks (the index's split), classes balanced "
         "per split (chance = 1/C), each selected snapshot a sample, diverged networks excluded and counted.",
     )
-    p.add_argument("zoo", nargs="?", help="zoo folder or fsspec URL (as for every weightzoo tool)")
+    p.add_argument("zoo", nargs="?", help="zoo folder or fsspec URL (default: the demo zoo, as every weightzoo tool)")
     p.add_argument("--data-dir", dest="data_dir", default=None, help=argparse.SUPPRESS)  # the former spelling
     p.add_argument(
         "--target", nargs="+", default=["dataset"], metavar="T", help=f"one or more of: {', '.join(TARGETS)}"
@@ -159,29 +159,32 @@ def _params(args: argparse.Namespace, model: str) -> dict:
 def _run(args: argparse.Namespace) -> int:
     if args.zoo and args.data_dir and args.zoo != args.data_dir:
         raise ConfigError(f"two zoos given: {args.zoo!r} and --data-dir {args.data_dir!r}; give one")
-    where = args.zoo or args.data_dir
-    if not where:
-        raise ConfigError("no zoo given: python -m weightzoo.baselines ZOO --target ... (a zoo folder or fsspec URL)")
-    zoo = open_zoo(where)
+    zoo = open_zoo(args.zoo or args.data_dir)  # none given: the demo zoo, as every tool
     out = Path(args.out or Path("baselines-out") / (zoo.manifest.name or "zoo"))  # created with the first report
     progress = not args.quiet and (args.progress or sys.stderr.isatty())  # bars on a terminal unless --quiet
     reports: list[Report] = []
+    skipped: list[str] = []
     for target in args.target:
         curves = {}
         for model in args.model:
             params = _params(args, model)
-            result = fit(
-                zoo,
-                target,
-                model,
-                args.snapshots,
-                random_state=args.random_state,
-                balance=False if args.balance == "none" else args.balance,
-                shuffle_labels=args.shuffle_labels,
-                test_fraction=args.test_fraction,
-                progress=progress,
-                **params,
-            )
+            try:
+                result = fit(
+                    zoo,
+                    target,
+                    model,
+                    args.snapshots,
+                    random_state=args.random_state,
+                    balance=False if args.balance == "none" else args.balance,
+                    shuffle_labels=args.shuffle_labels,
+                    test_fraction=args.test_fraction,
+                    progress=progress,
+                    **params,
+                )
+            except TooFewClassesError as exc:  # this target only: the others still run
+                print(f"skipped target {target}: {exc}", file=sys.stderr, flush=True)
+                skipped.append(target)
+                break
             report = result.report
             reports.append(report)
             out.mkdir(parents=True, exist_ok=True)
@@ -205,6 +208,7 @@ def _run(args: argparse.Namespace) -> int:
                     random_state=args.random_state,
                     test_fraction=args.test_fraction,
                     balance=False if args.balance == "none" else args.balance,
+                    progress=progress,
                     **params,
                 )
                 when = {m: {s: r.score for s, r in c.items()} for m, c in curves.items()}
@@ -216,7 +220,9 @@ def _run(args: argparse.Namespace) -> int:
             for model, curve in curves.items():
                 first, last = curve[min(curve)], curve[max(curve)]
                 print(f"{target} / {model} when: snapshot 1 {first.score:.3f} -> snapshot 20 {last.score:.3f}")
-    excluded = reports[0].excluded if reports else {}
+    if not reports:
+        raise TooFewClassesError(f"no target could be fitted on {zoo.url}: {', '.join(skipped)} skipped (above)")
+    excluded = reports[0].excluded
     table = format_table(reports)
     header = (
         f"zoo {zoo.url} ({len(zoo)} networks, {len(excluded)} excluded: "

@@ -39,6 +39,7 @@ def accuracy_vs_snapshot(
     random_state: int | None = 0,
     test_fraction: float | None = None,
     balance: bool | str = True,
+    progress: bool = False,
     **params: Any,
 ) -> dict[int, Report]:
     """One fit per snapshot (train and test on that snapshot alone); returns ``{snapshot: report}``.
@@ -57,7 +58,12 @@ def accuracy_vs_snapshot(
         balance=balance,
     )  # fmt: skip
     out = {}
-    for s in snaps:
+    steps = snaps
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(snaps, desc=f"when: {target} / {model}", unit="snapshot")
+    for s in steps:
         result = fit_samples(
             zoo,
             model,

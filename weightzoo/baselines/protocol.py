@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from weightzoo.errors import ConfigError, UnknownNameError
+from weightzoo.errors import ConfigError, TooFewClassesError, UnknownNameError
 from weightzoo.hparams import CATEGORICAL
 
 #: Regression targets: the learning rate, the test accuracy at each snapshot, the final test accuracy.
@@ -168,7 +168,7 @@ def balance_classes(
     protocol.classes = [c for c in vocab if c in present["train"] and c in present["test"]]
     protocol.dropped_classes = [c for c in vocab if (c in present["train"]) != (c in present["test"])]
     if len(protocol.classes) < 2:
-        raise ConfigError(
+        raise TooFewClassesError(
             f"{source}: target {target!r} has {len(protocol.classes)} class(es) present in both splits "
             f"({protocol.classes}); a classifier needs at least 2"
         )
