@@ -45,7 +45,8 @@ def _command(generation: dict[str, Any]) -> str:
         parts.append(f"--lr-decay {generation['lr_decay']}")
     if generation.get("bn_decay") is not None:
         parts.append(f"--bn-decay {generation['bn_decay']}")
-    for key, default in (("evaluation", "clean"), ("epoch_cap", "images"), ("on_divergence", "stop")):
+    for key, default in (("evaluation", "clean"), ("epoch_cap", "images"), ("on_divergence", "stop"),
+                         ("license", DEFAULT_LICENSE)):  # fmt: skip
         if generation.get(key, default) != default:
             parts.append(f"--{key.replace('_', '-')} {generation[key]}")
     for key in ("train_images", "test_images"):
@@ -107,4 +108,40 @@ def render_card(manifest: Manifest, index: pa.Table, template: str = ZOO_CARD) -
         per_dataset=per_dataset,
         hparam_counts=hparam_counts,
         command=_command(manifest.generation),
+        license=license_of(manifest.generation),
+        budget=_budget(manifest.generation),
+        released_evaluation=manifest.generation.get("evaluation", "clean") == "released",
+    )
+
+
+#: The licence a generated zoo's card states unless ``generate --license`` says otherwise.
+DEFAULT_LICENSE = "cc-by-4.0"
+
+
+def license_of(generation: dict[str, Any]) -> str:
+    """The licence a zoo's generation record states: ``generate --license``; zoos made before the option had
+    ``mit`` written into their card, and keep it.
+
+    Example:
+        >>> license_of({"license": "cc0-1.0"}), license_of({})
+        ('cc0-1.0', 'mit')
+    """
+    return str(generation.get("license") or "mit")
+
+
+def _budget(generation: dict[str, Any]) -> str:
+    """One sentence when the zoo was trained on a budget (fewer images or epochs than the reference), else ''."""
+    parts = []
+    if generation.get("train_images") is not None:
+        parts.append(f"on a class-balanced subset of {generation['train_images']:,} training images each")
+    cap = generation.get("max_epochs")
+    if cap is not None and cap < 1000:
+        parts.append(f"for at most {cap} epochs (early stopping may end a network sooner)")
+    if generation.get("test_images") is not None:
+        parts.append(f"with test metrics on {generation['test_images']:,} test images")
+    if not parts:
+        return ""
+    return (
+        "**A budget zoo**: its networks were trained " + ", ".join(parts) + "; the reference trains on all of a "
+        "data set's training images, for up to 1000 epochs, and measures on the whole test set."
     )

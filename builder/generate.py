@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import platform
+import re
 import signal
 import sys
 import threading
@@ -29,7 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 import weightzoo
-from builder.card import render_card
+from builder.card import DEFAULT_LICENSE, render_card
 from builder.executors import EXECUTORS, PackTask, Task, run_tasks
 from builder.pack_schedule import MAX_WIDTH, QUEUE_DEPTH, device_budget, form_packs
 from builder.space import PRESETS, get_preset
@@ -42,7 +43,7 @@ from weightzoo.format.manifest import Manifest
 from weightzoo.format.writer import ZooWriter
 from weightzoo.hparams import DATASETS
 from weightzoo.options import MAX_NETWORK_ID, check_params, device_type, device_type_checked, option_type
-from weightzoo.paths import default_zoo_dir
+from weightzoo.paths import default_cache_dir, default_zoo_dir
 
 #: CPU threads per training unless --threads says otherwise (see GenerationConfig.threads).
 DEFAULT_THREADS = 1
@@ -70,6 +71,8 @@ class GenerationConfig:
     test_images: int | None = None
     #: "clean" metrics (default) or "released": as the original measured them (see :mod:`builder.train`).
     evaluation: str = "clean"
+    #: The licence the zoo's card states (a Hugging Face licence id: cc-by-4.0, cc0-1.0, mit, other, ...).
+    license: str = DEFAULT_LICENSE
     #: "images" (the original's cap: max_epochs worth of images in steps) or "epochs" (exactly max_epochs).
     epoch_cap: str = "images"
     #: At a non-finite export: "stop" (default) or "continue" (the original; see builder.train_config).
@@ -117,6 +120,11 @@ class GenerationConfig:
             device_type_checked(self.device)
         choices = (("executor", EXECUTORS), ("trainer", TRAINERS), ("evaluation", EVALUATIONS),
                    ("epoch_cap", EPOCH_CAPS), ("on_divergence", ON_DIVERGENCE))  # fmt: skip
+        if not (isinstance(self.license, str) and re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", self.license)):
+            raise ConfigError(
+                f"license={self.license!r}; expected a Hugging Face licence id in lower case (cc-by-4.0, cc0-1.0, "
+                "mit, apache-2.0, other, ...)"
+            )
         for name, valid in choices:
             if getattr(self, name) not in valid:
                 raise UnknownNameError(name, getattr(self, name), valid)
@@ -215,13 +223,13 @@ def generate(config: GenerationConfig) -> Manifest:
     try:
         disable = None if cfg.progress is None else not cfg.progress  # None: a bar on a terminal only
         with tqdm(total=n_networks, desc=f"training {cfg.preset}", unit="net", disable=disable) as bar:
-            live = _LiveNetworks(bar, start)
+            live = _LiveNetworks(bar, start, n_networks, cfg.max_epochs)
             on_epoch = None if bar.disable else live.epoch
             for rec, weights in run_tasks(tasks, executor=cfg.executor, workers=cfg.workers, on_epoch=on_epoch):
                 writer.add(rec, weights)
                 statuses[rec.status] += 1
                 accuracy[rec.hparams.dataset].append(rec.snapshots["test_accuracy"][-1])
-                live.finished(rec.network_id, rec.images_seen, accuracy[rec.hparams.dataset][-1])
+                live.finished(rec.network_id, rec.images_seen, accuracy[rec.hparams.dataset][-1], rec.n_epochs)
                 bar.update()
     except KeyboardInterrupt:
         if writer.abandon():  # nothing written yet: nothing left behind either
@@ -252,27 +260,41 @@ def _pack_tasks(tasks: list[Task], pack_size: int | None, device: str, depth: in
 
 
 class _LiveNetworks:
-    """The generate bar's postfix: the networks in training with their epoch, and the images/s of the run so far
-    (finished networks and the epochs of those still training), updated after every epoch, not only when a
-    network finishes."""
+    """The generate bar's postfix: the networks in training with their epoch, the images/s of the run so far
+    (finished networks and the epochs of those still training), and an upper bound on the time left (every
+    network not yet stopped running to the epoch cap, at the epochs/s so far; early stopping ends most sooner),
+    updated after every epoch, not only when a network finishes: the first estimate comes with the first epoch."""
 
-    def __init__(self, bar: Any, start: float):
-        self.bar, self.start = bar, start
+    def __init__(self, bar: Any, start: float, networks: int = 0, max_epochs: int = 0):
+        self.bar, self.start, self.networks, self.max_epochs = bar, start, networks, max_epochs
         self.lock = threading.Lock()
         self.training: dict[int, tuple[int, int]] = {}  # network id -> (epoch, images seen)
         self.done_images, self.last_acc = 0, float("nan")
+        self.done_networks = self.done_epochs = 0
 
     def epoch(self, network_id: int, epoch: int, images: int) -> None:
         with self.lock:
             self.training[network_id] = (epoch, images)
             self._show()
 
-    def finished(self, network_id: int, images: int, accuracy: float) -> None:
+    def finished(self, network_id: int, images: int, accuracy: float, epochs: int = 0) -> None:
         with self.lock:
             self.training.pop(network_id, None)
             self.done_images += images
+            self.done_networks += 1
+            self.done_epochs += epochs
             self.last_acc = accuracy
             self._show()
+
+    def time_left(self) -> float | None:
+        """Seconds left at most, or None before the first epoch."""
+        epochs_now = sum(e for e, _ in self.training.values())
+        elapsed = time.perf_counter() - self.start
+        if self.done_epochs + epochs_now == 0 or not self.max_epochs:
+            return None
+        waiting = self.networks - self.done_networks - len(self.training)
+        left = max(waiting, 0) * self.max_epochs + sum(max(self.max_epochs - e, 0) for e, _ in self.training.values())
+        return left * elapsed / (self.done_epochs + epochs_now)
 
     def _show(self) -> None:
         seen = self.done_images + sum(i for _, i in self.training.values())
@@ -281,6 +303,10 @@ class _LiveNetworks:
         rate = seen / max(time.perf_counter() - self.start, 1e-9)
         parts = [f"{nets}{more}"] if nets else []
         parts.append(f"{rate:,.0f} img/s")
+        left = self.time_left()
+        if left is not None:
+            minutes, seconds = divmod(int(left), 60)
+            parts.append(f"at most {minutes}:{seconds:02d} left")
         if self.last_acc == self.last_acc:  # not NaN: a network has finished
             parts.append(f"last test acc {self.last_acc:.3f}")
         self.bar.set_postfix_str(" | ".join(parts), refresh=True)
@@ -315,7 +341,9 @@ def _parser() -> argparse.ArgumentParser:
         "--start-id", type=option_type("start_id"), default=0, help="first network id (split a zoo across machines)"
     )
     p.add_argument("--seed", type=option_type("seed"), default=0, help="zoo seed (default 0)")
-    p.add_argument("--out", help="output folder or fsspec URL (default: ~/.cache/weightzoo/zoos/<preset>)")
+    p.add_argument(
+        "--out", help=f"output folder or fsspec URL (default: {default_zoo_dir('<preset>')}, from $WEIGHTZOO_HOME)"
+    )
     p.add_argument("--device", type=device_type, help="cpu, cuda or cuda:N (default: cuda when present)")
     p.add_argument("--max-epochs", type=option_type("max_epochs"), help="epoch cap per network (default: the preset's)")
     p.add_argument(
@@ -359,6 +387,12 @@ def _parser() -> argparse.ArgumentParser:
         "(as the original: through the training graph, which also moves the stored batch-norm statistics)",
     )
     p.add_argument(
+        "--license",
+        default=DEFAULT_LICENSE,
+        help="the licence the zoo's card states, a Hugging Face licence id (default %(default)s; you decide: the "
+        "zoo is yours)",
+    )
+    p.add_argument(
         "--epoch-cap",
         choices=EPOCH_CAPS,
         default="images",
@@ -373,7 +407,7 @@ def _parser() -> argparse.ArgumentParser:
         "as the original did; either way the network is recorded with status diverged",
     )
     p.add_argument("--image-root", help="folder with the original image files (IDX, CIFAR pickles, ...)")
-    p.add_argument("--cache-dir", help="image cache folder (default: ~/.cache/weightzoo/images)")
+    p.add_argument("--cache-dir", help=f"image cache folder (default: {default_cache_dir()}, from $WEIGHTZOO_CACHE)")
     p.add_argument("--offline", action="store_true", help="never download from the Hugging Face Hub")
     p.add_argument(
         "--executor",
@@ -469,6 +503,7 @@ def _main(args: argparse.Namespace) -> int:
         eval_batch_size=args.eval_batch_size,
         epoch_cap=args.epoch_cap,
         on_divergence=args.on_divergence,
+        license=args.license,
         datasets=tuple(args.datasets) if args.datasets else None,
         image_root=args.image_root,
         cache_dir=args.cache_dir,

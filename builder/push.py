@@ -78,11 +78,14 @@ def push(
     commit_message: str | None = None,
     api: Any = None,
     progress: bool | None = None,
+    license: str | None = None,
 ) -> str:
     """Verify a local zoo and upload it to the dataset repository ``repo_id``; return its ``hf://`` URL.
 
     ``api`` is an ``huggingface_hub.HfApi`` (by default a new one with ``token``); tests pass a stand-in.
-    Raises :class:`WeightZooError` (not a zoo, fails verification, bad repo id) before anything is uploaded.
+    ``license``: the licence the uploader has, required for a converted release (its authors state none for their
+    data; it goes into the commit message). Raises :class:`WeightZooError` (not a zoo, fails verification, bad
+    repo id, a converted release without ``license``) before anything is uploaded.
 
     Example:
         >>> push("zoo/nws_fixed", "my-org/nws-fixed", private=True)  # doctest: +SKIP
@@ -91,6 +94,7 @@ def push(
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise ConfigError(f"--repo {repo_id!r}; expected <org or user>/<name>, e.g. my-org/nws-fixed")
     opened = open_zoo(zoo if zoo is not None else default_zoo_dir())
+    _check_license(opened, license)
     protocols = (opened.fs.protocol,) if isinstance(opened.fs.protocol, str) else tuple(opened.fs.protocol)
     if "file" not in protocols:
         raise ConfigError(f"{opened.url}: push uploads a local zoo folder; copy the zoo to a local folder first")
@@ -98,6 +102,8 @@ def push(
     card = _card(opened)
     api = api if api is not None else _hf_api(token)
     message = commit_message or f"weightzoo zoo {opened.manifest.name} ({opened.manifest.num_networks} networks)"
+    if license:
+        message += f"; licence stated by the uploader: {license}"
     api.create_repo(repo_id, repo_type=REPO_TYPE, private=private, exist_ok=True)
     if revision:
         api.create_branch(repo_id, repo_type=REPO_TYPE, branch=revision, exist_ok=True)
@@ -130,6 +136,16 @@ def push(
     return f"hf://datasets/{repo_id}" + (f"@{revision}" if revision else "")
 
 
+def _check_license(zoo: Zoo, license: str | None) -> None:
+    """A converted release (the authors' weights) is published only with a licence the uploader states."""
+    source = zoo.manifest.generation.get("source")
+    if isinstance(source, dict) and source.get("kind") and not license:
+        raise ConfigError(
+            f"{zoo.url} is a converted {source['kind']!r} release: its authors state no licence for their weight "
+            "data, so publishing it needs their permission; pass --license <id> to state the licence you have"
+        )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
         prog=prog("builder.push"),
@@ -141,6 +157,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--private", action="store_true", help="create the repository private (if it does not exist)")
     p.add_argument("--revision", help="branch to upload to (created from main if missing); default main")
     p.add_argument("--message", help="commit message")
+    p.add_argument(
+        "--license",
+        help="the licence you publish under (required for a converted release, whose authors state none; recorded "
+        "in the commit message)",
+    )
     p.add_argument("--dry-run", action="store_true", help="verify the zoo and list what would be uploaded")
     p.add_argument("--quiet", action="store_true", help="no progress bars (verification; the Hub's own bars too)")
     return p
@@ -151,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.dry_run:
             zoo = open_zoo(args.zoo if args.zoo is not None else default_zoo_dir())
+            _check_license(zoo, args.license)
             zoo.verify(progress=False if args.quiet else None)
             for path in upload_plan(zoo):
                 print(path)
@@ -167,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             revision=args.revision,
             commit_message=args.message,
             progress=False if args.quiet else None,
+            license=args.license,
         )
     except WeightZooError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -46,3 +46,14 @@ def test_python_m_weightzoo_is_the_weightzoo_command(tmp_path):
     done = subprocess.run([sys.executable, "-m", "weightzoo", "baselines", str(tmp_path / "missing")],
                           capture_output=True, text=True, cwd=root)  # fmt: skip
     assert done.returncode == 2 and done.stderr.startswith("error:") and "Traceback" not in done.stderr
+
+
+def test_generate_help_shows_the_defaults_the_environment_sets(tmp_path, monkeypatch, capsys):
+    from builder.generate import main
+
+    monkeypatch.setenv("WEIGHTZOO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("WEIGHTZOO_CACHE", str(tmp_path / "images"))
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = "".join(capsys.readouterr().out.split())  # argparse wraps long paths, even inside them
+    assert str(tmp_path / "home") in text and str(tmp_path / "images") in text and "~/.cache" not in text

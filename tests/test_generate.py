@@ -503,3 +503,41 @@ def test_reproduce_draws_no_bar_into_a_log_and_checks_ids_before_training(demo_z
     assert reproduce_main([str(demo_zoo), "--networks", "0", "999"]) == 2
     err = capsys.readouterr().err.strip()
     assert "no network 999" in err and len(err.splitlines()) == 1 and "re-training" not in err
+
+
+def test_the_bar_estimates_the_time_left_from_the_first_epoch():
+    """An upper bound (every network not yet stopped runs to the cap) at the epochs/s so far, shown from the first
+    finished epoch on, before any network finishes."""
+    import time
+
+    shown = []
+
+    class Bar:
+        def set_postfix_str(self, text, refresh=True):
+            shown.append(text)
+
+    live = gen._LiveNetworks(Bar(), time.perf_counter() - 10, networks=4, max_epochs=10)
+    live.epoch(0, 2, 640)  # 2 epochs in 10 s; 3 networks waiting x 10 epochs + 8 left of this one = 38 epochs
+    assert "at most 3:10 left" in shown[-1], shown[-1]
+    live.finished(0, 1280, 0.5, epochs=4)  # stopped early at epoch 4: 30 epochs left at most, 4 in 10 s
+    assert "at most 1:15 left" in shown[-1], shown[-1]
+
+
+def test_the_card_states_its_licence_budget_and_how_to_install(demo_zoo, tmp_path, capsys):
+    """The licence comes from --license (default cc-by-4.0), a budget zoo says so before anything else, the card
+    says how to install weightzoo and load the index with plain datasets; a bad licence id is one line, exit 2."""
+    card = (demo_zoo / "README.md").read_text()
+    assert "\nlicense: cc-by-4.0\n" in card.split("---")[1]
+    body = card.split("---", 2)[2]
+    first = body.split("\n\n")[2]  # the opening paragraph (after the title)
+    assert "**A budget zoo**" in first and "at most 1 epochs" in first, first
+    assert 'pip install "weightzoo @ git+' in card and 'load_dataset("<org>/<name>", "index"' in card
+    assert open_zoo(demo_zoo).manifest.generation["license"] == "cc-by-4.0"
+    out = tmp_path / "cc0"
+    assert _run(out, "--license", "cc0-1.0", n=1) == 0
+    assert (
+        "\nlicense: cc0-1.0\n" in (out / "README.md").read_text()
+        and "--license cc0-1.0" in (out / "README.md").read_text()
+    )
+    assert _run(tmp_path / "bad", "--license", "My Licence", n=1) == 2
+    assert "Hugging Face licence id" in capsys.readouterr().err and not (tmp_path / "bad").exists()

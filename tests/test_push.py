@@ -126,3 +126,20 @@ def test_cli(tmp_path, hub, monkeypatch, capsys):
     monkeypatch.setenv("WEIGHTZOO_HOME", str(tmp_path / "home"))
     assert main(["--repo", "org/z"]) == 2  # default location holds no zoo
     assert "not a zoo" in capsys.readouterr().err
+
+
+def test_a_converted_release_is_published_only_with_a_stated_licence(tmp_path, hub, capsys):
+    """The authors state no licence for their weight data: push refuses in one line, before uploading anything,
+    until --license says which the uploader has; it goes into the commit message."""
+    from builder.push import main as push_main
+
+    zoo = tmp_path / "release"
+    write_synthetic_zoo(zoo, 2, preset="nws_fixed", diverged=(), generation={"source": {"kind": "nws_release"}})
+    api = StandInApi(hub)
+    with pytest.raises(ConfigError, match="states no licence|state no licence"):
+        push(str(zoo), "org/release", api=api, progress=False)
+    assert api.calls == []
+    assert push_main([str(zoo), "--repo", "org/release", "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--license" in err and len(err.splitlines()) == 1
+    assert push(str(zoo), "org/release", api=api, progress=False, license="other") == "hf://datasets/org/release"

@@ -37,6 +37,8 @@ SKIP: dict[str, str] = {
 }
 #: Blocks run here (by a pattern of their text), in this order: later ones read what earlier ones wrote.
 RUN: tuple[str, ...] = (
+    "--num-networks 16 --max-epochs 2 --out first-look",
+    'zoo = weightzoo.open_zoo("first-look")',
     "python -m builder.generate --executor process --workers 2   # demo zoo",
     "zoo = weightzoo.open_zoo()",
     "python -m builder.reproduce --networks 0 3",
@@ -119,6 +121,7 @@ def work(tmp_path_factory):
         "HF_HUB_OFFLINE": "1",
         "HF_DATASETS_CACHE": str(base / "hf-cache"),
         "MPLBACKEND": "Agg",
+        "DATA": str(base / "shared" / "data"),  # the README's placeholder for the folder of image files
     }
     return repo, env
 
@@ -160,14 +163,27 @@ def _needs_images() -> None:
 
 @pytest.mark.slow
 def test_readme_blocks_run_as_written(work, monkeypatch, hub):
-    _shell(RUN[0], work)  # quick start: the demo zoo
+    _shell(RUN[0], work)  # the first look: a small zoo, loaded and fitted
     _python(RUN[1], work, monkeypatch)
-    _shell(RUN[2], work)  # reproduce the demo zoo
+    _shell(RUN[2], work)  # quick start: the demo zoo
+    _python(RUN[3], work, monkeypatch)
+    _shell(RUN[4], work)  # reproduce the demo zoo
     _needs_images()
-    _shell(RUN[3], work)  # runs/mnist24 on real MNIST / Fashion-MNIST
-    _python(RUN[4], work, monkeypatch)
-    _shell(RUN[5], work)
+    _shell(RUN[5], work)  # runs/mnist24 on real MNIST / Fashion-MNIST
+    _python(RUN[6], work, monkeypatch)
+    _shell(RUN[7], work)
     env = work[1]
     write_synthetic_zoo(Path(env["WEIGHTZOO_HOME"]) / "nws_fixed", 5, preset="nws_fixed", diverged=())
     write_synthetic_zoo(hub / "datasets" / "org" / "nws-fixed", 5, preset="nws_fixed", diverged=())
-    _python(RUN[6], work, monkeypatch)  # load_dataset: home, presets, a folder, the (stand-in) Hub
+    _python(RUN[8], work, monkeypatch)  # load_dataset: home, presets, a folder, the (stand-in) Hub
+
+
+def test_citation_file_names_the_paper_and_the_software():
+    import yaml
+
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["type"] == "software"
+    paper = cff["preferred-citation"]
+    assert paper["year"] == 2020 and "Classifying the classifier" in paper["title"]
+    assert paper["authors"][0]["family-names"] == "Eilertsen"
+    assert "@inproceedings{EJRUY20" in (ROOT / "README.md").read_text()

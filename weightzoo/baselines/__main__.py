@@ -194,7 +194,7 @@ def _run(args: argparse.Namespace) -> int:
             if args.where and model == "dmc" and report.task == "classification":
                 from weightzoo.baselines.analysis import accuracy_vs_position, plot_vs_position
 
-                where = accuracy_vs_position(result.estimator, result.test, positions=100)
+                where = accuracy_vs_position(result.estimator, result.test, positions=100, progress=progress)
                 (out / f"{target}_dmc_where.json").write_text(json.dumps(where, indent=1) + "\n")
                 plot_vs_position(where, out / f"{target}_dmc_where.png", title=f"{target}: where (dmc)")
             if args.when:

@@ -93,8 +93,8 @@ def plot_vs_snapshot(curves: dict[str, dict[int, Report]], path: str | os.PathLi
     )
 
 
-def accuracy_vs_position(estimator: Any, samples: Samples, positions: Any = 100, checkpoint: bool = True
-                         ) -> dict[str, Any]:  # fmt: skip
+def accuracy_vs_position(estimator: Any, samples: Samples, positions: Any = 100, checkpoint: bool = True,
+                         progress: bool = False) -> dict[str, Any]:  # fmt: skip
     """Accuracy and mean probability of the true class of a fitted ``DMCClassifier`` at evenly spaced slice
     positions (an int, or fractions in [0, 1] of the slice region); ``checkpoint``: with the model kept before the
     end of training, as the original (its checkpoint 50 of 51), or (False) the final one.
@@ -111,8 +111,15 @@ def accuracy_vs_position(estimator: Any, samples: Samples, positions: Any = 100,
     if samples.weights is None:
         raise ConfigError("accuracy_vs_position() needs samples with flat weights (features=('weights',))")
     fractions = np.linspace(0, 1, positions) if np.isscalar(positions) else np.asarray(positions, dtype=float)
-    probs = estimator.predict_slices(samples.weights, fractions, weightn_conv=samples.weightn_conv,
-                                     checkpoint=checkpoint)  # fmt: skip
+    chunks = np.array_split(fractions, min(len(fractions), 10))  # positions in tenths: a bar that moves
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="where: slice positions", unit="tenth")
+    probs = np.concatenate([
+        estimator.predict_slices(samples.weights, chunk, weightn_conv=samples.weightn_conv, checkpoint=checkpoint)
+        for chunk in chunks
+    ], axis=1)  # fmt: skip
     truth = np.searchsorted(estimator.classes_, samples.y)
     correct = estimator.classes_[probs.argmax(axis=2)] == samples.y[:, None]
     true_prob = np.take_along_axis(probs, truth[:, None, None], axis=2)[..., 0]
