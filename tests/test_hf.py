@@ -413,3 +413,31 @@ def test_unknown_weight_dtype_in_the_manifest_is_refused_naming_it(finite_zoo, t
     (bad / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ZooFormatError, match=r"manifest\.json: generation\.dtype 'float16'; expected 'float32' or"):
         load(data_dir=str(bad), cache_dir=cache)
+
+
+def test_public_load_dataset_equals_the_registered_builder_without_private_datasets_calls(zoo, cache, monkeypatch):
+    """weightzoo.load_dataset drives the builder class with public datasets calls only: the same rows as
+    load_dataset("weightzoo", ...), a split, streaming, and it works with the registration hook removed."""
+    path, written = zoo
+    via_name = load(data_dir=str(path), cache_dir=cache, snapshots=20, granularity="snapshot")
+    import datasets.load
+
+    def private(*args, **kwargs):
+        pytest.fail("the name-resolving hook was used")
+
+    monkeypatch.setattr(datasets.load.PackagedDatasetModuleFactory, "get_module", private)
+    public = weightzoo.load_dataset(path, cache_dir=cache, snapshots=20, granularity="snapshot")
+    assert sorted(public) == sorted(via_name) == ["test", "train"]
+    for split in public:
+        a, b = public[split].with_format("numpy")[:], via_name[split].with_format("numpy")[:]
+        assert a["network_id"].tolist() == b["network_id"].tolist()
+        pairs = zip(a["weights"], b["weights"], strict=True)
+        assert all(np.asarray(x).tobytes() == np.asarray(y).tobytes() for x, y in pairs)
+    train = weightzoo.load_dataset(str(path), split="train", cache_dir=cache, snapshots=20, granularity="snapshot")
+    assert train.num_rows == public["train"].num_rows
+    streamed = weightzoo.load_dataset(path, split="test", streaming=True, snapshots=20, granularity="snapshot")
+    row = next(iter(streamed.with_format("numpy")))
+    nid = int(row["network_id"])
+    assert row["weights"].tobytes() == np.concatenate([a[19].ravel() for a in written[nid].values()]).tobytes()
+    with pytest.raises(UnknownNameError):
+        weightzoo.load_dataset(path, cache_dir=cache, colour="blue")

@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "ZooNotFoundError": "weightzoo.errors",
     "FORMAT_VERSION": "weightzoo.format.layout",
     "model_from_row": "weightzoo.hf.rows",
+    "load_dataset": "weightzoo.hf.load",
     "HyperParameters": "weightzoo.hparams",
     "NWSNet": "weightzoo.model",
     "build_model": "weightzoo.model",
@@ -64,6 +65,7 @@ __all__ = [
     "__version__",
     "build_model",
     "from_flat",
+    "load_dataset",
     "model_from_row",
     "open_zoo",
     "to_flat",
@@ -87,6 +89,7 @@ if TYPE_CHECKING:
         ZooNotFoundError,
     )
     from weightzoo.format.layout import FORMAT_VERSION
+    from weightzoo.hf.load import load_dataset
     from weightzoo.hf.rows import model_from_row
     from weightzoo.hparams import HyperParameters
     from weightzoo.model import NWSNet, build_model, from_flat, to_flat
