@@ -79,13 +79,16 @@ def push(
     api: Any = None,
     progress: bool | None = None,
     license: str | None = None,
+    weights_parquet: bool = True,
 ) -> str:
     """Verify a local zoo and upload it to the dataset repository ``repo_id``; return its ``hf://`` URL.
 
     ``api`` is an ``huggingface_hub.HfApi`` (by default a new one with ``token``); tests pass a stand-in.
     ``license``: the licence the uploader has, required for a converted release (its authors state none for their
     data; it goes into the commit message). Raises :class:`WeightZooError` (not a zoo, fails verification, bad
-    repo id, a converted release without ``license``) before anything is uploaded.
+    repo id, a converted release without ``license``) before anything is uploaded. ``weights_parquet``: also
+    upload the weights as parquet (:mod:`builder.hub_parquet`, the card's ``weights`` configuration, readable by
+    stock ``datasets``), written first to a temporary folder (as much disk as the zoo's shards, at most).
 
     Example:
         >>> push("zoo/nws_fixed", "my-org/nws-fixed", private=True)  # doctest: +SKIP
@@ -121,6 +124,8 @@ def push(
             allow_patterns=data,
             commit_message=message,
         )
+    if weights_parquet:
+        _upload_weights_parquet(opened, api, repo_id, revision, message, progress)
     if card is not None:
         api.upload_file(
             path_or_fileobj=card, path_in_repo=CARD_NAME, repo_id=repo_id, repo_type=REPO_TYPE, revision=revision
@@ -134,6 +139,23 @@ def push(
         commit_message=f"{message}: manifest",
     )
     return f"hf://datasets/{repo_id}" + (f"@{revision}" if revision else "")
+
+
+def _upload_weights_parquet(zoo: Zoo, api: Any, repo_id: str, revision: str | None, message: str,
+                            progress: bool | None) -> None:  # fmt: skip
+    """Write the weights as parquet to a temporary folder and upload it as ``weights/``."""
+    import tempfile
+
+    from builder.hub_parquet import WEIGHTS_DIR, write_weights_parquet
+
+    with tempfile.TemporaryDirectory(prefix="weightzoo-parquet-") as tmp:
+        files = write_weights_parquet(zoo, tmp, progress=progress)
+        if hasattr(api, "upload_large_folder"):
+            api.upload_large_folder(repo_id=repo_id, folder_path=tmp, repo_type=REPO_TYPE, revision=revision,
+                                    allow_patterns=files)  # fmt: skip
+        else:
+            api.upload_folder(repo_id=repo_id, folder_path=tmp, repo_type=REPO_TYPE, revision=revision,
+                              allow_patterns=files, commit_message=f"{message}: {WEIGHTS_DIR}/ as parquet")  # fmt: skip
 
 
 def _check_license(zoo: Zoo, license: str | None) -> None:
@@ -163,6 +185,11 @@ def _parser() -> argparse.ArgumentParser:
         "in the commit message)",
     )
     p.add_argument("--dry-run", action="store_true", help="verify the zoo and list what would be uploaded")
+    p.add_argument(
+        "--no-weights-parquet",
+        action="store_true",
+        help="do not upload the weights as parquet (the card's 'weights' config, readable without weightzoo)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars (verification; the Hub's own bars too)")
     return p
 
@@ -190,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             commit_message=args.message,
             progress=False if args.quiet else None,
             license=args.license,
+            weights_parquet=not args.no_weights_parquet,
         )
     except WeightZooError as e:
         print(f"error: {e}", file=sys.stderr)

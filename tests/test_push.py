@@ -143,3 +143,43 @@ def test_a_converted_release_is_published_only_with_a_stated_licence(tmp_path, h
     err = capsys.readouterr().err.strip()
     assert "--license" in err and len(err.splitlines()) == 1
     assert push(str(zoo), "org/release", api=api, progress=False, license="other") == "hf://datasets/org/release"
+
+
+def test_pushed_weights_load_with_stock_datasets_in_an_interpreter_without_weightzoo(tmp_path, hub):
+    """The card's `weights` configuration: parquet rows (network, snapshot) that plain datasets reads, streams and
+    formats as torch, equal to Zoo.flat bit for bit, with weightzoo impossible to import."""
+    import json
+    import subprocess
+    import sys
+
+    zoo_path = tmp_path / "zoo"
+    write_synthetic_zoo(zoo_path, 6, preset="nws_main", diverged=())
+    push(str(zoo_path), "org/parquet", api=StandInApi(hub), progress=False)
+    repo = hub / "datasets" / "org" / "parquet"
+    assert sorted(p.name for p in (repo / "weights").iterdir())[0] == "layout.json"
+    code = f"""
+import json, sys
+assert "weightzoo" not in sys.modules
+sys.modules["weightzoo"] = None  # any import of weightzoo now fails
+import datasets, numpy as np
+repo = {str(repo)!r}
+out = {{}}
+ds = datasets.load_dataset(repo, "weights", cache_dir={str(tmp_path / "cache")!r})
+for split in ds:
+    for row in ds[split].with_format("numpy"):
+        out[f"{{int(row['network_id'])}}.{{int(row['snapshot'])}}"] = row["weights"].astype(np.float32).tobytes().hex()
+torch_row = ds["train"].with_format("torch")[0]
+assert str(torch_row["weights"].dtype) == "torch.float32"
+streamed = next(iter(datasets.load_dataset(repo, "weights", split="train", streaming=True)))
+assert f"{{streamed['network_id']}}.{{streamed['snapshot']}}" in out
+print(json.dumps(out))
+"""
+    env = {**__import__("os").environ, "WEIGHTZOO_AUTOREGISTER": "0", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    zoo = open_zoo(zoo_path)
+    assert len(rows) == 6 * 20 and {k.split(".")[0] for k in rows} == {str(i) for i in zoo.ids}
+    for key, hexed in rows.items():
+        nid, snapshot = map(int, key.split("."))
+        assert bytes.fromhex(hexed) == zoo.flat(nid, snapshot).numpy().tobytes(), key
