@@ -15,6 +15,7 @@ import pyarrow as pa
 from builder.space import get_preset
 from cards import TEMPLATE_DIR, ZOO_CARD
 from weightzoo.errors import MissingExtraError, UnknownNameError
+from weightzoo.format.layout import DEFAULT_SHARD_BYTES
 from weightzoo.format.manifest import Manifest
 from weightzoo.hf import label_name
 from weightzoo.hparams import CATEGORICAL
@@ -30,6 +31,8 @@ def _size_category(n: int) -> str:
 
 
 def _command(generation: dict[str, Any]) -> str:
+    """The command that makes this zoo again, byte for byte (every recorded option that changes bytes; where the
+    images were is the reader's own: ``--image-root``)."""
     parts = [
         "python -m builder.generate",
         f"--preset {generation.get('preset')}",
@@ -45,13 +48,19 @@ def _command(generation: dict[str, Any]) -> str:
         parts.append(f"--lr-decay {generation['lr_decay']}")
     if generation.get("bn_decay") is not None:
         parts.append(f"--bn-decay {generation['bn_decay']}")
-    for key, default in (("evaluation", "clean"), ("epoch_cap", "images"), ("on_divergence", "stop"),
-                         ("license", DEFAULT_LICENSE)):  # fmt: skip
+    defaults = {"evaluation": "clean", "epoch_cap": "images", "on_divergence": "stop", "license": DEFAULT_LICENSE,
+                "eval_batch_size": 1000}  # fmt: skip
+    for key, default in defaults.items():
         if generation.get(key, default) != default:
             parts.append(f"--{key.replace('_', '-')} {generation[key]}")
-    for key in ("train_images", "test_images"):
+    for key in ("train_images", "test_images", "device", "threads"):
         if generation.get(key) is not None:
             parts.append(f"--{key.replace('_', '-')} {generation[key]}")
+    shard = generation.get("max_shard_bytes")
+    if shard is not None and shard != DEFAULT_SHARD_BYTES:
+        # the shortest number of MiB that generate turns back into these bytes (it takes int(MiB * 2**20))
+        mb = next(m for m in (f"{shard / 2**20:.{p}g}" for p in range(1, 18)) if int(float(m) * 2**20) == shard)
+        parts.append(f"--max-shard-mb {mb}")
     return " ".join(parts)
 
 

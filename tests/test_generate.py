@@ -541,3 +541,27 @@ def test_the_card_states_its_licence_budget_and_how_to_install(demo_zoo, tmp_pat
     )
     assert _run(tmp_path / "bad", "--license", "My Licence", n=1) == 2
     assert "Hugging Face licence id" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_the_cards_command_makes_the_same_zoo_byte_for_byte(tmp_path):
+    """Every option that changes bytes is in the card's command: run as written (plus --out), it writes the same
+    manifest, index, shards and card (provenance.json, where and when, aside)."""
+    import re
+    import shlex
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    options = ("--seed", "3", "--start-id", "2", "--lr-decay", "0.96", "--eval-batch-size", "300", "--max-shard-mb",
+               "0.1", "--train-images", "300", "--test-images", "100", "--epoch-cap", "epochs", "--license",
+               "cc0-1.0", "--max-epochs", "2")  # fmt: skip
+    assert _run(a, *options, n=3) == 0
+    card = (a / "README.md").read_text()
+    (command,) = re.findall(r"^python -m builder\.generate .*$", card, flags=re.MULTILINE)
+    words = shlex.split(command)[3:]
+    for option in ("--eval-batch-size 300", "--max-shard-mb 0.1", "--lr-decay 0.96", "--start-id 2", "--threads 1"):
+        assert option in command, (option, command)
+    assert main([*words, "--out", str(b), "--quiet", "--offline"]) == 0
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and p.name != "provenance.json")
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file() and p.name != "provenance.json")
+    assert len([f for f in files if f.suffix == ".safetensors"]) >= 2  # the shard cap was honoured
+    for rel in files:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
