@@ -11,9 +11,9 @@ The tensor layout of every architecture in the zoo (name, shape, offset into ``w
 ``weights/layout.json``. Safetensors stays the random-access format (one network per byte range); this copy is the
 one that needs no weightzoo.
 
-Chosen at push time, not at generation: measured on the 16-network first-look zoo (README), the zstd parquet
-copy took 45 MB against 119 MB of shards (weights of networks trained briefly compress; trained ones less) and
-1.2 s to write; at generation it would add that disk to every zoo, published or not.
+Chosen at push time, not at generation: measured on the 16-network first-look zoo (the README's first block), the
+zstd parquet copy took 45 MB against 119 MB of shards (weights of networks trained briefly compress; trained ones
+less) and 1.2 s to write; at generation it would add that disk to every zoo, published or not.
 
 Example:
     >>> write_weights_parquet(open_zoo(zoo_path), out_dir)  # doctest: +SKIP

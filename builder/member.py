@@ -151,8 +151,8 @@ class EarlyStopping:
     Example:
         >>> stop = EarlyStopping(TrainConfig())
         >>> curve = [0.1] + [0.5 + 0.01 * e for e in range(1, 20)] + [0.6, 0.59, 0.58, 0.58, 0.57, 0.56, 0.55]
-        >>> [e for e, acc in enumerate(curve) if stop.update(e, acc)][:1]  # five falls; the tie does not reset
-        [25]
+        >>> next(e for e, acc in enumerate(curve) if stop.update(e, acc))  # five falls; the tie does not reset
+        25
     """
 
     def __init__(self, config: TrainConfig):

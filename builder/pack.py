@@ -1,7 +1,7 @@
 """The training engine: networks trained together in one set of kernels, each exactly as it trains alone (a
 network trained alone, :func:`builder.train.train_network`, is a pack of one; the rules are listed there).
 
-Design (measured choice, see README "Training packs of networks"):
+Design (measured choice, see docs/scaling.md, "Training packs of networks"):
 
 - **Randomness per network, the same in any pack.** Every member (:class:`~builder.member.Member`) keeps
   generators keyed by (zoo seed, network id, stream) for its initialisation, data split and epoch orders, and

@@ -69,7 +69,7 @@ def reproduce(
         raise FormatVersionError(
             f"{zoo.url}: the zoo was converted from {source['kind']!r} by {source.get('converter', 'a converter')}, "
             "not trained by this package: there is no recorded training run to repeat; compare it with a "
-            "regenerated zoo through the baselines instead (README: 'Using the released NWS zoo')"
+            "regenerated zoo through the baselines instead (docs/released.md)"
         )
     version = zoo.manifest.generation_version
     run = {**gen, **zoo.provenance}  # where the images were: provenance.json (the generation record for older zoos)

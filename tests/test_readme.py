@@ -1,5 +1,6 @@
-"""The README's commands run as written, scaled down: every shell and Python block is either run here or skipped for
-a stated reason (a new block must be classified, or this test fails).
+"""The README's and the docs pages' commands run as written, scaled down: every shell and Python block of README.md
+and docs/*.md is either run here or skipped for a stated reason (a new block must be classified, or this test
+fails).
 
 Scaling: generate runs get ``--num-networks``/``--max-epochs``/``--train-images``/``--test-images`` appended, the
 baselines ``--max-iter 5`` and the DMC ``--epochs 1`` (argparse keeps the last value), so a block's own options
@@ -35,6 +36,8 @@ SKIP: dict[str, str] = {
     "--num-networks 120": "the 120-network study: the commands of the runs/mnist24 blocks with DMC options, at a size "
     "CI cannot train (its options are tested in tests/test_baselines*.py)",
 }
+#: Blocks not run here, by their language, and why.
+SKIP_LANGUAGES: dict[str, str] = {"mermaid": "a diagram (docs/architecture.md), not a command"}
 #: Blocks run here (by a pattern of their text), in this order: later ones read what earlier ones wrote.
 RUN: tuple[str, ...] = (
     "--num-networks 16 --max-epochs 2 --out first-look",
@@ -51,28 +54,38 @@ SCALE_GENERATE = ["--max-epochs", "1", "--train-images", "200", "--test-images",
 SCALE_DEMO = ["--num-networks", "12", "--max-epochs", "1"]
 
 
-def blocks() -> list[tuple[int, str, str]]:
-    """(line, language, text) of every fenced block of README.md."""
-    found, lang, start, lines = [], None, 0, []
-    for number, line in enumerate((ROOT / "README.md").read_text().splitlines(), 1):
-        if line.startswith("```"):
-            if lang is None:
-                lang, start, lines = line[3:].strip() or "text", number, []
-            else:
-                found.append((start, lang, "\n".join(lines)))
-                lang = None
-        elif lang is not None:
-            lines.append(line)
+#: The documents whose blocks must run: the README and the documentation pages.
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def blocks() -> list[tuple[str, str, str]]:
+    """(file:line, language, text) of every fenced block of the README and the documentation pages."""
+    found = []
+    for doc in DOCUMENTS:
+        lang, start, lines = None, 0, []
+        for number, line in enumerate(doc.read_text().splitlines(), 1):
+            if line.startswith("```"):
+                if lang is None:
+                    lang, start, lines = line[3:].strip() or "text", number, []
+                else:
+                    found.append((f"{doc.relative_to(ROOT)}:{start}", lang, "\n".join(lines)))
+                    lang = None
+            elif lang is not None:
+                lines.append(line)
     return found
+
+
+def _all_text() -> str:
+    return "\n".join(doc.read_text() for doc in DOCUMENTS)
 
 
 def test_every_block_is_run_or_skipped_for_a_reason():
     unclassified = [
-        f"README.md:{line}"
-        for line, _, text in blocks()
-        if not any(p in text for p in RUN) and not any(p in text for p in SKIP)
+        where
+        for where, lang, text in blocks()
+        if not any(p in text for p in RUN) and not any(p in text for p in SKIP) and lang not in SKIP_LANGUAGES
     ]
-    assert unclassified == [], "classify these README blocks in tests/test_readme.py (RUN or SKIP)"
+    assert unclassified == [], "classify these blocks in tests/test_readme.py (RUN or SKIP)"
     runnable = [text for _, _, text in blocks() if any(p in text for p in RUN)]
     assert len(runnable) == len(RUN), "each RUN pattern must match exactly one block"
 
@@ -80,7 +93,7 @@ def test_every_block_is_run_or_skipped_for_a_reason():
 def test_environment_table_lists_every_variable_with_its_default():
     from weightzoo.paths import ENVIRONMENT
 
-    text = (ROOT / "README.md").read_text()
+    text = _all_text()
     rows = {m[1]: m[2] for m in re.finditer(r"^\| `(WEIGHTZOO_\w+)` \| `([^`]*)` \|", text, flags=re.MULTILINE)}
     assert rows == {name: default for name, (default, _) in ENVIRONMENT.items()}
 

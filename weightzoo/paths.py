@@ -6,7 +6,8 @@ location is a local path or a URL.
 - ``WEIGHTZOO_AUTOREGISTER`` (default ``1``): ``0`` turns off the start-up hook, so that ``load_dataset("weightzoo")``
   then needs ``import weightzoo``.
 
-:data:`ENVIRONMENT` holds the same table; ``tests/test_readme.py`` checks the README's table against it.
+:data:`ENVIRONMENT` holds the same table; ``tests/test_readme.py`` checks the table in docs/generating.md
+against it.
 
 Example:
     >>> default_zoo_dir("nws_fixed") == os.path.join(zoo_home(), "nws_fixed")
@@ -35,7 +36,7 @@ __all__ = [
 
 #: The zoo ``python -m builder.generate`` writes and readers open when given no name: the offline demo.
 DEFAULT_ZOO = "demo"
-#: Environment variables of this package: name -> (default, what it sets). The README's table is this one.
+#: Environment variables of this package: name -> (default, what it sets); the table in docs/generating.md.
 ENVIRONMENT: dict[str, tuple[str, str]] = {
     "WEIGHTZOO_HOME": ("~/.cache/weightzoo/zoos", "zoos written without --out (<preset> below it) and read by name"),
     "WEIGHTZOO_CACHE": ("~/.cache/weightzoo/images", "the builder's image cache (each data set once, 32x32x3 uint8)"),

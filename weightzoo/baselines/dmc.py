@@ -26,11 +26,11 @@ Deliberate differences, each an option away from the original:
   prediction against every target of the batch); here it is the per-sample L1 it evidently meant.
   ``standardize_target=True`` (an addition) fits the standardised target instead of the raw one.
 
-Additions of this package, not in the original (documented in the README with their results):
+Additions of this package, not in the original (documented in docs/baselines.md with their results):
 ``input_norm="slice"`` standardises every slice and adds two constant channels holding its scale, ``log10(std)``
 and ``asinh(mean / 0.01)``; ``dense``, ``dropout`` and ``channels`` (one conv and one pool per listed width)
 change the network. On small zoos and CPU budgets ``input_norm="slice"`` with a small head (``dense=(256, 64),
-dropout=0.0``) learns where the original's configuration does not (see the README).
+dropout=0.0``) learns where the original's configuration does not (see docs/baselines.md).
 
 ``X`` is [n_samples, num_params] float32, or a 1-D object array of vectors when lengths differ (``nws_main``);
 ``weightn_conv`` (per sample, or one int) is the conv/dense boundary, needed for ``region`` other than ``all``.

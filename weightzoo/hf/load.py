@@ -41,7 +41,8 @@ def load_dataset(
 
     Example:
         >>> ds = load_dataset(zoo_path, snapshots="19..20", granularity="snapshot")  # doctest: +SKIP
-        >>> ds["train"].with_format("torch")[0]["weights"].shape  # doctest: +SKIP
+        >>> row = ds["train"].with_format("torch")[0]  # doctest: +SKIP
+        >>> row["weights"].shape  # doctest: +SKIP
         torch.Size([92868])
     """
     from weightzoo.hf.builder import WeightZoo
