@@ -27,7 +27,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 import weightzoo
 from builder.card import render_card
@@ -54,6 +53,7 @@ from weightzoo.format.layout import DEFAULT_SHARD_BYTES, METRICS
 from weightzoo.format.manifest import Manifest
 from weightzoo.format.writer import ZooWriter
 from weightzoo.options import option_type
+from weightzoo.progress import bar
 
 #: First network id of each subset: a network's id says its subset (``id // 100_000``: 0 fixed, 1 main).
 ID_BASE: dict[str, int] = {"fixed": 0, "main": 100_000}
@@ -264,14 +264,13 @@ def convert(
         print(f"resuming {out}: {len(writer.done)} networks already converted, converting the other {len(todo)}")
     statuses: Counter[str] = Counter()
     try:
-        disable = True if progress is False else None
-        with tqdm(total=len(todo), desc=f"converting nws_{subset}", unit="net", disable=disable) as bar:
+        with bar(total=len(todo), progress=progress, desc=f"converting nws_{subset}", unit="net") as shown:
             for net in todo:
                 files = read_network_files(net, dtype)
                 record = network_record(net, files)
                 writer.add(record, layer_tensors(net, files.vectors))
                 statuses[record.status] += 1
-                bar.update()
+                shown.update()
     except BaseException:
         writer.abandon()  # nothing converted yet: leave no "interrupted run" behind
         raise

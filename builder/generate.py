@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 import weightzoo
 from builder.card import DEFAULT_LICENSE, render_card
@@ -44,6 +43,7 @@ from weightzoo.format.writer import ZooWriter
 from weightzoo.hparams import DATASETS
 from weightzoo.options import MAX_NETWORK_ID, check_params, device_type, device_type_checked, option_type
 from weightzoo.paths import default_cache_dir, default_zoo_dir
+from weightzoo.progress import bar
 
 #: CPU threads per training unless --threads says otherwise (see GenerationConfig.threads).
 DEFAULT_THREADS = 1
@@ -221,16 +221,15 @@ def generate(config: GenerationConfig) -> Manifest:
     accuracy: dict[str, list[float]] = defaultdict(list)
     statuses: Counter[str] = Counter()
     try:
-        disable = None if cfg.progress is None else not cfg.progress  # None: a bar on a terminal only
-        with tqdm(total=n_networks, desc=f"training {cfg.preset}", unit="net", disable=disable) as bar:
-            live = _LiveNetworks(bar, start, n_networks, cfg.max_epochs)
-            on_epoch = None if bar.disable else live.epoch
+        with bar(total=n_networks, progress=cfg.progress, desc=f"training {cfg.preset}", unit="net") as shown:
+            live = _LiveNetworks(shown, start, n_networks, cfg.max_epochs)
+            on_epoch = None if shown.disable else live.epoch
             for rec, weights in run_tasks(tasks, executor=cfg.executor, workers=cfg.workers, on_epoch=on_epoch):
                 writer.add(rec, weights)
                 statuses[rec.status] += 1
                 accuracy[rec.hparams.dataset].append(rec.snapshots["test_accuracy"][-1])
                 live.finished(rec.network_id, rec.images_seen, accuracy[rec.hparams.dataset][-1], rec.n_epochs)
-                bar.update()
+                shown.update()
     except KeyboardInterrupt:
         if writer.abandon():  # nothing written yet: nothing left behind either
             raise GenerationInterrupted(0, cfg.out, resumable=False) from None

@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from weightzoo.format.index import HPARAM_COLUMNS, INDEX_SCHEMA
 from weightzoo.format.layout import NUM_SNAPSHOTS, SPLITS
+from weightzoo.progress import bar
 from weightzoo.zoo import Zoo
 
 __all__ = ["MAX_FILE_BYTES", "MAX_GROUP_BYTES", "ROWS_PER_GROUP", "WEIGHTS_DIR", "write_weights_parquet"]
@@ -72,11 +73,7 @@ def write_weights_parquet(zoo: Zoo, out_dir: str | Path, progress: bool | None =
     schema = weights_schema(dtype)
     written = [_write_layout(zoo, out)]
     ids_by_split = {s: [i for i in zoo.ids if zoo.row(i)["split"] == s] for s in SPLITS}
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        total=len(zoo.ids), desc="weights parquet", unit="net", disable=None if progress is None else not progress
-    )
+    shown = bar(total=len(zoo.ids), progress=progress, desc="weights parquet", unit="net")
     for split, ids in ids_by_split.items():
         if not ids:
             continue
@@ -92,14 +89,14 @@ def write_weights_parquet(zoo: Zoo, out_dir: str | Path, progress: bool | None =
                 for nid in ids[k * per_file : (k + 1) * per_file]:
                     rows.append(_network_rows(zoo, nid, schema))
                     n_rows += rows[-1].num_rows
-                    bar.update()
+                    shown.update()
                     if n_rows >= group_rows:
                         writer.write_table(pa.Table.from_batches(rows, schema), row_group_size=group_rows)
                         rows, n_rows = [], 0
                 if rows:
                     writer.write_table(pa.Table.from_batches(rows, schema), row_group_size=group_rows)
             written.append(rel)
-    bar.close()
+    shown.close()
     return sorted(written)
 
 

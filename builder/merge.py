@@ -16,8 +16,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tqdm.auto import tqdm
-
 from builder.card import render_card
 from weightzoo.cli import ArgumentParser, prog, run_main
 from weightzoo.errors import ConfigError, WeightZooError
@@ -25,6 +23,7 @@ from weightzoo.format.index import NetworkRecord
 from weightzoo.format.layout import DEFAULT_SHARD_BYTES
 from weightzoo.format.manifest import Manifest
 from weightzoo.format.writer import ZooWriter
+from weightzoo.progress import bar
 from weightzoo.zoo import Zoo, open_zoo
 
 #: Generation options that differ between the parts of one zoo.
@@ -67,7 +66,7 @@ def merge(parts: Sequence[str], out: str, *, overwrite: bool = False, progress: 
         card=render_card,
         provenance=provenance,
     ) as writer:
-        for nid in tqdm(ids, desc="merging", unit="net", disable=None if progress is None else not progress):
+        for nid in bar(ids, progress=progress, desc="merging", unit="net"):
             zoo = by_id[nid]
             arrays = {k: v.copy() for k, v in zoo.read_arrays(nid).items()}
             writer.add(NetworkRecord.from_row(zoo.row(nid), seconds[nid]), arrays)

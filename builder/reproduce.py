@@ -85,12 +85,11 @@ def reproduce(
     space = SearchSpace.from_dict(gen["search_space"])
     config = recorded_config(gen["train"])
     out = []
-    from tqdm.auto import tqdm
+    from weightzoo.progress import bar
 
-    disable = None if progress is None else not progress  # None: a bar when standard error is a terminal
     network_ids = list(network_ids)
     rows = {nid: zoo.row(nid) for nid in network_ids}  # an unknown id fails here, before any bar or training
-    for nid in tqdm(network_ids, desc="re-training", unit="net", disable=disable):
+    for nid in bar(network_ids, progress=progress, desc="re-training", unit="net"):
         row = rows[nid]
         task = Task(
             space,

@@ -378,12 +378,11 @@ class Zoo:
             >>> open_zoo(zoo_path).verify(progress=False)["index.parquet"]
             'ok'
         """
-        from tqdm.auto import tqdm
+        from weightzoo.progress import bar
 
         results: dict[str, str] = {}
         total = sum(f.bytes for f in self.manifest.files)
-        disable = None if progress is None else not progress
-        with tqdm(total=total, unit="B", unit_scale=True, desc="verify", disable=disable) as bar:
+        with bar(total=total, progress=progress, unit="B", unit_scale=True, desc="verify") as shown:
             for entry in self.manifest.files:
                 try:  # confined, a regular file, of the stated size: then read no further than that size
                     path = member(self.fs, self.root, entry.path, source=f"{self.root}/{MANIFEST_NAME}")
@@ -391,7 +390,7 @@ class Zoo:
                     if size != entry.bytes:
                         results[entry.path] = f"size {size} bytes, manifest says {entry.bytes} (truncated?)"
                         continue
-                    digest, size = sha256_file(self.fs, path, on_bytes=bar.update, limit=entry.bytes)
+                    digest, size = sha256_file(self.fs, path, on_bytes=shown.update, limit=entry.bytes)
                 except FileNotFoundError:
                     results[entry.path] = "missing"
                     continue
