@@ -81,7 +81,7 @@ def train_network(
     zoo_seed: int,
     network_id: int,
     config: TrainConfig = TrainConfig(),
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     on_epoch: Callable[[int, int, int], None] | None = None,
 ) -> TrainResult:
@@ -90,8 +90,14 @@ def train_network(
 
     ``on_epoch(network_id, epoch, images_seen)`` is called after every epoch (progress reports; it changes
     nothing). ``dtype`` is the arithmetic's (float32, the zoo's; float64 serves equivalence tests); the weights
-    come back as float32 either way."""
-    data = images if isinstance(images, DeviceImages) else DeviceImages(images, device)
+    come back as float32 either way. ``device``: where to train (None: the device ``images`` are on when they are
+    :class:`DeviceImages`, else the CPU); images already on another device are refused."""
+    if isinstance(images, DeviceImages):
+        if device is not None and torch.device(device) != images.device:
+            raise ConfigError(f"device={device!r}, but the images given are on {images.device}; pass one of them")
+        data = images
+    else:
+        data = DeviceImages(images, "cpu" if device is None else device)
     if data.name != hp.dataset:
         raise ConfigError(f"network {network_id} draws dataset {hp.dataset!r} but was given {data.name!r}")
     [result] = train_pack([hp], {data.name: data}, zoo_seed=zoo_seed, network_ids=[network_id], config=config,

@@ -345,3 +345,15 @@ def test_real_mnist_one_epoch_reaches_high_accuracy(shared_data, tmp_path):
     assert r.status == "completed" and 43_000 < r.images_seen < 45_500
     assert r.snapshots["test_accuracy"][-1] > 0.95
     assert r.snapshots["test_accuracy"][0] < 0.2
+
+
+def test_device_is_where_the_images_are_or_refused():
+    """Every accepted parameter works: train_network(device=) with images already on a device either agrees or is
+    refused, never silently ignored."""
+    images = DeviceImages(_tiny_images(), "cpu")
+    cfg = TrainConfig(max_epochs=1)
+    a = train_network(HP, images, zoo_seed=0, network_id=0, config=cfg)
+    b = train_network(HP, images, zoo_seed=0, network_id=0, config=cfg, device="cpu")
+    assert all(a.weights[k].tobytes() == b.weights[k].tobytes() for k in a.weights)
+    with pytest.raises(ConfigError, match="images given are on cpu"):
+        train_network(HP, images, zoo_seed=0, network_id=0, config=cfg, device="meta")

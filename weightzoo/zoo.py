@@ -44,14 +44,19 @@ from weightzoo.hub import require_reachable
 from weightzoo.model import NWSNet, bn_eps_of, build_model
 from weightzoo.paths import default_zoo_dir, is_url
 
+#: Shards a :class:`Zoo` keeps open at once by default.
+MAX_OPEN_SHARDS = 8
+
 
 def open_zoo(
     path_or_url: str | os.PathLike | None = None,
     *,
     storage_options: Mapping[str, Any] | None = None,
     verify: bool = False,
+    max_open_shards: int = MAX_OPEN_SHARDS,
 ) -> Zoo:
-    """Open the zoo at a local path or fsspec URL (default: where ``python -m builder.generate`` writes).
+    """Open the zoo at a local path or fsspec URL (default: where ``python -m builder.generate`` writes);
+    ``max_open_shards`` bounds the shards kept open at once (see :class:`Zoo`).
 
     Example:
         >>> zoo = open_zoo(zoo_path)  # a folder, an fsspec URL, hf://datasets/<org>/<name>; default: the demo zoo
@@ -89,7 +94,7 @@ def open_zoo(
         )
     index = read_index(index_bytes, source=index_path)
     _check_counts(manifest, index, manifest_path)
-    zoo = Zoo(fs, root, manifest, index, url=url)
+    zoo = Zoo(fs, root, manifest, index, url=url, max_open_shards=max_open_shards)
     if verify:
         zoo.verify()
     return zoo
@@ -151,10 +156,6 @@ class _ShardCache:
     def close(self) -> None:
         while self._open:
             self._open.popitem()[1].close()
-
-
-#: Shards a :class:`Zoo` keeps open at once by default.
-MAX_OPEN_SHARDS = 8
 
 
 class Zoo:
