@@ -36,7 +36,14 @@ from weightzoo.errors import (
 )
 from weightzoo.format.confine import member, read_member
 from weightzoo.format.index import read_index
-from weightzoo.format.layout import INDEX_NAME, MANIFEST_NAME, NUM_SNAPSHOTS, PROGRESS_DIR, PROVENANCE_NAME
+from weightzoo.format.layout import (
+    INDEX_NAME,
+    MANIFEST_NAME,
+    NUM_SNAPSHOTS,
+    PROGRESS_DIR,
+    PROVENANCE_NAME,
+    parse_snapshots,
+)
 from weightzoo.format.manifest import Manifest, sha256_bytes, sha256_file
 from weightzoo.format.shards import ShardReader
 from weightzoo.hparams import HyperParameters
@@ -286,15 +293,16 @@ class Zoo:
         return reader.read_snapshots(*where, picks)
 
     def iter_arrays(
-        self, snapshots: Sequence[int] | None = None, *, check: bool | None = None
+        self, snapshots: Sequence[int] | str | int | None = None, *, check: bool | None = None
     ) -> Iterator[tuple[dict[str, Any], dict[str, np.ndarray]]]:
         """Every network of this view as ``(index row, {name: float32 array [len(snapshots), *shape]})``, in
         storage order (shard by shard, byte offset within a shard), each shard closed once its networks are read:
         memory stays bounded by one shard's pages, and a remote zoo fetches each byte range once.
 
-        ``snapshots``: snapshot numbers (1..20, default all). ``check``: verify each network's sha256 (it covers
-        all 20 snapshots, so checking reads them all); None checks when all 20 are selected and otherwise reads
-        only the selected snapshots' bytes.
+        ``snapshots``: snapshot numbers (1..20, default all), in the order given, or a selection as every entry
+        point takes it (``"11..20"``, ``20``: :func:`~weightzoo.format.layout.parse_snapshots`). ``check``: verify
+        each network's sha256 (it covers all 20 snapshots, so checking reads them all); None checks when all 20 are
+        selected and otherwise reads only the selected snapshots' bytes.
 
         Example:
             >>> with open_zoo(zoo_path) as zoo:
@@ -302,6 +310,8 @@ class Zoo:
             >>> arrays["conv0.weight"].shape
             (2, 8, 3, 5, 5)
         """
+        if isinstance(snapshots, (str, int)):
+            snapshots = parse_snapshots(snapshots)
         picks = [_snapshot_index(s) for s in (snapshots if snapshots is not None else range(1, NUM_SNAPSHOTS + 1))]
         if check is None:
             check = len(picks) == NUM_SNAPSHOTS
