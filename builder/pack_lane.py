@@ -324,15 +324,15 @@ class Lane:
 
     def _batch_norm(self, x: torch.Tensor, name: str, momentum: float, S: dict[str, torch.Tensor]) -> torch.Tensor:
         dims = [0, *range(2, x.ndim)]
+        # Written out rather than F.batch_norm: that kernel's per-channel results depend on the channel count (the
+        # pack size) on CPU; var_mean and elementwise arithmetic do not (pack independence, bit for bit). One
+        # var_mean serves the normalisation and the moving statistics.
+        var, mean = torch.var_mean(x, dim=dims, correction=0, keepdim=True)
         with torch.no_grad():
-            var, mean = torch.var_mean(x, dim=dims, correction=0)
             moving_mean, moving_var = S[f"{name}.running_mean"].view(-1), S[f"{name}.running_var"].view(-1)
             n = moving_mean.numel()  # a lane of one: the statistics of the first of the twins
-            moving_mean.lerp_(mean[:n], momentum)
-            moving_var.lerp_(var[:n], momentum)
-        # Written out rather than F.batch_norm: that kernel's per-channel results depend on the channel count (the
-        # pack size) on CPU; var_mean and elementwise arithmetic do not (pack independence, bit for bit).
-        var, mean = torch.var_mean(x, dim=dims, correction=0, keepdim=True)
+            moving_mean.lerp_(mean.detach().view(-1)[:n], momentum)
+            moving_var.lerp_(var.detach().view(-1)[:n], momentum)
         shape = [1, -1] + [1] * (x.ndim - 2)
         # The CPU kernel's form: y = x * alpha + (beta - mean * alpha), alpha = gamma / sqrt(var + eps).
         alpha = S[f"{name}.weight"].reshape(shape) / torch.sqrt(var + self.config.bn_eps)
