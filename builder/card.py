@@ -129,12 +129,15 @@ DEFAULT_LICENSE = "cc-by-4.0"
 
 def license_of(generation: dict[str, Any]) -> str:
     """The licence a zoo's generation record states: ``generate --license``; zoos made before the option had
-    ``mit`` written into their card, and keep it.
+    ``mit`` written into their card, and keep it; a converted release (the authors state none): ``other``.
 
     Example:
-        >>> license_of({"license": "cc0-1.0"}), license_of({})
-        ('cc0-1.0', 'mit')
+        >>> license_of({"license": "cc0-1.0"}), license_of({}), license_of({"source": {"kind": "nws_release"}})
+        ('cc0-1.0', 'mit', 'other')
     """
+    source = generation.get("source")
+    if isinstance(source, dict) and source.get("kind"):
+        return "other"
     return str(generation.get("license") or "mit")
 
 

@@ -23,8 +23,10 @@ Example:
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from weightzoo.cli import ArgumentParser, prog, run_main
@@ -146,10 +148,15 @@ def _upload_weights_parquet(zoo: Zoo, api: Any, repo_id: str, revision: str | No
     """Write the weights as parquet to a temporary folder and upload it as ``weights/``."""
     import tempfile
 
+    from builder.croissant import CROISSANT_NAME, croissant_metadata
     from builder.hub_parquet import WEIGHTS_DIR, write_weights_parquet
 
     with tempfile.TemporaryDirectory(prefix="weightzoo-parquet-") as tmp:
         files = write_weights_parquet(zoo, tmp, progress=progress)
+        parquet = [f for f in files if f.endswith(".parquet")]
+        document = croissant_metadata(zoo, parquet, url=f"https://huggingface.co/datasets/{repo_id}")
+        (Path(tmp) / CROISSANT_NAME).write_text(json.dumps(document, indent=1) + "\n")
+        files.append(CROISSANT_NAME)
         if hasattr(api, "upload_large_folder"):
             api.upload_large_folder(repo_id=repo_id, folder_path=tmp, repo_type=REPO_TYPE, revision=revision,
                                     allow_patterns=files)  # fmt: skip

@@ -183,3 +183,21 @@ print(json.dumps(out))
     for key, hexed in rows.items():
         nid, snapshot = map(int, key.split("."))
         assert bytes.fromhex(hexed) == zoo.flat(nid, snapshot).numpy().tobytes(), key
+
+
+def test_pushed_zoo_has_croissant_metadata_that_mlcroissant_validates_and_reads(tmp_path, hub):
+    """croissant.json (MLCommons Croissant 1.0): validated by mlcroissant, whose records of both record sets are
+    the zoo's (the index's network ids; the weights equal Zoo.flat)."""
+    mlc = pytest.importorskip("mlcroissant")
+    zoo_path = tmp_path / "zoo"
+    write_synthetic_zoo(zoo_path, 3, preset="nws_fixed", diverged=())
+    push(str(zoo_path), "org/croissant", api=StandInApi(hub), progress=False)
+    repo = hub / "datasets" / "org" / "croissant"
+    dataset = mlc.Dataset(jsonld=str(repo / "croissant.json"))  # raises on validation errors
+    zoo = open_zoo(zoo_path)
+    ids = sorted(int(r["networks/network_id"]) for r in dataset.records("networks"))
+    assert ids == zoo.ids
+    record = next(iter(dataset.records("weights")))
+    nid, snapshot = int(record["weights/network_id"]), int(record["weights/snapshot"])
+    values = np.asarray(record["weights/weights"], dtype=np.float32)
+    assert values.tobytes() == zoo.flat(nid, snapshot).numpy().tobytes()
