@@ -441,3 +441,21 @@ def test_public_load_dataset_equals_the_registered_builder_without_private_datas
     assert row["weights"].tobytes() == np.concatenate([a[19].ravel() for a in written[nid].values()]).tobytes()
     with pytest.raises(UnknownNameError):
         weightzoo.load_dataset(path, cache_dir=cache, colour="blue")
+
+
+def test_every_private_touch_point_exists_in_the_installed_datasets():
+    """registration.TOUCH_POINTS names every datasets internal weightzoo relies on; each must resolve here (a
+    datasets release that drops one fails this test by name)."""
+    import importlib
+
+    for dotted, _why, _checked in registration.TOUCH_POINTS:
+        parts = dotted.split(".")
+        for cut in range(len(parts), 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:cut]))
+                break
+            except ImportError:
+                continue
+        for attr in parts[cut:]:
+            assert hasattr(obj, attr), f"datasets {datasets.__version__} lacks {dotted}"
+            obj = getattr(obj, attr)

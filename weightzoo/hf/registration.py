@@ -32,8 +32,22 @@ if TYPE_CHECKING:  # this module runs at interpreter start-up (weightzoo-autoreg
 BUILDER_NAME = "weightzoo"
 #: The module holding the ``datasets`` builder class.
 BUILDER_MODULE = "weightzoo.hf.builder"
-#: ``datasets`` versions the registration is tested with (keep in step with ``pyproject.toml``).
+#: ``datasets`` versions the registration is tested with (keep in step with ``pyproject.toml``). CI installs the
+#: newest release in the range; today that is 5.2.0, also the lowest (5.0 and 5.1 need httpx and lack nothing we
+#: use; 4.x lacks ``datasets.builder.Key``).
 SUPPORTED_DATASETS = ">=5.2,<6"
+#: Every ``datasets`` internal weightzoo touches, where, and the release it was checked against. The public path,
+#: :func:`weightzoo.load_dataset`, needs only the two entries marked public.
+TOUCH_POINTS: tuple[tuple[str, str, str], ...] = (
+    ("datasets.packaged_modules._PACKAGED_DATASETS_MODULES", "registration: the builder's entry", "5.2.0"),
+    ("datasets.load._PACKAGED_DATASETS_MODULES", "registration: the same table, as load sees it", "5.2.0"),
+    ("datasets.load.PackagedDatasetModuleFactory.get_module", "registration: data_dir passed untouched", "5.2.0"),
+    ("datasets.load.DatasetModule", "registration: the module get_module returns", "5.2.0"),
+    ("datasets.DatasetBuilder._create_builder_config", "builder: options, manifest-keyed cache (overridden)", "5.2.0"),
+    ("datasets.builder.Key", "builder: example keys (public name, internal module)", "5.2.0"),
+    ("datasets.fingerprint.Hasher", "builder: the cache key of custom features (public)", "5.2.0"),
+    ("datasets.table.table_cast", "builder: casting a batch to the declared features (public)", "5.2.0"),
+)
 _HOOKED_MODULE = "datasets.load"
 
 
