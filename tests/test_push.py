@@ -145,16 +145,25 @@ def test_a_converted_release_is_published_only_with_a_stated_licence(tmp_path, h
     assert push(str(zoo), "org/release", api=api, progress=False, license="other") == "hf://datasets/org/release"
 
 
-def test_pushed_weights_load_with_stock_datasets_in_an_interpreter_without_weightzoo(tmp_path, hub):
-    """The card's `weights` configuration: parquet rows (network, snapshot) that plain datasets reads, streams and
-    formats as torch, equal to Zoo.flat bit for bit, with weightzoo impossible to import."""
+@pytest.mark.parametrize("converted", [False, True])
+def test_pushed_weights_load_with_stock_datasets_in_an_interpreter_without_weightzoo(tmp_path, hub, converted):
+    """The card's `weights` configuration, of a generated zoo and of a converted release: parquet rows (network,
+    snapshot) that plain datasets reads, streams and formats as torch, equal to Zoo.flat bit for bit, with
+    weightzoo impossible to import."""
     import json
     import subprocess
     import sys
 
+    from builder.card import render_card
+
     zoo_path = tmp_path / "zoo"
-    write_synthetic_zoo(zoo_path, 6, preset="nws_main", diverged=())
-    push(str(zoo_path), "org/parquet", api=StandInApi(hub), progress=False)
+    generation = {"source": {"kind": "nws_release", "subset": "main"}} if converted else None
+    write_synthetic_zoo(zoo_path, 6, preset="nws_main", diverged=(), generation=generation)
+    push(str(zoo_path), "org/parquet", api=StandInApi(hub), progress=False, license="other" if converted else None)
+    if converted:  # the converted release's own card (this synthetic zoo got the generated one's)
+        opened = open_zoo(zoo_path)
+        card = render_card(opened.manifest, opened.index, template="nws_release_card.md.j2")
+        assert "config_name: weights" in card and "license: other" in card
     repo = hub / "datasets" / "org" / "parquet"
     assert sorted(p.name for p in (repo / "weights").iterdir())[0] == "layout.json"
     code = f"""
