@@ -101,6 +101,10 @@ def test_misspelt_names_get_a_did_you_mean_in_one_line(capsys, tmp_path):
         (generate_main, ["--max-epohcs", "3"], "did you mean '--max-epochs'?"),
         (generate_main, ["--trainer", "pak"], "did you mean 'pack'?"),
     ]
+    from weightzoo.__main__ import main as weightzoo_main
+
+    assert exit_code(weightzoo_main, ["genrate"]) == 2
+    assert "did you mean 'generate'?" in capsys.readouterr().err
     for main, argv, hint in cases:
         assert exit_code(main, argv) == 2, argv
         err = capsys.readouterr().err.strip()

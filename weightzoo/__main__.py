@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 from weightzoo import cli
 from weightzoo.cli import run_main
+from weightzoo.errors import did_you_mean
 
 #: Subcommand -> (module with ``main(argv) -> int``, one line of help).
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -54,7 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args else 2
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
-        print(f"{usage()}\n\nerror: unknown command {name!r}; expected one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        hint = did_you_mean(name, tuple(COMMANDS))
+        print(f"{usage()}\n\nerror: unknown command {name!r}{hint}; expected one of: {', '.join(COMMANDS)}",
+              file=sys.stderr)  # fmt: skip
         return 2
     module = importlib.import_module(COMMANDS[name][0])
     cli.invoked_as = f"weightzoo {name}"  # the program name in the subcommand's usage and errors
