@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from builder.space import get_preset
 from cards import TEMPLATE_DIR, ZOO_CARD
+from weightzoo.about import BIBTEX, license_of
 from weightzoo.errors import MissingExtraError, UnknownNameError
 from weightzoo.format.layout import DEFAULT_SHARD_BYTES
 from weightzoo.format.manifest import Manifest
@@ -118,6 +119,7 @@ def render_card(manifest: Manifest, index: pa.Table, template: str = ZOO_CARD) -
         hparam_counts=hparam_counts,
         command=_command(manifest.generation),
         license=license_of(manifest.generation),
+        citation=BIBTEX,
         budget=_budget(manifest.generation),
         released_evaluation=manifest.generation.get("evaluation", "clean") == "released",
     )
@@ -125,20 +127,6 @@ def render_card(manifest: Manifest, index: pa.Table, template: str = ZOO_CARD) -
 
 #: The licence a generated zoo's card states unless ``generate --license`` says otherwise.
 DEFAULT_LICENSE = "cc-by-4.0"
-
-
-def license_of(generation: dict[str, Any]) -> str:
-    """The licence a zoo's generation record states: ``generate --license``; zoos made before the option had
-    ``mit`` written into their card, and keep it; a converted release (the authors state none): ``other``.
-
-    Example:
-        >>> license_of({"license": "cc0-1.0"}), license_of({}), license_of({"source": {"kind": "nws_release"}})
-        ('cc0-1.0', 'mit', 'other')
-    """
-    source = generation.get("source")
-    if isinstance(source, dict) and source.get("kind"):
-        return "other"
-    return str(generation.get("license") or "mit")
 
 
 def _budget(generation: dict[str, Any]) -> str:

@@ -19,8 +19,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from builder.card import HOMEPAGE, license_of
+from builder.card import HOMEPAGE
 from builder.hub_parquet import WEIGHTS_DIR, weights_schema
+from weightzoo.about import BIBTEX, license_of
 from weightzoo.format.index import INDEX_SCHEMA
 from weightzoo.format.layout import INDEX_NAME
 from weightzoo.zoo import Zoo
@@ -67,12 +68,6 @@ CONTEXT: dict[str, Any] = {
     "subField": "cr:subField",
     "transform": "cr:transform",
 }
-CITATION = (
-    '@inproceedings{EJRUY20, author = {Eilertsen, Gabriel and J{\\"o}nsson, Daniel and Ropinski, Timo and Unger, '
-    "Jonas and Ynnerman, Anders}, title = {Classifying the classifier: dissecting the weight space of neural "
-    "networks}, booktitle = {Proceedings of the European Conference on Artificial Intelligence (ECAI 2020)}, "
-    "year = {2020}}"
-)
 
 
 def _data_type(t: pa.DataType) -> tuple[str, bool]:
@@ -155,7 +150,7 @@ def croissant_metadata(zoo: Zoo, weights_files: list[str], url: str | None = Non
             "of its training, regenerated with weightzoo after the NWS zoo of Eilertsen et al. (ECAI 2020)."
         ),
         "conformsTo": "http://mlcommons.org/croissant/1.0",
-        "citeAs": CITATION,
+        "citeAs": BIBTEX,
         "license": license_of(manifest.generation),
         "url": url or HOMEPAGE,
         "version": f"{manifest.format_version}.0.0",

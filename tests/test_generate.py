@@ -565,3 +565,14 @@ def test_the_cards_command_makes_the_same_zoo_byte_for_byte(tmp_path):
     assert len([f for f in files if f.suffix == ".safetensors"]) >= 2  # the shard cap was honoured
     for rel in files:
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+
+def test_card_and_datasets_info_cite_and_license_as_the_one_source_says(demo_zoo, tmp_path):
+    from weightzoo.about import BIBTEX, license_of
+
+    card = (demo_zoo / "README.md").read_text()
+    assert BIBTEX in card and license_of(open_zoo(demo_zoo).manifest.generation) == "cc-by-4.0"
+    import weightzoo
+
+    ds = weightzoo.load_dataset(demo_zoo, split="train", cache_dir=str(tmp_path / "cache"), snapshots=20)
+    assert ds.info.citation == BIBTEX and ds.info.license == "cc-by-4.0"

@@ -43,6 +43,7 @@ from datasets.exceptions import DatasetGenerationError
 from datasets.fingerprint import Hasher
 from datasets.table import table_cast
 
+from weightzoo.about import BIBTEX, license_of
 from weightzoo.errors import (
     ConfigError,
     ShardError,
@@ -74,12 +75,6 @@ GRANULARITIES: tuple[str, ...] = ("network", "snapshot")
 VIEWS: tuple[str, ...] = ("flat", "layers")
 #: Weight bytes per Arrow table yielded to ``datasets`` (bounds memory while preparing and streaming).
 BATCH_BYTES = 32 * 2**20
-CITATION = """@inproceedings{EJRUY20,
-  author    = "Eilertsen, Gabriel and J\\"onsson, Daniel and Ropinski, Timo and Unger, Jonas and Ynnerman, Anders",
-  title     = "Classifying the classifier: dissecting the weight space of neural networks",
-  booktitle = "Proceedings of the European Conference on Artificial Intelligence (ECAI 2020)",
-  volume    = "325", pages = "1119--1126", year = "2020"
-}"""
 
 
 class ZooReadError(ShardError, DatasetGenerationError):
@@ -252,9 +247,9 @@ class WeightZoo(datasets.ArrowBasedBuilder):
             description=f"weightzoo zoo{about}: trained CNNs, their hyper-parameters, metrics and weights at "
             f"snapshots {list(self.config.snapshots)}, one row per {self.config.granularity}, {self.config.view} view.",
             features=zoo_features(self.config.granularity, self.config.view, self._weights_dtype()),
-            citation=CITATION,
+            citation=BIBTEX,
             homepage="https://github.com/weightzoo/weightzoo",
-            license="mit",
+            license=license_of(manifest.generation) if manifest is not None else None,
         )
 
     def _weights_dtype(self) -> str:
