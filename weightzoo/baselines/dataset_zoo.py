@@ -8,6 +8,7 @@ offers exactly those four; nothing else of :class:`~weightzoo.zoo.Zoo` (filterin
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -73,6 +74,17 @@ class DatasetZoo:
     def architecture(self, network_id: int) -> Any:
         """The :class:`~weightzoo.architecture.Architecture` of one network."""
         return self._arch[network_id]
+
+    def iter_arrays(
+        self, snapshots: Sequence[int] | None = None, *, check: bool | None = None
+    ) -> Iterator[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+        """Every network as ``(row, {name: [len(snapshots), *shape]})``, by id, as :meth:`Zoo.iter_arrays
+        <weightzoo.zoo.Zoo.iter_arrays>` yields them. A dataset holds no checksums: ``check=True`` is refused."""
+        if check:
+            raise ConfigError("a datasets.DatasetDict holds no checksums to check; verify the zoo it came from")
+        idx = np.asarray(list(snapshots) if snapshots is not None else range(1, NUM_SNAPSHOTS + 1)) - 1
+        for nid in sorted(self._rows):
+            yield self._rows[nid], {k: v[idx] for k, v in self.read_arrays(nid).items()}
 
     def read_arrays(self, network_id: int) -> dict[str, np.ndarray]:
         """name -> [20, *shape] float32 (NaN where the dataset holds no snapshot)."""

@@ -5,9 +5,11 @@ networks, see :mod:`weightzoo.baselines.protocol`) and per-tensor statistics
 (:mod:`weightzoo.baselines.features`); the train/test split by network; the classes and their balancing; then the
 samples of each split, one per (network, snapshot), with their labels, statistics and/or flat vectors.
 
-It reads through :class:`~weightzoo.zoo.Zoo`'s API: ``index``, ``url``, ``architecture()`` and ``read_arrays()``
-(a filtered zoo, ``zoo.filter(...)``, selects networks). :class:`~weightzoo.baselines.dataset_zoo.DatasetZoo`
-offers the same four over a ``datasets.DatasetDict``.
+It reads every network once, through :class:`~weightzoo.zoo.Zoo`'s one read path, ``iter_arrays(snapshots)``
+(storage order, one shard open at a time, only the selected snapshots' bytes), and otherwise ``index``, ``url``
+and ``architecture()`` (a filtered zoo, ``zoo.filter(...)``, selects networks): the statistics, the screening and
+the flat vectors come from that one pass. :class:`~weightzoo.baselines.dataset_zoo.DatasetZoo` offers the same
+over a ``datasets.DatasetDict``.
 
 Example (``zoo_path``: a small zoo written by the test fixtures):
     >>> from weightzoo import open_zoo
@@ -114,7 +116,7 @@ def load_samples(
         raise ConfigError(f"{zoo.url}: the zoo holds no networks")
     with_stats = "stats" in features
     slots = _mixed_architecture_slots(zoo, rows) if with_stats else None
-    stats = _screen_networks(zoo, rows, protocol, with_stats, slots, progress)
+    stats, flat = _screen_networks(zoo, rows, protocol, with_stats, "weights" in features, slots, progress)
     usable = [n for n in rows if n not in protocol.excluded]
     by_split = split_networks(usable, rows, protocol, test_fraction, rng, random_state=random_state, source=zoo.url)
     if task == "classification":
@@ -123,7 +125,7 @@ def load_samples(
     if with_stats:
         stats = _name_columns(zoo, protocol, stats, slots, usable[0], by_split["train"])
     train, test = (
-        _split_samples(zoo, rows, protocol, by_split[s], stats if with_stats else None, features, shuffle_labels, rng)
+        _split_samples(rows, protocol, by_split[s], stats if with_stats else None, flat, shuffle_labels, rng)
         for s in SPLITS
     )
     return train, test, protocol
@@ -142,31 +144,42 @@ def _screen_networks(
     rows: dict[int, dict[str, Any]],
     protocol: Protocol,
     with_stats: bool,
+    with_flat: bool,
     slots: list[str] | None,
     progress: Callable[[list[int]], Iterable[int]] | None,
-) -> dict[int, np.ndarray]:
-    """Read every network once: record the excluded ones (with the reason) in ``protocol.excluded`` and return the
-    per-tensor statistics of the others (aligned on ``slots`` when given; empty unless ``with_stats``)."""
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray] | None]:
+    """Read every network once, in storage order (``zoo.iter_arrays``, the selected snapshots only): record the
+    excluded ones (with the reason) in ``protocol.excluded``; return the per-tensor statistics of the others
+    (aligned on ``slots`` when given; empty unless ``with_stats``) and, with ``with_flat``, their flat vectors
+    [snapshots, num_params]."""
     snaps, target = protocol.snapshots, protocol.target
-    idx = np.asarray(snaps) - 1
     stats: dict[int, np.ndarray] = {}
-    for nid in list(rows) if progress is None else progress(list(rows)):
-        row = rows[nid]
+    flat: dict[int, np.ndarray] | None = {} if with_flat else None
+    counted = progress(list(rows)) if progress is not None else None
+    ticks = iter(counted) if counted is not None else None
+    for row, arrays in zoo.iter_arrays(list(snaps), check=False):
+        nid = row["network_id"]
+        if ticks is not None:
+            next(ticks, None)  # the bar moves with every network read
         if row["status"] == "diverged":
             protocol.excluded[nid] = "diverged"
             continue
-        arrays = zoo.read_arrays(nid)
-        if not all(np.isfinite(a[idx]).all() for a in arrays.values()):
+        if not all(np.isfinite(a).all() for a in arrays.values()):
             protocol.excluded[nid] = f"non-finite weights (status {row['status']})"
             continue
         if protocol.task == "regression" and not all(np.isfinite(float(label_of(row, target, s))) for s in snaps):
             protocol.excluded[nid] = f"non-finite {target}"
             continue
         if with_stats:
-            stats[nid] = tensor_stats(arrays, snaps)
+            stats[nid] = tensor_stats(arrays, list(range(1, len(snaps) + 1)))
             if slots is not None:
                 stats[nid] = align_stats(stats[nid], zoo.architecture(nid), slots)
-    return stats
+        if flat is not None:
+            flat[nid] = np.concatenate([np.asarray(a).reshape(len(snaps), -1) for a in arrays.values()], axis=1)
+    if ticks is not None:
+        for _ in ticks:  # finish the bar
+            pass
+    return stats, flat
 
 
 def _name_columns(
@@ -189,12 +202,11 @@ def _name_columns(
 
 
 def _split_samples(
-    zoo: Zoo,
     rows: dict[int, dict[str, Any]],
     protocol: Protocol,
     nets: list[int],
     stats: dict[int, np.ndarray] | None,
-    features: tuple[str, ...],
+    flat: dict[int, np.ndarray] | None,
     shuffle_labels: bool,
     rng: np.random.Generator,
 ) -> Samples:
@@ -218,8 +230,8 @@ def _split_samples(
     )
     if stats is not None:
         samples.stats = np.concatenate([stats[n] for n in nets]) if nets else np.zeros((0, 0))
-    if "weights" in features:
-        samples.weights = flat_vectors(zoo, nets, snaps)
+    if flat is not None:
+        samples.weights = _stack_vectors([v for n in nets for v in flat[n]])
     return samples
 
 
@@ -240,6 +252,11 @@ def flat_vectors(zoo: Zoo, network_ids: list[int], snapshots: tuple[int, ...]) -
         arrays = zoo.read_arrays(nid)
         block = np.concatenate([np.asarray(a[idx]).reshape(len(idx), -1) for a in arrays.values()], axis=1)
         rows.extend(block)
+    return _stack_vectors(rows)
+
+
+def _stack_vectors(rows: list[np.ndarray]) -> np.ndarray:
+    """Vectors as [n, length] float32, or a 1-D object array when their lengths differ."""
     if len({len(r) for r in rows}) <= 1:
         return np.stack(rows).astype(np.float32, copy=False) if rows else np.zeros((0, 0), np.float32)
     ragged = np.empty(len(rows), dtype=object)
