@@ -303,3 +303,16 @@ def test_open_shards_are_bounded_shared_by_views_and_closed(synthetic_zoo):
     assert zoo._shards._open == {}  # closed on leaving the block; arrays already returned stay readable
     assert np.array_equal(arrays["out.bias"], written[zoo.ids[0]]["out.bias"], equal_nan=True)
     assert zoo.read_arrays(zoo.ids[-1])["out.bias"].shape[0] == 20  # reading again reopens
+
+
+def test_read_arrays_takes_a_snapshot_selection_and_the_other_readers_agree(synthetic_zoo):
+    path, written = synthetic_zoo
+    with open_zoo(path) as zoo:
+        nid = zoo.ids[0]
+        some = zoo.read_arrays(nid, "19..20")
+        listed = zoo.read_arrays(nid, [20, 19])  # a list keeps its own order
+        for k, v in written[nid].items():
+            assert some[k].tobytes() == v[18:20].tobytes() and listed[k][0].tobytes() == v[19].tobytes()
+            assert zoo.weights(nid, 19)[k].numpy().tobytes() == v[18].tobytes()
+        flat = np.concatenate([v[19].ravel() for v in written[nid].values()])
+        assert zoo.flat(nid, 20).numpy().tobytes() == flat.tobytes()

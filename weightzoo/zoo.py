@@ -273,13 +273,25 @@ class Zoo:
     def _reader(self, shard: str) -> ShardReader:
         return self._shards.get(shard)
 
-    def read_arrays(self, network_id: int, *, check: bool = False) -> dict[str, np.ndarray]:
-        """All 20 snapshots of one network as read-only numpy arrays [20, *shape], reading only its byte range
-        (zero-copy views of the memory map for local zoos).
+    def read_arrays(
+        self, network_id: int, snapshots: Sequence[int] | str | int | None = None, *, check: bool = False
+    ) -> dict[str, np.ndarray]:
+        """One network as numpy arrays [len(snapshots), *shape] (default: all 20, read-only zero-copy views of the
+        memory map for local zoos), reading only its byte range, or only the selected snapshots' bytes.
+        ``snapshots`` as every entry point takes them (``"11..20"``, ``20``, a list in its own order). The other
+        readers (``weights``, ``flat``, ``snapshots``, ``model``, ``iter_arrays``) are views of this one.
 
         ``check=True`` verifies the network's bytes against the sha256 in the index.
+
+        Example:
+            >>> open_zoo(zoo_path).read_arrays(0, "19..20")["conv0.weight"].shape
+            (2, 8, 3, 5, 5)
         """
-        return self._read_row(self.row(network_id), None, check)
+        if snapshots is None:
+            return self._read_row(self.row(network_id), None, check)
+        if isinstance(snapshots, (str, int)):
+            snapshots = parse_snapshots(snapshots)
+        return self._read_row(self.row(network_id), [_snapshot_index(s) for s in snapshots], check)
 
     def _read_row(self, row: dict[str, Any], picks: list[int] | None, check: bool) -> dict[str, np.ndarray]:
         """One network's arrays from its index row: all 20 snapshots (``picks`` None: zero-copy views) or the
@@ -341,7 +353,7 @@ class Zoo:
             >>> open_zoo(zoo_path).weights(0, snapshot=1)["conv0.weight"].shape
             torch.Size([8, 3, 5, 5])
         """
-        arrays = self._read_row(self.row(network_id), [_snapshot_index(snapshot)], check)
+        arrays = self.read_arrays(network_id, [snapshot], check=check)
         return {k: torch.from_numpy(v[0].copy()) for k, v in arrays.items()}
 
     def flat(self, network_id: int, snapshot: int = NUM_SNAPSHOTS, *, check: bool = False) -> torch.Tensor:
