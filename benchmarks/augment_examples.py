@@ -1,4 +1,4 @@
-"""Save a grid of augmented examples, to eyeball the augmentation pipeline (builder.augment).
+"""Save a grid of augmented examples, to eyeball the augmentation pipeline (builder.engine.augment).
 
 Uses scikit-learn's embedded 8x8 digits (no download), upsampled to 32x32 and tinted so the colour
 augmentations are visible. Row i: the original image, then 8 augmentations of it.
@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
-from builder.augment import AugmentConfig, augment
+from builder.engine.augment import AugmentConfig, augment
 
 #: Foreground and background colours per digit, so hue and saturation changes show.
 _TINTS = torch.tensor([[1.0, 0.3, 0.2], [0.2, 0.8, 0.3], [0.3, 0.4, 1.0], [1.0, 0.9, 0.2], [0.9, 0.9, 0.9]])
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
             axes[i, j].set_yticks([])
         axes[i, 0].set_ylabel(f"#{i}", rotation=0, labelpad=12)
     axes[0, 0].set_title("original", fontsize=8)
-    fig.suptitle("builder.augment: original, then augmentations (default AugmentConfig)", fontsize=9)
+    fig.suptitle("builder.engine.augment: original, then augmentations (default AugmentConfig)", fontsize=9)
     fig.tight_layout()
     fig.savefig(args.out, dpi=100)
     print(f"wrote {args.out}")

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from builder.pack import train_pack
-from builder.sources import load_images
-from builder.space import get_preset
-from builder.train import TrainConfig, train_network
+from builder.engine.pack import train_pack
+from builder.engine.sources import load_images
+from builder.engine.space import get_preset
+from builder.engine.train import TrainConfig, train_network
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repository's tests/ too
 from tests.reference_trainer import reference_train

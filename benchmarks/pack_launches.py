@@ -21,13 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from builder.augment import augment_with
-from builder.keyed_random import step_draws
-from builder.member import Member
-from builder.pack_lane import Lane
-from builder.sources import load_images
-from builder.space import get_preset, torch_seed
-from builder.train import DeviceImages, TrainConfig
+from builder.engine.augment import augment_with
+from builder.engine.keyed_random import step_draws
+from builder.engine.member import Member
+from builder.engine.pack_lane import Lane
+from builder.engine.sources import load_images
+from builder.engine.space import get_preset, torch_seed
+from builder.engine.train import DeviceImages, TrainConfig
 from weightzoo.model import NWSNet, initialize_
 from weightzoo.optim import make_optimizer
 

@@ -23,11 +23,11 @@ import time
 import numpy as np
 import torch
 
-from builder.pack import train_pack
-from builder.pack_schedule import form_packs, pack_key
-from builder.sources import ImageSet, load_images
-from builder.space import get_preset
-from builder.train import TrainConfig, train_network
+from builder.engine.pack import train_pack
+from builder.engine.pack_schedule import form_packs, pack_key
+from builder.engine.sources import ImageSet, load_images
+from builder.engine.space import get_preset
+from builder.engine.train import TrainConfig, train_network
 
 ZOO = 16_000
 
@@ -46,7 +46,7 @@ def _memory(device: torch.device) -> str:
 def _networks(preset: str, n: int, per_shape: int | None, seed: int = 0) -> list[tuple[int, object]]:
     """``n`` networks of the preset's first draws, data set set to digits: shapes in the order of their first
     draw, each filled with up to ``per_shape`` of its networks (None: only the first shape, as dense as
-    nws_fixed's lanes in the full zoo), ordered as builder.pack_schedule orders a pack."""
+    nws_fixed's lanes in the full zoo), ordered as builder.engine.pack_schedule orders a pack."""
     space = get_preset(preset)
     groups: dict[object, list[int]] = {}
     draws = {}

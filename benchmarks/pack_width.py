@@ -1,10 +1,10 @@
 """Which kernels round differently with the pack's width: the measurement behind pack independence.
 
-A pack trains P networks of one shape in one set of kernels (``builder.pack_lane``). A network's bytes must not
+A pack trains P networks of one shape in one set of kernels (``builder.engine.pack_lane``). A network's bytes must not
 depend on P (``builder.reproduce`` retrains it as a pack of one). This sweeps every layer shape of the search
 space (conv: input/output channels, filter size, image side, batch size; dense: units; batch norm) and, for
 member 0 of a lane, compares the forward result and the gradients at widths 2..16 with width 2, and width 1
-with width 2, bit for bit, for the raw kernels and for the lane's own (:func:`builder.pack_lane._grouped_conv`,
+with width 2, bit for bit, for the raw kernels and for the lane's own (:func:`builder.engine.pack_lane._grouped_conv`,
 which pads the RGB input to 4 channels).
 
     python benchmarks/pack_width.py            # CPU, one thread; --device cuda on a GPU
@@ -23,7 +23,7 @@ import itertools
 import torch
 import torch.nn.functional as F
 
-from builder.pack_lane import _grouped_conv
+from builder.engine.pack_lane import _grouped_conv
 from weightzoo.architecture import LAYERS_PER_BLOCK
 
 WIDTHS = (2, 3, 4, 5, 8, 16)

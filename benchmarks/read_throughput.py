@@ -48,7 +48,7 @@ LABELS = {
 
 def write_zoo(path: Path, networks: int, preset: str, shard_mb: float, seed: int = 0) -> None:
     """A zoo of ``networks`` random-weight networks written with the real writer (``ZooWriter``)."""
-    from builder.space import get_preset, split_of
+    from builder.engine.space import get_preset, split_of
     from weightzoo.format.index import NetworkRecord
     from weightzoo.format.layout import METRICS, NUM_SNAPSHOTS
     from weightzoo.format.writer import ZooWriter

@@ -22,9 +22,9 @@ import time
 WORKER = """
 import sys, time, torch
 torch.set_num_threads(int(sys.argv[1]))
-from builder.sources import load_images
-from builder.space import get_preset
-from builder.train import TrainConfig, train_network
+from builder.engine.sources import load_images
+from builder.engine.space import get_preset
+from builder.engine.train import TrainConfig, train_network
 hp = get_preset("demo").sample(0, 0)
 images = load_images("digits")
 t = time.perf_counter()

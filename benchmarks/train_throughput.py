@@ -17,10 +17,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from builder.augment import augment
-from builder.sources import load_images
-from builder.space import get_preset
-from builder.train import TrainConfig, train_network
+from builder.engine.augment import augment
+from builder.engine.sources import load_images
+from builder.engine.space import get_preset
+from builder.engine.train import TrainConfig, train_network
 from weightzoo.hparams import HyperParameters
 from weightzoo.model import NWSNet, initialize_
 from weightzoo.optim import make_optimizer

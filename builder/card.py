@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from builder.space import get_preset
+from builder.engine.space import get_preset
 from cards import TEMPLATE_DIR, ZOO_CARD
 from weightzoo.about import BIBTEX, license_of
 from weightzoo.errors import MissingExtraError, UnknownNameError

@@ -30,6 +30,7 @@ import numpy as np
 
 import weightzoo
 from builder.card import render_card
+from builder.engine.train import snapshot_epochs
 from builder.nws_release import (
     RELEASE_SPLITS,
     SUBSETS,
@@ -45,7 +46,6 @@ from builder.nws_release import (
     sha256_of,
     split_file,
 )
-from builder.train import snapshot_epochs
 from weightzoo.cli import ArgumentParser, prog, run_main
 from weightzoo.errors import ConfigError, ReleaseError, WeightZooError
 from weightzoo.format.index import NetworkRecord
@@ -144,7 +144,7 @@ def network_record(net: ReleaseNetwork, files: NetworkFiles) -> NetworkRecord:
     from the weights it exports: validation and test error of those weights, and train error as the mean over the
     training batches since the previous export (row 0: the first batch, untrained). So epoch ``e`` of the history
     is row ``e``, ``n_epochs`` is the number of exports minus one, and the 20 kept exports ``round(linspace(1,
-    n_exports, 20))`` are epochs :func:`builder.train.snapshot_epochs` ``(n_epochs)``, the rows the authors'
+    n_exports, 20))`` are epochs :func:`builder.engine.train.snapshot_epochs` ``(n_epochs)``, the rows the authors'
     ``util.import_weights`` reads as well. Errors (%) become accuracies ``1 - error / 100``. Losses, not in the
     release, are NaN; column 4 (the smoothed validation error early stopping used) and the step column are dropped.
     Status: ``diverged`` when a stored value is not finite (the network is kept), ``completed`` when it ran the

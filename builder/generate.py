@@ -30,11 +30,11 @@ import torch
 
 import weightzoo
 from builder.card import DEFAULT_LICENSE, render_card
-from builder.executors import EXECUTORS, PackTask, Task, run_tasks
-from builder.pack_schedule import MAX_WIDTH, QUEUE_DEPTH, device_budget, form_packs
-from builder.space import PRESETS, get_preset
-from builder.task import TRAINERS
-from builder.train_config import EPOCH_CAPS, EVALUATIONS, GENERATION_VERSION, ON_DIVERGENCE, TrainConfig
+from builder.engine.executors import EXECUTORS, PackTask, Task, run_tasks
+from builder.engine.pack_schedule import MAX_WIDTH, QUEUE_DEPTH, device_budget, form_packs
+from builder.engine.space import PRESETS, get_preset
+from builder.engine.task import TRAINERS
+from builder.engine.train_config import EPOCH_CAPS, EVALUATIONS, GENERATION_VERSION, ON_DIVERGENCE, TrainConfig
 from weightzoo.cli import ArgumentParser, prog, run_main
 from weightzoo.errors import ConfigError, UnknownNameError, WeightZooError
 from weightzoo.format.layout import DEFAULT_SHARD_BYTES
@@ -69,13 +69,13 @@ class GenerationConfig:
     #: Budget zoos: training images per network and test images per evaluation (None: all, as the reference).
     train_images: int | None = None
     test_images: int | None = None
-    #: "clean" metrics (default) or "released": as the original measured them (see :mod:`builder.train`).
+    #: "clean" metrics (default) or "released": as the original measured them (see :mod:`builder.engine.train`).
     evaluation: str = "clean"
     #: The licence the zoo's card states (a Hugging Face licence id: cc-by-4.0, cc0-1.0, mit, other, ...).
     license: str = DEFAULT_LICENSE
     #: "images" (the original's cap: max_epochs worth of images in steps) or "epochs" (exactly max_epochs).
     epoch_cap: str = "images"
-    #: At a non-finite export: "stop" (default) or "continue" (the original; see builder.train_config).
+    #: At a non-finite export: "stop" (default) or "continue" (the original; see builder.engine.train_config).
     on_divergence: str = "stop"
     #: Images per evaluation batch (clean evaluation). Larger batches mean fewer kernel launches on a GPU; the
     #: metrics may change in their last bits (float sums in another order), and the value is recorded.
@@ -90,10 +90,10 @@ class GenerationConfig:
     #: use ``workers`` for parallelism; ``benchmarks/thread_defaults.py`` measures the trade-off).
     threads: int | None = None
     max_shard_bytes: int = DEFAULT_SHARD_BYTES
-    #: "single" (one network per task) or "pack" (many per task, builder.pack): the same bytes either way (one
+    #: "single" (one network per task) or "pack" (many per task, builder.engine.pack): the same bytes either way (one
     #: engine), so it is provenance, not part of the manifest
     trainer: str = "single"
-    #: Networks a pack trains at once (None: as many as the device's memory allows, builder.pack_schedule).
+    #: Networks a pack trains at once (None: as many as the device's memory allows, builder.engine.pack_schedule).
     pack_size: int | None = None
     overwrite: bool = False
     #: Continue an interrupted run in ``out``: keep its finished shards, train only the missing networks.
@@ -244,7 +244,7 @@ def generate(config: GenerationConfig) -> Manifest:
 
 
 def _pack_tasks(tasks: list[Task], pack_size: int | None, device: str, depth: int) -> list[PackTask]:
-    """The tasks as packs (builder.pack_schedule): each trains ``pack_size`` networks at once (None: as many as
+    """The tasks as packs (builder.engine.pack_schedule): each trains ``pack_size`` networks at once (None: as many as
     ``MAX_WIDTH`` and the device's memory allow) from a queue ``depth`` times as long, shapes mixed. The local
     executor hands over each network as it finishes, so its packs queue ``QUEUE_DEPTH`` times their width; a
     worker process or Ray task returns its pack's weights at once, so those packs hold one width of networks."""
@@ -422,7 +422,7 @@ def _parser() -> argparse.ArgumentParser:
         "--trainer",
         choices=TRAINERS,
         default="single",
-        help="single: one network at a time (default); pack: many networks in one set of kernels (builder.pack; "
+        help="single: one network at a time (default); pack: many networks in one set of kernels (builder.engine.pack; "
         "recorded in the manifest, as its float32 bytes differ from single's)",
     )
     p.add_argument(

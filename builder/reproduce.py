@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from builder.space import SearchSpace
-from builder.task import Task, train_task
-from builder.train_config import FORMER_DEFAULTS, GENERATION_VERSION, SAME_NETWORKS, TrainConfig
+from builder.engine.space import SearchSpace
+from builder.engine.task import Task, train_task
+from builder.engine.train_config import FORMER_DEFAULTS, GENERATION_VERSION, SAME_NETWORKS, TrainConfig
 from weightzoo.cli import ArgumentParser, prog, run_main
 from weightzoo.errors import FormatVersionError, WeightZooError
 from weightzoo.options import device_type, option_type
@@ -39,7 +39,7 @@ class Comparison:
 
 def recorded_config(train: dict) -> TrainConfig:
     """The training configuration a zoo records; a field it does not record (it predates the field) takes what
-    zoos did then (:data:`~builder.train_config.FORMER_DEFAULTS`), not today's default.
+    zoos did then (:data:`~builder.engine.train_config.FORMER_DEFAULTS`), not today's default.
 
     Example:
         >>> recorded_config({"max_epochs": 3}).epoch_cap, TrainConfig().epoch_cap

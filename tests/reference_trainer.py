@@ -1,7 +1,7 @@
 """The per-network training loop the engine replaced (generation versions 2 to 4's single trainer), kept as the
-reference the engine (:mod:`builder.pack`, :mod:`builder.pack_lane`) must equal in float64: it trains one network
-with the reader's model (:class:`weightzoo.model.NWSNet`: its forward pass, its TensorLayer batch norm) and the
-optimizer classes of :mod:`weightzoo.optim`, one tensor at a time, with the same draws. Used by tests only."""
+reference the engine (:mod:`builder.engine.pack`, :mod:`builder.engine.pack_lane`) must equal in float64: it trains
+one network with the reader's model (:class:`weightzoo.model.NWSNet`: its forward pass, its TensorLayer batch norm)
+and the optimizer classes of :mod:`weightzoo.optim`, one tensor at a time, with the same draws. Used by tests only."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from builder.augment import augment, augment_with
-from builder.keyed_random import step_draws
-from builder.member import DeviceImages, EarlyStopping, Records, evaluate_sums, metrics, network_split
-from builder.sources import ImageSet
-from builder.space import torch_seed
-from builder.train_config import TrainConfig, TrainResult, epoch_limit, snapshot_epochs
+from builder.engine.augment import augment, augment_with
+from builder.engine.keyed_random import step_draws
+from builder.engine.member import DeviceImages, EarlyStopping, Records, evaluate_sums, metrics, network_split
+from builder.engine.sources import ImageSet
+from builder.engine.space import torch_seed
+from builder.engine.train_config import TrainConfig, TrainResult, epoch_limit, snapshot_epochs
 from weightzoo.errors import ConfigError
 from weightzoo.format.layout import METRICS
 from weightzoo.hparams import HyperParameters
@@ -46,7 +46,7 @@ def reference_train(
 
     ``on_epoch(network_id, epoch, images_seen)`` is called after every epoch (progress reports; it changes
     nothing). ``dtype`` is the arithmetic's (float32, the zoo's; float64 serves equivalence tests, e.g. of
-    :mod:`builder.pack`); the weights come back as float32 either way."""
+    :mod:`builder.engine.pack`); the weights come back as float32 either way."""
     start = time.perf_counter()
     data = images if isinstance(images, DeviceImages) else DeviceImages(images, device)
     dev = data.device
@@ -54,7 +54,7 @@ def reference_train(
         raise ConfigError(f"network {network_id} draws dataset {hp.dataset!r} but was given {data.name!r}")
     # Every random choice comes from streams keyed by (zoo seed, network id, stream): generators for the
     # initialisation, the data split and order, and the augmentation noise; a counter-based stream per training
-    # step for the dropout masks and the augmentation parameters (builder.keyed_random), as the pack draws them.
+    # step for the dropout masks and the augmentation parameters (builder.engine.keyed_random), as the pack draws them.
     init_gen = torch.Generator().manual_seed(torch_seed(zoo_seed, network_id, "init"))
     data_gen = torch.Generator().manual_seed(torch_seed(zoo_seed, network_id, "data"))
     aug_gen = torch.Generator(device=dev).manual_seed(torch_seed(zoo_seed, network_id, "augment"))

@@ -1,4 +1,4 @@
-"""Tests of the batched augmentation (builder.augment) against transcriptions of the original's transform matrix,
+"""Tests of the batched augmentation (builder.engine.augment) against transcriptions of the original's transform matrix,
 TensorFlow's projective sampler and HSV colour ops (colorsys), CPU only."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from builder.augment import (
+from builder.engine.augment import (
     AugmentConfig,
     AugmentParams,
     apply_params,

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from builder.space import get_preset, split_of
+from builder.engine.space import get_preset, split_of
 from weightzoo import open_zoo
 from weightzoo.baselines import fit, format_table, load_samples, parse_snapshots
 from weightzoo.baselines.features import tensor_stats

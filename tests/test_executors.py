@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from builder.executors import run_tasks
-from builder.space import get_preset
-from builder.task import PackTask, Task
-from builder.train import TrainConfig
+from builder.engine.executors import run_tasks
+from builder.engine.space import get_preset
+from builder.engine.task import PackTask, Task
+from builder.engine.train import TrainConfig
 
 
 def _tasks(n: int, epochs: int) -> list[Task]:

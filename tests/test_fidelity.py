@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 import torch
 
-import builder.member as member_module
-from builder.member import Member
-from builder.pack_lane import Lane
-from builder.sources import load_images
-from builder.space import get_preset
-from builder.train import DeviceImages, TrainConfig, network_split, train_network
+import builder.engine.member as member_module
+from builder.engine.member import Member
+from builder.engine.pack_lane import Lane
+from builder.engine.sources import load_images
+from builder.engine.space import get_preset
+from builder.engine.train import DeviceImages, TrainConfig, network_split, train_network
 from weightzoo.architecture import Architecture
 from weightzoo.model import NWSNet, from_flat
 

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from builder.space import get_preset
+from builder.engine.space import get_preset
 from tests.conftest import write_synthetic_zoo
 from weightzoo.architecture import Architecture
 from weightzoo.errors import FormatVersionError, OutputPathError, ShardError, ZooFormatError

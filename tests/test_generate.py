@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import builder.generate as gen
+from builder.engine.pack_schedule import pack_key
+from builder.engine.train import GENERATION_VERSION
 from builder.generate import GenerationConfig, generate, main
-from builder.pack_schedule import pack_key
-from builder.train import GENERATION_VERSION
 from weightzoo import open_zoo
 from weightzoo.cli import exit_code
 
@@ -146,8 +146,8 @@ def test_reproduce_accepts_an_older_version_that_trains_the_same_networks(demo_z
     of one): accepted; a version-4 single-trainer zoo is refused."""
     import shutil
 
+    from builder.engine.train import SAME_NETWORKS
     from builder.reproduce import main as reproduce_main
-    from builder.train import SAME_NETWORKS
 
     assert SAME_NETWORKS[GENERATION_VERSION - 1] == ("pack",)
     old = tmp_path / "v4"

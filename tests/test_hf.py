@@ -20,7 +20,7 @@ from packaging.specifiers import SpecifierSet
 
 import weightzoo
 import weightzoo.zoo as zoo_module
-from builder.space import PRESETS, get_preset, split_of
+from builder.engine.space import PRESETS, get_preset, split_of
 from tests.conftest import write_synthetic_zoo
 from weightzoo import hf, model_from_row, open_zoo
 from weightzoo.errors import (

@@ -9,7 +9,7 @@ import pytest
 from fsspec.registry import _registry as fsspec_registry
 from huggingface_hub import HfFileSystem
 
-from builder.sources import load_images
+from builder.engine.sources import load_images
 from weightzoo import hub as hubmod
 from weightzoo import open_zoo
 from weightzoo.errors import DataSourceError, ZooNotFoundError

@@ -1,11 +1,11 @@
-"""builder.keyed_random: the counter-based draws both trainers take their dropout masks and augmentation
+"""builder.engine.keyed_random: the counter-based draws both trainers take their dropout masks and augmentation
 parameters from."""
 
 import numpy as np
 import pytest
 import torch
 
-from builder.keyed_random import bits, hash32, step_draws, stream_words, uniform
+from builder.engine.keyed_random import bits, hash32, step_draws, stream_words, uniform
 
 
 def _triple32_numpy(x: np.ndarray) -> np.ndarray:

@@ -41,7 +41,15 @@ def test_importing_weightzoo_loads_no_builder_module():
 
 #: The reader's layers, lowest first (docs/architecture.md): a module may import its own layer and those below.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("weightzoo.errors", "weightzoo.architecture", "weightzoo.hparams", "weightzoo.options", "weightzoo.cli"),
+    (
+        "weightzoo.errors",
+        "weightzoo.architecture",
+        "weightzoo.hparams",
+        "weightzoo.options",
+        "weightzoo.cli",
+        "weightzoo.about",
+        "weightzoo.progress",
+    ),
     ("weightzoo.format", "weightzoo.paths", "weightzoo.hub"),
     ("weightzoo.model", "weightzoo.optim"),
     ("weightzoo.zoo",),
@@ -65,7 +73,8 @@ def test_each_layer_imports_only_itself_and_below():
     upward = {}
     for path in (ROOT / "weightzoo").rglob("*.py"):
         here = _layer(_module_name(path))
-        if here is None:  # weightzoo/__init__.py: the facade over every layer
+        if here is None:  # weightzoo/__init__.py: the facade over every layer (and nothing else may be unplaced)
+            assert _module_name(path) == "weightzoo", f"{path}: add it to a layer of LAYERS"
             continue
         bad = [n for n in _imports(path) if n.startswith("weightzoo.") and (_layer(n) or 0) > here]
         if bad:
@@ -87,3 +96,17 @@ def test_consumers_stay_apart_and_heavy_libraries_stay_in_their_layer():
         if "datasets" in {n.split(".")[0] for n in _imports(p, top_level=True)}
     }
     assert uses_datasets == {"weightzoo.hf.builder"}  # imported only when load_dataset runs the builder
+
+
+def test_the_engine_never_imports_the_tools():
+    """builder.engine (the training engine) knows nothing of the tools that make, check and move zoos (the modules
+    of builder itself: generate, reproduce, merge, push, convert_nws, card, ...)."""
+    tools = {p.stem for p in (ROOT / "builder").glob("*.py") if p.stem not in ("__init__", "__main__")}
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(
+            n for n in _imports(path) if n.split(".")[:2] in [["builder", t] for t in tools]
+        )
+        for path in (ROOT / "builder" / "engine").rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+    assert {"generate", "reproduce", "merge", "push", "convert_nws"} <= tools  # the documented entry points

@@ -105,8 +105,8 @@ def test_bad_values_exit_2_with_one_line_and_write_nothing(command, argv, tmp_pa
 
 
 def test_the_python_api_enforces_the_same_ranges(synthetic_zoo):
+    from builder.engine.train import TrainConfig
     from builder.generate import GenerationConfig
-    from builder.train import TrainConfig
     from weightzoo.baselines import fit
     from weightzoo.baselines.dmc import DMCClassifier
 

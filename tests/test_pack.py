@@ -1,5 +1,5 @@
-"""The training engine (builder.pack, builder.pack_lane) against the per-network reference loop it replaced
-(tests/reference_trainer.py: the reader's model and the optimizer classes, one tensor at a time), pack
+"""The training engine (builder.engine.pack, builder.engine.pack_lane) against the per-network reference loop it
+replaced (tests/reference_trainer.py: the reader's model and the optimizer classes, one tensor at a time), pack
 independence (a network alone is a pack of one), the scheduler."""
 
 import dataclasses
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from builder.pack import train_pack
-from builder.pack_schedule import form_packs, member_bytes, pack_key, pack_width
-from builder.space import get_preset
-from builder.task import PackTask, Task, train_pack_task, train_task
-from builder.train import TrainConfig, train_network
+from builder.engine.pack import train_pack
+from builder.engine.pack_schedule import form_packs, member_bytes, pack_key, pack_width
+from builder.engine.space import get_preset
+from builder.engine.task import PackTask, Task, train_pack_task, train_task
+from builder.engine.train import TrainConfig, train_network
 from tests.reference_trainer import reference_train
 from tests.test_train import _tiny_images
 from weightzoo.architecture import Architecture
@@ -167,7 +167,7 @@ def test_pack_mixes_shapes_in_lanes_and_each_network_is_itself():
 
 def test_budget_bounds_what_trains_at_once(monkeypatch):
     """The memory budget and the width bound how many networks train at once (counted from inside the pack)."""
-    import builder.pack as pack_module
+    import builder.engine.pack as pack_module
 
     widest = []
     real_step = pack_module._Pack.step
@@ -212,7 +212,7 @@ def test_pack_width_follows_memory():
 
 
 def test_pack_task_records_match_single_pack_tasks():
-    """builder.task: a PackTask gives each network the record and bytes of its own Task."""
+    """builder.engine.task: a PackTask gives each network the record and bytes of its own Task."""
     space = get_preset("demo")
     cfg = TrainConfig(max_epochs=1, test_images=40, train_eval_images=40)
     base = Task(space, 0, 0, cfg, threads=1, allow_download=False)
@@ -248,7 +248,7 @@ def test_a_lane_step_takes_the_same_operations_whatever_its_width():
     ATen operations that do work), so this is no timing test: a lane of 16 takes no more operations than a lane of
     2, but for each augmented network's noise draw."""
     from benchmarks.pack_launches import lane_step_ops  # the counting benchmarks/pack_launches.py reports
-    from builder.train import DeviceImages
+    from builder.engine.train import DeviceImages
 
     data = DeviceImages(IMAGES["digits"], "cpu")
 
@@ -256,7 +256,7 @@ def test_a_lane_step_takes_the_same_operations_whatever_its_width():
         return sum(lane_step_ops([hp] * width, data, CONFIG).values())
 
     plain, augmented = MIXED[0], dataclasses.replace(MIXED[0], augmentation=True)
-    ops(plain, 1), ops(augmented, 1)  # build the cached element hashes (builder.keyed_random) of these sizes
+    ops(plain, 1), ops(augmented, 1)  # build the cached element hashes (builder.engine.keyed_random) of these sizes
     assert ops(plain, 16) == ops(plain, 2)
     assert ops(augmented, 16) - ops(augmented, 2) == 14  # one noise draw per augmented network
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from builder import sources
-from builder.sources import (
+from builder.engine import sources
+from builder.engine.sources import (
     NUM_CLASSES,
     SOURCES,
     ImageSet,

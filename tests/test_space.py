@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from builder.space import PRESETS, get_preset, rng_for, split_of
+from builder.engine.space import PRESETS, get_preset, rng_for, split_of
 from weightzoo.errors import ConfigError, UnknownNameError
 from weightzoo.hparams import HyperParameters, code_of
 

@@ -7,11 +7,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from builder.member import DeviceImages, EarlyStopping, balanced_subset, fixed_test_subset
-from builder.sources import ImageSet, load_images
-from builder.space import get_preset
-from builder.train import TrainConfig, snapshot_epochs, train_network
-from builder.train_config import epoch_limit
+from builder.engine.member import DeviceImages, EarlyStopping, balanced_subset, fixed_test_subset
+from builder.engine.sources import ImageSet, load_images
+from builder.engine.space import get_preset
+from builder.engine.train import TrainConfig, snapshot_epochs, train_network
+from builder.engine.train_config import epoch_limit
 from weightzoo.errors import ConfigError
 from weightzoo.format.layout import METRICS
 from weightzoo.hparams import HyperParameters
@@ -51,7 +51,7 @@ def test_snapshot_one_is_the_initialisation_and_twenty_the_end():
     net = initialize_(
         NWSNet(HP.architecture, "relu"),
         "glorot_uniform",
-        torch.Generator().manual_seed(__import__("builder.space").space.torch_seed(3, 7, "init")),
+        torch.Generator().manual_seed(__import__("builder.engine.space").engine.space.torch_seed(3, 7, "init")),
     )
     for name, tensor in state_tensors(net).items():
         assert np.array_equal(r.weights[name][0], tensor.numpy())

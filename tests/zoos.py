@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from builder.space import get_preset, split_of
+from builder.engine.space import get_preset, split_of
 from weightzoo.format.index import NetworkRecord
 from weightzoo.format.layout import METRICS, NUM_SNAPSHOTS
 from weightzoo.format.writer import ZooWriter

@@ -1,7 +1,7 @@
 """The hyper-parameters of a zoo network: their names, their vocabularies and a typed record.
 
 The vocabularies (and their order, which gives the integer codes of the reference's split files) are defined
-here once; the sampling spaces (presets) live in :mod:`builder.space`.
+here once; the sampling spaces (presets) live in :mod:`builder.engine.space`.
 
 Example:
     >>> from weightzoo.hparams import HyperParameters

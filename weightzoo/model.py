@@ -108,7 +108,7 @@ class NWSNet(nn.Module):
 
         ``dropout_masks``: one [B, units] tensor per dense layer, multiplied in place of :attr:`dropout`'s own
         draw (0 drops a unit, ``1 / (1 - p)`` keeps it); the trainers pass them in training mode so a network's
-        masks are a function of its identity and step (``builder.keyed_random``). None: ``nn.Dropout``."""
+        masks are a function of its identity and step (``builder.engine.keyed_random``). None: ``nn.Dropout``."""
         layer = 0
         for n_layers in self.architecture.blocks:
             for _ in range(n_layers):

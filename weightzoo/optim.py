@@ -1,4 +1,4 @@
-"""The optimizers of the original code, with TensorFlow 1's update rules: the zoo's three (``builder.train``) and
+"""The optimizers of the original code, with TensorFlow 1's update rules: the zoo's three (``builder.engine.train``) and
 the meta-classifier's Adam (``weightzoo.baselines.dmc``).
 
 The original trains with ``tf.train.AdamOptimizer(lr)``, ``tf.train.RMSPropOptimizer(lr)`` (decay 0.9) and
@@ -17,7 +17,7 @@ built-ins differ from two of them in ways that matter for the weights a zoo stor
 
 Each rule is written once, as an in-place function on tensors (:func:`rmsprop_update_`, :func:`adam_update_`,
 :func:`momentum_update_`): the optimizer classes apply it tensor by tensor, the training engine
-(:mod:`builder.pack_lane`) to the rows of its stacked buffers, with per-network learning rates. The arithmetic
+(:mod:`builder.engine.pack_lane`) to the rows of its stacked buffers, with per-network learning rates. The arithmetic
 follows the TF1 kernels (``ApplyAdam``, ``ApplyRMSProp``, ``ApplyMomentum``) in the parameters' dtype;
 ``tests/test_optim.py`` checks 200-step trajectories against a float64 transcription.
 

@@ -55,7 +55,7 @@ class Manifest:
 
     @property
     def generation_version(self) -> int:
-        """What the generator's training rules were when the zoo was made (``builder.train.GENERATION_VERSION``):
+        """What the generator's training rules were when the zoo was made (``builder.engine.train.GENERATION_VERSION``):
         1 for zoos that predate the record (made before the original's exact rules were followed)."""
         version = self.generation.get("generation_version", 1)
         return version if isinstance(version, int) else 1

@@ -69,7 +69,7 @@ from weightzoo.hub import require_reachable
 from weightzoo.paths import DEFAULT_ZOO, default_zoo_dir, resolve_location, zoos_at_home
 from weightzoo.zoo import Zoo, open_zoo
 
-#: The generation presets (``builder.space.PRESETS``), each a configuration reading ``$WEIGHTZOO_HOME/<preset>``.
+#: The generation presets (``builder.engine.space.PRESETS``), each a configuration reading ``$WEIGHTZOO_HOME/<preset>``.
 PRESET_CONFIGS: tuple[str, ...] = ("demo", "nws_fixed", "nws_main")
 GRANULARITIES: tuple[str, ...] = ("network", "snapshot")
 VIEWS: tuple[str, ...] = ("flat", "layers")

@@ -1,10 +1,10 @@
-"""One lane of a pack (:mod:`builder.pack`): the networks of one architecture and batch size, their parameters,
+"""One lane of a pack (:mod:`builder.engine.pack`): the networks of one architecture and batch size, their parameters,
 batch-norm statistics and optimizer slots stacked ``[P, ...]``, trained one step at a time in one set of kernels.
 
 - Convolutions are one grouped convolution (``groups=P``) on ``[B, P*C, H, W]``; batch norm is per (network,
   channel) on that layout, written out (see :meth:`Lane._batch_norm`); dense layers are ``baddbmm``.
 - Randomness: every member's dropout masks and augmentation parameters are drawn for the whole lane in one call
-  (:func:`builder.keyed_random.step_draws`, one stream per member and step); the augmentation noise is one draw
+  (:func:`builder.engine.keyed_random.step_draws`, one stream per member and step); the augmentation noise is one draw
   of each augmented member's generator. Images are gathered with one index per data set.
 - Trainable tensors, their two optimizer slots and their gradients live in one ``[P, N]`` buffer each (the
   forward pass takes views by one split), so the three TF1 optimizers (:mod:`weightzoo.optim`) are a few kernels
@@ -24,10 +24,10 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from builder.augment import apply_params, augment, params_from_uniform
-from builder.keyed_random import step_draws
-from builder.member import Member
-from builder.train_config import TrainConfig
+from builder.engine.augment import apply_params, augment, params_from_uniform
+from builder.engine.keyed_random import step_draws
+from builder.engine.member import Member
+from builder.engine.train_config import TrainConfig
 from weightzoo.optim import ADAM_BETAS, adam_alpha, adam_update_, momentum_update_, rmsprop_update_
 
 __all__ = ["Lane"]

@@ -1,4 +1,4 @@
-"""Forming packs for the pack trainer (:mod:`builder.pack`) from a zoo's draws, sized to the device's memory.
+"""Forming packs for the pack trainer (:mod:`builder.engine.pack`) from a zoo's draws, sized to the device's memory.
 
 A pack may hold any mix of networks: it trains one lane per (architecture, batch size), the stacked shapes
 (:func:`pack_key`), and keeps ``width`` networks training while its queue lasts (a network that stops frees its
@@ -11,7 +11,7 @@ Which networks share a pack changes no bytes: a network's result is bit-identica
 (``tests/test_pack.py``), so the grouping is free to follow the device.
 
 Example:
-    >>> from builder.space import get_preset
+    >>> from builder.engine.space import get_preset
     >>> space = get_preset("nws_main")
     >>> packs = form_packs({i: space.sample(0, i) for i in range(200)}, size=64)
     >>> [len(p) for p in packs]
@@ -44,7 +44,7 @@ def pack_key(hp: HyperParameters) -> tuple[Architecture, int]:
     """What networks of one lane must share: the architecture and the batch size.
 
     Example:
-        >>> from builder.space import get_preset
+        >>> from builder.engine.space import get_preset
         >>> pack_key(get_preset("demo").sample(0, 0))[1] in (32, 64, 128, 256)
         True
     """
@@ -56,7 +56,7 @@ def form_packs(hps: Mapping[int, HyperParameters], size: int) -> list[list[int]]
     order of their first network, networks in id order within a shape.
 
     Example:
-        >>> from builder.space import get_preset
+        >>> from builder.engine.space import get_preset
         >>> hps = {i: get_preset("nws_fixed").sample(0, i) for i in range(10)}
         >>> packs = form_packs(hps, size=4)
         >>> [len(p) for p in packs], sorted(sum(packs, [])) == list(range(10))

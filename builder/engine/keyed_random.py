@@ -1,7 +1,7 @@
 """Counter-based random numbers: a value is a pure function of (stream key, step, element), computed for many
 networks at once.
 
-The pack trainer (:mod:`builder.pack`) trains many networks in one set of kernels, but each network must draw
+The pack trainer (:mod:`builder.engine.pack`) trains many networks in one set of kernels, but each network must draw
 the same random numbers whatever pack it is in. Drawing from one ``torch.Generator`` per network costs a few
 kernel launches per network and step: on a GPU, hundreds of networks make that the bottleneck. Here a number is
 instead a hash of its coordinates, so one call serves a whole pack, the same network gets the same numbers in
@@ -9,7 +9,7 @@ any pack (alone included), and the numbers are the same on every device (integer
 
 The hash is Chris Wellons' ``triple32`` (a 32-bit integer permutation with very low bias), applied as
 ``h(s0 ^ h(s1 ^ h(j)))`` where ``(s0, s1)``, 64 bits, are mixed from the stream key (63 bits, from
-:func:`builder.space.torch_seed`) and the step, and ``j`` is the element's index. Everything is computed on
+:func:`builder.engine.space.torch_seed`) and the step, and ``j`` is the element's index. Everything is computed on
 int64 tensors holding 32-bit values, with 32x32-bit products formed from 16-bit halves, so no operation
 overflows (no reliance on wrapping signed arithmetic, which C++ leaves undefined).
 
@@ -163,7 +163,7 @@ def _unpack(words: torch.Tensor, n: int) -> torch.Tensor:
 class StepDraws:
     """What one training step draws for ``P`` networks: per dense layer a [P, batch, units] dropout mask of 0
     (dropped) and 2 (kept, scaled by ``1 / (1 - 0.5)``), and the augmentation's uniform numbers [P, 6 * batch + 5]
-    (None when not asked for; :func:`builder.augment.params_from_uniform` turns them into parameters)."""
+    (None when not asked for; :func:`builder.engine.augment.params_from_uniform` turns them into parameters)."""
 
     masks: list[torch.Tensor]
     augment: torch.Tensor | None

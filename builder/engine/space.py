@@ -46,7 +46,7 @@ class SearchSpace:
     learning_rate: tuple[float, float]
     default_num_networks: int
     default_max_epochs: int
-    #: Batch-norm moving-average decay used when training (see :class:`builder.train.TrainConfig`).
+    #: Batch-norm moving-average decay used when training (see :class:`builder.engine.train.TrainConfig`).
     default_bn_decay: float = 0.9
 
     def __post_init__(self) -> None:

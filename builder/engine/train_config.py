@@ -1,7 +1,7 @@
 """What training is given and what it gives: :class:`TrainConfig` (the same for every network of a zoo), the
 generation version (what a network of a given seed, id and configuration becomes), :class:`TrainResult` and the
-snapshot policy. The rules themselves are described in :mod:`builder.train`; the engine that applies them is
-:mod:`builder.pack` (a network trained alone is a pack of one).
+snapshot policy. The rules themselves are described in :mod:`builder.engine.train`; the engine that applies them is
+:mod:`builder.engine.pack` (a network trained alone is a pack of one).
 
 Example:
     >>> TrainConfig(max_epochs=5).min_epochs, snapshot_epochs(19)[:3]
@@ -35,10 +35,10 @@ __all__ = [
 #: What a network of a given (zoo seed, id, configuration) becomes. Bumped whenever training changes the weights:
 #: 1 = before the exact original rules; 2 = the original's early stopping, TF1 optimizers, TensorLayer batch norm,
 #: per-batch colour augmentation with both shears, the 55,000-image MNIST pool; 3 = dropout masks and augmentation
-#: parameters drawn by :mod:`builder.keyed_random` (a function of the network and its step, so a pack draws them
+#: parameters drawn by :mod:`builder.engine.keyed_random` (a function of the network and its step, so a pack draws them
 #: for all its networks at once); 4 = the pack trainer's lanes give a network the same bytes at any width (a lane
 #: of one computes as a lane of two, the first convolution padded to 4 input channels: see
-#: :meth:`builder.pack_lane.Lane._forward`); 5 = one engine: a network trained alone is a pack of one, so the
+#: :meth:`builder.engine.pack_lane.Lane._forward`); 5 = one engine: a network trained alone is a pack of one, so the
 #: single and the pack trainers give the same bytes (version 4's pack-trained networks are unchanged; its
 #: single-trained ones, trained by a per-network loop, are not), and the original's epoch cap
 #: (``TrainConfig.epoch_cap``; version 4 stopped at exactly ``max_epochs``: :data:`FORMER_DEFAULTS`). Recorded

@@ -19,7 +19,7 @@ training semantics"):
 Where the randomness comes from: :func:`augment` draws everything from its ``generator`` argument (the same
 state gives bit-identical output on the same device). Training (both trainers, generation version 3) takes the
 geometric and colour parameters from uniforms that are a pure function of (the network, its training step),
-computed for a whole pack at once (:func:`builder.keyed_random.step_draws`, :func:`params_from_uniform`), and
+computed for a whole pack at once (:func:`builder.engine.keyed_random.step_draws`, :func:`params_from_uniform`), and
 the per-pixel noise from the network's own generator (:func:`augment_with`).
 
 Example:
@@ -128,7 +128,7 @@ def sample_params(batch: int, generator: torch.Generator, config: AugmentConfig 
 
 def params_from_uniform(u: torch.Tensor, batch: int, config: AugmentConfig = AugmentConfig()) -> AugmentParams:
     """The parameters of ``P`` batches of ``batch`` images from uniform numbers ``u`` [P, 6 * batch + 5] (one
-    batch's per row: :func:`builder.keyed_random.step_draws`), what one network draws at one training step.
+    batch's per row: :func:`builder.engine.keyed_random.step_draws`), what one network draws at one training step.
     The result covers ``P * batch`` images (member-major): geometric fields [N] (``translate_px`` [N, 2]); colour
     fields one value per batch, repeated per image and shaped to broadcast over it ([N, 1, 1, 1]; ``hue`` and
     ``saturation`` [N, 1, 1]).

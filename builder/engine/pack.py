@@ -1,17 +1,17 @@
 """The training engine: networks trained together in one set of kernels, each exactly as it trains alone (a
-network trained alone, :func:`builder.train.train_network`, is a pack of one; the rules are listed there).
+network trained alone, :func:`builder.engine.train.train_network`, is a pack of one; the rules are listed there).
 
 Design (measured choice, see docs/scaling.md, "Training packs of networks"):
 
-- **Randomness per network, the same in any pack.** Every member (:class:`~builder.member.Member`) keeps
+- **Randomness per network, the same in any pack.** Every member (:class:`~builder.engine.member.Member`) keeps
   generators keyed by (zoo seed, network id, stream) for its initialisation, data split and epoch orders, and
   augmentation noise, drawn in the same order in any pack; its dropout masks and augmentation parameters are
-  counter-based draws (:mod:`builder.keyed_random`) at its own step count, which a lane computes for all its
+  counter-based draws (:mod:`builder.engine.keyed_random`) at its own step count, which a lane computes for all its
   members in one call. The arithmetic is batched so that a member's bytes do not depend on its lane's width
-  (:meth:`builder.pack_lane.Lane._forward`): a network is the same network in any pack, alone included, and
+  (:meth:`builder.engine.pack_lane.Lane._forward`): a network is the same network in any pack, alone included, and
   ``builder.reproduce`` can re-train it.
 - **Lanes.** Stacked arithmetic needs one architecture and one batch size: a pack holds one
-  :class:`~builder.pack_lane.Lane` per such shape, and every pack step is one training step of every member of
+  :class:`~builder.engine.pack_lane.Lane` per such shape, and every pack step is one training step of every member of
   every lane. So a pack mixes whatever the zoo draws (``nws_main``: 243 architectures x 4 batch sizes), and
   stays full: a network that stops frees its slot for the next queued one, whatever its shape.
 - **Own epochs.** Every member has its own batch count per epoch (its class balance); a member whose epoch ends
@@ -20,15 +20,15 @@ Design (measured choice, see docs/scaling.md, "Training packs of networks"):
   decides divergence and early stopping for that member alone, so the device never waits for a snapshot; a
   member that stops has trained one step more, discarded with it. Members that stop leave; queued networks take
   their place (a lane is re-stacked at those moments only). How many train at once: ``width`` networks, and at
-  most ``budget_bytes`` of estimated training memory (:func:`builder.pack_schedule.member_bytes`).
+  most ``budget_bytes`` of estimated training memory (:func:`builder.engine.pack_schedule.member_bytes`).
 
 Data sets, optimizers, learning rates, activations, initialisations and augmentation may differ within a lane.
 With ``evaluation="released"`` the metrics are measured through the lane's training graph, at the export (which
 then waits for them).
 
 Example:
-    >>> from builder.sources import load_images
-    >>> from builder.space import get_preset
+    >>> from builder.engine.sources import load_images
+    >>> from builder.engine.space import get_preset
     >>> space = get_preset("demo")
     >>> hps = [space.sample(0, i) for i in range(4)]
     >>> results = train_pack(hps, {"digits": load_images("digits")}, zoo_seed=0, network_ids=range(4),
@@ -45,11 +45,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 
-from builder.member import DeviceImages, Export, Member
-from builder.pack_lane import Lane
-from builder.pack_schedule import member_bytes
-from builder.sources import ImageSet
-from builder.train_config import TrainConfig, TrainResult
+from builder.engine.member import DeviceImages, Export, Member
+from builder.engine.pack_lane import Lane
+from builder.engine.pack_schedule import member_bytes
+from builder.engine.sources import ImageSet
+from builder.engine.train_config import TrainConfig, TrainResult
 from weightzoo.errors import ConfigError
 from weightzoo.hparams import HyperParameters
 from weightzoo.model import NWSNet
@@ -65,7 +65,7 @@ class _Pack:
         self.config, self.device, self.dtype, self.on_epoch = config, device, dtype, on_epoch
         self.lanes: dict[tuple, Lane] = {}
         self.evaluators: dict[tuple, NWSNet] = {}
-        self.bytes = 0  # estimated training memory of the members (builder.pack_schedule.member_bytes)
+        self.bytes = 0  # estimated training memory of the members (builder.engine.pack_schedule.member_bytes)
         self.pending: list[Export] = []  # exports captured in the last step, read in the next
         self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None  # for the exports' copies
 
@@ -182,11 +182,11 @@ def iter_pack(
 
     At most ``width`` networks (None: all) and at most ``budget_bytes`` of estimated training memory (None: no
     limit; one network always trains) train at once; the others wait in ``network_ids`` order and take the
-    slots of networks that stop. Order networks of one shape together (:func:`builder.pack_schedule.
+    slots of networks that stop. Order networks of one shape together (:func:`builder.engine.pack_schedule.
     form_packs`) to keep the lanes few and wide.
 
     Example:
-        >>> from builder.space import get_preset
+        >>> from builder.engine.space import get_preset
         >>> space = get_preset("demo")
         >>> next(iter_pack([space.sample(0, 0)], {}, zoo_seed=0, network_ids=[0]))  # doctest: +ELLIPSIS
         Traceback (most recent call last):
@@ -247,7 +247,7 @@ def train_pack(
     on_epoch: Callable[[int, int, int], None] | None = None,
 ) -> list[TrainResult]:
     """Train the networks as one pack; the results in ``network_ids`` order, each (on one device, dtype and thread
-    count) the bytes :func:`builder.train.train_network` returns for it.
+    count) the bytes :func:`builder.engine.train.train_network` returns for it.
 
     Example:
         >>> train_pack([], {}, zoo_seed=0, network_ids=[])  # doctest: +ELLIPSIS

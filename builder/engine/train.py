@@ -6,18 +6,18 @@ is quoted in ``../shared/nws-reference.md``, "Exact training semantics").
   training images 5,000..59,999), class balancing by subsampling every class to the smallest one every epoch,
   reshuffled every epoch; ``floor(N / batch)`` full batches an epoch.
 - Optimizers with TensorFlow 1's update rules (:mod:`weightzoo.optim`), TensorLayer batch norm
-  (:mod:`weightzoo.model`), the augmentation of :mod:`builder.augment`, a constant learning rate (the original's
+  (:mod:`weightzoo.model`), the augmentation of :mod:`builder.engine.augment`, a constant learning rate (the original's
   0.96 decay never took effect; ``lr_decay=0.96`` applies it).
 - Early stopping (:class:`EarlyStopping`) and the 20 snapshots: exports 1, 2, ... are the weights before epoch
   1 (the initialisation) and after each epoch; training breaks right after the export that triggers early
   stopping, and the exports ``round(linspace(1, n_exports, 20))`` are kept: snapshot 1 is the initialisation,
   snapshot 20 the network after its last epoch, as in the original. The epoch cap is the original's loop bound
-  (:func:`builder.train_config.epoch_limit`; ``epoch_cap="epochs"``: exactly ``max_epochs``).
+  (:func:`builder.engine.train_config.epoch_limit`; ``epoch_cap="epochs"``: exactly ``max_epochs``).
 
-One engine: a network trained alone is a pack of one (:func:`builder.pack.iter_pack`, whose lanes,
-:mod:`builder.pack_lane`, hold the training step), so a network has the same bytes whichever trainer made it.
-Its set-up and state live in :mod:`builder.member`, the configuration and result types in
-:mod:`builder.train_config`, the optimizers' rules in :mod:`weightzoo.optim`, the model readers rebuild (and
+One engine: a network trained alone is a pack of one (:func:`builder.engine.pack.iter_pack`, whose lanes,
+:mod:`builder.engine.pack_lane`, hold the training step), so a network has the same bytes whichever trainer made it.
+Its set-up and state live in :mod:`builder.engine.member`, the configuration and result types in
+:mod:`builder.engine.train_config`, the optimizers' rules in :mod:`weightzoo.optim`, the model readers rebuild (and
 the clean evaluation runs) in :mod:`weightzoo.model`.
 
 Deliberate difference (``TrainConfig.evaluation``): by default metrics are measured cleanly, without
@@ -31,8 +31,8 @@ Deliberate difference (``TrainConfig.on_divergence``): training stops at the fir
 weight or epoch loss; the original trained on until a stopping counter fired (``on_divergence="continue"``).
 
 Example:
-    >>> from builder.sources import load_images
-    >>> from builder.space import get_preset
+    >>> from builder.engine.sources import load_images
+    >>> from builder.engine.space import get_preset
     >>> hp = get_preset("demo").sample(0, 0)
     >>> result = train_network(hp, load_images("digits"), zoo_seed=0, network_id=0,
     ...                        config=TrainConfig(max_epochs=1))  # doctest: +SKIP
@@ -46,10 +46,10 @@ from collections.abc import Callable
 
 import torch
 
-from builder.member import DeviceImages, EarlyStopping, network_split
-from builder.pack import train_pack
-from builder.sources import ImageSet
-from builder.train_config import (
+from builder.engine.member import DeviceImages, EarlyStopping, network_split
+from builder.engine.pack import train_pack
+from builder.engine.sources import ImageSet
+from builder.engine.train_config import (
     EVALUATIONS,
     GENERATION_VERSION,
     SAME_NETWORKS,
@@ -86,7 +86,7 @@ def train_network(
     on_epoch: Callable[[int, int, int], None] | None = None,
 ) -> TrainResult:
     """Train network ``network_id`` of the zoo with seed ``zoo_seed``; deterministic on a given device (and
-    thread count), and the same bytes it gets in any pack (:func:`builder.pack.train_pack`).
+    thread count), and the same bytes it gets in any pack (:func:`builder.engine.pack.train_pack`).
 
     ``on_epoch(network_id, epoch, images_seen)`` is called after every epoch (progress reports; it changes
     nothing). ``dtype`` is the arithmetic's (float32, the zoo's; float64 serves equivalence tests); the weights

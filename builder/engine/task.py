@@ -2,11 +2,11 @@
 :func:`train_task` turns it into the network's index record and its [20, *shape] weight arrays.
 
 A task's result depends only on (zoo seed, network id, training config, device, thread count): the executors
-(:mod:`builder.executors`) only decide where it runs.
+(:mod:`builder.engine.executors`) only decide where it runs.
 
 Example:
-    >>> from builder.space import get_preset
-    >>> from builder.train import TrainConfig
+    >>> from builder.engine.space import get_preset
+    >>> from builder.engine.train import TrainConfig
     >>> task = Task(get_preset("demo"), zoo_seed=0, network_id=0, config=TrainConfig(max_epochs=1))
     >>> task.hyperparameters.dataset
     'digits'
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from builder.sources import load_images
-from builder.space import SearchSpace, split_of
-from builder.train import DeviceImages, TrainConfig, TrainResult, train_network
+from builder.engine.sources import load_images
+from builder.engine.space import SearchSpace, split_of
+from builder.engine.train import DeviceImages, TrainConfig, TrainResult, train_network
 from weightzoo.format.index import NetworkRecord
 from weightzoo.hparams import HyperParameters
 
@@ -95,7 +95,7 @@ def train_task(task: Task) -> tuple[NetworkRecord, dict[str, np.ndarray]]:
 @dataclass(frozen=True)
 class PackTask:
     """Networks trained together by the pack trainer: ``base`` says how (space, seed, config, device, images,
-    threads), ``network_ids`` which (any shapes, best each shape's consecutive: :func:`builder.pack_schedule.
+    threads), ``network_ids`` which (any shapes, best each shape's consecutive: :func:`builder.engine.pack_schedule.
     form_packs`), ``width`` how many at once (None: all) and ``budget_bytes`` the most estimated training memory
     they may take at once (None: no limit)."""
 
@@ -107,7 +107,7 @@ class PackTask:
 
 def iter_pack_task(task: PackTask) -> Iterator[tuple[NetworkRecord, dict[str, np.ndarray]]]:
     """Train a pack; yield each network's index record and weight arrays as it finishes."""
-    from builder.pack import iter_pack  # the pack trainer only where packs are trained
+    from builder.engine.pack import iter_pack  # the pack trainer only where packs are trained
 
     base = task.base
     if base.threads is not None and torch.device(base.device).type == "cpu":

@@ -2,7 +2,7 @@
 orders (:func:`network_split`), its early-stopping counters (:class:`EarlyStopping`), its exports on their way to
 the host (:class:`Export`) and every epoch's weights (:class:`Records`), its clean evaluation
 (:func:`evaluate_sums`). :class:`Member` sets them up from (zoo seed, network id) with the same calls in the same
-order whatever pack it trains in; :mod:`builder.pack_lane` trains it.
+order whatever pack it trains in; :mod:`builder.engine.pack_lane` trains it.
 
 Example:
     >>> stop = EarlyStopping(TrainConfig(min_epochs=1, patience_falling=1))
@@ -21,10 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from builder.keyed_random import to_device
-from builder.sources import ImageSet, train_pool_start
-from builder.space import torch_seed
-from builder.train_config import TrainConfig, TrainResult, epoch_limit, snapshot_epochs
+from builder.engine.keyed_random import to_device
+from builder.engine.sources import ImageSet, train_pool_start
+from builder.engine.space import torch_seed
+from builder.engine.train_config import TrainConfig, TrainResult, epoch_limit, snapshot_epochs
 from weightzoo.errors import ConfigError
 from weightzoo.format.layout import METRICS
 from weightzoo.hparams import HyperParameters
@@ -62,7 +62,7 @@ class DeviceImages:
 @torch.inference_mode()
 def evaluate_sums(net: NWSNet, x: torch.Tensor, y: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed cross-entropy (float64) and number of correct predictions (int64), eval mode, no augmentation, as
-    tensors on the device: nothing waits for them (:mod:`builder.pack` reads them a step later)."""
+    tensors on the device: nothing waits for them (:mod:`builder.engine.pack` reads them a step later)."""
     net.eval()
     dtype = net.out.weight.dtype
     loss = torch.zeros((), device=x.device, dtype=torch.float64)
@@ -277,7 +277,7 @@ class Member:
         init_gen = torch.Generator().manual_seed(torch_seed(zoo_seed, network_id, "init"))
         self.data_gen = torch.Generator().manual_seed(torch_seed(zoo_seed, network_id, "data"))
         self.aug_gen = torch.Generator(device=dev).manual_seed(torch_seed(zoo_seed, network_id, "augment"))
-        self.step_key = torch_seed(zoo_seed, network_id, "step")  # its per-step draws (builder.keyed_random)
+        self.step_key = torch_seed(zoo_seed, network_id, "step")  # its per-step draws (builder.engine.keyed_random)
         self.steps = 0  # training steps taken: the position of its counter-based streams
         net = NWSNet(hp.architecture, hp.activation, bn_momentum=1 - config.bn_decay, bn_eps=config.bn_eps)
         net = initialize_(net, hp.initialization, init_gen).to(dev, dtype)
@@ -298,7 +298,7 @@ class Member:
         self.max_epochs = epoch_limit(config, len(self.order), self.batch_size)
         self.diverged = False  # a non-finite export seen (on_divergence="continue" trains on)
         #: Released evaluation: the (loss, accuracy) of each batch measured through the training graph since the
-        #: last export (:meth:`builder.pack_lane.Lane.released_pass`).
+        #: last export (:meth:`builder.engine.pack_lane.Lane.released_pass`).
         self.train_pass: list[tuple[float, float]] = []
         self.batch = 0  # within the epoch
         self.epoch = 0  # trained epochs

@@ -1,12 +1,12 @@
 """Where networks get trained: in this process, in a pool of local processes, or on a Ray cluster.
 
-Every executor runs the same pure task, :func:`builder.task.train_task`, and yields its results as they finish;
+Every executor runs the same pure task, :func:`builder.engine.task.train_task`, and yields its results as they finish;
 the writer orders nothing and needs nothing else, so a network's weights depend only on (zoo seed, network id,
 device), never on the executor or on how many run at once.
 
 Example:
-    >>> from builder.space import get_preset
-    >>> from builder.train import TrainConfig
+    >>> from builder.engine.space import get_preset
+    >>> from builder.engine.train import TrainConfig
     >>> task = Task(get_preset("demo"), zoo_seed=0, network_id=0, config=TrainConfig(max_epochs=1))
     >>> record, weights = next(run_tasks([task], executor="local"))  # doctest: +SKIP
 """
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from builder.task import PackTask, Task, iter_pack_task, set_progress_sink, train_task
+from builder.engine.task import PackTask, Task, iter_pack_task, set_progress_sink, train_task
 from weightzoo.errors import ConfigError, MissingExtraError
 from weightzoo.format.index import NetworkRecord
 
