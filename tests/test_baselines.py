@@ -338,3 +338,19 @@ def test_a_target_with_one_class_is_skipped_and_the_others_still_run(tmp_path, c
     assert "| optimizer | chance" in captured.out and (out / "optimizer_chance.json").exists()
     assert main([*argv, "--target", "dataset"]) == 2
     assert "no target could be fitted" in capsys.readouterr().err
+
+
+def test_both_sources_satisfy_the_protocol_load_samples_reads(planted):
+    """load_samples reads a ZooSource (index, url, architecture, iter_arrays): a Zoo, its filtered views and a
+    DatasetZoo; fit recognises a DatasetDict by type once datasets is imported, without importing it itself."""
+    import typing
+
+    from weightzoo.baselines.dataset_zoo import DatasetZoo
+    from weightzoo.baselines.samples import ZooSource
+
+    hints = typing.get_type_hints(ZooSource.iter_arrays)
+    assert "snapshots" in hints
+    for source in (planted, planted.filter(split="train")):
+        assert all(callable(getattr(source, m, None)) for m in ("architecture", "iter_arrays"))
+        assert hasattr(source, "index") and hasattr(source, "url")
+    assert all(callable(getattr(DatasetZoo, m, None)) for m in ("architecture", "iter_arrays"))

@@ -13,6 +13,7 @@ Example (``zoo_path``: a small zoo written by the test fixtures):
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -61,7 +62,8 @@ def as_zoo(data: Any) -> Zoo | DatasetZoo:
         return data
     if isinstance(data, (str, os.PathLike)):
         return open_zoo(data)
-    if type(data).__name__ == "DatasetDict":
+    datasets = sys.modules.get("datasets")  # a DatasetDict exists only once datasets is imported: never import it
+    if datasets is not None and isinstance(data, datasets.DatasetDict):
         return DatasetZoo(data)
     raise ConfigError(
         f"fit() takes a Zoo, a zoo path/URL or a DatasetDict (train and test) loaded with the weightzoo builder "

@@ -22,9 +22,10 @@ Example (``zoo_path``: a small zoo written by the test fixtures):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+from typing import Protocol as TypingProtocol
 
 import numpy as np
 
@@ -34,6 +35,23 @@ from weightzoo.errors import ConfigError, UnknownNameError
 from weightzoo.format.layout import parse_snapshots
 from weightzoo.hparams import ARCHITECTURE_FIELDS
 from weightzoo.zoo import Zoo
+
+
+class ZooSource(TypingProtocol):
+    """What :func:`load_samples` reads: :class:`~weightzoo.zoo.Zoo` (and its filtered views) and
+    :class:`~weightzoo.baselines.dataset_zoo.DatasetZoo` both are one."""
+
+    url: str
+
+    @property
+    def index(self) -> Any: ...
+
+    def architecture(self, network_id: int) -> Any: ...
+
+    def iter_arrays(
+        self, snapshots: Sequence[int] | None = None, *, check: bool | None = None
+    ) -> Iterator[tuple[dict[str, Any], dict[str, np.ndarray]]]: ...
+
 
 #: What :func:`load_samples` can compute per sample: per-tensor statistics, flat reference-order vectors.
 FEATURE_KINDS: tuple[str, ...] = ("stats", "weights")
@@ -76,7 +94,7 @@ class Samples:
 
 
 def load_samples(
-    zoo: Zoo,
+    zoo: ZooSource,
     target: str,
     snapshots: Any = "11..20",
     *,
@@ -131,7 +149,7 @@ def load_samples(
     return train, test, protocol
 
 
-def _mixed_architecture_slots(zoo: Zoo, rows: dict[int, dict[str, Any]]) -> list[str] | None:
+def _mixed_architecture_slots(zoo: ZooSource, rows: dict[int, dict[str, Any]]) -> list[str] | None:
     """The layer roles to align the statistics on when the zoo mixes architectures, else ``None``."""
     archs = {tuple(r[f] for f in ARCHITECTURE_FIELDS): n for n, r in rows.items()}
     if len(archs) == 1:
@@ -140,7 +158,7 @@ def _mixed_architecture_slots(zoo: Zoo, rows: dict[int, dict[str, Any]]) -> list
 
 
 def _screen_networks(
-    zoo: Zoo,
+    zoo: ZooSource,
     rows: dict[int, dict[str, Any]],
     protocol: Protocol,
     with_stats: bool,
@@ -183,7 +201,7 @@ def _screen_networks(
 
 
 def _name_columns(
-    zoo: Zoo,
+    zoo: ZooSource,
     protocol: Protocol,
     stats: dict[int, np.ndarray],
     slots: list[str] | None,
