@@ -118,13 +118,13 @@ class GenerationConfig:
             )
         if self.device is not None:
             device_type_checked(self.device)
-        choices = (("executor", EXECUTORS), ("trainer", TRAINERS), ("evaluation", EVALUATIONS),
-                   ("epoch_cap", EPOCH_CAPS), ("on_divergence", ON_DIVERGENCE))  # fmt: skip
         if not (isinstance(self.license, str) and re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", self.license)):
             raise ConfigError(
                 f"license={self.license!r}; expected a Hugging Face licence id in lower case (cc-by-4.0, cc0-1.0, "
                 "mit, apache-2.0, other, ...)"
             )
+        choices = (("executor", EXECUTORS), ("trainer", TRAINERS), ("evaluation", EVALUATIONS),
+                   ("epoch_cap", EPOCH_CAPS), ("on_divergence", ON_DIVERGENCE))  # fmt: skip
         for name, valid in choices:
             if getattr(self, name) not in valid:
                 raise UnknownNameError(name, getattr(self, name), valid)

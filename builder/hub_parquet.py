@@ -22,9 +22,11 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +34,7 @@ import pyarrow.parquet as pq
 
 from weightzoo.format.index import HPARAM_COLUMNS, INDEX_SCHEMA
 from weightzoo.format.layout import NUM_SNAPSHOTS, SPLITS
+from weightzoo.hparams import ARCHITECTURE_FIELDS
 from weightzoo.progress import bar
 from weightzoo.zoo import Zoo
 
@@ -66,28 +69,30 @@ def weights_schema(dtype: pa.DataType | None = None) -> pa.Schema:
 
 def write_weights_parquet(zoo: Zoo, out_dir: str | Path, progress: bool | None = False) -> list[str]:
     """Write the zoo's weights as parquet under ``out_dir/weights/``; return the written paths, relative to
-    ``out_dir``, sorted. Every network is read with its checksum verified."""
+    ``out_dir``, sorted. Networks are read once each, through :meth:`~weightzoo.zoo.Zoo.iter_arrays` (storage order,
+    every network's checksum verified)."""
     out = Path(out_dir)
     (out / WEIGHTS_DIR).mkdir(parents=True, exist_ok=True)
     dtype = pa.float64() if zoo.manifest.generation.get("dtype") == "float64" else pa.float32()
     schema = weights_schema(dtype)
     written = [_write_layout(zoo, out)]
-    ids_by_split = {s: [i for i in zoo.ids if zoo.row(i)["split"] == s] for s in SPLITS}
     shown = bar(total=len(zoo.ids), progress=progress, desc="weights parquet", unit="net")
-    for split, ids in ids_by_split.items():
-        if not ids:
+    for split in SPLITS:
+        view = zoo.filter(split=split)
+        if not len(view):
             continue
-        row_bytes = max(int(zoo.row(i)["num_params"]) for i in ids) * dtype.bit_width // 8
+        row_bytes = max(view.index.column("num_params").to_pylist()) * dtype.bit_width // 8
         per_file = max(1, MAX_FILE_BYTES // (row_bytes * NUM_SNAPSHOTS))
         group_rows = max(1, min(ROWS_PER_GROUP, MAX_GROUP_BYTES // row_bytes))
-        n_files = math.ceil(len(ids) / per_file)
+        n_files = math.ceil(len(view) / per_file)
+        networks = view.iter_arrays(check=True)
         for k in range(n_files):
             rel = f"{WEIGHTS_DIR}/{split}-{k:05d}-of-{n_files:05d}.parquet"
             with pq.ParquetWriter(out / rel, schema, write_page_index=True, compression="zstd") as writer:
                 rows: list[pa.RecordBatch] = []
                 n_rows = 0
-                for nid in ids[k * per_file : (k + 1) * per_file]:
-                    rows.append(_network_rows(zoo, nid, schema))
+                for row, arrays in itertools.islice(networks, per_file):
+                    rows.append(_network_rows(row, arrays, schema))
                     n_rows += rows[-1].num_rows
                     shown.update()
                     if n_rows >= group_rows:
@@ -100,14 +105,12 @@ def write_weights_parquet(zoo: Zoo, out_dir: str | Path, progress: bool | None =
     return sorted(written)
 
 
-def _network_rows(zoo: Zoo, nid: int, schema: pa.Schema) -> pa.RecordBatch:
-    """The 20 rows of one network."""
-    row = zoo.row(nid)
-    arrays = zoo.read_arrays(nid, check=True)
+def _network_rows(row: dict[str, Any], arrays: dict[str, np.ndarray], schema: pa.Schema) -> pa.RecordBatch:
+    """The 20 rows of one network, from its index row and its [20, *shape] arrays."""
     flat = np.concatenate([a.reshape(NUM_SNAPSHOTS, -1) for a in arrays.values()], axis=1)
     n = NUM_SNAPSHOTS
     columns = {
-        "network_id": [nid] * n,
+        "network_id": [row["network_id"]] * n,
         "snapshot": list(range(1, n + 1)),
         "epoch": list(row["snapshot_epochs"]),
         "split": [row["split"]] * n,
@@ -124,20 +127,14 @@ def _network_rows(zoo: Zoo, nid: int, schema: pa.Schema) -> pa.RecordBatch:
 
 def _write_layout(zoo: Zoo, out: Path) -> str:
     """``weights/layout.json``: per architecture in the zoo, its tensors' names, shapes and offsets in ``weights``."""
+    first_of = {tuple(r[f] for f in ARCHITECTURE_FIELDS): r["network_id"] for r in reversed(zoo.index.to_pylist())}
     layouts = {}
-    for nid in zoo.ids:
-        arch = zoo.hyperparameters(nid).architecture
-        key = f"{arch.filter_size}-{arch.depth_conv}-{arch.depth_fc}-{arch.width_conv}-{arch.width_fc}"
-        if key in layouts:
-            continue
-        offset, tensors = 0, []
-        for spec in arch.params:
-            tensors.append({"name": spec.name, "shape": list(spec.shape), "offset": offset})
-            offset += spec.size
-        layouts[key] = {
-            "filter_size": arch.filter_size, "depth_conv": arch.depth_conv, "depth_fc": arch.depth_fc,
-            "width_conv": arch.width_conv, "width_fc": arch.width_fc, "tensors": tensors,
-        }  # fmt: skip
+    for fields, nid in sorted(first_of.items()):
+        arch = zoo.architecture(nid)
+        layouts["-".join(map(str, fields))] = {
+            **dict(zip(ARCHITECTURE_FIELDS, fields, strict=True)),
+            "tensors": [{"name": p.name, "shape": list(p.shape), "offset": p.offset} for p in arch.params],
+        }
     rel = f"{WEIGHTS_DIR}/layout.json"
     (out / rel).write_text(json.dumps({"architectures": layouts}, indent=1) + "\n")
     return rel

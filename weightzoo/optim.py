@@ -110,7 +110,32 @@ def momentum_update_(p: torch.Tensor, g: torch.Tensor, accum: torch.Tensor, lr: 
         p.add_(accum, alpha=-lr)
 
 
-class TF1RMSprop(torch.optim.Optimizer):
+class _TF1Optimizer(torch.optim.Optimizer):
+    """The loop the three TF1 optimizers share: every parameter with a gradient, its slots made on first use
+    (:meth:`_slots`), then its rule applied (:meth:`_update`)."""
+
+    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float):
+        super().__init__(params, {"lr": lr})
+
+    def _slots(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def _update(self, p: torch.Tensor, state: dict[str, torch.Tensor], lr: float) -> None:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, closure: None = None) -> None:  # type: ignore[override]
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state.update(self._slots(p))
+                self._update(p, state, group["lr"])
+
+
+class TF1RMSprop(_TF1Optimizer):
     """``tf.train.RMSPropOptimizer(lr, decay=0.9, momentum=0.0, epsilon=1e-10)``: accumulator initialised to ones,
     epsilon inside the square root.
 
@@ -120,23 +145,14 @@ class TF1RMSprop(torch.optim.Optimizer):
         [-0.0001054, -0.1]
     """
 
-    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float):
-        super().__init__(params, {"lr": lr})
+    def _slots(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"ms": torch.ones_like(p)}  # TF1: tf.ones_initializer for the "rms" slot
 
-    @torch.no_grad()
-    def step(self, closure: None = None) -> None:  # type: ignore[override]
-        for group in self.param_groups:
-            lr = group["lr"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["ms"] = torch.ones_like(p)  # TF1: tf.ones_initializer for the "rms" slot
-                rmsprop_update_(p, p.grad, state["ms"], lr)
+    def _update(self, p: torch.Tensor, state: dict[str, torch.Tensor], lr: float) -> None:
+        rmsprop_update_(p, p.grad, state["ms"], lr)
 
 
-class TF1Adam(torch.optim.Optimizer):
+class TF1Adam(_TF1Optimizer):
     """``tf.train.AdamOptimizer(lr, beta1=0.9, beta2=0.999, epsilon=1e-8)``: bias corrections folded into the
     step size, epsilon added to ``sqrt(v)``; the beta powers are float32 accumulators multiplied once per step.
 
@@ -146,29 +162,21 @@ class TF1Adam(torch.optim.Optimizer):
         -0.075974
     """
 
-    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float):
-        super().__init__(params, {"lr": lr})
+    def _slots(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
+        b1, b2 = ADAM_BETAS
+        # TF1 keeps beta1^t and beta2^t as float32 variables, starting at beta (the power for t = 1).
+        powers = {"b1_power": torch.tensor(b1, dtype=torch.float32), "b2_power": torch.tensor(b2, dtype=torch.float32)}
+        return {"m": torch.zeros_like(p), "v": torch.zeros_like(p), **powers}
 
-    @torch.no_grad()
-    def step(self, closure: None = None) -> None:  # type: ignore[override]
-        for group in self.param_groups:
-            lr, (b1, b2) = group["lr"], ADAM_BETAS
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["m"], state["v"] = torch.zeros_like(p), torch.zeros_like(p)
-                    # TF1 keeps beta1^t and beta2^t as float32 variables, starting at beta (the power for t = 1).
-                    state["b1_power"] = torch.tensor(b1, dtype=torch.float32)
-                    state["b2_power"] = torch.tensor(b2, dtype=torch.float32)
-                alpha = adam_alpha(lr, state["b1_power"], state["b2_power"])
-                adam_update_(p, p.grad, state["m"], state["v"], alpha.to(p.device, p.dtype))
-                state["b1_power"] = state["b1_power"] * b1
-                state["b2_power"] = state["b2_power"] * b2
+    def _update(self, p: torch.Tensor, state: dict[str, torch.Tensor], lr: float) -> None:
+        b1, b2 = ADAM_BETAS
+        alpha = adam_alpha(lr, state["b1_power"], state["b2_power"])
+        adam_update_(p, p.grad, state["m"], state["v"], alpha.to(p.device, p.dtype))
+        state["b1_power"] = state["b1_power"] * b1
+        state["b2_power"] = state["b2_power"] * b2
 
 
-class TF1Momentum(torch.optim.Optimizer):
+class TF1Momentum(_TF1Optimizer):
     """``tf.train.MomentumOptimizer(lr, 0.95)``: ``accum = 0.95 accum + g; w -= lr accum``.
 
     Example:
@@ -178,19 +186,11 @@ class TF1Momentum(torch.optim.Optimizer):
         -0.295
     """
 
-    def __init__(self, params: Iterable[torch.nn.Parameter], lr: float):
-        super().__init__(params, {"lr": lr})
+    def _slots(self, p: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"accum": torch.zeros_like(p)}
 
-    @torch.no_grad()
-    def step(self, closure: None = None) -> None:  # type: ignore[override]
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["accum"] = torch.zeros_like(p)
-                momentum_update_(p, p.grad, state["accum"], group["lr"])
+    def _update(self, p: torch.Tensor, state: dict[str, torch.Tensor], lr: float) -> None:
+        momentum_update_(p, p.grad, state["accum"], lr)
 
 
 def make_optimizer(name: str, params: Iterable[torch.nn.Parameter], learning_rate: float) -> torch.optim.Optimizer:

@@ -53,6 +53,11 @@ def _grouped_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, padding: in
     return F.conv2d(x, w.flatten(0, 1), b.flatten(), padding=padding, groups=P)
 
 
+def _mean_pairs(pairs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The mean (loss, accuracy) of per-batch figures, as the original averaged them."""
+    return (sum(p[0] for p in pairs) / len(pairs), sum(p[1] for p in pairs) / len(pairs))
+
+
 def _runs(keys: Sequence[str]) -> list[tuple[str, int, int]]:
     """Maximal runs of equal keys: (key, start, end)."""
     runs: list[tuple[str, int, int]] = []
@@ -228,7 +233,7 @@ class Lane:
         m, bs = self.members[slot], self.batch_size
         idx = m.order[:bs]
         m.train_pass.extend(self.released_pass([slot], m.data.train_x[idx][None], m.data.train_y[idx][None]))
-        measured = {"train": tuple(float(sum(v) / len(v)) for v in zip(*m.train_pass, strict=True))}
+        measured = {"train": _mean_pairs(m.train_pass)}
         m.train_pass.clear()
         for part in ("val", "test"):
             x, y = m.eval_sets[part]
@@ -238,8 +243,8 @@ class Lane:
             passes = []
             for b in range(max(len(y) // bs, 1)):
                 passes += self.released_pass([slot], x[b * bs : (b + 1) * bs][None], y[b * bs : (b + 1) * bs][None])
-            measured[part] = tuple(float(sum(v) / len(v)) for v in zip(*passes, strict=True))
-        return measured  # type: ignore[return-value]
+            measured[part] = _mean_pairs(passes)
+        return measured
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The members' next batches, [P*B, 3, H, W] uint8 and [P*B] labels, member-major."""

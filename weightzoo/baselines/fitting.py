@@ -123,7 +123,7 @@ def fit(
         from tqdm.auto import tqdm
 
         def wrap(items):
-            return tqdm(items, desc="reading networks", unit="net")
+            return tqdm(items, total=len(zoo.index), desc="reading networks", unit="net")
 
     train, test, protocol = load_samples(
         zoo,

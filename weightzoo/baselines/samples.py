@@ -103,13 +103,13 @@ def load_samples(
     random_state: int | None = 0,
     shuffle_labels: bool = False,
     test_fraction: float | None = None,
-    progress: Callable[[list[int]], Iterable[int]] | None = None,
+    progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
 ) -> tuple[Samples, Samples, Protocol]:
     """Train and test samples of ``zoo`` for ``target`` under the reference protocol (see the module docstring).
 
     ``features`` picks what to compute: ``"stats"`` (per-tensor statistics) and/or ``"weights"`` (flat vectors).
     ``shuffle_labels=True`` permutes the labels across networks within each split (a control: any model must
-    then score near chance). ``progress`` wraps the iteration over networks (e.g. ``tqdm``).
+    then score near chance). ``progress`` wraps the iteration over the networks read (e.g. ``tqdm``).
     ``test_fraction`` (for zoos too small for their own split) ignores the index's ``split`` and puts that fraction
     of the usable networks of every class (stratified, seeded, at least one per class) into the test side; the
     split stays by whole networks.
@@ -164,7 +164,7 @@ def _screen_networks(
     with_stats: bool,
     with_flat: bool,
     slots: list[str] | None,
-    progress: Callable[[list[int]], Iterable[int]] | None,
+    progress: Callable[[Iterable[Any]], Iterable[Any]] | None,
 ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray] | None]:
     """Read every network once, in storage order (``zoo.iter_arrays``, the selected snapshots only): record the
     excluded ones (with the reason) in ``protocol.excluded``; return the per-tensor statistics of the others
@@ -173,12 +173,9 @@ def _screen_networks(
     snaps, target = protocol.snapshots, protocol.target
     stats: dict[int, np.ndarray] = {}
     flat: dict[int, np.ndarray] | None = {} if with_flat else None
-    counted = progress(list(rows)) if progress is not None else None
-    ticks = iter(counted) if counted is not None else None
-    for row, arrays in zoo.iter_arrays(list(snaps), check=False):
+    networks: Iterable[tuple[dict[str, Any], dict[str, np.ndarray]]] = zoo.iter_arrays(list(snaps), check=False)
+    for row, arrays in networks if progress is None else progress(networks):
         nid = row["network_id"]
-        if ticks is not None:
-            next(ticks, None)  # the bar moves with every network read
         if row["status"] == "diverged":
             protocol.excluded[nid] = "diverged"
             continue
@@ -194,9 +191,6 @@ def _screen_networks(
                 stats[nid] = align_stats(stats[nid], zoo.architecture(nid), slots)
         if flat is not None:
             flat[nid] = np.concatenate([np.asarray(a).reshape(len(snaps), -1) for a in arrays.values()], axis=1)
-    if ticks is not None:
-        for _ in ticks:  # finish the bar
-            pass
     return stats, flat
 
 
