@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from builder.engine.space import SearchSpace
-from builder.engine.task import Task, train_task
+from builder.engine.task import Task, TaskRunner
 from builder.engine.train_config import FORMER_DEFAULTS, GENERATION_VERSION, SAME_NETWORKS, TrainConfig
 from weightzoo.cli import ArgumentParser, prog, run_main
 from weightzoo.errors import FormatVersionError, WeightZooError
@@ -89,6 +89,7 @@ def reproduce(
 
     network_ids = list(network_ids)
     rows = {nid: zoo.row(nid) for nid in network_ids}  # an unknown id fails here, before any bar or training
+    runner = TaskRunner()  # loads each data set's images once for all the networks
     for nid in bar(network_ids, progress=progress, desc="re-training", unit="net"):
         row = rows[nid]
         task = Task(
@@ -102,7 +103,7 @@ def reproduce(
             run.get("allow_download", True),
             threads or gen.get("threads"),
         )  # a network alone is a pack of one: the bytes it has in any pack
-        record, weights = train_task(task)
+        record, weights = runner.train(task)
         stored = zoo.read_arrays(nid, check=True)
         diff = max(float(np.nanmax(np.abs(weights[k] - stored[k]))) if weights[k].size else 0.0 for k in stored)
         same = list(weights) == list(stored) and all(weights[k].tobytes() == stored[k].tobytes() for k in stored)

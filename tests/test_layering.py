@@ -110,3 +110,54 @@ def test_the_engine_never_imports_the_tools():
     }
     assert {k: v for k, v in offenders.items() if v} == {}
     assert {"generate", "reproduce", "merge", "push", "convert_nws"} <= tools  # the documented entry points
+
+
+_MUTATORS = {"append", "extend", "update", "pop", "popitem", "clear", "setdefault", "add", "insert", "remove"}
+#: Module state that is a process's own by design: the process executor's worker runner exists only in a worker
+#: process (made by the pool's initializer).
+_PROCESS_STATE = {("builder/engine/executors.py", "_WORKER")}
+
+
+def _mutated_module_state(path: Path) -> set[str]:
+    """Names bound at module level to a dict, list or set that the module's code changes (a cache, a sink)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    containers = (ast.Dict, ast.List, ast.Set, ast.DictComp, ast.ListComp, ast.SetComp)
+    state = set()
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+        value = getattr(node, "value", None)
+        made = isinstance(value, containers) or (
+            isinstance(value, ast.Call) and getattr(value.func, "id", "") in {"dict", "list", "set", "defaultdict"}
+        )
+        if isinstance(target, ast.Name) and made:
+            state.add(target.id)
+    changed = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _MUTATORS:
+            if isinstance(node.func.value, ast.Name):
+                changed.add(node.func.value.id)
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
+            for t in node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]:
+                if isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name):
+                    changed.add(t.value.id)
+    return state & changed
+
+
+def test_no_module_holds_a_cache_or_a_progress_sink():
+    """Caches and progress sinks belong to objects (``TaskRunner``, ``Zoo``), not to modules: a module-level
+    container that its code changes is hidden process state (issue 24, item 7)."""
+    found = {
+        (str(path.relative_to(ROOT)), name)
+        for package in ("weightzoo", "builder")
+        for path in (ROOT / package).rglob("*.py")
+        for name in _mutated_module_state(path)
+    }
+    assert found - _PROCESS_STATE == set()
+
+
+def test_the_state_check_finds_a_module_cache(tmp_path):
+    module = tmp_path / "cached.py"
+    module.write_text("_CACHE = {}\n\ndef get(k):\n    _CACHE[k] = 1\n    return _CACHE[k]\n")
+    assert _mutated_module_state(module) == {"_CACHE"}
+    module.write_text("_SINK = [None]\n\ndef set_sink(f):\n    _SINK[0] = f\n")
+    assert _mutated_module_state(module) == {"_SINK"}

@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -104,17 +105,11 @@ def stream_words(keys: Sequence[int], steps: Sequence[int], device: torch.device
     return to_device(torch.from_numpy(np.stack([s0, s1], axis=1)), torch.device(device))
 
 
-_ELEMENTS: dict[tuple[int, torch.device], torch.Tensor] = {}
-
-
+@functools.lru_cache(maxsize=64)
 def _element_words(n: int, device: torch.device) -> torch.Tensor:
-    """The hashed element indices 0..n-1 (the same for every stream; kept per length and device)."""
-    key = (n, device)
-    if key not in _ELEMENTS:
-        if len(_ELEMENTS) > 64:
-            _ELEMENTS.clear()
-        _ELEMENTS[key] = hash32(torch.arange(n, dtype=torch.int64, device=device) ^ _SALT[2])
-    return _ELEMENTS[key]
+    """The hashed element indices 0..n-1 (the same for every stream: a pure function of the length and device,
+    memoised; the tensor is never written to)."""
+    return hash32(torch.arange(n, dtype=torch.int64, device=device) ^ _SALT[2])
 
 
 def _words(stream: torch.Tensor, n: int) -> torch.Tensor:

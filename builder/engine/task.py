@@ -1,5 +1,5 @@
 """One network's training as a pure task: :class:`Task` holds everything needed to train it anywhere, and
-:func:`train_task` turns it into the network's index record and its [20, *shape] weight arrays.
+:class:`TaskRunner` (or :func:`train_task`) turns it into the network's index record and its [20, *shape] weight arrays.
 
 A task's result depends only on (zoo seed, network id, training config, device, thread count): the executors
 (:mod:`builder.engine.executors`) only decide where it runs.
@@ -26,7 +26,7 @@ from builder.engine.train import DeviceImages, TrainConfig, TrainResult, train_n
 from weightzoo.format.index import NetworkRecord
 from weightzoo.hparams import HyperParameters
 
-__all__ = ["TRAINERS", "PackTask", "Task", "iter_pack_task", "train_pack_task", "train_task"]
+__all__ = ["TRAINERS", "PackTask", "Task", "TaskRunner", "train_pack_task", "train_task"]
 
 #: "single": a task per network (:func:`train_task`); "pack": a task per pack (:func:`train_pack_task`). One engine
 #: trains both (a network alone is a pack of one), so they give the same bytes.
@@ -54,44 +54,6 @@ class Task:
         return self.space.sample(self.zoo_seed, self.network_id)
 
 
-_IMAGES: dict[tuple[str, str], DeviceImages] = {}
-
-
-def _images(task: Task, dataset: str) -> DeviceImages:
-    key = (dataset, task.device)
-    if key not in _IMAGES:
-        images = load_images(dataset, task.image_root, cache_dir=task.cache_dir, allow_download=task.allow_download)
-        _IMAGES[key] = DeviceImages(images, task.device)
-    return _IMAGES[key]
-
-
-#: Where this process reports finished epochs: ``sink(network_id, epoch, images_seen)`` (set by the executor that
-#: runs the tasks: a callback in-process, a queue in a worker process); None reports nothing.
-_PROGRESS: list[Callable[[int, int, int], None] | None] = [None]
-
-
-def set_progress_sink(sink: Callable[[int, int, int], None] | None) -> None:
-    """Report every finished epoch of the networks this process trains to ``sink`` (None: stop reporting)."""
-    _PROGRESS[0] = sink
-
-
-def train_task(task: Task) -> tuple[NetworkRecord, dict[str, np.ndarray]]:
-    """Train the task's network; return its index record and its [20, *shape] weight arrays."""
-    hp = task.hyperparameters
-    if task.threads is not None and torch.device(task.device).type == "cpu":
-        torch.set_num_threads(task.threads)
-    result = train_network(
-        hp,
-        _images(task, hp.dataset),
-        zoo_seed=task.zoo_seed,
-        network_id=task.network_id,
-        config=task.config,
-        device=task.device,
-        on_epoch=_PROGRESS[0],
-    )
-    return _record(task, task.network_id, hp, result), result.weights
-
-
 @dataclass(frozen=True)
 class PackTask:
     """Networks trained together by the pack trainer: ``base`` says how (space, seed, config, device, images,
@@ -105,32 +67,85 @@ class PackTask:
     budget_bytes: int | None = None
 
 
-def iter_pack_task(task: PackTask) -> Iterator[tuple[NetworkRecord, dict[str, np.ndarray]]]:
-    """Train a pack; yield each network's index record and weight arrays as it finishes."""
-    from builder.engine.pack import iter_pack  # the pack trainer only where packs are trained
+class TaskRunner:
+    """Trains tasks in one process: each data set's images are loaded and moved to the device once, for this
+    runner's tasks after (a local run makes one runner; a worker process or Ray actor holds its own), and every
+    finished epoch is reported to ``on_epoch(network_id, epoch, images_seen)`` (None: not reported).
 
-    base = task.base
-    if base.threads is not None and torch.device(base.device).type == "cpu":
-        torch.set_num_threads(base.threads)
-    hps = {i: base.space.sample(base.zoo_seed, i) for i in task.network_ids}
-    images = {name: _images(base, name) for name in sorted({hp.dataset for hp in hps.values()})}
-    for nid, result in iter_pack(
-        [hps[i] for i in task.network_ids],
-        images,
-        zoo_seed=base.zoo_seed,
-        network_ids=task.network_ids,
-        config=base.config,
-        device=base.device,
-        width=task.width,
-        budget_bytes=task.budget_bytes,
-        on_epoch=_PROGRESS[0],
-    ):
-        yield _record(base, nid, hps[nid], result), result.weights
+    Example:
+        >>> runner = TaskRunner(on_epoch=lambda nid, epoch, images: print(nid, epoch))
+        >>> record, weights = runner.train(task)  # doctest: +SKIP
+    """
+
+    def __init__(self, on_epoch: Callable[[int, int, int], None] | None = None):
+        self.on_epoch = on_epoch
+        self._images: dict[tuple[str, str], DeviceImages] = {}
+
+    def images(self, task: Task, dataset: str) -> DeviceImages:
+        """``dataset``'s images on ``task.device``, loaded the first time a task of this runner needs them."""
+        key = (dataset, task.device)
+        if key not in self._images:
+            images = load_images(dataset, task.image_root, cache_dir=task.cache_dir, allow_download=task.allow_download)
+            self._images[key] = DeviceImages(images, task.device)
+        return self._images[key]
+
+    def run(self, task: Task | PackTask) -> Iterator[tuple[NetworkRecord, dict[str, np.ndarray]]]:
+        """A task's networks as each finishes (a pack's one by one)."""
+        if isinstance(task, PackTask):
+            yield from self.iter_pack(task)
+        else:
+            yield self.train(task)
+
+    def train(self, task: Task) -> tuple[NetworkRecord, dict[str, np.ndarray]]:
+        """Train the task's network; return its index record and its [20, *shape] weight arrays."""
+        hp = task.hyperparameters
+        _set_threads(task)
+        result = train_network(
+            hp,
+            self.images(task, hp.dataset),
+            zoo_seed=task.zoo_seed,
+            network_id=task.network_id,
+            config=task.config,
+            device=task.device,
+            on_epoch=self.on_epoch,
+        )
+        return _record(task, task.network_id, hp, result), result.weights
+
+    def iter_pack(self, task: PackTask) -> Iterator[tuple[NetworkRecord, dict[str, np.ndarray]]]:
+        """Train a pack; yield each network's index record and weight arrays as it finishes."""
+        from builder.engine.pack import iter_pack  # the pack trainer only where packs are trained
+
+        base = task.base
+        _set_threads(base)
+        hps = {i: base.space.sample(base.zoo_seed, i) for i in task.network_ids}
+        images = {name: self.images(base, name) for name in sorted({hp.dataset for hp in hps.values()})}
+        for nid, result in iter_pack(
+            [hps[i] for i in task.network_ids],
+            images,
+            zoo_seed=base.zoo_seed,
+            network_ids=task.network_ids,
+            config=base.config,
+            device=base.device,
+            width=task.width,
+            budget_bytes=task.budget_bytes,
+            on_epoch=self.on_epoch,
+        ):
+            yield _record(base, nid, hps[nid], result), result.weights
+
+
+def _set_threads(task: Task) -> None:
+    if task.threads is not None and torch.device(task.device).type == "cpu":
+        torch.set_num_threads(task.threads)
+
+
+def train_task(task: Task) -> tuple[NetworkRecord, dict[str, np.ndarray]]:
+    """Train one task's network on its own (:meth:`TaskRunner.train` of a fresh runner)."""
+    return TaskRunner().train(task)
 
 
 def train_pack_task(task: PackTask) -> list[tuple[NetworkRecord, dict[str, np.ndarray]]]:
-    """Train a pack; return each network's index record and weight arrays, in ``network_ids`` order."""
-    out = {rec.network_id: (rec, weights) for rec, weights in iter_pack_task(task)}
+    """Train a pack on its own; return each network's index record and weight arrays, in ``network_ids`` order."""
+    out = {rec.network_id: (rec, weights) for rec, weights in TaskRunner().iter_pack(task)}
     return [out[i] for i in task.network_ids]
 
 
