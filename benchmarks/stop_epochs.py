@@ -24,7 +24,7 @@ def summarise(path: str) -> dict[str, object]:
     zoo = open_zoo(path)
     df = zoo.networks
     epochs = df["n_epochs"].to_numpy()
-    cap = int(zoo.manifest.generation["train"]["max_epochs"])
+    cap = zoo.manifest.record.train.max_epochs
     q1, median, q3 = np.percentile(epochs, [25, 50, 75])
     return {
         "zoo": path,

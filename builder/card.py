@@ -7,17 +7,17 @@ Example:
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from builder.engine.space import get_preset
+from builder.generation_config import command_of
 from cards import TEMPLATE_DIR, ZOO_CARD
-from weightzoo.about import BIBTEX, license_of
+from weightzoo.about import BIBTEX
 from weightzoo.errors import MissingExtraError, UnknownNameError
-from weightzoo.format.layout import DEFAULT_SHARD_BYTES
 from weightzoo.format.manifest import Manifest
+from weightzoo.format.record import GenerationRecord
 from weightzoo.hf import label_name
 from weightzoo.hparams import CATEGORICAL
 
@@ -29,40 +29,6 @@ def _size_category(n: int) -> str:
         if n < limit:
             return label
     return "100K<n<1M"
-
-
-def _command(generation: dict[str, Any]) -> str:
-    """The command that makes this zoo again, byte for byte (every recorded option that changes bytes; where the
-    images were is the reader's own: ``--image-root``)."""
-    parts = [
-        "python -m builder.generate",
-        f"--preset {generation.get('preset')}",
-        f"--num-networks {generation.get('num_networks')}",
-        f"--seed {generation.get('seed')}",
-        f"--max-epochs {generation.get('max_epochs')}",
-    ]
-    if generation.get("start_id"):
-        parts.append(f"--start-id {generation['start_id']}")
-    if generation.get("datasets"):
-        parts.append("--datasets " + " ".join(generation["datasets"]))
-    if generation.get("lr_decay", 1.0) != 1.0:
-        parts.append(f"--lr-decay {generation['lr_decay']}")
-    if generation.get("bn_decay") is not None:
-        parts.append(f"--bn-decay {generation['bn_decay']}")
-    defaults = {"evaluation": "clean", "epoch_cap": "images", "on_divergence": "stop", "license": DEFAULT_LICENSE,
-                "eval_batch_size": 1000}  # fmt: skip
-    for key, default in defaults.items():
-        if generation.get(key, default) != default:
-            parts.append(f"--{key.replace('_', '-')} {generation[key]}")
-    for key in ("train_images", "test_images", "device", "threads"):
-        if generation.get(key) is not None:
-            parts.append(f"--{key.replace('_', '-')} {generation[key]}")
-    shard = generation.get("max_shard_bytes")
-    if shard is not None and shard != DEFAULT_SHARD_BYTES:
-        # the shortest number of MiB that generate turns back into these bytes (it takes int(MiB * 2**20))
-        mb = next(m for m in (f"{shard / 2**20:.{p}g}" for p in range(1, 18)) if int(float(m) * 2**20) == shard)
-        parts.append(f"--max-shard-mb {mb}")
-    return " ".join(parts)
 
 
 def render_card(manifest: Manifest, index: pa.Table, template: str = ZOO_CARD) -> str:
@@ -99,7 +65,7 @@ def render_card(manifest: Manifest, index: pa.Table, template: str = ZOO_CARD) -
     params = np.array(cols["num_params"]) if cols["num_params"] else np.zeros(1)
     epochs = np.array(cols["n_epochs"]) if cols["n_epochs"] else np.zeros(1)
     try:
-        description = get_preset(str(manifest.generation.get("preset"))).description
+        description = get_preset(str(manifest.record.preset)).description
     except UnknownNameError:
         description = ""
     return env.get_template(template).render(
@@ -117,28 +83,24 @@ def render_card(manifest: Manifest, index: pa.Table, template: str = ZOO_CARD) -
         epochs_mean=f"{epochs.mean():.1f}",
         per_dataset=per_dataset,
         hparam_counts=hparam_counts,
-        command=_command(manifest.generation),
-        license=license_of(manifest.generation),
+        command=command_of(manifest.generation),
+        license=manifest.record.license_stated,
         citation=BIBTEX,
-        budget=_budget(manifest.generation),
-        released_evaluation=manifest.generation.get("evaluation", "clean") == "released",
+        budget=_budget(manifest.record),
+        released_evaluation=manifest.record.evaluation == "released",
     )
 
 
-#: The licence a generated zoo's card states unless ``generate --license`` says otherwise.
-DEFAULT_LICENSE = "cc-by-4.0"
-
-
-def _budget(generation: dict[str, Any]) -> str:
+def _budget(record: GenerationRecord) -> str:
     """One sentence when the zoo was trained on a budget (fewer images or epochs than the reference), else ''."""
     parts = []
-    if generation.get("train_images") is not None:
-        parts.append(f"on a class-balanced subset of {generation['train_images']:,} training images each")
-    cap = generation.get("max_epochs")
+    if record.train_images is not None:
+        parts.append(f"on a class-balanced subset of {record.train_images:,} training images each")
+    cap = record.max_epochs
     if cap is not None and cap < 1000:
         parts.append(f"for at most {cap} epochs (early stopping may end a network sooner)")
-    if generation.get("test_images") is not None:
-        parts.append(f"with test metrics on {generation['test_images']:,} test images")
+    if record.test_images is not None:
+        parts.append(f"with test metrics on {record.test_images:,} test images")
     if not parts:
         return ""
     return (

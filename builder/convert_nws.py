@@ -46,8 +46,8 @@ from builder.nws_release import (
     sha256_of,
     split_file,
 )
-from weightzoo.cli import ArgumentParser, prog, run_main
-from weightzoo.errors import ConfigError, ReleaseError, WeightZooError
+from weightzoo.cli import ArgumentParser, add_progress_flags, command, prog, progress_of, run_main
+from weightzoo.errors import ConfigError, ReleaseError
 from weightzoo.format.index import NetworkRecord
 from weightzoo.format.layout import DEFAULT_SHARD_BYTES, METRICS
 from weightzoo.format.manifest import Manifest
@@ -317,10 +317,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace the zoo (or interrupted run) in --out; never deletes files weightzoo did not write",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_flags(p, "progress bar")
     return p
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -333,17 +334,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             overwrite=args.overwrite,
             skip_missing=args.skip_missing,
             max_shard_bytes=max(1, int(args.max_shard_mb * 2**20)),
-            progress=False if args.quiet else None,
+            progress=progress_of(args),
         )
-    except ReleaseError as e:
+    except ReleaseError as e:  # every problem on its own line (the message shows the first 50)
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         for problem in e.problems:
             print(f"  {problem}", file=sys.stderr)
         if not e.problems:
             print("\n".join(str(e).splitlines()[1:]), file=sys.stderr)
-        return 2
-    except WeightZooError as e:
-        print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
 

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from builder.card import HOMEPAGE
 from builder.hub_parquet import WEIGHTS_DIR, weights_schema
-from weightzoo.about import BIBTEX, license_of
+from weightzoo.about import BIBTEX
 from weightzoo.format.index import INDEX_SCHEMA
 from weightzoo.format.layout import INDEX_NAME
 from weightzoo.zoo import Zoo
@@ -102,7 +102,7 @@ def croissant_metadata(zoo: Zoo, weights_files: list[str], url: str | None = Non
     ``url``: where the dataset lives (its Hub page)."""
     manifest = zoo.manifest
     index_entry = next(f for f in manifest.files if f.path == INDEX_NAME)
-    dtype = pa.float64() if manifest.generation.get("dtype") == "float64" else pa.float32()
+    dtype = pa.from_numpy_dtype(manifest.dtype)
     distribution: list[dict[str, Any]] = [
         {
             "@type": "cr:FileObject",
@@ -151,7 +151,7 @@ def croissant_metadata(zoo: Zoo, weights_files: list[str], url: str | None = Non
         ),
         "conformsTo": "http://mlcommons.org/croissant/1.0",
         "citeAs": BIBTEX,
-        "license": license_of(manifest.generation),
+        "license": manifest.record.license_stated,
         "url": url or HOMEPAGE,
         "version": f"{manifest.format_version}.0.0",
         "distribution": distribution,

@@ -73,7 +73,7 @@ def write_weights_parquet(zoo: Zoo, out_dir: str | Path, progress: bool | None =
     every network's checksum verified)."""
     out = Path(out_dir)
     (out / WEIGHTS_DIR).mkdir(parents=True, exist_ok=True)
-    dtype = pa.float64() if zoo.manifest.generation.get("dtype") == "float64" else pa.float32()
+    dtype = pa.from_numpy_dtype(zoo.manifest.dtype)
     schema = weights_schema(dtype)
     written = [_write_layout(zoo, out)]
     shown = bar(total=len(zoo.ids), progress=progress, desc="weights parquet", unit="net")

@@ -13,14 +13,12 @@ lists the parts).
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 from builder.card import render_card
-from weightzoo.cli import ArgumentParser, prog, run_main
-from weightzoo.errors import ConfigError, WeightZooError
+from weightzoo.cli import ArgumentParser, add_progress_flags, command, prog, progress_of, run_main
+from weightzoo.errors import ConfigError
 from weightzoo.format.index import NetworkRecord
-from weightzoo.format.layout import DEFAULT_SHARD_BYTES
 from weightzoo.format.manifest import Manifest
 from weightzoo.format.writer import ZooWriter
 from weightzoo.progress import bar
@@ -60,7 +58,8 @@ def merge(parts: Sequence[str], out: str, *, overwrite: bool = False, progress: 
         name=first.name,
         zoo_seed=first.zoo_seed,
         generation=generation,
-        max_shard_bytes=int(first.generation.get("max_shard_bytes", DEFAULT_SHARD_BYTES)),
+        max_shard_bytes=first.record.max_shard_bytes,
+        dtype=first.dtype,
         overwrite=overwrite,
         generator=first.generator,
         card=render_card,
@@ -99,17 +98,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("parts", nargs="+", help="zoo parts (folders or fsspec URLs)")
     p.add_argument("--out", required=True, help="folder or URL of the merged zoo")
     p.add_argument("--overwrite", action="store_true", help="replace a zoo already at --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_progress_flags(p)
     return p
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        manifest = merge(args.parts, args.out, overwrite=args.overwrite, progress=False if args.quiet else None)
-    except WeightZooError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    manifest = merge(args.parts, args.out, overwrite=args.overwrite, progress=progress_of(args))
     print(f"{manifest.num_networks} networks from {len(args.parts)} parts -> {args.out}")
     return 0
 

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from weightzoo.cli import ArgumentParser, prog, run_main
+from weightzoo.cli import ArgumentParser, add_progress_flags, command, prog, progress_of, run_main
 from weightzoo.errors import ConfigError, WeightZooError
 from weightzoo.format.confine import member
 from weightzoo.format.layout import CARD_NAME, MANIFEST_NAME
@@ -167,8 +167,8 @@ def _upload_weights_parquet(zoo: Zoo, api: Any, repo_id: str, revision: str | No
 
 def _check_license(zoo: Zoo, license: str | None) -> None:
     """A converted release (the authors' weights) is published only with a licence the uploader states."""
-    source = zoo.manifest.generation.get("source")
-    if isinstance(source, dict) and source.get("kind") and not license:
+    source = zoo.manifest.record.source or {}
+    if zoo.manifest.record.is_converted and not license:
         raise ConfigError(
             f"{zoo.url} is a converted {source['kind']!r} release: its authors state no licence for their weight "
             "data, so publishing it needs their permission; pass --license <id> to state the licence you have"
@@ -197,17 +197,18 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not upload the weights as parquet (the card's 'weights' config, readable without weightzoo)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bars (verification; the Hub's own bars too)")
+    add_progress_flags(p, "progress bars (verification; the Hub's own bars too)")
     return p
 
 
+@command
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.dry_run:
             zoo = open_zoo(args.zoo if args.zoo is not None else default_zoo_dir())
             _check_license(zoo, args.license)
-            zoo.verify(progress=False if args.quiet else None)
+            zoo.verify(progress=progress_of(args))
             for path in upload_plan(zoo):
                 print(path)
             print(f"zoo verified; would upload {len(upload_plan(zoo))} files to hf://datasets/{args.repo}")
@@ -222,14 +223,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             private=args.private,
             revision=args.revision,
             commit_message=args.message,
-            progress=False if args.quiet else None,
+            progress=progress_of(args),
             license=args.license,
             weights_parquet=not args.no_weights_parquet,
         )
-    except WeightZooError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:  # huggingface_hub's HTTP and token errors are OSErrors
+    except OSError as e:  # huggingface_hub's HTTP and token errors are OSErrors (ours: reported as errors, 2)
+        if isinstance(e, WeightZooError):
+            raise
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     print(f"uploaded; load it with datasets.load_dataset('weightzoo', data_dir={url!r})")

@@ -301,19 +301,19 @@ def test_a_zoo_too_small_for_the_protocol_says_why_and_leaves_no_empty_folder(tm
 def test_balancing_keeps_the_first_networks_of_each_class_as_the_original_or_a_seeded_random_choice():
     """The original's import_weights kept the first k runs of each class in its CSV order (k: the smallest class);
     here the first in id order by default, a seeded random choice with balance="random"."""
-    from weightzoo.baselines.protocol import Protocol, balance_classes
+    from weightzoo.baselines.protocol import balance_classes
 
     rows = {n: {"split": "train" if n < 30 else "test", "optimizer": ("adam", "adam", "rmsprop")[n % 3]}
             for n in range(45)}  # fmt: skip
     by_split = {"train": list(range(30)), "test": list(range(30, 45))}
 
     def kept(balance, seed=0):
-        protocol = Protocol(target="optimizer", task="classification", snapshots=(20,))
-        return balance_classes(by_split, rows, protocol, np.random.default_rng(seed), balance=balance), protocol
+        balanced = balance_classes(by_split, rows, "optimizer", np.random.default_rng(seed), balance=balance)
+        return balanced.networks, balanced
 
-    first, protocol = kept(True)
+    first, balanced = kept(True)
     adam = [n for n in range(30) if rows[n]["optimizer"] == "adam"]
-    assert first["train"] == sorted(adam[:10] + list(range(2, 30, 3))) and protocol.balance_order == "first"
+    assert first["train"] == sorted(adam[:10] + list(range(2, 30, 3))) and balanced.order == "first"
     assert kept("first")[0] == first
     randoms = [kept("random", seed)[0]["train"] for seed in (0, 1)]
     assert randoms[0] != randoms[1] and all(len(r) == 20 for r in randoms)

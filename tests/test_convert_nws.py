@@ -201,7 +201,9 @@ def test_float64_keeps_the_released_values(release, tmp_path):
     out = tmp_path / "zoo64"
     assert main([str(root), "--out", str(out), "--subset", "main", "--float64", "--quiet"]) == 0
     zoo = weightzoo.open_zoo(out)
-    assert zoo.ids == [100_000, 100_001, 100_002] and zoo.manifest.generation["preset"] == "nws_main"
+    assert zoo.ids == [100_000, 100_001, 100_002] and zoo.manifest.record.preset == "nws_main"
+    assert zoo.manifest.dtype == "float64"  # the writer states how it stored the weights
+    assert zoo.manifest.record.is_converted and zoo.manifest.record.license_stated == "other"
     ids = _ids(written)
     for key, net in written.items():
         if key[0].startswith("nws_main"):

@@ -568,11 +568,22 @@ def test_the_cards_command_makes_the_same_zoo_byte_for_byte(tmp_path):
 
 
 def test_card_and_datasets_info_cite_and_license_as_the_one_source_says(demo_zoo, tmp_path):
-    from weightzoo.about import BIBTEX, license_of
+    from weightzoo.about import BIBTEX
 
     card = (demo_zoo / "README.md").read_text()
-    assert BIBTEX in card and license_of(open_zoo(demo_zoo).manifest.generation) == "cc-by-4.0"
+    assert BIBTEX in card and open_zoo(demo_zoo).manifest.record.license_stated == "cc-by-4.0"
     import weightzoo
 
     ds = weightzoo.load_dataset(demo_zoo, split="train", cache_dir=str(tmp_path / "cache"), snapshots=20)
     assert ds.info.citation == BIBTEX and ds.info.license == "cc-by-4.0"
+
+
+def test_a_generated_zoos_record_is_typed(demo_zoo):
+    from weightzoo.format.record import TrainConfig
+
+    manifest = open_zoo(demo_zoo).manifest
+    record = manifest.record
+    assert record.preset == manifest.generation["preset"] and record.seed == manifest.generation["seed"]
+    assert isinstance(record.train, TrainConfig) and record.train.max_epochs == manifest.generation["max_epochs"]
+    assert record.generation_version == manifest.generation_version and record.other == {}
+    assert manifest.dtype == "float32"  # stated by the writer

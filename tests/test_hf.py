@@ -404,15 +404,20 @@ def test_model_from_row_rejects_foreign_rows():
 
 
 def test_unknown_weight_dtype_in_the_manifest_is_refused_naming_it(finite_zoo, tmp_path, cache):
-    """The features follow the manifest's generation.dtype (float32, or float64 for converted float64 releases);
-    anything else is refused, naming the manifest and the value."""
+    """The features follow the manifest's dtype (float32, or float64 for converted float64 releases; older
+    manifests kept it in generation.dtype); anything else is refused, naming the manifest and the value."""
     bad = tmp_path / "zoo"
     shutil.copytree(finite_zoo, bad)
     manifest = json.loads((bad / "manifest.json").read_text())
-    manifest["generation"]["dtype"] = "float16"
-    (bad / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ZooFormatError, match=r"manifest\.json: generation\.dtype 'float16'; expected 'float32' or"):
-        load(data_dir=str(bad), cache_dir=cache)
+    for older in (False, True):
+        if older:
+            del manifest["dtype"]
+            manifest["generation"]["dtype"] = "float16"
+        else:
+            manifest["dtype"] = "float16"
+        (bad / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(ZooFormatError, match=r"manifest\.json: dtype is 'float16'; expected float32 or float64"):
+            load(data_dir=str(bad), cache_dir=cache)
 
 
 def test_public_load_dataset_equals_the_registered_builder_without_private_datasets_calls(zoo, cache, monkeypatch):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import functools
 import os
 import signal
 import sys
@@ -38,19 +39,69 @@ def exit_code(main: Callable[[Any], int | None], argv: list[str] | None = None) 
     """Run ``main(argv)`` and return the process exit code Python would give it (without exiting).
 
     ``SystemExit`` (argparse's ``--help`` and usage errors, ``sys.exit``) gives its code as the interpreter would;
-    a :class:`WeightZooError` that escapes ``main`` is reported as ``error: <message>`` with code 2, like every
-    tool's ``main`` does itself; any other exception prints its traceback and gives 1.
+    a :class:`WeightZooError` that escapes ``main`` is reported as ``error: <message>`` with code 2 (see
+    :func:`command`); any other exception prints its traceback and gives 1.
     """
     try:
-        return _code(main(argv))
+        return command(main)(argv)
     except SystemExit as exc:
         return _code(exc.code)
-    except WeightZooError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return ERROR_EXIT
     except Exception:
         traceback.print_exc()
         return 1
+
+
+def command(main: Callable[[Any], int | None]) -> Callable[[Any], int]:
+    """A tool's ``main`` that reports its own errors: the one place a :class:`WeightZooError` becomes
+    ``error: <message>`` and exit code 2, and an interruption that says what it kept (a ``KeyboardInterrupt``
+    subclass with a message, such as ``builder.generate.GenerationInterrupted``) its message and 130. A plain
+    Ctrl-C still propagates. Tests call the wrapped ``main([...])`` and get the code the process would exit with.
+
+    Example:
+        >>> @command
+        ... def main(argv=None):
+        ...     raise WeightZooError("no zoo at 'x'")
+        >>> main([])
+        2
+    """
+
+    @functools.wraps(main)
+    def reported(argv: Any = None) -> int:
+        try:
+            return _code(main(argv))
+        except WeightZooError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return ERROR_EXIT
+        except KeyboardInterrupt as exc:
+            if type(exc) is KeyboardInterrupt:
+                raise
+            print(exc, file=sys.stderr)
+            return 128 + signal.SIGINT
+
+    return reported
+
+
+def add_progress_flags(parser: argparse.ArgumentParser, what: str = "progress bars") -> None:
+    """``--quiet`` (no bars) and ``--progress`` (bars even in a log or a pipe), the same in every tool; the
+    default shows bars when standard error is a terminal. :func:`progress_of` reads them.
+
+    Example:
+        >>> p = ArgumentParser(prog="tool")
+        >>> add_progress_flags(p)
+        >>> progress_of(p.parse_args(["--quiet"])), progress_of(p.parse_args([]))
+        (False, None)
+    """
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quiet", action="store_true", help=f"no {what}")
+    group.add_argument(
+        "--progress", action="store_true", help=f"{what} even when standard error is not a terminal (a log, a pipe)"
+    )
+
+
+def progress_of(args: argparse.Namespace) -> bool | None:
+    """What :func:`add_progress_flags` parsed: False (``--quiet``), True (``--progress``) or None (bars on a
+    terminal), as :func:`weightzoo.progress.bar` takes it."""
+    return False if args.quiet else True if args.progress else None
 
 
 def _code(value: object) -> int:

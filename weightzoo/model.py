@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,16 +32,13 @@ from torch import nn
 
 from weightzoo.architecture import NUM_OUTPUTS, Architecture
 from weightzoo.errors import UnknownNameError, ZooFormatError
+from weightzoo.format.record import BN_DECAY, BN_EPS, GenerationRecord
 from weightzoo.hparams import ACTIVATIONS, INITIALIZATIONS
 
 #: TensorLayer ``BatchNormLayer`` defaults, as the original uses them: decay 0.9 (PyTorch momentum 0.1), epsilon
-#: 1e-5, gamma ~ N(1, 0.002).
-BN_DECAY = 0.9
+#: 1e-5 (both stated in :mod:`weightzoo.format.record`, with the epsilon of older zoos), gamma ~ N(1, 0.002).
 BN_MOMENTUM = 1 - BN_DECAY
-BN_EPS = 1e-5
 BN_GAMMA_STD = 0.002
-#: Epsilon of zoos generated before generation version 2 (TensorFlow 1 ``batch_normalization``'s default).
-LEGACY_BN_EPS = 1e-3
 DROPOUT = 0.5
 _ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
@@ -238,15 +236,13 @@ def state_tensors(net: NWSNet) -> dict[str, torch.Tensor]:
     return {p.name: state[p.name].detach().to(torch.float32) for p in net.architecture.params}
 
 
-def bn_eps_of(generation: Mapping[str, object]) -> float:
-    """The batch-norm epsilon a zoo's networks were trained with, from its manifest's ``generation`` record:
-    recorded there from generation version 2 on; 1e-3 for older zoos, 1e-5 for converted releases.
+def bn_eps_of(generation: Mapping[str, Any]) -> float:
+    """The batch-norm epsilon a zoo's networks were trained with, from its manifest's ``generation`` record
+    (:class:`~weightzoo.format.record.GenerationRecord`): recorded there from generation version 2 on; 1e-3 for
+    older zoos, 1e-5 for converted releases.
 
     Example:
         >>> bn_eps_of({"train": {"bn_eps": 1e-5}}), bn_eps_of({"train": {"bn_decay": 0.99}})
         (1e-05, 0.001)
     """
-    train = generation.get("train")
-    if isinstance(train, Mapping) and isinstance(train.get("bn_eps"), int | float):
-        return float(train["bn_eps"])  # type: ignore[arg-type]
-    return LEGACY_BN_EPS
+    return GenerationRecord.from_dict(generation).train.bn_eps

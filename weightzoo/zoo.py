@@ -48,7 +48,7 @@ from weightzoo.format.manifest import Manifest, sha256_bytes, sha256_file
 from weightzoo.format.shards import ShardReader
 from weightzoo.hparams import HyperParameters
 from weightzoo.hub import require_reachable
-from weightzoo.model import NWSNet, bn_eps_of, build_model
+from weightzoo.model import NWSNet, build_model
 from weightzoo.paths import default_zoo_dir, is_url
 
 #: Shards a :class:`Zoo` keeps open at once by default.
@@ -388,7 +388,7 @@ class Zoo:
         """A ready ``torch.nn.Module`` (eval mode) holding the network at that snapshot, with the batch-norm
         epsilon the zoo was trained with."""
         hp = self.hyperparameters(network_id)
-        eps = bn_eps_of(self.manifest.generation)
+        eps = self.manifest.record.train.bn_eps
         return build_model(self.weights(network_id, snapshot), hp.architecture, hp.activation, bn_eps=eps)
 
     def verify(self, progress: bool | None = None) -> dict[str, str]:

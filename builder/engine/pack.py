@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -239,15 +240,11 @@ def train_pack(
     *,
     zoo_seed: int,
     network_ids: Sequence[int],
-    config: TrainConfig | None = None,
-    device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float32,
-    width: int | None = None,
-    budget_bytes: int | None = None,
-    on_epoch: Callable[[int, int, int], None] | None = None,
+    **options: Any,
 ) -> list[TrainResult]:
     """Train the networks as one pack; the results in ``network_ids`` order, each (on one device, dtype and thread
-    count) the bytes :func:`builder.engine.train.train_network` returns for it.
+    count) the bytes :func:`builder.engine.train.train_network` returns for it. ``options``: those of
+    :func:`iter_pack` (``config``, ``device``, ``dtype``, ``width``, ``budget_bytes``, ``on_epoch``).
 
     Example:
         >>> train_pack([], {}, zoo_seed=0, network_ids=[])  # doctest: +ELLIPSIS
@@ -255,7 +252,5 @@ def train_pack(
         ...
         weightzoo.errors.ConfigError: a pack needs one hyper-parameter set per network id, got 0 and 0
     """
-    kwargs = {"config": config, "device": device, "dtype": dtype, "width": width, "budget_bytes": budget_bytes,
-              "on_epoch": on_epoch}  # fmt: skip
-    out = dict(iter_pack(hps, images, zoo_seed=zoo_seed, network_ids=network_ids, **kwargs))
+    out = dict(iter_pack(hps, images, zoo_seed=zoo_seed, network_ids=network_ids, **options))
     return [out[i] for i in network_ids]

@@ -150,20 +150,11 @@ def train_pack_task(task: PackTask) -> list[tuple[NetworkRecord, dict[str, np.nd
 
 
 def _record(task: Task, network_id: int, hp: HyperParameters, result: TrainResult) -> NetworkRecord:
+    outcome = ("status", "n_epochs", "snapshot_epochs", "snapshots", "history", "images_seen")
     return NetworkRecord(
-        network_id=network_id,
-        split=split_of(network_id),
-        status=result.status,
-        zoo_seed=task.zoo_seed,
-        hparams=hp,
-        n_epochs=result.n_epochs,
-        snapshot_epochs=result.snapshot_epochs,
-        snapshots=result.snapshots,
-        history=result.history,
-        train_seconds=result.seconds,
-        images_seen=result.images_seen,
-        device=_device_name(task.device),
-    )
+        network_id, split_of(network_id), zoo_seed=task.zoo_seed, hparams=hp, train_seconds=result.seconds,
+        device=_device_name(task.device), **{name: getattr(result, name) for name in outcome},
+    )  # fmt: skip
 
 
 def _device_name(device: str) -> str:

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from weightzoo.baselines import MODELS, TARGETS, Report, fit, format_table
-from weightzoo.cli import ArgumentParser, prog, run_main
-from weightzoo.errors import ConfigError, TooFewClassesError, WeightZooError
+from weightzoo.cli import ArgumentParser, add_progress_flags, command, prog, progress_of, run_main
+from weightzoo.errors import ConfigError, TooFewClassesError
 from weightzoo.options import device_type, option_type
 from weightzoo.zoo import open_zoo
 
@@ -59,10 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--when", action="store_true", help="also fit one model per snapshot 1..20 and plot the curve")
     p.add_argument("--where", action="store_true", help="dmc: accuracy against slice position (100 positions)")
     p.add_argument("--verbose", action="store_true", help="print every report in full")
-    p.add_argument(
-        "--quiet", action="store_true", help="no progress bars (default: bars when standard error is a terminal)"
-    )
-    p.add_argument("--progress", action="store_true", help="progress bars even when standard error is not a terminal")
+    add_progress_flags(p)
     dmc = p.add_argument_group("dmc options")
     dmc.add_argument("--epochs", type=option_type("epochs"), default=None, help="training epochs (default 50)")
     dmc.add_argument(
@@ -78,20 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="none: raw values (the reference); slice: standardise each slice and add its scale as channels",
     )
-    dmc.add_argument(
-        "--channels",
-        type=option_type("channels"),
-        nargs="+",
-        default=None,
-        help="a smaller conv stack, one conv and one pool per listed width (default: the original's network)",
-    )
-    dmc.add_argument(
-        "--dense",
-        type=option_type("dense"),
-        nargs="+",
-        default=None,
-        help="dense widths (default 1024 1024 1024 1024 64)",
-    )
+    widths = {
+        "channels": "a smaller conv stack, one conv and one pool per listed width (default: the original's network)",
+        "dense": "dense widths (default 1024 1024 1024 1024 64)",
+    }
+    for name, text in widths.items():
+        dmc.add_argument(f"--{name}", type=option_type(name), nargs="+", default=None, help=text)
     dmc.add_argument(
         "--dropout", type=option_type("dropout"), default=None, help="dropout after each dense layer (default 0.5)"
     )
@@ -124,13 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 _parser = build_parser  # the name every tool's parser has (the option-range test walks them all)
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return _run(args)
-    except WeightZooError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return _run(build_parser().parse_args(argv))
 
 
 def _params(args: argparse.Namespace, model: str) -> dict:
@@ -161,7 +146,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"two zoos given: {args.zoo!r} and --data-dir {args.data_dir!r}; give one")
     zoo = open_zoo(args.zoo or args.data_dir)  # none given: the demo zoo, as every tool
     out = Path(args.out or Path("baselines-out") / (zoo.manifest.name or "zoo"))  # created with the first report
-    progress = not args.quiet and (args.progress or sys.stderr.isatty())  # bars on a terminal unless --quiet
+    progress = progress_of(args)
     reports: list[Report] = []
     skipped: list[str] = []
     for target in args.target:

@@ -17,10 +17,9 @@ Example:
     ('classification', 'regression')
     >>> split = lambda n: "test" if n % 5 == 4 else "train"  # the index's: every fifth network in test
     >>> rows = {n: {"split": split(n), "optimizer": ("adam", "rmsprop")[n % 2]} for n in range(20)}
-    >>> protocol = Protocol(target="optimizer", task="classification", snapshots=(20,))
-    >>> by_split = split_networks(list(rows), rows, protocol)
-    >>> by_split = balance_classes(by_split, rows, protocol, np.random.default_rng(0))
-    >>> protocol.classes, protocol.class_counts["test"]
+    >>> split = split_networks(list(rows), rows, "optimizer")
+    >>> balanced = balance_classes(split.networks, rows, "optimizer", np.random.default_rng(0))
+    >>> balanced.classes, balanced.class_counts["test"]
     (['adam', 'rmsprop'], {'adam': 2, 'rmsprop': 2})
 """
 
@@ -53,9 +52,10 @@ def task_of(target: str) -> str:
     raise UnknownNameError("target", target, TARGETS)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Protocol:
-    """What was selected, excluded and balanced, to be copied into the report."""
+    """What was selected, excluded and balanced, to be copied into the report: made once, by
+    :func:`~weightzoo.baselines.samples.load_samples`, from what each step returned."""
 
     target: str
     task: str
@@ -89,37 +89,49 @@ def label_of(row: dict[str, Any], target: str, snapshot: int) -> Any:
     return row[target]
 
 
+@dataclass(frozen=True)
+class Split:
+    """Train and test network ids (``networks``), and how they were formed (``how``: the index's ``split`` column,
+    or a stratified re-split)."""
+
+    networks: dict[str, list[int]]
+    how: str = "index"
+
+
 def split_networks(
     usable: list[int],
     rows: dict[int, dict[str, Any]],
-    protocol: Protocol,
+    target: str,
     test_fraction: float | None = None,
     rng: np.random.Generator | None = None,
     *,
     random_state: int | None = 0,
+    excluded: dict[int, str] | None = None,
     source: str = "",
-) -> dict[str, list[int]]:
+) -> Split:
     """Train and test network ids: the index's ``split`` column, or with ``test_fraction`` a stratified re-split
-    (:func:`resplit`). Fills ``protocol.networks_available`` (and ``protocol.split`` when re-split); raises a
-    :class:`~weightzoo.errors.ConfigError` saying why when a side is empty."""
+    (:func:`resplit`, by the classes of a classification ``target``). Raises a
+    :class:`~weightzoo.errors.ConfigError` saying why when a side is empty (naming the ``excluded`` networks'
+    reasons)."""
+    how = "index"
     if test_fraction is None:
         by_split = {s: [n for n in usable if rows[n]["split"] == s] for s in SPLITS}
     else:
-        target = protocol.target if protocol.task == "classification" else None
-        by_split = resplit(usable, rows, target, test_fraction, rng if rng is not None else np.random.default_rng())
-        protocol.split = f"stratified re-split, test fraction {test_fraction}, random_state {random_state}"
-    protocol.networks_available = {s: len(v) for s, v in by_split.items()}
+        classes = target if task_of(target) == "classification" else None
+        by_split = resplit(usable, rows, classes, test_fraction, rng if rng is not None else np.random.default_rng())
+        how = f"stratified re-split, test fraction {test_fraction}, random_state {random_state}"
+    excluded = excluded or {}
     for s, v in by_split.items():
         if not v:
-            reasons = sorted(set(protocol.excluded.values()))
-            why = f"{len(protocol.excluded)} excluded: {', '.join(reasons)}" if reasons else "none excluded"
+            reasons = sorted(set(excluded.values()))
+            why = f"{len(excluded)} excluded: {', '.join(reasons)}" if reasons else "none excluded"
             raise ConfigError(
-                f"{source}: no usable {s} networks for {protocol.target!r} ({len(rows)} networks in all, {why}, "
+                f"{source}: no usable {s} networks for {target!r} ({len(rows)} networks in all, {why}, "
                 f"{len(by_split['train'])} train / {len(by_split['test'])} test usable). The index's split puts "
                 "every fifth network in test: a zoo needs at least 5 networks, more for a meaningful score; pass "
                 "test_fraction (--test-fraction) to re-split, or generate more networks"
             )
-    return by_split
+    return Split(by_split, how)
 
 
 def resplit(
@@ -145,36 +157,46 @@ def resplit(
     return {"train": sorted(set(usable) - set(test)), "test": sorted(test)}
 
 
+@dataclass(frozen=True)
+class Balanced:
+    """The networks kept per split (``networks``), the classes (values present in both splits, in vocabulary
+    order), the values present in one split only (``dropped_classes``), the networks per class and split, and
+    which networks balancing kept (``order``: first, random or none)."""
+
+    networks: dict[str, list[int]]
+    classes: list[Any]
+    dropped_classes: list[Any]
+    class_counts: dict[str, dict[str, int]]
+    order: str
+
+
 def balance_classes(
     by_split: dict[str, list[int]],
     rows: dict[int, dict[str, Any]],
-    protocol: Protocol,
+    target: str,
     rng: np.random.Generator,
     *,
     balance: bool | str = True,
     source: str = "",
-) -> dict[str, list[int]]:
-    """The classes (values of the target present in both splits, in vocabulary order) and, with ``balance``, every
-    class cut to the smallest per split (by network): ``True`` or ``"first"`` keeps the first networks of each
-    class in id order (the original's), ``"random"`` a seeded random choice, ``False`` all. Fills
-    ``protocol.classes``, ``dropped_classes`` and ``class_counts``; returns the networks kept per split."""
+) -> Balanced:
+    """The classes of ``target`` and, with ``balance``, every class cut to the smallest per split (by network):
+    ``True`` or ``"first"`` keeps the first networks of each class in id order (the original's), ``"random"`` a
+    seeded random choice, ``False`` all."""
     order = "first" if balance is True else balance
     if order not in (False, *BALANCE_ORDERS):
         raise UnknownNameError("balance", balance, (True, False, *BALANCE_ORDERS))
-    protocol.balance_order = order if order else "none"
-    target = protocol.target
     present = {s: {rows[n][target] for n in v} for s, v in by_split.items()}
     vocab = CATEGORICAL[target]
-    protocol.classes = [c for c in vocab if c in present["train"] and c in present["test"]]
-    protocol.dropped_classes = [c for c in vocab if (c in present["train"]) != (c in present["test"])]
-    if len(protocol.classes) < 2:
+    classes = [c for c in vocab if c in present["train"] and c in present["test"]]
+    dropped = [c for c in vocab if (c in present["train"]) != (c in present["test"])]
+    if len(classes) < 2:
         raise TooFewClassesError(
-            f"{source}: target {target!r} has {len(protocol.classes)} class(es) present in both splits "
-            f"({protocol.classes}); a classifier needs at least 2"
+            f"{source}: target {target!r} has {len(classes)} class(es) present in both splits ({classes}); a "
+            "classifier needs at least 2"
         )
-    kept = {}
+    kept, counts = {}, {}
     for s, v in by_split.items():
-        groups = {c: sorted(n for n in v if rows[n][target] == c) for c in protocol.classes}
+        groups = {c: sorted(n for n in v if rows[n][target] == c) for c in classes}
         n_min = min(len(g) for g in groups.values())
         keep = []
         for g in groups.values():
@@ -183,5 +205,5 @@ def balance_classes(
             else:
                 keep += g[:n_min] if order else g
         kept[s] = sorted(keep)
-        protocol.class_counts[s] = {str(c): sum(rows[n][target] == c for n in kept[s]) for c in protocol.classes}
-    return kept
+        counts[s] = {str(c): sum(rows[n][target] == c for n in kept[s]) for c in classes}
+    return Balanced(kept, classes, dropped, counts, order if order else "none")

@@ -128,20 +128,40 @@ def load_samples(
     if bad:
         raise UnknownNameError("feature kind", sorted(bad)[0], list(FEATURE_KINDS))
     rng = np.random.default_rng(random_state)
-    protocol = Protocol(target=target, task=task, snapshots=snaps, balanced=bool(balance) and task == "classification")
     rows = {r["network_id"]: r for r in zoo.index.to_pylist()}
     if not rows:
         raise ConfigError(f"{zoo.url}: the zoo holds no networks")
     with_stats = "stats" in features
     slots = _mixed_architecture_slots(zoo, rows) if with_stats else None
-    stats, flat = _screen_networks(zoo, rows, protocol, with_stats, "weights" in features, slots, progress)
-    usable = [n for n in rows if n not in protocol.excluded]
-    by_split = split_networks(usable, rows, protocol, test_fraction, rng, random_state=random_state, source=zoo.url)
+    screened = _screen_networks(zoo, rows, target, snaps, with_stats, "weights" in features, slots, progress)
+    stats, flat, excluded = screened
+    usable = [n for n in rows if n not in excluded]
+    split = split_networks(usable, rows, target, test_fraction, rng, random_state=random_state, excluded=excluded,
+                           source=zoo.url)  # fmt: skip
+    by_split = split.networks
+    balanced = None
     if task == "classification":
-        by_split = balance_classes(by_split, rows, protocol, rng, balance=balance, source=zoo.url)
-    protocol.networks_used = {s: len(v) for s, v in by_split.items()}
+        balanced = balance_classes(by_split, rows, target, rng, balance=balance, source=zoo.url)
+    names: list[str] = []
     if with_stats:
-        stats = _name_columns(zoo, protocol, stats, slots, usable[0], by_split["train"])
+        train_ids = balanced.networks["train"] if balanced else by_split["train"]
+        stats, names = _name_columns(zoo, stats, slots, usable[0], train_ids)
+    protocol = Protocol(
+        target=target,
+        task=task,
+        snapshots=snaps,
+        classes=balanced.classes if balanced else [],
+        dropped_classes=balanced.dropped_classes if balanced else [],
+        excluded=excluded,
+        networks_available={s: len(v) for s, v in by_split.items()},
+        networks_used={s: len(v) for s, v in (balanced.networks if balanced else by_split).items()},
+        class_counts=balanced.class_counts if balanced else {},
+        feature_names=names,
+        balanced=bool(balance) and task == "classification",
+        balance_order=balanced.order if balanced else "first",
+        split=split.how,
+    )
+    by_split = balanced.networks if balanced else by_split
     train, test = (
         _split_samples(rows, protocol, by_split[s], stats if with_stats else None, flat, shuffle_labels, rng)
         for s in SPLITS
@@ -160,30 +180,31 @@ def _mixed_architecture_slots(zoo: ZooSource, rows: dict[int, dict[str, Any]]) -
 def _screen_networks(
     zoo: ZooSource,
     rows: dict[int, dict[str, Any]],
-    protocol: Protocol,
+    target: str,
+    snaps: tuple[int, ...],
     with_stats: bool,
     with_flat: bool,
     slots: list[str] | None,
     progress: Callable[[Iterable[Any]], Iterable[Any]] | None,
-) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray] | None]:
-    """Read every network once, in storage order (``zoo.iter_arrays``, the selected snapshots only): record the
-    excluded ones (with the reason) in ``protocol.excluded``; return the per-tensor statistics of the others
-    (aligned on ``slots`` when given; empty unless ``with_stats``) and, with ``with_flat``, their flat vectors
-    [snapshots, num_params]."""
-    snaps, target = protocol.snapshots, protocol.target
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray] | None, dict[int, str]]:
+    """Read every network once, in storage order (``zoo.iter_arrays``, the selected snapshots only); return the
+    per-tensor statistics of the usable ones (aligned on ``slots`` when given; empty unless ``with_stats``), with
+    ``with_flat`` their flat vectors [snapshots, num_params], and the excluded ones with the reason."""
+    regression = task_of(target) == "regression"
+    excluded: dict[int, str] = {}
     stats: dict[int, np.ndarray] = {}
     flat: dict[int, np.ndarray] | None = {} if with_flat else None
     networks: Iterable[tuple[dict[str, Any], dict[str, np.ndarray]]] = zoo.iter_arrays(list(snaps), check=False)
     for row, arrays in networks if progress is None else progress(networks):
         nid = row["network_id"]
         if row["status"] == "diverged":
-            protocol.excluded[nid] = "diverged"
+            excluded[nid] = "diverged"
             continue
         if not all(np.isfinite(a).all() for a in arrays.values()):
-            protocol.excluded[nid] = f"non-finite weights (status {row['status']})"
+            excluded[nid] = f"non-finite weights (status {row['status']})"
             continue
-        if protocol.task == "regression" and not all(np.isfinite(float(label_of(row, target, s))) for s in snaps):
-            protocol.excluded[nid] = f"non-finite {target}"
+        if regression and not all(np.isfinite(float(label_of(row, target, s))) for s in snaps):
+            excluded[nid] = f"non-finite {target}"
             continue
         if with_stats:
             stats[nid] = tensor_stats(arrays, list(range(1, len(snaps) + 1)))
@@ -191,26 +212,19 @@ def _screen_networks(
                 stats[nid] = align_stats(stats[nid], zoo.architecture(nid), slots)
         if flat is not None:
             flat[nid] = np.concatenate([np.asarray(a).reshape(len(snaps), -1) for a in arrays.values()], axis=1)
-    return stats, flat
+    return stats, flat, excluded
 
 
 def _name_columns(
-    zoo: ZooSource,
-    protocol: Protocol,
-    stats: dict[int, np.ndarray],
-    slots: list[str] | None,
-    first_usable: int,
-    train: list[int],
-) -> dict[int, np.ndarray]:
-    """Fill ``protocol.feature_names``; with mixed architectures keep only the layer roles some training network
-    has (a column with no value teaches nothing)."""
+    zoo: ZooSource, stats: dict[int, np.ndarray], slots: list[str] | None, first_usable: int, train: list[int]
+) -> tuple[dict[int, np.ndarray], list[str]]:
+    """The statistics and their column names; with mixed architectures only the layer roles some training
+    network has (a column with no value teaches nothing)."""
     if slots is None:
-        protocol.feature_names = stats_feature_names(zoo, first_usable)
-        return stats
+        return stats, stats_feature_names(zoo, first_usable)
     names = np.asarray(feature_names(slots))
     seen = np.any([~np.isnan(stats[n][0]) for n in train], axis=0)
-    protocol.feature_names = names[seen].tolist()
-    return {n: v[:, seen] for n, v in stats.items()}
+    return {n: v[:, seen] for n, v in stats.items()}, names[seen].tolist()
 
 
 def _split_samples(

@@ -52,6 +52,9 @@ METRICS: tuple[str, ...] = (
     "test_accuracy",
 )
 DEFAULT_SHARD_BYTES = 256 * 2**20
+#: How a zoo's shards may store the weights (the manifest's ``dtype``): float32 (every zoo the generator writes)
+#: and float64 (``python -m builder.convert_nws --float64`` keeps the released zoo's float64 values exactly).
+STORAGE_DTYPES: tuple[str, ...] = ("float32", "float64")
 
 
 def shard_name(split: str, number: int) -> str:

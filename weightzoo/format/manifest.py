@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from weightzoo.errors import FormatVersionError, ZooFormatError
-from weightzoo.format.layout import FORMAT_VERSION, NUM_SNAPSHOTS
+from weightzoo.format.layout import FORMAT_VERSION, NUM_SNAPSHOTS, STORAGE_DTYPES
+from weightzoo.format.record import GenerationRecord
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,15 @@ class Manifest:
     #: Unused since the manifest became reproducible byte for byte (the time is in ``provenance.json``); read from
     #: older manifests.
     created: str = ""
+    #: How the shards store the weights (:data:`~weightzoo.format.layout.STORAGE_DTYPES`), written by the writer
+    #: that wrote them; manifests before this field kept it in ``generation["dtype"]`` (float32 when absent).
+    dtype: str = "float32"
+
+    @functools.cached_property
+    def record(self) -> GenerationRecord:
+        """The generation record, typed (:class:`~weightzoo.format.record.GenerationRecord`); checked when the
+        manifest is read."""
+        return GenerationRecord.from_dict(self.generation, "manifest.json")
 
     def file(self, path: str) -> FileEntry:
         for entry in self.files:
@@ -57,8 +68,7 @@ class Manifest:
     def generation_version(self) -> int:
         """What the generator's training rules were when the zoo was made (``builder.engine.train.GENERATION_VERSION``):
         1 for zoos that predate the record (made before the original's exact rules were followed)."""
-        version = self.generation.get("generation_version", 1)
-        return version if isinstance(version, int) else 1
+        return self.record.generation_version
 
     @property
     def shards(self) -> list[FileEntry]:
@@ -94,6 +104,8 @@ class Manifest:
                 f"{source}: zoo format version {version!r}, but this release of weightzoo reads version "
                 f"{FORMAT_VERSION}; {todo}"
             )
+        if "dtype" not in data and isinstance(data.get("generation"), dict):  # written before the field existed
+            data["dtype"] = data["generation"].get("dtype", "float32")
         try:
             data["files"] = [FileEntry(**f) for f in data["files"]]
             manifest = cls(**data)
@@ -114,7 +126,7 @@ class Manifest:
         def is_int(value: Any) -> bool:
             return isinstance(value, int) and not isinstance(value, bool)
 
-        for name in ("name", "generator", "created"):
+        for name in ("name", "generator", "created", "dtype"):
             if not isinstance(getattr(self, name), str):
                 fail(name, getattr(self, name), "a string")
         for name in ("zoo_seed", "num_networks", "num_snapshots"):
@@ -131,6 +143,9 @@ class Manifest:
                 fail(name, counts, "a mapping of names to non-negative counts")
         if not isinstance(self.generation, dict):
             fail("generation", self.generation, "a mapping (the generation record)")
+        self.__dict__["record"] = GenerationRecord.from_dict(self.generation, source)  # named errors, cached
+        if self.dtype not in STORAGE_DTYPES:
+            fail("dtype", self.dtype, " or ".join(STORAGE_DTYPES))
         seen: set[str] = set()
         for entry in self.files:
             check_relpath(entry.path, source)

@@ -311,14 +311,15 @@ def prepare_output(
         raise OutputPathError(f"output folder {url!r} cannot be read: {e}") from None
     except NotADirectoryError:
         raise OutputPathError(f"output {url!r}: a part of this path is a file, not a folder") from None
-    if state.kind == "file":
-        raise OutputPathError(f"output {url!r} is a file; expected a folder for the zoo")
-    if state.foreign:
-        raise OutputPathError(_refusal(url, state))
-    if state.kind not in ("missing", "empty") and is_local(fs) and os.path.ismount(root):
-        raise OutputPathError(f"output folder {url!r} is a mount point; weightzoo does not empty mount points")
-    if resume:
-        if state.kind == "zoo":
+    mode = "resume" if resume else "overwrite" if overwrite else "new"
+    match state.kind, mode:
+        case "file", _:
+            raise OutputPathError(f"output {url!r} is a file; expected a folder for the zoo")
+        case _ if state.foreign:
+            raise OutputPathError(_refusal(url, state))
+        case kind, _ if kind not in ("missing", "empty") and is_local(fs) and os.path.ismount(root):
+            raise OutputPathError(f"output folder {url!r} is a mount point; weightzoo does not empty mount points")
+        case "zoo", "resume":
             leftover = PROGRESS_DIR in state.folders
             if leftover:  # the run was stopped after writing its manifest, before removing its progress record
                 remove_files(fs, root, _only(state, PROGRESS_DIR))
@@ -326,35 +327,37 @@ def prepare_output(
                 f"output folder {url!r} holds a finished zoo: nothing to resume"
                 + (f" (its leftover {PROGRESS_DIR}/ record was removed)" if leftover else "")
             )
-        if state.kind != "interrupted":
+        case "interrupted", "resume":
+            pass  # the writer keeps what the record vouches for and deletes the rest
+        case _, "resume":
             raise OutputPathError(
                 f"output folder {url!r} has no {PROGRESS_DIR}/ record of an interrupted run to resume; "
                 "start it without --resume"
             )
-    elif state.kind in ("zoo", "interrupted"):
-        if not overwrite:
-            what = (
-                "a finished zoo; pass --overwrite to replace it"
-                if state.kind == "zoo"
-                else "an interrupted run; pass --resume to continue it, or --overwrite to start again"
+        case "zoo", "new":
+            raise OutputPathError(f"output folder {url!r} already holds a finished zoo; pass --overwrite to replace it")
+        case "interrupted", "new":
+            raise OutputPathError(
+                f"output folder {url!r} already holds an interrupted run; pass --resume to continue it, or "
+                "--overwrite to start again"
             )
-            raise OutputPathError(f"output folder {url!r} already holds {what}")
-        if state.kind == "zoo":
+        case "zoo", "overwrite":
             # a marker first: if this deletion is cut short, what is left is an interrupted run (by its record)
             fs.makedirs(f"{root}/{PROGRESS_DIR}", exist_ok=True)
-            state = dataclasses.replace(state, folders=tuple(dict.fromkeys((*state.folders, PROGRESS_DIR))))
-        remove_files(fs, root, state)
-    elif state.kind == "leftovers":
-        remove_files(fs, root, state)
-    created = None
-    if state.kind == "missing":
-        created = root
-        while True:
-            parent = created.rsplit("/", 1)[0] or "/"
-            if parent == created or fs.exists(parent):
-                break
-            created = parent
-        state = dataclasses.replace(state, created=created)
+            folders = tuple(dict.fromkeys((*state.folders, PROGRESS_DIR)))
+            remove_files(fs, root, dataclasses.replace(state, folders=folders))
+        case ("interrupted", "overwrite") | ("leftovers", _):
+            remove_files(fs, root, state)
+        case "missing", _:
+            created = root
+            while True:
+                parent = created.rsplit("/", 1)[0] or "/"
+                if parent == created or fs.exists(parent):
+                    break
+                created = parent
+            state = dataclasses.replace(state, created=created)
+        case "empty", _:
+            pass
     try:  # missing parent folders are created (mkdir -p), so `--out runs/zoo` works in a fresh clone
         fs.makedirs(f"{root}/{SHARD_DIR}", exist_ok=True)
         probe = f"{root}/{WRITE_TEST}"

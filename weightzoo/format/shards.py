@@ -37,6 +37,7 @@ from weightzoo.format.layout import (
     FORMAT_VERSION,
     NUM_SNAPSHOTS,
     PARTIAL_SUFFIX,
+    STORAGE_DTYPES,
     parse_tensor_name,
     shard_name,
     tensor_name,
@@ -45,8 +46,7 @@ from weightzoo.format.manifest import FileEntry, sha256_bytes
 
 _HEADER_LEN = struct.Struct("<Q")
 _MAX_HEADER = 100 * 2**20
-#: Tensor dtypes a shard may hold: float32 (every zoo the generator writes) and float64 (``python -m
-#: builder.convert_nws --float64`` keeps the released zoo's float64 values exactly); safetensors name -> numpy.
+#: Tensor dtypes a shard may hold (:data:`~weightzoo.format.layout.STORAGE_DTYPES`): safetensors name -> numpy.
 DTYPES: dict[str, str] = {"F32": "<f4", "F64": "<f8"}
 
 
@@ -88,8 +88,8 @@ class ShardWriter:
         generator: str = "",
         dtype: str = "float32",
     ):
-        if dtype not in ("float32", "float64"):
-            raise ShardError(f"shard dtype {dtype!r}; expected 'float32' or 'float64'")
+        if dtype not in STORAGE_DTYPES:
+            raise ShardError(f"shard dtype {dtype!r}; expected one of {', '.join(STORAGE_DTYPES)}")
         self.fs, self.root, self.split, self.max_bytes, self.generator = fs, root, split, max_bytes, generator
         self.dtype = np.dtype(dtype)
         self._buffer: dict[str, np.ndarray] = {}

@@ -4,11 +4,15 @@ A zoo is complete once ``manifest.json`` exists; every file is written through a
 end, and the manifest is written after everything it lists, so an interrupted run never leaves a folder that
 looks like a finished zoo.
 
-Resuming: after each shard, the writer records the shard's checksum and its networks' index rows in
-``.progress/`` (and the generation config once, at the start). ``ZooWriter(..., resume=True)`` on an unfinished
-folder keeps every shard whose recorded checksum still matches, drops the rest (partial files, unrecorded or
-damaged shards) and reports the networks already written in :attr:`ZooWriter.done`; the run then adds only the
-others. A different generation config is refused (:class:`~weightzoo.errors.ConfigError`).
+Its jobs, each in its own place: what the output folder holds and may lose (:func:`~weightzoo.format.output.
+prepare_output`), the progress record that lets a run resume (:class:`~weightzoo.format.progress_log.
+ProgressLog`), shards per split (:class:`_SplitShards` routing networks to a :class:`~weightzoo.format.shards.
+ShardWriter` each), the index (:mod:`weightzoo.format.index`) and the manifest (:mod:`weightzoo.format.manifest`).
+
+Resuming: ``ZooWriter(..., resume=True)`` on an unfinished folder keeps every shard the progress record vouches
+for, deletes the rest (partial files, unrecorded or damaged shards) and reports the networks already written in
+:attr:`ZooWriter.done`; the run then adds only the others. A different generation config is refused
+(:class:`~weightzoo.errors.ConfigError`).
 
 Example:
     >>> import numpy as np, tempfile
@@ -36,32 +40,61 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from weightzoo.errors import ConfigError, OutputPathError, WeightZooError
-from weightzoo.format.index import NetworkRecord, read_index, rows_to_table, table_to_bytes
+from weightzoo.errors import OutputPathError
+from weightzoo.format.index import NetworkRecord, rows_to_table, table_to_bytes
 from weightzoo.format.layout import (
     CARD_NAME,
     DEFAULT_SHARD_BYTES,
     INDEX_NAME,
     MANIFEST_NAME,
     METRICS,
-    PROGRESS_DIR,
     PROVENANCE_NAME,
     SHARD_DIR,
-    SHARD_SUFFIX,
     SPLITS,
     parse_shard_name,
 )
-from weightzoo.format.manifest import FileEntry, Manifest, sha256_bytes, sha256_file
-from weightzoo.format.output import (
-    prepare_output,
-    remove_created,
-    remove_files,
-    remove_progress,
-)
+from weightzoo.format.manifest import FileEntry, Manifest, sha256_bytes
+from weightzoo.format.output import prepare_output, remove_created, remove_files, remove_progress
+from weightzoo.format.progress_log import ProgressLog
 from weightzoo.format.shards import ShardWriter, write_atomic
 
 CardRenderer = Callable[[Manifest, pa.Table], str]
 __all__ = ["METRICS", "CardRenderer", "ZooWriter", "prepare_output"]
+
+
+class _SplitShards:
+    """Routes each network to its split's :class:`ShardWriter` and keeps its index row until its shard is
+    written; :meth:`add` and :meth:`flush` return each shard written with its networks' rows (their locations
+    filled in)."""
+
+    def __init__(self, fs: Any, root: str, max_bytes: int, generator: str, dtype: str):
+        self.writers = {s: ShardWriter(fs, root, s, max_bytes, generator, dtype) for s in SPLITS}
+        self.pending: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+
+    def continue_after(self, entry: FileEntry) -> None:
+        """A resumed zoo holds ``entry``: number that split's next shard after it."""
+        split, number = parse_shard_name(entry.path)
+        self.writers[split].continue_after(number + 1)
+
+    def add(self, record: NetworkRecord, weights: Mapping[str, np.ndarray]) -> list[tuple[FileEntry, list[dict]]]:
+        writer = self.writers[record.split]
+        writer.add(record.network_id, weights)
+        self.pending[record.split].append(record.to_row())
+        return self.flush(record.split) if writer.should_flush() else []
+
+    def flush(self, *splits: str) -> list[tuple[FileEntry, list[dict]]]:
+        """Write the buffered networks of ``splits`` (all when none are named)."""
+        written = []
+        for split in splits or SPLITS:
+            result = self.writers[split].flush()
+            if result is None:
+                continue
+            entry, locations = result
+            rows, self.pending[split] = self.pending[split], []
+            for row in rows:
+                row.update(locations[row["network_id"]])
+            written.append((entry, rows))
+        return written
 
 
 class ZooWriter:
@@ -69,7 +102,7 @@ class ZooWriter:
 
     ``resume=True`` continues an interrupted zoo in ``out`` (see the module docstring); generation-config keys in
     ``resume_ignores`` (how the run is executed, not what it computes) may differ from the interrupted run's.
-    ``dtype``: how the shards store the weights, ``"float32"`` (default) or ``"float64"``.
+    ``dtype``: how the shards store the weights, ``"float32"`` (default) or ``"float64"``; the manifest states it.
     """
 
     def __init__(
@@ -93,15 +126,14 @@ class ZooWriter:
             out, overwrite=overwrite, resume=resume, storage_options=storage_options
         )
         self.name, self.zoo_seed, self.generation = name, zoo_seed, dict(generation)
-        self.generator, self.card = generator, card
-        self._writers = {s: ShardWriter(self.fs, self.root, s, max_shard_bytes, generator, dtype) for s in SPLITS}
-        self._rows: dict[int, dict[str, Any]] = {}
-        self._pending: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
-        self._ids: set[int] = set()  # every network added, flushed or pending
+        self.generator, self.card, self._dtype = generator, card, dtype
+        self._shards = _SplitShards(self.fs, self.root, max_shard_bytes, generator, dtype)
+        self._rows: dict[int, dict[str, Any]] = {}  # written networks' index rows, by id
+        self._ids: set[int] = set()  # every network added, written or pending
         self._files: list[FileEntry] = []
         self.manifest: Manifest | None = None
-        self._progress = f"{self.root}/{PROGRESS_DIR}"
-        self._resume_ignores = resume_ignores
+        options = {k: v for k, v in self.generation.items() if k not in resume_ignores}
+        self._log = ProgressLog(self.fs, self.root, {"name": name, "zoo_seed": zoo_seed, "generation": options})
         #: How this run was made (paths, executor, host, ...), written to provenance.json, outside the checksums.
         self.provenance = dict(provenance or {})
         self._seconds: dict[int, float] = {}  # wall-clock training seconds per network (provenance, not index)
@@ -110,73 +142,33 @@ class ZooWriter:
         if resume:
             self._resume()
         else:
-            self.fs.makedirs(self._progress, exist_ok=True)
-            write_atomic(self.fs, f"{self._progress}/generation.json", self._config_bytes())
+            self._log.start()
         #: Ids of the networks already in the zoo when it was resumed (empty for a new zoo).
         self.done: frozenset[int] = frozenset(self._ids)
 
-    def _config_bytes(self) -> bytes:
-        generation = {k: v for k, v in self.generation.items() if k not in self._resume_ignores}
-        config = {"name": self.name, "zoo_seed": self.zoo_seed, "generation": generation}
-        return json.dumps(config, sort_keys=True, default=str).encode()
-
     def _resume(self) -> None:
-        """Load what an interrupted run recorded; delete every file it did not record as complete.
-
-        A progress record that a crash left empty or damaged counts as missing: its networks are trained again
-        (and the run says so). A damaged record of the run's options discards the whole record.
-        """
-        mine = json.loads(self._config_bytes())
-        try:
-            recorded = json.loads(self.fs.cat_file(f"{self._progress}/generation.json"))
-        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError) as e:
-            self.damaged.append(f"{PROGRESS_DIR}/generation.json ({type(e).__name__}): every network is trained again")
-            self._discard_progress()
+        """Keep what the interrupted run's record vouches for; delete every other shard file it left."""
+        found = self._log.load()
+        self.damaged = found.damaged
+        if found.discarded:  # the shards go first, then the record: a cut-short discard leaves a record that
+            self._remove_shards(keep=set())  # still vouches for what is left
+            remove_progress(self.fs, self.root)
+            self._log.start()
             return
-        if recorded != mine:
-            flat_old, flat_new = _flatten(recorded), _flatten(mine)
-            diff = sorted(k for k in flat_old.keys() | flat_new.keys() if flat_old.get(k) != flat_new.get(k))
-            raise ConfigError(
-                f"{self.root}: cannot resume, the run differs from the interrupted one in {', '.join(diff)}; "
-                "resume with the same options (or start again with --overwrite)"
-            )
-        kept: set[str] = set()
-        for path in sorted(self.fs.glob(f"{self._progress}/*.json")):
-            if path.endswith("/generation.json"):
-                continue
-            rows_path = path[: -len(".json")] + ".parquet"
-            try:
-                entry = FileEntry(**json.loads(self.fs.cat_file(path))["file"])
-                rows = read_index(self.fs.cat_file(rows_path), rows_path).to_pylist()
-            except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, WeightZooError):
-                self.damaged.append(f"{path.rsplit('/', 1)[-1]}: its networks are trained again")
-                continue
-            shard = f"{self.root}/{entry.path}"
-            if not self.fs.exists(shard) or sha256_file(self.fs, shard) != (entry.sha256, entry.bytes):
-                continue  # missing or damaged since: train its networks again
-            for row in rows:
-                self._rows[row["network_id"]] = row
-                self._ids.add(row["network_id"])
-            self._seconds.update({int(k): v for k, v in json.loads(self.fs.cat_file(path)).get("seconds", {}).items()})
+        for entry in found.shards:
             self._files.append(entry)
-            kept.add(entry.path)
-            split, number = parse_shard_name(entry.path)
-            self._writers[split].continue_after(number + 1)
-        self._remove_shards(keep=kept)
+            self._shards.continue_after(entry)
+        for row in found.rows:
+            self._rows[row["network_id"]] = row
+        self._ids.update(self._rows)
+        self._seconds.update(found.seconds)
+        self._remove_shards(keep={entry.path for entry in found.shards})
 
     def _remove_shards(self, keep: set[str]) -> None:
         """Delete the interrupted run's shard files (and partial writes) but ``keep``: only files the output's
         inspection found to be this package's (by name, not links), each checked again before it goes."""
         doomed = tuple(rel for rel in self._output.ours if rel.startswith(f"{SHARD_DIR}/") and rel not in keep)
         remove_files(self.fs, self.root, dataclasses.replace(self._output, ours=doomed, folders=()))
-
-    def _discard_progress(self) -> None:
-        """Start the record again: no shard of the interrupted run is kept (the shards go first, then the record,
-        so a cut-short discard still leaves a record that vouches for what is left)."""
-        self._remove_shards(keep=set())
-        remove_progress(self.fs, self.root)
-        self.fs.makedirs(self._progress, exist_ok=True)
-        write_atomic(self.fs, f"{self._progress}/generation.json", self._config_bytes())
 
     def abandon(self) -> bool:
         """After a failure: if this run wrote no network (and resumed nothing), remove what it created (its
@@ -199,41 +191,24 @@ class ZooWriter:
         """Add one network: its index record and its [20, *shape] tensors in reference order."""
         if record.network_id in self._ids:
             raise OutputPathError(f"network {record.network_id} was already written to {self.root}")
-        writer = self._writers[record.split]
-        writer.add(record.network_id, weights)
         self._ids.add(record.network_id)
         self._seconds[record.network_id] = record.train_seconds
-        self._pending[record.split].append(record.to_row())
-        if writer.should_flush():
-            self._flush(record.split)
+        self._written(self._shards.add(record, weights))
 
-    def _flush(self, split: str) -> None:
-        result = self._writers[split].flush()
-        if result is None:
-            return
-        entry, locations = result
-        self._files.append(entry)
-        for row in self._pending[split]:
-            row.update(locations[row["network_id"]])
-            self._rows[row["network_id"]] = row
-        # the progress record: the shard's rows first, then its entry (a shard counts once its entry exists)
-        stem = f"{self._progress}/{entry.path.rsplit('/', 1)[1].removesuffix(SHARD_SUFFIX)}"
-        write_atomic(self.fs, stem + ".parquet", table_to_bytes(rows_to_table(self._pending[split])))
-        seconds = {str(r["network_id"]): self._seconds.get(r["network_id"], 0.0) for r in self._pending[split]}
-        record = {"file": dataclasses.asdict(entry), "seconds": seconds}
-        write_atomic(self.fs, stem + ".json", json.dumps(record).encode())
-        self._pending[split] = []
+    def _written(self, shards: list[tuple[FileEntry, list[dict]]]) -> None:
+        """Shards just written: into the zoo's files and index, then into the progress record."""
+        for entry, rows in shards:
+            self._files.append(entry)
+            self._rows.update((row["network_id"], row) for row in rows)
+            self._log.add(entry, rows, {r["network_id"]: self._seconds.get(r["network_id"], 0.0) for r in rows})
 
     def close(self) -> Manifest:
         """Flush the last shards and write the index, the dataset card and the manifest (in that order)."""
-        for split in SPLITS:
-            self._flush(split)
+        self._written(self._shards.flush())
         table = rows_to_table(list(self._rows.values()))
         # one canonical order (by path), whichever order the shards were flushed or resumed in
         files = sorted(self._files, key=lambda f: f.path)
-        index_bytes = table_to_bytes(table)
-        write_atomic(self.fs, f"{self.root}/{INDEX_NAME}", index_bytes)
-        files.append(FileEntry(INDEX_NAME, sha256_bytes(index_bytes), len(index_bytes)))
+        files.append(self._write(INDEX_NAME, table_to_bytes(table)))
         manifest = Manifest(
             name=self.name,
             zoo_seed=self.zoo_seed,
@@ -243,27 +218,22 @@ class ZooWriter:
             generation=self.generation,
             files=files,
             generator=self.generator,
+            dtype=self._dtype,
         )
         if self.card is not None:
-            card_bytes = self.card(manifest, table).encode()
-            write_atomic(self.fs, f"{self.root}/{CARD_NAME}", card_bytes)
-            manifest.files.append(FileEntry(CARD_NAME, sha256_bytes(card_bytes), len(card_bytes)))
+            manifest.files.append(self._write(CARD_NAME, self.card(manifest, table).encode()))
         provenance = {
             **self.provenance,
             "generator": self.generator,
             "train_seconds": {str(k): self._seconds[k] for k in sorted(self._seconds)},
         }
-        write_atomic(self.fs, f"{self.root}/{PROVENANCE_NAME}", (json.dumps(provenance, indent=1) + "\n").encode())
-        write_atomic(self.fs, f"{self.root}/{MANIFEST_NAME}", manifest.to_json().encode())
+        self._write(PROVENANCE_NAME, (json.dumps(provenance, indent=1) + "\n").encode())
+        self._write(MANIFEST_NAME, manifest.to_json().encode())  # last: the zoo is complete once it exists
         remove_progress(self.fs, self.root)
         self.manifest = manifest
         return manifest
 
-
-def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(config, dict):
-        out: dict[str, Any] = {}
-        for k, v in config.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: config}
+    def _write(self, name: str, data: bytes) -> FileEntry:
+        """Write a top-level file of the zoo atomically; its manifest entry."""
+        write_atomic(self.fs, f"{self.root}/{name}", data)
+        return FileEntry(name, sha256_bytes(data), len(data))

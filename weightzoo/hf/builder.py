@@ -14,7 +14,7 @@ tensor) and ``verify`` (each network's sha256 checked as it is read). Splits are
 Features: categorical hyper-parameters are ``ClassLabel`` whose integer is the reference's code (position in
 :data:`weightzoo.hparams.CATEGORICAL`) and whose names are the values as strings (``"64"``, ``"true"``,
 ``"adam"``); ``learning_rate`` and the metrics are ``float64``; weights exactly as stored: ``float32``, or
-``float64`` for a zoo converted with ``builder.convert_nws --float64`` (its manifest's ``generation.dtype``).
+``float64`` for a zoo converted with ``builder.convert_nws --float64`` (its manifest's ``dtype``).
 
 Example:
     >>> from datasets import load_dataset  # doctest: +SKIP
@@ -43,7 +43,7 @@ from datasets.exceptions import DatasetGenerationError
 from datasets.fingerprint import Hasher
 from datasets.table import table_cast
 
-from weightzoo.about import BIBTEX, license_of
+from weightzoo.about import BIBTEX
 from weightzoo.errors import (
     ConfigError,
     ShardError,
@@ -191,7 +191,7 @@ class WeightZoo(datasets.ArrowBasedBuilder):
         config.data_dir = zoo_location(config)
         manifest_sha, manifest = self._read_manifest(config, at_default)
         self.manifest = manifest
-        preset = manifest.generation.get("preset") if isinstance(manifest.generation, dict) else None
+        preset = manifest.record.preset
         if name in PRESET_CONFIGS and preset and preset != name:
             raise ConfigError(
                 f"config {name!r}, but the zoo at {config.data_dir} was generated with preset {preset!r}; use "
@@ -249,20 +249,14 @@ class WeightZoo(datasets.ArrowBasedBuilder):
             features=zoo_features(self.config.granularity, self.config.view, self._weights_dtype()),
             citation=BIBTEX,
             homepage="https://github.com/weightzoo/weightzoo",
-            license=license_of(manifest.generation) if manifest is not None else None,
+            license=manifest.record.license_stated if manifest is not None else None,
         )
 
     def _weights_dtype(self) -> str:
         """How the zoo stores weights (``float32``; ``float64`` for converted float64 releases): the features keep
         it, so the dataset holds the stored values exactly, as ``Zoo.flat`` returns them."""
         manifest = getattr(self, "manifest", None)
-        generation = manifest.generation if manifest is not None and isinstance(manifest.generation, dict) else {}
-        dtype = generation.get("dtype", "float32")
-        if dtype not in ("float32", "float64"):
-            raise ZooFormatError(
-                f"{self.config.data_dir}/{MANIFEST_NAME}: generation.dtype {dtype!r}; expected 'float32' or 'float64'"
-            )
-        return dtype
+        return manifest.dtype if manifest is not None else "float32"  # checked when the manifest was read
 
     def _open(self) -> Zoo:
         url = str(self.config.data_dir)
