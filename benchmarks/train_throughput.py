@@ -115,7 +115,7 @@ def main() -> None:
     print(
         f"\nend to end: train_network, digits, batch {hp.batch_size}, augmentation {hp.augmentation}, 3 epochs: "
         f"{seconds:.2f} s, {result.images_seen / seconds:,.0f} training images/s including evaluation and "
-        f"snapshots (test accuracy {result.snapshots['test_accuracy'][-1]:.3f})"
+        f"snapshots (test accuracy {result.snapshot_metrics['test_accuracy'][-1]:.3f})"
     )
 
 

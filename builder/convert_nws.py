@@ -168,7 +168,7 @@ def network_record(net: ReleaseNetwork, files: NetworkFiles) -> NetworkRecord:
         hparams=net.hparams,
         n_epochs=n_epochs,
         snapshot_epochs=epochs,
-        snapshots={m: [history[m][e] for e in epochs] for m in METRICS},
+        snapshot_metrics={m: [history[m][e] for e in epochs] for m in METRICS},
         history=history,
         train_seconds=float(files.stat[3]),
         images_seen=int(files.stat[1]) * net.hparams.batch_size if np.isfinite(files.stat[1]) else 0,

@@ -118,7 +118,7 @@ def generate(config: GenerationConfig) -> Manifest:
             for rec, weights in run_tasks(tasks, executor=cfg.executor, workers=cfg.workers, on_epoch=on_epoch):
                 writer.add(rec, weights)
                 statuses[rec.status] += 1
-                accuracy[rec.hparams.dataset].append(rec.snapshots["test_accuracy"][-1])
+                accuracy[rec.hparams.dataset].append(rec.snapshot_metrics["test_accuracy"][-1])
                 live.finished(rec.network_id, rec.images_seen, accuracy[rec.hparams.dataset][-1], rec.n_epochs)
                 shown.update()
     except KeyboardInterrupt:

@@ -98,7 +98,8 @@ def reproduce(
         stored = zoo.read_arrays(nid, check=True)
         diff = max(float(np.nanmax(np.abs(weights[k] - stored[k]))) if weights[k].size else 0.0 for k in stored)
         same = list(weights) == list(stored) and all(weights[k].tobytes() == stored[k].tobytes() for k in stored)
-        out.append(Comparison(nid, same, diff, row["final_test_accuracy"], retrained.snapshots["test_accuracy"][-1]))
+        accuracy = retrained.snapshot_metrics["test_accuracy"][-1]
+        out.append(Comparison(nid, same, diff, row["final_test_accuracy"], accuracy))
     return out
 
 

@@ -337,6 +337,7 @@ def test_parts_made_on_several_machines_merge_into_the_single_run_zoo(demo_zoo, 
 _KILLER = """
 import os, signal, sys
 import builder.generate as gen
+import weightzoo.format.progress_log as progress_log
 import weightzoo.format.shards as shards
 import weightzoo.format.writer as writer
 point, count = sys.argv[1], int(sys.argv[2])
@@ -364,7 +365,7 @@ elif point.startswith("mid-write"):  # a file half-written under its .partial na
                     f.write(data[: len(data) // 2])
                 os.kill(os.getpid(), signal.SIGKILL)
         real_write(fs, path, data)
-    writer.write_atomic = write_record
+    writer.write_atomic = progress_log.write_atomic = write_record  # the zoo's files, the progress record
 elif point == "mid-training":  # networks trained, some not yet handed to the writer
     def run_tasks(*args, **kwargs):
         for item in real_run(*args, **kwargs):

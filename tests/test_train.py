@@ -57,8 +57,8 @@ def test_snapshot_one_is_the_initialisation_and_twenty_the_end():
         assert np.array_equal(r.weights[name][0], tensor.numpy())
     assert not np.array_equal(r.weights["conv0.weight"][-1], r.weights["conv0.weight"][0])
     assert all(len(r.history[m]) == 5 for m in METRICS)
-    assert all(len(r.snapshots[m]) == 20 for m in METRICS)
-    assert r.snapshots["test_accuracy"][-1] > 0.9  # the toy problem is easy
+    assert all(len(r.snapshot_metrics[m]) == 20 for m in METRICS)
+    assert r.snapshot_metrics["test_accuracy"][-1] > 0.9  # the toy problem is easy
     # batch-norm statistics are part of the vector and move during training
     assert not np.array_equal(r.weights["conv0_bn.running_mean"][-1], r.weights["conv0_bn.running_mean"][0])
 
@@ -331,8 +331,8 @@ def test_demo_network_learns_digits():
     r = train_network(
         hp, load_images("digits"), zoo_seed=0, network_id=0, config=TrainConfig(bn_decay=0.9, max_epochs=8)
     )
-    assert r.snapshots["test_accuracy"][-1] > 0.85
-    assert r.snapshots["test_accuracy"][0] < 0.3  # the initialisation knows nothing
+    assert r.snapshot_metrics["test_accuracy"][-1] > 0.85
+    assert r.snapshot_metrics["test_accuracy"][0] < 0.3  # the initialisation knows nothing
     assert get_preset("demo").sample(0, 0).dataset == "digits"
 
 
@@ -343,8 +343,8 @@ def test_real_mnist_one_epoch_reaches_high_accuracy(shared_data, tmp_path):
     r = train_network(hp, images, zoo_seed=0, network_id=0, config=TrainConfig(max_epochs=1, train_eval_images=1000))
     # 55,000-image pool, 49,500 train: balanced to 10 x its smallest class (about 4,490 fives)
     assert r.status == "completed" and 43_000 < r.images_seen < 45_500
-    assert r.snapshots["test_accuracy"][-1] > 0.95
-    assert r.snapshots["test_accuracy"][0] < 0.2
+    assert r.snapshot_metrics["test_accuracy"][-1] > 0.95
+    assert r.snapshot_metrics["test_accuracy"][0] < 0.2
 
 
 def test_device_is_where_the_images_are_or_refused():

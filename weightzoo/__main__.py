@@ -24,8 +24,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from weightzoo import cli
-from weightzoo.cli import run_main
+from weightzoo.cli import invoked_as, run_main
 from weightzoo.errors import did_you_mean
 
 #: Subcommand -> (module with ``main(argv) -> int``, one line of help).
@@ -60,11 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    cli.invoked_as = f"weightzoo {name}"  # the program name in the subcommand's usage and errors
-    try:
+    with invoked_as(f"weightzoo {name}"):  # the program name in the subcommand's usage and errors
         return module.main(rest)
-    finally:
-        cli.invoked_as = None
 
 
 def console() -> None:

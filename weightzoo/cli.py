@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
+import contextvars
 import functools
 import os
 import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 from weightzoo.errors import WeightZooError, did_you_mean
@@ -195,8 +197,25 @@ def _suggestion(message: str, parser: argparse.ArgumentParser) -> str:
     return ""
 
 
-#: ``weightzoo <command>`` while the ``weightzoo`` console script runs a tool (set by ``weightzoo.__main__``).
-invoked_as: str | None = None
+#: ``weightzoo <command>`` while the ``weightzoo`` command runs a tool (:func:`invoked_as`), else unset.
+_INVOKED_AS: contextvars.ContextVar[str | None] = contextvars.ContextVar("weightzoo_invoked_as", default=None)
+
+
+@contextlib.contextmanager
+def invoked_as(name: str) -> Iterator[None]:
+    """Within the block, tools name themselves ``name`` in usage and errors (:func:`prog`); the ``weightzoo``
+    command runs a subcommand this way.
+
+    Example:
+        >>> with invoked_as("weightzoo generate"):
+        ...     prog("builder.generate")
+        'weightzoo generate'
+    """
+    token = _INVOKED_AS.set(name)
+    try:
+        yield
+    finally:
+        _INVOKED_AS.reset(token)
 
 
 def prog(module: str) -> str:
@@ -207,4 +226,4 @@ def prog(module: str) -> str:
         >>> prog("builder.generate")
         'python -m builder.generate'
     """
-    return invoked_as or f"python -m {module}"
+    return _INVOKED_AS.get() or f"python -m {module}"

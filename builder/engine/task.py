@@ -150,7 +150,7 @@ def train_pack_task(task: PackTask) -> list[tuple[NetworkRecord, dict[str, np.nd
 
 
 def _record(task: Task, network_id: int, hp: HyperParameters, result: TrainResult) -> NetworkRecord:
-    outcome = ("status", "n_epochs", "snapshot_epochs", "snapshots", "history", "images_seen")
+    outcome = ("status", "n_epochs", "snapshot_epochs", "snapshot_metrics", "history", "images_seen")
     return NetworkRecord(
         network_id, split_of(network_id), zoo_seed=task.zoo_seed, hparams=hp, train_seconds=result.seconds,
         device=_device_name(task.device), **{name: getattr(result, name) for name in outcome},

@@ -56,12 +56,13 @@ class TrainResult:
     snapshot_epochs: list[int]
     weights: dict[str, np.ndarray]
     history: dict[str, list[float]]
-    snapshots: dict[str, list[float]] = field(init=False)
+    #: Each metric at the 20 snapshots (the index's per-snapshot columns).
+    snapshot_metrics: dict[str, list[float]] = field(init=False)
     seconds: float = 0.0
     images_seen: int = 0
 
     def __post_init__(self) -> None:
-        self.snapshots = {m: [self.history[m][e] for e in self.snapshot_epochs] for m in METRICS}
+        self.snapshot_metrics = {m: [self.history[m][e] for e in self.snapshot_epochs] for m in METRICS}
 
 
 def epoch_limit(config: TrainConfig, n_images: int, batch_size: int) -> int:

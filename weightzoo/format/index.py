@@ -57,7 +57,8 @@ INDEX_SCHEMA = pa.schema(
 class NetworkRecord:
     """Everything the index holds about one network except where its bytes are (the writer adds that).
 
-    ``snapshots`` maps each metric to its 20 per-snapshot values; ``history`` maps each metric to its values per
+    ``snapshot_metrics`` maps each metric to its 20 per-snapshot values (the index's ``train_loss`` ...
+    ``test_accuracy`` columns); ``history`` maps each metric to its values per
     epoch, epoch 0 (the initialisation) first.
     """
 
@@ -68,7 +69,7 @@ class NetworkRecord:
     hparams: HyperParameters
     n_epochs: int
     snapshot_epochs: list[int]
-    snapshots: dict[str, list[float]]
+    snapshot_metrics: dict[str, list[float]]
     history: dict[str, list[float]]
     #: Wall-clock seconds: not in the index (it would change the index bytes from run to run), but in the zoo's
     #: ``provenance.json``.
@@ -102,7 +103,7 @@ class NetworkRecord:
             hparams=HyperParameters.from_dict(row),
             n_epochs=int(row["n_epochs"]),
             snapshot_epochs=[int(e) for e in row["snapshot_epochs"]],
-            snapshots={m: list(row[m]) for m in METRICS},
+            snapshot_metrics={m: list(row[m]) for m in METRICS},
             history={m: list(row[f"history_{m}"]) for m in METRICS},
             train_seconds=train_seconds,
             images_seen=int(row["images_seen"]),
@@ -122,13 +123,13 @@ class NetworkRecord:
             "weightn_fc": arch.weightn_fc,
             "n_epochs": self.n_epochs,
             "snapshot_epochs": list(self.snapshot_epochs),
-            "final_test_accuracy": self.snapshots["test_accuracy"][-1],
+            "final_test_accuracy": self.snapshot_metrics["test_accuracy"][-1],
             "images_seen": self.images_seen,
             "device": self.device,
             **self.location,
         }
         for m in METRICS:
-            row[m] = [float(v) for v in self.snapshots[m]]
+            row[m] = [float(v) for v in self.snapshot_metrics[m]]
             row[f"history_{m}"] = [float(v) for v in self.history[m]]
         return row
 
