@@ -23,8 +23,10 @@ def write_synthetic_zoo(
     max_shard_bytes: int = 2**20,
     diverged: tuple[int, ...] = (2,),
     generation: dict | None = None,
+    final_accuracy=None,
 ) -> dict[int, dict[str, np.ndarray]]:
-    """Write a zoo of ``n`` networks with random weights; return the weights written, by network id."""
+    """Write a zoo of ``n`` networks with random weights; return the weights written, by network id.
+    ``final_accuracy(weights)``, when given, sets each network's final test accuracy (a target a model can learn)."""
     space = get_preset(preset)
     rng = np.random.default_rng(seed)
     written = {}
@@ -44,6 +46,8 @@ def write_synthetic_zoo(
             status = "diverged" if i in diverged else "completed"
             if status == "diverged":
                 weights["out.bias"][-1, :] = np.nan
+            if final_accuracy is not None:
+                history["test_accuracy"][-1] = float(final_accuracy(weights))
             snapshots = {m: [history[m][e] for e in epochs] for m in METRICS}
             writer.add(NetworkRecord(i, split_of(i), status, seed, hp, n_epochs, epochs, snapshots, history), weights)
             written[i] = weights

@@ -11,6 +11,7 @@ merge       merge parts made on several machines    ``python -m builder.merge``
 push        upload a zoo to the Hugging Face Hub     ``python -m builder.push``
 convert     convert the authors' released NWS zoo   ``python -m builder.convert_nws``
 baselines   fit meta-classifiers on a zoo           ``python -m weightzoo.baselines``
+benchmark   predict accuracy, models over seeds     ``python -m weightzoo.baselines.benchmark``
 =========== ======================================= ===============================
 
 Example:
@@ -35,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "push": ("builder.push", "verify a zoo and upload it to a Hugging Face Hub dataset repository"),
     "convert": ("builder.convert_nws", "convert the authors' released NWS zoo into a weightzoo zoo"),
     "baselines": ("weightzoo.baselines.__main__", "fit meta-classifiers that predict hyper-parameters from weights"),
+    "benchmark": ("weightzoo.baselines.benchmark", "the accuracy-prediction benchmark: models compared over seeds"),
 }
 
 

@@ -126,6 +126,10 @@ RANGES: dict[str, Range] = {
     "batch_size": Range(int, 1, 10**6),
     "eval_slices": Range(int, 1, 10**6),
     "validation_fraction": Range(float, 0, 1, high_open=True),
+    "n_probes": Range(int, 1, 4096),
+    "hidden": Range(int, 1, 65_536),
+    "weight_decay": Range(float, 0, 1),
+    "seeds": Range(int, 1, 100),
 }
 
 

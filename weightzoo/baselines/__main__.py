@@ -134,7 +134,7 @@ def _params(args: argparse.Namespace, model: str) -> dict:
             "standardize_target": args.standardize_target or None,
             "device": args.device,
         }
-    elif model == "stats":
+    elif model in ("stats", "statnn"):
         names = {"max_iter": args.max_iter}
     else:
         names = {}

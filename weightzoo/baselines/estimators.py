@@ -2,6 +2,9 @@
 
 - ``stats``: histogram gradient boosting (``HistGradientBoostingClassifier`` / ``...Regressor``) on the per-tensor
   statistics of :mod:`weightzoo.baselines.features`, the strong baseline of Unterthiner et al. 2020;
+- ``statnn``: the same booster on the StatNN features as the weight-space literature computes them (mean,
+  variance and five quantiles of each layer's weights and biases; Unterthiner et al. fit LightGBM on them, NFN an
+  MLP: gradient boosting here, scikit-learn's);
 - ``linear``: mean-imputed (with missing-value indicators) and standardised features, then logistic regression
   (classification, C = 1) or ridge regression
   (regression, alpha = 1; not chosen by leave-one-out, which the near-identical snapshots of one network would
@@ -27,12 +30,15 @@ from typing import Any
 
 from weightzoo.errors import MissingExtraError, UnknownNameError
 
-#: Models that take per-tensor statistics as input.
-FEATURE_MODELS: tuple[str, ...] = ("stats", "linear", "chance")
+#: Models that take per-tensor statistics as input (``statnn``: gradient boosting on the StatNN features).
+FEATURE_MODELS: tuple[str, ...] = ("stats", "statnn", "linear", "chance")
 #: Every model name ``weightzoo.baselines.fit`` accepts.
-MODELS: tuple[str, ...] = (*FEATURE_MODELS, "dmc")
-#: Model -> the kind of input it takes: ``"stats"`` (per-tensor statistics) or ``"weights"`` (flat vectors).
-INPUT_OF: dict[str, str] = {**dict.fromkeys(FEATURE_MODELS, "stats"), "dmc": "weights"}
+MODELS: tuple[str, ...] = (*FEATURE_MODELS, "dmc", "probe")
+#: Model -> the kind of input it takes: ``"stats"`` (per-tensor statistics), ``"weights"`` (flat vectors) or
+#: ``"networks"`` (runnable networks, :class:`~weightzoo.baselines.probe.NetworkSample`).
+INPUT_OF: dict[str, str] = {
+    **dict.fromkeys(FEATURE_MODELS, "stats"), "statnn": "statnn", "dmc": "weights", "probe": "networks",
+}  # fmt: skip
 
 
 def input_of(model: str) -> str:
@@ -70,7 +76,7 @@ def make_estimator(model: str, task: str, *, random_state: int | None = 0, **par
         raise UnknownNameError("task", task, ("classification", "regression"))
     require_sklearn(f"the {model!r} baseline")
     classify = task == "classification"
-    if model == "stats":
+    if model in ("stats", "statnn"):
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
         cls = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor

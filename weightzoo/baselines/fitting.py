@@ -51,7 +51,8 @@ class FitResult:
         return (self.estimator, self.report)[i]
 
     def inputs(self, samples: Samples) -> Any:
-        """The estimator's input for some samples: the statistics, or the flat vectors for ``dmc``."""
+        """The estimator's input for some samples: the statistics, the flat vectors (``dmc``) or the networks
+        (``probe``)."""
         return getattr(samples, input_of(self.report.model))
 
 
@@ -91,7 +92,7 @@ def fit(
             ``datasets.DatasetDict`` (``train``/``test``) loaded with the weightzoo builder, ``view="flat"``.
         target: a categorical hyper-parameter (``dataset``, ``optimizer``, ...) or ``learning_rate`` /
             ``test_accuracy`` / ``final_test_accuracy``.
-        model: ``stats``, ``linear``, ``chance`` or ``dmc``.
+        model: ``stats``, ``linear``, ``chance``, ``dmc`` or ``probe`` (:mod:`weightzoo.baselines.probe`).
         snapshots: the snapshots used, each a sample (``"11..20"``, ``20``, ``[1, 20]``).
         random_state: seeds the class balancing, the label shuffle and the estimator.
         balance: cut every class to the smallest per split (chance = 1/C); classification only. True or
@@ -162,7 +163,7 @@ def fit_samples(
         ([20], ['20'])
     """
     task = protocol.task
-    if model == "stats" and "min_samples_leaf" not in params:
+    if model in ("stats", "statnn") and "min_samples_leaf" not in params:
         # scikit-learn's default (20) forbids any split below 40 samples: on small zoos (one snapshot of a few
         # dozen networks) the booster would only ever predict the prior; scale it down there, keep 20 otherwise
         params = {**params, "min_samples_leaf": int(np.clip(len(train) // 10, 1, 20))}
@@ -176,6 +177,12 @@ def fit_samples(
         estimator = cls(random_state=random_state, progress=progress, **params)
         fit_kw = {"weightn_conv": train.weightn_conv}
         pred_kw = {"weightn_conv": test.weightn_conv}
+    elif model == "probe":
+        from weightzoo.baselines.probe import ProbeClassifier, ProbeRegressor
+
+        cls = ProbeClassifier if task == "classification" else ProbeRegressor
+        estimator = cls(random_state=random_state, **params)
+        fit_kw, pred_kw = {}, {}
     else:
         raise UnknownNameError("model", model, MODELS)
     kind = input_of(model)

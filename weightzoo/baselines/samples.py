@@ -29,10 +29,18 @@ from typing import Protocol as TypingProtocol
 
 import numpy as np
 
-from weightzoo.baselines.features import align_stats, aligned_slots, feature_names, stats_feature_names, tensor_stats
+from weightzoo.baselines.features import (
+    KINDS,
+    align_stats,
+    aligned_slots,
+    feature_names,
+    stats_feature_names,
+    tensor_stats,
+)
 from weightzoo.baselines.protocol import SPLITS, Protocol, balance_classes, label_of, split_networks, task_of
 from weightzoo.errors import ConfigError, UnknownNameError
 from weightzoo.format.layout import parse_snapshots
+from weightzoo.format.record import BN_EPS
 from weightzoo.hparams import ARCHITECTURE_FIELDS
 from weightzoo.zoo import Zoo
 
@@ -54,7 +62,7 @@ class ZooSource(TypingProtocol):
 
 
 #: What :func:`load_samples` can compute per sample: per-tensor statistics, flat reference-order vectors.
-FEATURE_KINDS: tuple[str, ...] = ("stats", "weights")
+FEATURE_KINDS: tuple[str, ...] = ("stats", "statnn", "weights", "networks")
 
 
 @dataclass
@@ -76,7 +84,11 @@ class Samples:
     y: np.ndarray
     weightn_conv: np.ndarray
     stats: np.ndarray | None = None
+    #: The StatNN features (:data:`weightzoo.baselines.features.STATNN_STATS`), when requested.
+    statnn: np.ndarray | None = None
     weights: np.ndarray | None = None
+    #: One :class:`~weightzoo.baselines.probe.NetworkSample` per sample (an object array), when requested.
+    networks: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -89,7 +101,9 @@ class Samples:
             y=self.y[mask],
             weightn_conv=self.weightn_conv[mask],
             stats=None if self.stats is None else self.stats[mask],
+            statnn=None if self.statnn is None else self.statnn[mask],
             weights=None if self.weights is None else self.weights[mask],
+            networks=None if self.networks is None else self.networks[mask],
         )
 
 
@@ -131,10 +145,10 @@ def load_samples(
     rows = {r["network_id"]: r for r in zoo.index.to_pylist()}
     if not rows:
         raise ConfigError(f"{zoo.url}: the zoo holds no networks")
-    with_stats = "stats" in features
-    slots = _mixed_architecture_slots(zoo, rows) if with_stats else None
-    screened = _screen_networks(zoo, rows, target, snaps, with_stats, "weights" in features, slots, progress)
-    stats, flat, excluded = screened
+    stat_kinds = [k for k in KINDS if k in features]
+    slots = _mixed_architecture_slots(zoo, rows) if stat_kinds else None
+    screened = _screen_networks(zoo, rows, target, snaps, set(features), slots, progress)
+    stats, flat, kept, excluded = screened
     usable = [n for n in rows if n not in excluded]
     split = split_networks(usable, rows, target, test_fraction, rng, random_state=random_state, excluded=excluded,
                            source=zoo.url)  # fmt: skip
@@ -142,10 +156,10 @@ def load_samples(
     balanced = None
     if task == "classification":
         balanced = balance_classes(by_split, rows, target, rng, balance=balance, source=zoo.url)
-    names: list[str] = []
-    if with_stats:
+    names: dict[str, list[str]] = {}
+    for kind in stat_kinds:
         train_ids = balanced.networks["train"] if balanced else by_split["train"]
-        stats, names = _name_columns(zoo, stats, slots, usable[0], train_ids)
+        stats[kind], names[kind] = _name_columns(zoo, stats[kind], slots, usable[0], train_ids, kind)
     protocol = Protocol(
         target=target,
         task=task,
@@ -156,17 +170,45 @@ def load_samples(
         networks_available={s: len(v) for s, v in by_split.items()},
         networks_used={s: len(v) for s, v in (balanced.networks if balanced else by_split).items()},
         class_counts=balanced.class_counts if balanced else {},
-        feature_names=names,
+        feature_names=next(iter(names.values()), []),
         balanced=bool(balance) and task == "classification",
         balance_order=balanced.order if balanced else "first",
         split=split.how,
     )
     by_split = balanced.networks if balanced else by_split
-    train, test = (
-        _split_samples(rows, protocol, by_split[s], stats if with_stats else None, flat, shuffle_labels, rng)
-        for s in SPLITS
-    )
+    train, test = (_split_samples(rows, protocol, by_split[s], stats, flat, shuffle_labels, rng) for s in SPLITS)
+    if kept is not None:
+        eps = _bn_eps(zoo)
+        for samples in (train, test):
+            samples.networks = _network_samples(zoo, rows, kept, samples, snaps, eps)
     return train, test, protocol
+
+
+def _bn_eps(zoo: ZooSource) -> float:
+    """The batch-norm epsilon of the zoo's networks: its manifest's record; a ``datasets`` source (no manifest)
+    holds networks of generation version 2 or later, trained with TensorLayer's 1e-5."""
+    manifest = getattr(zoo, "manifest", None)
+    return manifest.record.train.bn_eps if manifest is not None else BN_EPS
+
+
+def _network_samples(
+    zoo: ZooSource,
+    rows: dict[int, dict[str, Any]],
+    kept: dict[int, dict[str, np.ndarray]],
+    samples: Samples,
+    snaps: tuple[int, ...],
+    bn_eps: float,
+) -> np.ndarray:
+    """One :class:`~weightzoo.baselines.probe.NetworkSample` per sample (views of the arrays read)."""
+    from weightzoo.baselines.probe import NetworkSample
+
+    position = {s: j for j, s in enumerate(snaps)}
+    out = np.empty(len(samples), dtype=object)
+    for i, (nid, snap) in enumerate(zip(samples.network_id.tolist(), samples.snapshot.tolist(), strict=True)):
+        arrays = kept[nid]
+        tensors = {name: a[position[snap]] for name, a in arrays.items()}
+        out[i] = NetworkSample(tensors, zoo.architecture(nid), rows[nid]["activation"], bn_eps)
+    return out
 
 
 def _mixed_architecture_slots(zoo: ZooSource, rows: dict[int, dict[str, Any]]) -> list[str] | None:
@@ -182,17 +224,20 @@ def _screen_networks(
     rows: dict[int, dict[str, Any]],
     target: str,
     snaps: tuple[int, ...],
-    with_stats: bool,
-    with_flat: bool,
+    features: set[str],
     slots: list[str] | None,
     progress: Callable[[Iterable[Any]], Iterable[Any]] | None,
-) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray] | None, dict[int, str]]:
+) -> tuple[dict[str, dict[int, np.ndarray]], dict[int, np.ndarray] | None,
+           dict[int, dict[str, np.ndarray]] | None, dict[int, str]]:  # fmt: skip
     """Read every network once, in storage order (``zoo.iter_arrays``, the selected snapshots only); return the
-    per-tensor statistics of the usable ones (aligned on ``slots`` when given; empty unless ``with_stats``), with
-    ``with_flat`` their flat vectors [snapshots, num_params], and the excluded ones with the reason."""
+    per-tensor statistics of the usable ones by kind (``"stats"``, ``"statnn"``: those requested; aligned on
+    ``slots`` when given), their flat vectors [snapshots, num_params] (``"weights"``), their arrays
+    (``"networks"``), and the excluded ones with the reason."""
+    with_flat = "weights" in features
+    kept: dict[int, dict[str, np.ndarray]] | None = {} if "networks" in features else None
     regression = task_of(target) == "regression"
     excluded: dict[int, str] = {}
-    stats: dict[int, np.ndarray] = {}
+    stats: dict[str, dict[int, np.ndarray]] = {k: {} for k in KINDS if k in features}
     flat: dict[int, np.ndarray] | None = {} if with_flat else None
     networks: Iterable[tuple[dict[str, Any], dict[str, np.ndarray]]] = zoo.iter_arrays(list(snaps), check=False)
     for row, arrays in networks if progress is None else progress(networks):
@@ -206,23 +251,30 @@ def _screen_networks(
         if regression and not all(np.isfinite(float(label_of(row, target, s))) for s in snaps):
             excluded[nid] = f"non-finite {target}"
             continue
-        if with_stats:
-            stats[nid] = tensor_stats(arrays, list(range(1, len(snaps) + 1)))
+        for kind, blocks in stats.items():
+            blocks[nid] = tensor_stats(arrays, tuple(range(1, len(snaps) + 1)), kind)
             if slots is not None:
-                stats[nid] = align_stats(stats[nid], zoo.architecture(nid), slots)
+                blocks[nid] = align_stats(blocks[nid], zoo.architecture(nid), slots, kind)
         if flat is not None:
             flat[nid] = np.concatenate([np.asarray(a).reshape(len(snaps), -1) for a in arrays.values()], axis=1)
-    return stats, flat, excluded
+        if kept is not None:
+            kept[nid] = arrays
+    return stats, flat, kept, excluded
 
 
 def _name_columns(
-    zoo: ZooSource, stats: dict[int, np.ndarray], slots: list[str] | None, first_usable: int, train: list[int]
+    zoo: ZooSource,
+    stats: dict[int, np.ndarray],
+    slots: list[str] | None,
+    first_usable: int,
+    train: list[int],
+    kind: str = "stats",
 ) -> tuple[dict[int, np.ndarray], list[str]]:
     """The statistics and their column names; with mixed architectures only the layer roles some training
     network has (a column with no value teaches nothing)."""
     if slots is None:
-        return stats, stats_feature_names(zoo, first_usable)
-    names = np.asarray(feature_names(slots))
+        return stats, stats_feature_names(zoo, first_usable, kind)
+    names = np.asarray(feature_names(slots, kind))
     seen = np.any([~np.isnan(stats[n][0]) for n in train], axis=0)
     return {n: v[:, seen] for n, v in stats.items()}, names[seen].tolist()
 
@@ -231,7 +283,7 @@ def _split_samples(
     rows: dict[int, dict[str, Any]],
     protocol: Protocol,
     nets: list[int],
-    stats: dict[int, np.ndarray] | None,
+    stats: dict[str, dict[int, np.ndarray]],
     flat: dict[int, np.ndarray] | None,
     shuffle_labels: bool,
     rng: np.random.Generator,
@@ -254,8 +306,8 @@ def _split_samples(
         y=y,
         weightn_conv=np.asarray([rows[n]["weightn_conv"] for n in net_col.tolist()], dtype=np.int64),
     )
-    if stats is not None:
-        samples.stats = np.concatenate([stats[n] for n in nets]) if nets else np.zeros((0, 0))
+    for kind, blocks in stats.items():  # samples.stats, samples.statnn
+        setattr(samples, kind, np.concatenate([blocks[n] for n in nets]) if nets else np.zeros((0, 0)))
     if flat is not None:
         samples.weights = _stack_vectors([v for n in nets for v in flat[n]])
     return samples

@@ -1,0 +1,99 @@
+"""weightzoo.baselines.probe: networks run batched exactly as alone; probes and head learn what networks compute."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.zoos import write_synthetic_zoo
+from weightzoo.architecture import Architecture
+from weightzoo.baselines import fit, load_samples
+from weightzoo.baselines.probe import NetworkSample, ProbeClassifier, ProbeRegressor, _Stack
+from weightzoo.errors import ConfigError
+from weightzoo.model import NWSNet, initialize_
+from weightzoo.zoo import open_zoo
+
+
+def test_networks_batched_by_kind_compute_what_each_computes_alone(tmp_path):
+    """Mixed architectures and activations (nws_main draws): the vmapped forward of every group, put back in the
+    order asked for, equals each network's own model() on the same images."""
+    write_synthetic_zoo(tmp_path / "zoo", 8, preset="nws_main", diverged=())
+    zoo = open_zoo(tmp_path / "zoo")
+    train, test, _ = load_samples(zoo, "activation", 20, features=("networks",), balance=False, test_fraction=0.5)
+    samples = list(train.networks) + list(test.networks)
+    for s in samples:  # synthetic weights are N(0, 1): keep the moving variances positive
+        for name, a in s.tensors.items():
+            if name.endswith("running_var"):
+                s.tensors[name][...] = np.abs(a) + 0.5
+    assert len({s.kind for s in samples}) > 1  # several groups
+    stack = _Stack(samples, torch.device("cpu"))
+    probes = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    rows = np.random.default_rng(0).permutation(len(samples))
+    batched = stack.outputs(probes, rows)
+    for k, i in enumerate(rows):
+        s = samples[i]
+        net = NWSNet(s.architecture, s.activation, bn_eps=s.bn_eps).eval()
+        net.load_state_dict({n: torch.as_tensor(a) for n, a in s.tensors.items()}, strict=False)
+        with torch.no_grad():
+            alone = net(probes)
+        # the same up to float32 rounding: vmap runs a group as one grouped convolution, summing in another order
+        scale = float(alone.abs().max())
+        torch.testing.assert_close(batched[k], alone, rtol=1e-4, atol=1e-5 * scale)
+
+
+def _population(n: int, seed: int, classes: bool = True) -> tuple[list[NetworkSample], np.ndarray, np.ndarray]:
+    """Networks of one architecture whose output unit 0 is raised by an amount (a behaviour the probes can see):
+    by class (``classes``: 0 to 1, or 2 to 3) or anywhere from 0 to 3; the amount is the regression target."""
+    arch = Architecture(filter_size=3, depth_conv=3, depth_fc=1, width_conv=4, width_fc=16)
+    g = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    samples, labels, target = [], [], []
+    for i in range(n):
+        net = initialize_(NWSNet(arch, "relu"), "glorot_uniform", g)
+        label = i % 2
+        shift = float(rng.uniform(0, 1)) + 2.0 * label if classes else float(rng.uniform(0, 3))
+        with torch.no_grad():
+            net.out.bias[0] += shift
+        tensors = {p.name: net.state_dict()[p.name].numpy().copy() for p in arch.params}
+        samples.append(NetworkSample(tensors, arch, "relu", 1e-5))
+        labels.append(("low", "high")[label])
+        target.append(shift)
+    return samples, np.array(labels), np.array(target)
+
+
+def test_the_probe_classifier_and_regressor_learn_what_the_networks_compute():
+    samples, labels, _ = _population(40, seed=0)
+    clf = ProbeClassifier(n_probes=4, hidden=16, epochs=40, batch_size=16, random_state=0)
+    clf.fit(samples[:30], labels[:30])
+    assert clf.score(samples[30:], labels[30:]) >= 0.9
+    assert clf.predict_proba(samples[30:]).shape == (10, 2)
+    samples, _, target = _population(40, seed=1, classes=False)
+    reg = ProbeRegressor(n_probes=4, hidden=16, epochs=60, batch_size=16, random_state=0).fit(samples[:30], target[:30])
+    from scipy.stats import kendalltau
+
+    assert kendalltau(reg.predict(samples[30:]), target[30:]).statistic > 0.6  # chance: 0
+    assert reg.loss_curve_[-1] < reg.loss_curve_[0]
+    assert reg.probe_images().shape == (4, 32, 32, 3)
+
+
+def test_the_same_seed_gives_the_same_model_and_errors_are_named():
+    samples, _, target = _population(12, seed=1)
+    a = ProbeRegressor(n_probes=2, hidden=8, epochs=3, random_state=3).fit(samples, target).predict(samples)
+    b = ProbeRegressor(n_probes=2, hidden=8, epochs=3, random_state=3).fit(samples, target).predict(samples)
+    assert np.array_equal(a, b)
+    with pytest.raises(ConfigError, match="not fitted"):
+        ProbeRegressor().predict(samples)
+    with pytest.raises(ConfigError, match="expected NetworkSample"):
+        ProbeRegressor(epochs=1).fit([np.zeros(3)] * 4, target[:4])
+    with pytest.raises(ConfigError, match="n_probes=0"):
+        ProbeRegressor(n_probes=0).fit(samples, target)
+
+
+def test_fit_runs_the_probe_model_on_a_zoo(tmp_path):
+    write_synthetic_zoo(tmp_path / "zoo", 8, preset="nws_fixed", diverged=(3,))
+    est, report = fit(tmp_path / "zoo", target="optimizer", model="probe", snapshots="19..20", test_fraction=0.5,
+                      balance=False, epochs=2, n_probes=2, hidden=8)  # fmt: skip
+    assert report.model == "probe" and isinstance(est, ProbeClassifier)
+    assert report.samples["train"] + report.samples["test"] == 2 * 7  # the diverged network left out, counted
+    assert report.excluded == {"3": "diverged"}

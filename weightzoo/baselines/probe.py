@@ -1,0 +1,278 @@
+"""The probing baseline: read a network by what it computes, not by its weights (in the spirit of ProbeGen, Kahana
+et al., ICLR 2025; this is our own, simpler model).
+
+``n_probes`` learned input images are fed through every network (its own weights, in eval mode, as
+:class:`~weightzoo.model.NWSNet` rebuilds it); the networks' outputs on the probes (``n_probes`` x 20 logits,
+compressed with ``sign(x) log(1 + |x|)`` so a sigmoid network's and a diverging one's outputs share a scale) are
+the features of a small head (batch-normalised input, one hidden ReLU layer, dropout). Probes and head are trained
+together, end to end, by Adam: the gradient reaches the probes through the networks, whose weights stay fixed.
+
+Many networks run at once: the networks of one architecture and activation are stacked, and one
+``torch.func.vmap`` of ``torch.func.functional_call`` evaluates all of them on the probes in the same kernels
+(grouped convolutions on CPU and GPU). A zoo mixing architectures (``nws_main``) is grouped by architecture.
+
+Input ``X``: a sequence of :class:`NetworkSample` (one network at one snapshot: its tensors, architecture,
+activation and batch-norm epsilon), as :func:`weightzoo.baselines.samples.load_samples` makes them with
+``features=("networks",)``.
+
+Example (``zoo_path``: a small zoo written by the test fixtures):
+    >>> from weightzoo.baselines import fit
+    >>> est, report = fit(zoo_path, target="test_accuracy", model="probe", snapshots=20, test_fraction=0.5,
+    ...                   epochs=3, n_probes=2, hidden=8)
+    >>> report.model, type(est).__name__, len(est.loss_curve_)
+    ('probe', 'ProbeRegressor', 3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from weightzoo.architecture import NUM_OUTPUTS, Architecture
+from weightzoo.errors import ConfigError, MissingExtraError
+from weightzoo.model import NWSNet
+from weightzoo.options import check_params
+
+try:
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.exceptions import NotFittedError as _SklearnNotFitted
+except ImportError:  # pragma: no cover - exercised only without the extra
+    raise MissingExtraError("scikit-learn", "baselines", "the probing baseline") from None
+
+__all__ = ["NetworkSample", "ProbeClassifier", "ProbeRegressor"]
+
+#: The networks' input: colour images 32 x 32 in [0, 1] (``weightzoo.model.NWSNet``).
+IMAGE_SHAPE: tuple[int, int, int] = (3, 32, 32)
+
+
+@dataclass(frozen=True)
+class NetworkSample:
+    """One network at one snapshot, ready to run: ``tensors`` (name -> array, the snapshot's values, reference
+    order), its ``architecture``, ``activation`` and the batch-norm ``bn_eps`` of its zoo."""
+
+    tensors: Mapping[str, np.ndarray]
+    architecture: Architecture
+    activation: str
+    bn_eps: float
+
+    @property
+    def kind(self) -> tuple[Architecture, str, float]:
+        """What networks must share to run in one batch."""
+        return self.architecture, self.activation, self.bn_eps
+
+
+class NotFittedError(ConfigError, _SklearnNotFitted):
+    """A probing model used before ``fit``."""
+
+
+class _Stack:
+    """The samples' networks stacked by kind: ``groups[k]`` (template network, {name: [G, *shape] tensor}) and,
+    per sample, its group and position there."""
+
+    def __init__(self, X: Sequence[NetworkSample], device: torch.device):
+        if len(X) == 0:
+            raise ConfigError("no networks to probe: X is empty")
+        bad = [type(x).__name__ for x in X if not isinstance(x, NetworkSample)]
+        if bad:
+            raise ConfigError(
+                f"X holds {bad[0]}; expected NetworkSample (load_samples(..., features=('networks',)) makes them)"
+            )
+        kinds: dict[tuple[Architecture, str, float], list[int]] = {}
+        for i, x in enumerate(X):
+            kinds.setdefault(x.kind, []).append(i)
+        self.groups: list[tuple[NWSNet, dict[str, torch.Tensor]]] = []
+        self.group_of = np.zeros(len(X), dtype=np.int64)
+        self.position = np.zeros(len(X), dtype=np.int64)
+        for g, ((arch, activation, eps), members) in enumerate(kinds.items()):
+            template = NWSNet(arch, activation, bn_eps=eps).eval().to(device)
+            names = [p.name for p in arch.params]
+            stacked = {
+                n: torch.as_tensor(np.stack([np.asarray(X[i].tensors[n], dtype=np.float32) for i in members]))
+                .to(device)
+                for n in names
+            }  # fmt: skip
+            self.groups.append((template, stacked))
+            self.group_of[members] = g
+            self.position[members] = np.arange(len(members))
+
+    def outputs(self, probes: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+        """[len(rows), n_probes, 20] logits of the networks ``rows`` (sample indices) on ``probes``."""
+        where, parts = [], []
+        for g in np.unique(self.group_of[rows]):
+            mask = self.group_of[rows] == g
+            template, stacked = self.groups[int(g)]
+            pos = torch.as_tensor(self.position[rows][mask], device=probes.device)
+            weights = {n: t.index_select(0, pos) for n, t in stacked.items()}
+
+            def run(w: dict[str, torch.Tensor], template: NWSNet = template) -> torch.Tensor:
+                return torch.func.functional_call(template, w, (probes,))
+
+            where.append(np.flatnonzero(mask))
+            parts.append(torch.func.vmap(run)(weights))
+        # the groups' outputs concatenated, then put back in the order of ``rows``
+        back = torch.as_tensor(np.argsort(np.concatenate(where)), device=probes.device)
+        return torch.cat(parts).index_select(0, back)
+
+
+class _ProbeNet(nn.Module):
+    """The probes (stored as logits: the images are their sigmoid, in [0, 1]) and the head."""
+
+    def __init__(self, n_probes: int, hidden: int, dropout: float, n_out: int):
+        super().__init__()
+        self.probe_logits = nn.Parameter(torch.randn(n_probes, *IMAGE_SHAPE))
+        width = n_probes * NUM_OUTPUTS
+        self.head = nn.Sequential(
+            nn.BatchNorm1d(width, affine=False),
+            nn.Linear(width, hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, n_out),
+        )
+
+    def probes(self) -> torch.Tensor:
+        return torch.sigmoid(self.probe_logits)
+
+    def forward(self, stack: _Stack, rows: np.ndarray) -> torch.Tensor:
+        logits = stack.outputs(self.probes(), rows)
+        features = torch.sign(logits) * torch.log1p(logits.abs())
+        features = torch.nan_to_num(features, nan=0.0, posinf=30.0, neginf=-30.0)
+        return self.head(features.flatten(1))
+
+
+class _ProbeBase(BaseEstimator):
+    """Shared by :class:`ProbeClassifier` and :class:`ProbeRegressor` (scikit-learn estimators: ``get_params``,
+    ``set_params`` and ``clone`` work; ``__init__`` only stores the parameters)."""
+
+    _classify = True
+
+    def __init__(
+        self,
+        n_probes: int = 16,
+        hidden: int = 64,
+        dropout: float = 0.2,
+        epochs: int = 300,
+        learning_rate: float = 3e-3,
+        batch_size: int = 64,
+        weight_decay: float = 1e-4,
+        random_state: int | None = 0,
+        device: str | None = None,
+    ):
+        self.n_probes = n_probes
+        self.hidden = hidden
+        self.dropout = dropout
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.weight_decay = weight_decay
+        self.random_state = random_state
+        self.device = device
+
+    def _device(self) -> torch.device:
+        return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    def fit(self, X: Sequence[NetworkSample], y: Any) -> _ProbeBase:
+        """Train probes and head on networks ``X`` and targets ``y``; ``loss_curve_`` holds each epoch's mean
+        training loss."""
+        check_params({"epochs": self.epochs, "learning_rate": self.learning_rate, "batch_size": self.batch_size,
+                      "dropout": self.dropout, "random_state": self.random_state, "n_probes": self.n_probes,
+                      "hidden": self.hidden, "weight_decay": self.weight_decay})  # fmt: skip
+        y = np.asarray(y)
+        if len(y) != len(X):
+            raise ConfigError(f"{len(X)} networks but {len(y)} targets")
+        device = self._device()
+        # every draw (probes, head, dropout, batch order) from the seed; the caller's global torch state untouched
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(int(self.random_state or 0))
+            return self._fit(X, y, device)
+
+    def _fit(self, X: Sequence[NetworkSample], y: np.ndarray, device: torch.device) -> _ProbeBase:
+        rng = np.random.default_rng(self.random_state)
+        stack = _Stack(X, device)
+        if self._classify:
+            self.classes_, codes = np.unique(y, return_inverse=True)
+            target = torch.as_tensor(codes, dtype=torch.int64, device=device)
+            n_out, loss_fn = len(self.classes_), nn.functional.cross_entropy
+        else:
+            values = y.astype(np.float64)
+            self.y_mean_, self.y_std_ = float(values.mean()), float(values.std() or 1.0)
+            target = torch.as_tensor((values - self.y_mean_) / self.y_std_, dtype=torch.float32, device=device)
+            n_out = 1
+
+            def loss_fn(pred: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                return nn.functional.mse_loss(pred[:, 0], t)
+
+        net = _ProbeNet(self.n_probes, self.hidden, self.dropout, n_out).to(device)
+        optimizer = torch.optim.Adam(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        self.loss_curve_: list[float] = []
+        batch = max(2, min(self.batch_size, len(X)))  # batch norm needs two samples
+        for _ in range(self.epochs):
+            net.train()
+            order = rng.permutation(len(X))
+            total = 0.0
+            for start in range(0, len(order), batch):
+                rows = order[start : start + batch]
+                if len(rows) < 2:
+                    continue
+                optimizer.zero_grad()
+                loss = loss_fn(net(stack, rows), target[torch.as_tensor(rows, device=device)])
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(rows)
+            self.loss_curve_.append(total / len(order))
+        self.net_ = net.eval()
+        self.n_features_in_ = self.n_probes * NUM_OUTPUTS
+        return self
+
+    def _raw(self, X: Sequence[NetworkSample]) -> np.ndarray:
+        if not hasattr(self, "net_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
+        device = next(self.net_.parameters()).device
+        stack = _Stack(X, device)
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(X), 256):
+                rows = np.arange(start, min(start + 256, len(X)))
+                out.append(self.net_(stack, rows).cpu().numpy())
+        return np.concatenate(out)
+
+    def probe_images(self) -> np.ndarray:
+        """The learned probes as images [n_probes, 32, 32, 3] in [0, 1] (to look at them)."""
+        if not hasattr(self, "net_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
+        return self.net_.probes().detach().permute(0, 2, 3, 1).cpu().numpy()
+
+
+class ProbeClassifier(ClassifierMixin, _ProbeBase):
+    """Predicts a categorical hyper-parameter of a network from its outputs on learned probes.
+
+    Example:
+        >>> ProbeClassifier(n_probes=8).get_params()["n_probes"]
+        8
+    """
+
+    _classify = True
+
+    def predict_proba(self, X: Sequence[NetworkSample]) -> np.ndarray:
+        return torch.softmax(torch.as_tensor(self._raw(X)), dim=1).numpy()
+
+    def predict(self, X: Sequence[NetworkSample]) -> np.ndarray:
+        return self.classes_[self._raw(X).argmax(axis=1)]
+
+
+class ProbeRegressor(RegressorMixin, _ProbeBase):
+    """Predicts a number (learning rate, test accuracy) of a network from its outputs on learned probes.
+
+    Example:
+        >>> ProbeRegressor(epochs=10).get_params()["epochs"]
+        10
+    """
+
+    _classify = False
+
+    def predict(self, X: Sequence[NetworkSample]) -> np.ndarray:
+        return self._raw(X)[:, 0] * self.y_std_ + self.y_mean_
