@@ -192,13 +192,15 @@ def _concat(a: Samples, b: Samples) -> Samples:
     return merged.subset(np.argsort(merged.network_id, kind="stable"))
 
 
+#: What ``--help`` says the command does.
+DESCRIPTION = (
+    "The accuracy-prediction benchmark (final snapshot, permutation split 40/10/50, Kendall tau and R^2 over seeds) "
+    "on a zoo, for a list of models; prints the table and writes it as markdown, JSON and a plot."
+)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(
-        prog=prog("weightzoo.baselines.benchmark"),
-        description="The accuracy-prediction benchmark (final snapshot, permutation split 40/10/50, Kendall tau "
-        "and R^2 over seeds) on a zoo, for a list of models; prints the table and writes it as markdown, JSON and "
-        "a plot.",
-    )
+    p = ArgumentParser(prog=prog("weightzoo.baselines.benchmark"), description=DESCRIPTION)
     p.add_argument("zoo", nargs="?", help=f"zoo folder or URL (default: {default_zoo_dir()})")
     defaults = ["stats", "statnn", "linear", "chance"]
     p.add_argument("--model", nargs="+", default=defaults, choices=MODELS, metavar="M",

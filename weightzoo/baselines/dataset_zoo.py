@@ -15,9 +15,8 @@ import numpy as np
 import pyarrow as pa
 
 from weightzoo.architecture import Architecture
-from weightzoo.baselines.protocol import SPLITS
 from weightzoo.errors import ConfigError
-from weightzoo.format.layout import NUM_SNAPSHOTS, STATUSES
+from weightzoo.format.layout import NUM_SNAPSHOTS, SPLITS, STATUSES
 from weightzoo.hparams import ARCHITECTURE_FIELDS, CATEGORICAL
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from weightzoo.errors import ConfigError, TooFewClassesError, UnknownNameError
+from weightzoo.format.layout import SPLITS  # the index's splits, in the order samples are built
 from weightzoo.hparams import CATEGORICAL
 
 #: Regression targets: the learning rate, the test accuracy at each snapshot, the final test accuracy.
@@ -39,8 +40,6 @@ REGRESSION_TARGETS: tuple[str, ...] = ("learning_rate", "test_accuracy", "final_
 TARGETS: tuple[str, ...] = (*CATEGORICAL, *REGRESSION_TARGETS)
 #: Which networks class balancing keeps: the first of each class in id order (the original's) or a random choice.
 BALANCE_ORDERS: tuple[str, ...] = ("first", "random")
-#: The index's splits, in the order samples are built.
-SPLITS: tuple[str, ...] = ("train", "test")
 
 
 def task_of(target: str) -> str:

@@ -37,9 +37,9 @@ from weightzoo.baselines.features import (
     stats_feature_names,
     tensor_stats,
 )
-from weightzoo.baselines.protocol import SPLITS, Protocol, balance_classes, label_of, split_networks, task_of
+from weightzoo.baselines.protocol import Protocol, balance_classes, label_of, split_networks, task_of
 from weightzoo.errors import ConfigError, UnknownNameError
-from weightzoo.format.layout import parse_snapshots
+from weightzoo.format.layout import SPLITS, parse_snapshots
 from weightzoo.format.record import BN_EPS
 from weightzoo.hparams import ARCHITECTURE_FIELDS
 from weightzoo.zoo import Zoo
