@@ -53,5 +53,7 @@ def test_the_manifest_states_its_dtype_and_reads_older_manifests():
     assert Manifest.from_json(json.dumps(older), "m.json").dtype == "float32"
     with pytest.raises(ZooFormatError, match="m.json: dtype is 'int8'; expected float32 or float64"):
         Manifest.from_json(json.dumps(_manifest(dtype="int8")), "m.json")
+    older["created"] = "2025-01-01T00:00:00+00:00"  # manifests before provenance.json kept the time
+    assert not hasattr(Manifest.from_json(json.dumps(older), "m.json"), "created")
     with pytest.raises(ZooFormatError, match="m.json: generation.seed"):
         Manifest.from_json(json.dumps(_manifest(generation={"seed": 1.5})), "m.json")

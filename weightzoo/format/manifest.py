@@ -45,9 +45,6 @@ class Manifest:
     num_snapshots: int = NUM_SNAPSHOTS
     format_version: int = FORMAT_VERSION
     generator: str = ""
-    #: Unused since the manifest became reproducible byte for byte (the time is in ``provenance.json``); read from
-    #: older manifests.
-    created: str = ""
     #: How the shards store the weights (:data:`~weightzoo.format.layout.STORAGE_DTYPES`), written by the writer
     #: that wrote them; manifests before this field kept it in ``generation["dtype"]`` (float32 when absent).
     dtype: str = "float32"
@@ -104,6 +101,9 @@ class Manifest:
                 f"{source}: zoo format version {version!r}, but this release of weightzoo reads version "
                 f"{FORMAT_VERSION}; {todo}"
             )
+        # older manifests kept the time they were written ("created"; now in provenance.json, so the manifest is
+        # the same bytes on every run): read, not kept
+        data.pop("created", None)
         if "dtype" not in data and isinstance(data.get("generation"), dict):  # written before the field existed
             data["dtype"] = data["generation"].get("dtype", "float32")
         try:
@@ -126,7 +126,7 @@ class Manifest:
         def is_int(value: Any) -> bool:
             return isinstance(value, int) and not isinstance(value, bool)
 
-        for name in ("name", "generator", "created", "dtype"):
+        for name in ("name", "generator", "dtype"):
             if not isinstance(getattr(self, name), str):
                 fail(name, getattr(self, name), "a string")
         for name in ("zoo_seed", "num_networks", "num_snapshots"):
