@@ -37,12 +37,13 @@ def main() -> None:
     p.add_argument("--models", nargs="+", default=["stats", "statnn", "probe"])
     p.add_argument("--targets", nargs="+", default=list(TARGETS))
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--probe-epochs", type=int, default=300)
+    p.add_argument("--probe-epochs", type=int, default=100)
+    p.add_argument("--n-probes", type=int, default=8)
     p.add_argument("--out", default="benchmarks/results/probe_vs_stats")
     args = p.parse_args()
     torch.set_num_threads(1)
     zoo = weightzoo.open_zoo(args.zoo)
-    params = {"probe": {"epochs": args.probe_epochs, "device": "cpu"}}
+    params = {"probe": {"epochs": args.probe_epochs, "n_probes": args.n_probes, "device": "cpu"}}
     kinds = tuple(dict.fromkeys(input_of(m) for m in args.models))
     table: dict[str, dict[str, list[float]]] = {}
     seconds: dict[str, float] = dict.fromkeys(args.models, 0.0)
