@@ -13,7 +13,7 @@ from tests.conftest import write_synthetic_zoo
 from weightzoo.architecture import Architecture
 from weightzoo.errors import FormatVersionError, OutputPathError, ShardError, ZooFormatError
 from weightzoo.format.index import INDEX_SCHEMA, NetworkRecord, read_index
-from weightzoo.format.layout import FORMAT_VERSION, METRICS, parse_tensor_name, tensor_name
+from weightzoo.format.layout import FORMAT_VERSION, METRICS, READABLE_VERSIONS, parse_tensor_name, tensor_name
 from weightzoo.format.manifest import FileEntry, Manifest, sha256_file
 from weightzoo.format.shards import ShardReader, ShardWriter
 from weightzoo.format.writer import ZooWriter, prepare_output
@@ -86,7 +86,7 @@ def test_index_schema_and_manifest_checksums(synthetic_zoo):
 def test_manifest_version_errors_name_file_and_command():
     m = Manifest("z", 7, 3, {"train": 3}, {"completed": 3}, {"preset": "nws_fixed"}, [FileEntry("a", "0" * 64, 1)])
     data = json.loads(m.to_json())
-    data["format_version"] = FORMAT_VERSION + 1
+    data["format_version"] = max(READABLE_VERSIONS) + 1
     with pytest.raises(FormatVersionError, match="pip install -U weightzoo") as e:
         Manifest.from_json(json.dumps(data), source="/x/manifest.json")
     assert "/x/manifest.json" in str(e.value)

@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import torch
 
 from weightzoo.architecture import Architecture
+from weightzoo.families import DeclaredArchitecture
 from weightzoo.errors import (
     ChecksumError,
     ConfigError,
@@ -48,7 +49,7 @@ from weightzoo.format.manifest import Manifest, sha256_bytes, sha256_file
 from weightzoo.format.shards import ShardReader
 from weightzoo.hparams import HyperParameters
 from weightzoo.hub import require_reachable
-from weightzoo.model import NWSNet, build_model
+from weightzoo.model import build_model
 from weightzoo.paths import default_zoo_dir, is_url
 
 #: Shards a :class:`Zoo` keeps open at once by default.
@@ -99,7 +100,7 @@ def open_zoo(
             f"{index_path}: sha256 {digest[:16]}..., but the manifest records {expected.sha256[:16]}...; the index "
             "was changed or damaged since the zoo was written: restore it (or regenerate the zoo)"
         )
-    index = read_index(index_bytes, source=index_path)
+    index = read_index(index_bytes, source=index_path, schema=manifest.index_schema)
     _check_counts(manifest, index, manifest_path)
     zoo = Zoo(fs, root, manifest, index, url=url, max_open_shards=max_open_shards)
     if verify:
@@ -139,16 +140,18 @@ class _ShardCache:
     """The open shards of a zoo, shared by its filtered views: at most ``limit`` open at once, least recently
     used closed first (a local shard holds a memory map, a remote one its parsed header)."""
 
-    def __init__(self, fs: Any, root: str, limit: int, sizes: Mapping[str, int] | None = None):
+    def __init__(
+        self, fs: Any, root: str, limit: int, sizes: Mapping[str, int] | None = None, num_snapshots: int = NUM_SNAPSHOTS
+    ):
         if limit < 1:
             raise ConfigError(f"max_open_shards={limit!r}; expected at least 1")
-        self.fs, self.root, self.limit = fs, root, limit
+        self.fs, self.root, self.limit, self.num_snapshots = fs, root, limit, num_snapshots
         self.sizes = dict(sizes or {})  # shard -> the size the manifest states
         self._open: OrderedDict[str, ShardReader] = OrderedDict()
 
     def get(self, shard: str) -> ShardReader:
         reader = self._open.pop(shard, None) or ShardReader(
-            self.fs, self.root, shard, expected_bytes=self.sizes.get(shard)
+            self.fs, self.root, shard, expected_bytes=self.sizes.get(shard), num_snapshots=self.num_snapshots
         )
         self._open[shard] = reader
         while len(self._open) > self.limit:
@@ -166,7 +169,8 @@ class _ShardCache:
 
 
 class Zoo:
-    """A zoo, or a filtered view of one. Snapshots are numbered 1 (initialisation) to 20 (last epoch).
+    """A zoo, or a filtered view of one. Snapshots are numbered 1 (initialisation) to 20 (last epoch) in an NWS
+    zoo, 1 to :attr:`num_snapshots` in a converted zoo of another family (the Small CNN Zoo: 9, Model Zoos: 51).
 
     A zoo keeps up to ``max_open_shards`` shards open (memory maps of local shards, headers of remote ones),
     shared with its filtered views; :meth:`close` (or a ``with`` block) releases them. Arrays already returned stay
@@ -186,7 +190,7 @@ class Zoo:
     ):
         self.fs, self.root, self.manifest, self.index, self.url = fs, root, manifest, index, url or root
         sizes = {f.path: f.bytes for f in manifest.files}  # what the manifest lists, with the stated sizes
-        self._shards = _shards if _shards is not None else _ShardCache(fs, root, max_open_shards, sizes)
+        self._shards = _shards or _ShardCache(fs, root, max_open_shards, sizes, manifest.num_snapshots)
         self._rows: dict[int, int] = {nid: i for i, nid in enumerate(index.column("network_id").to_pylist())}
         for shard in set(index.column("shard").to_pylist()):
             if shard not in sizes:
@@ -264,11 +268,37 @@ class Zoo:
             )
         return self.index.slice(self._rows[network_id], 1).to_pylist()[0]
 
+    @property
+    def num_snapshots(self) -> int:
+        """Snapshots per network: 20 in an NWS zoo; a converted zoo's manifest states its own."""
+        return self.manifest.num_snapshots
+
+    @property
+    def last_snapshot(self) -> int:
+        """The number of the last snapshot (the trained network)."""
+        return self.manifest.num_snapshots
+
     def hyperparameters(self, network_id: int) -> HyperParameters:
+        """The NWS hyper-parameters of a network (a converted zoo of another family has its own columns in
+        :meth:`row` instead)."""
+        if self.manifest.declared:
+            raise ZooFormatError(
+                f"{self.url}: a converted {self.manifest.declared_architecture.family} zoo has no NWS "
+                f"hyper-parameters; its own are the index columns {list(self.manifest.columns or {})} (zoo.row(n))"
+            )
         return HyperParameters.from_dict(self.row(network_id))
 
-    def architecture(self, network_id: int) -> Architecture:
+    def architecture(self, network_id: int) -> Architecture | DeclaredArchitecture:
+        """A network's architecture: from its hyper-parameters (NWS), or the one a converted zoo declares."""
+        if self.manifest.declared:
+            self.row(network_id)  # a known network
+            return self.manifest.declared_architecture
         return self.hyperparameters(network_id).architecture
+
+    def _architecture_of(self, row: Mapping[str, Any]) -> Architecture | DeclaredArchitecture:
+        if self.manifest.declared:
+            return self.manifest.declared_architecture
+        return HyperParameters.from_dict(row).architecture
 
     def _reader(self, shard: str) -> ShardReader:
         return self._shards.get(shard)
@@ -290,15 +320,15 @@ class Zoo:
         if snapshots is None:
             return self._read_row(self.row(network_id), None, check)
         if isinstance(snapshots, (str, int)):
-            snapshots = parse_snapshots(snapshots)
-        return self._read_row(self.row(network_id), [_snapshot_index(s) for s in snapshots], check)
+            snapshots = parse_snapshots(snapshots, self.num_snapshots)
+        return self._read_row(self.row(network_id), [self._snapshot_index(s) for s in snapshots], check)
 
     def _read_row(self, row: dict[str, Any], picks: list[int] | None, check: bool) -> dict[str, np.ndarray]:
         """One network's arrays from its index row: all 20 snapshots (``picks`` None: zero-copy views) or the
         0-based positions ``picks``. The sha256 (``check``) covers all 20 snapshots, so a checked read reads them
         all; an unchecked one reads only the picked snapshots' bytes."""
         reader = self._reader(row["shard"])
-        where = (row["network_id"], row["byte_offset"], row["byte_length"], HyperParameters.from_dict(row).architecture)
+        where = (row["network_id"], row["byte_offset"], row["byte_length"], self._architecture_of(row))
         if picks is None or check:
             arrays = reader.read_network(*where, sha256=row["sha256"] if check else None)
             return arrays if picks is None else {name: a[picks] for name, a in arrays.items()}
@@ -323,10 +353,11 @@ class Zoo:
             (2, 8, 3, 5, 5)
         """
         if isinstance(snapshots, (str, int)):
-            snapshots = parse_snapshots(snapshots)
-        picks = [_snapshot_index(s) for s in (snapshots if snapshots is not None else range(1, NUM_SNAPSHOTS + 1))]
+            snapshots = parse_snapshots(snapshots, self.num_snapshots)
+        every = range(1, self.num_snapshots + 1)
+        picks = [self._snapshot_index(s) for s in (snapshots if snapshots is not None else every)]
         if check is None:
-            check = len(picks) == NUM_SNAPSHOTS
+            check = len(picks) == self.num_snapshots
         order = self.index.sort_by([("shard", "ascending"), ("byte_offset", "ascending")])
         rows = order.to_pylist()
         current = None
@@ -345,20 +376,21 @@ class Zoo:
         return {k: torch.from_numpy(v.copy()) for k, v in self.read_arrays(network_id, check=check).items()}
 
     def weights(
-        self, network_id: int, snapshot: int = NUM_SNAPSHOTS, *, check: bool = False
+        self, network_id: int, snapshot: int | None = None, *, check: bool = False
     ) -> dict[str, torch.Tensor]:
-        """One snapshot (1..20) as a ``state_dict``-style dict of tensors in reference order.
+        """One snapshot (1..20; default the last) as a ``state_dict``-style dict of tensors in reference order.
 
         Example:
             >>> open_zoo(zoo_path).weights(0, snapshot=1)["conv0.weight"].shape
             torch.Size([8, 3, 5, 5])
         """
-        arrays = self.read_arrays(network_id, [snapshot], check=check)
+        arrays = self.read_arrays(network_id, [self.last_snapshot if snapshot is None else snapshot], check=check)
         return {k: torch.from_numpy(v[0].copy()) for k, v in arrays.items()}
 
-    def flat(self, network_id: int, snapshot: int = NUM_SNAPSHOTS, *, check: bool = False) -> torch.Tensor:
-        """One snapshot as the flat reference-order vector (``weightn_conv`` is the conv/dense boundary), in the
-        stored precision: float32, or float64 for a zoo converted with ``builder.convert_nws --float64``.
+    def flat(self, network_id: int, snapshot: int | None = None, *, check: bool = False) -> torch.Tensor:
+        """One snapshot (default the last) as the flat reference-order vector (``weightn_conv`` is the conv/dense
+        boundary), in the stored precision: float32, or float64 for a zoo converted with ``builder.convert_nws
+        --float64``. A converted Small CNN Zoo's vector is its ``weights.npy`` row, value for value.
 
         The concatenation is numpy's, serial: ``torch.cat`` of a network's small tensors runs on the intra-op thread
         pool and, on a busy machine, waits for every thread (measured: 10x the read itself on 2 shared cores)."""
@@ -384,9 +416,15 @@ class Zoo:
             raise ZooFormatError(f"{path}: not valid JSON ({e}); delete it (it holds provenance only)") from None
         return data if isinstance(data, dict) else {}
 
-    def model(self, network_id: int, snapshot: int = NUM_SNAPSHOTS) -> NWSNet:
-        """A ready ``torch.nn.Module`` (eval mode) holding the network at that snapshot, with the batch-norm
-        epsilon the zoo was trained with."""
+    def model(self, network_id: int, snapshot: int | None = None) -> torch.nn.Module:
+        """A ready ``torch.nn.Module`` (eval mode) holding the network at that snapshot (default the last), with
+        the batch-norm epsilon the zoo was trained with; a converted zoo of another family: its family's network
+        (:class:`~weightzoo.family_models.FamilyNet`, the stored tensors as they are)."""
+        if self.manifest.declared:
+            from weightzoo.family_models import build_family_model
+
+            activation = self.row(network_id).get("activation")
+            return build_family_model(self.architecture(network_id), activation, self.weights(network_id, snapshot))
         hp = self.hyperparameters(network_id)
         eps = self.manifest.record.train.bn_eps
         return build_model(self.weights(network_id, snapshot), hp.architecture, hp.activation, bn_eps=eps)
@@ -429,7 +467,7 @@ class Zoo:
         """The zoo's whole index (a filtered view verifies the whole zoo's files and counts)."""
         size = self.manifest.file(INDEX_NAME).bytes
         data = read_member(self.fs, self.root, INDEX_NAME, source=self.url, expected_bytes=size)
-        return read_index(data, source=f"{self.root}/{INDEX_NAME}")
+        return read_index(data, source=f"{self.root}/{INDEX_NAME}", schema=self.manifest.index_schema)
 
     @staticmethod
     def _verdict(results: dict[str, str], entry: Any, digest: str, size: int) -> None:
@@ -450,7 +488,8 @@ class Zoo:
         return results
 
 
-def _snapshot_index(snapshot: int) -> int:
-    if not isinstance(snapshot, (int, np.integer)) or not 1 <= snapshot <= NUM_SNAPSHOTS:
-        raise ConfigError(f"snapshot {snapshot!r}; expected an integer from 1 (initialisation) to {NUM_SNAPSHOTS}")
-    return int(snapshot) - 1
+    def _snapshot_index(self, snapshot: int) -> int:
+        count = self.num_snapshots
+        if not isinstance(snapshot, (int, np.integer)) or isinstance(snapshot, bool) or not 1 <= snapshot <= count:
+            raise ConfigError(f"snapshot {snapshot!r}; expected an integer from 1 (initialisation) to {count}")
+        return int(snapshot) - 1

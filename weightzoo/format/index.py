@@ -134,11 +134,100 @@ class NetworkRecord:
         return row
 
 
-def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """An index table with :data:`INDEX_SCHEMA`, rows sorted by network id."""
+#: Types a converted zoo may declare for its own columns (``manifest.columns``): name -> Arrow type.
+COLUMN_TYPES: dict[str, pa.DataType] = {"string": pa.string(), "float64": pa.float64(), "int64": pa.int64(),
+                                        "bool": pa.bool_()}  # fmt: skip
+#: Bound on the number of columns a converted zoo may declare.
+MAX_COLUMNS = 256
+
+
+def declared_schema(num_snapshots: int, columns: dict[str, str]) -> pa.Schema:
+    """The index schema of a converted zoo of another family: the core columns every reader relies on (id,
+    split, status, sizes, per-snapshot epochs and metrics, where the bytes are), with the zoo's own columns
+    (its hyper-parameters and source identifiers, ``manifest.columns``) after the status.
+
+    Example:
+        >>> schema = declared_schema(9, {"activation": "string", "learning_rate": "float64"})
+        >>> schema.names[:5], schema.field("test_accuracy").type.list_size
+        (['network_id', 'split', 'status', 'activation', 'learning_rate'], 9)
+    """
+    return pa.schema(
+        [
+            pa.field("network_id", pa.int64()),
+            pa.field("split", pa.string()),
+            pa.field("status", pa.string()),
+            *(pa.field(n, COLUMN_TYPES[t]) for n, t in columns.items()),
+            pa.field("num_params", pa.int64()),
+            pa.field("weightn_conv", pa.int64()),
+            pa.field("weightn_fc", pa.int64()),
+            pa.field("n_epochs", pa.int64()),
+            pa.field("snapshot_epochs", pa.list_(pa.int64(), num_snapshots)),
+            *(pa.field(m, pa.list_(pa.float64(), num_snapshots)) for m in METRICS),
+            pa.field("final_test_accuracy", pa.float64()),
+            *LOCATION_FIELDS,
+        ],
+        metadata={"description": "weightzoo network index (converted zoo): one row per network"},
+    )
+
+
+#: Where a network's bytes are: the last columns of every index.
+LOCATION_FIELDS: tuple[pa.Field, ...] = tuple(INDEX_SCHEMA.field(n) for n in ("shard", "byte_offset", "byte_length",
+                                                                             "sha256"))  # fmt: skip
+#: Columns a converted zoo's own columns may not be named (the core columns).
+CORE_COLUMNS: frozenset[str] = frozenset(declared_schema(1, {}).names)
+
+
+@dataclass
+class ConvertedRecord:
+    """One network of a converted zoo of another family (its index row but where its bytes are).
+
+    ``columns``: the zoo's own columns (as the manifest declares them); ``snapshot_epochs`` the epoch of each
+    snapshot (-1 where the source has no checkpoint: the metrics are NaN and the weights NaN there);
+    ``snapshot_metrics``: each metric of :data:`~weightzoo.format.layout.METRICS` per snapshot (NaN where the
+    source has none, e.g. validation metrics).
+    """
+
+    network_id: int
+    split: str
+    status: str
+    columns: dict[str, Any]
+    n_epochs: int
+    snapshot_epochs: list[int]
+    snapshot_metrics: dict[str, list[float]]
+    num_params: int
+    weightn_conv: int
+    train_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise ZooFormatError(f"network {self.network_id}: split {self.split!r}, expected one of {SPLITS}")
+        if self.status not in STATUSES:
+            raise ZooFormatError(f"network {self.network_id}: status {self.status!r}, expected one of {STATUSES}")
+
+    def to_row(self) -> dict[str, Any]:
+        finals = [v for v, e in zip(self.snapshot_metrics["test_accuracy"], self.snapshot_epochs, strict=True)
+                  if e >= 0]  # fmt: skip
+        return {
+            "network_id": self.network_id,
+            "split": self.split,
+            "status": self.status,
+            **self.columns,
+            "num_params": self.num_params,
+            "weightn_conv": self.weightn_conv,
+            "weightn_fc": self.num_params - self.weightn_conv,
+            "n_epochs": self.n_epochs,
+            "snapshot_epochs": list(self.snapshot_epochs),
+            **{m: [float(v) for v in self.snapshot_metrics[m]] for m in METRICS},
+            "final_test_accuracy": float(finals[-1]) if finals else float("nan"),
+        }
+
+
+def rows_to_table(rows: list[dict[str, Any]], schema: pa.Schema = INDEX_SCHEMA) -> pa.Table:
+    """An index table with ``schema`` (:data:`INDEX_SCHEMA`, or a converted zoo's :func:`declared_schema`), rows
+    sorted by network id."""
     rows = sorted(rows, key=lambda r: r["network_id"])
     try:
-        return pa.Table.from_pylist(rows, schema=INDEX_SCHEMA)
+        return pa.Table.from_pylist(rows, schema=schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError, KeyError) as e:
         raise ZooFormatError(f"index rows do not match the index schema: {e}") from None
 
@@ -149,16 +238,17 @@ def table_to_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def read_index(data: bytes, source: str) -> pa.Table:
-    """Parse an index file and check it against :data:`INDEX_SCHEMA`; ``source`` is named in errors."""
+def read_index(data: bytes, source: str, schema: pa.Schema = INDEX_SCHEMA) -> pa.Table:
+    """Parse an index file and check it against ``schema`` (the manifest's :attr:`~weightzoo.format.manifest.
+    Manifest.index_schema`); ``source`` is named in errors."""
     try:
         table = pq.read_table(pa.BufferReader(data))
     except (pa.ArrowInvalid, OSError) as e:
         raise ZooFormatError(f"{source}: not a readable parquet file ({e})") from None
-    missing = [f.name for f in INDEX_SCHEMA if f.name not in table.column_names]
+    missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
         raise ZooFormatError(f"{source}: index lacks columns {missing}; expected the weightzoo index schema")
     try:
-        return table.select(INDEX_SCHEMA.names).cast(INDEX_SCHEMA)
+        return table.select(schema.names).cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
         raise ZooFormatError(f"{source}: index columns have unexpected types ({e})") from None

@@ -26,6 +26,11 @@ from __future__ import annotations
 from weightzoo.errors import ZooFormatError
 
 FORMAT_VERSION = 1
+#: The format of a converted zoo of another family (:mod:`weightzoo.families`): its manifest declares the
+#: architecture, the snapshot count and its own index columns. NWS zoos keep :data:`FORMAT_VERSION`.
+DECLARED_FORMAT_VERSION = 2
+#: Format versions this release reads.
+READABLE_VERSIONS: tuple[int, ...] = (FORMAT_VERSION, DECLARED_FORMAT_VERSION)
 MANIFEST_NAME = "manifest.json"
 INDEX_NAME = "index.parquet"
 CARD_NAME = "README.md"
@@ -39,6 +44,8 @@ PARTIAL_SUFFIX = ".partial"
 #: removed once the manifest is written.
 PROGRESS_DIR = ".progress"
 NUM_SNAPSHOTS = 20
+#: Bound on the snapshots per network a converted zoo may declare (Model Zoos: 51; the Small CNN Zoo: 9).
+MAX_SNAPSHOTS = 1000
 SPLITS: tuple[str, ...] = ("train", "test")
 #: Training outcome of a network. ``diverged`` networks (NaN loss) are kept, with the snapshots taken so far.
 STATUSES: tuple[str, ...] = ("completed", "early_stopped", "diverged")
@@ -94,8 +101,9 @@ def parse_tensor_name(name: str) -> tuple[int, int, str]:
         ) from None
 
 
-def parse_snapshots(value: object) -> tuple[int, ...]:
-    """A snapshot selection as a sorted tuple of snapshot numbers (1 = initialisation ... 20 = last epoch).
+def parse_snapshots(value: object, count: int = NUM_SNAPSHOTS) -> tuple[int, ...]:
+    """A snapshot selection as a sorted tuple of snapshot numbers (1 = initialisation ... ``count`` = last; an NWS
+    zoo has 20, a converted zoo its manifest's ``num_snapshots``).
 
     Accepts None (all), an int, a list / tuple / range / array, or a string like ``"11..20"``, ``"1,10-11"``.
 
@@ -110,7 +118,7 @@ def parse_snapshots(value: object) -> tuple[int, ...]:
     from weightzoo.errors import ConfigError
 
     if value is None:
-        return tuple(range(1, NUM_SNAPSHOTS + 1))
+        return tuple(range(1, count + 1))
     items: list[object]
     if isinstance(value, str):
         items = []
@@ -123,9 +131,9 @@ def parse_snapshots(value: object) -> tuple[int, ...]:
         items = [value]
     valid = all(not isinstance(v, (bool, np.bool_)) and str(v).isdigit() for v in items)
     numbers = sorted({int(str(v)) for v in items}) if valid else []
-    if not numbers or not 1 <= numbers[0] <= numbers[-1] <= NUM_SNAPSHOTS:
+    if not numbers or not 1 <= numbers[0] <= numbers[-1] <= count:
         raise ConfigError(
-            f"snapshots={value!r}; expected snapshot numbers from 1 (initialisation) to {NUM_SNAPSHOTS} (last "
+            f"snapshots={value!r}; expected snapshot numbers from 1 (initialisation) to {count} (last "
             "epoch): an int, a list, a range, or a string like '11..20' or '1,10,20'"
         )
     return tuple(numbers)

@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from weightzoo.errors import FormatVersionError, ZooFormatError
-from weightzoo.format.layout import FORMAT_VERSION, NUM_SNAPSHOTS, STORAGE_DTYPES
+from weightzoo.format.layout import (
+    DECLARED_FORMAT_VERSION,
+    FORMAT_VERSION,
+    MAX_SNAPSHOTS,
+    NUM_SNAPSHOTS,
+    READABLE_VERSIONS,
+    STORAGE_DTYPES,
+)
 from weightzoo.format.record import GenerationRecord
 
 
@@ -48,6 +55,34 @@ class Manifest:
     #: How the shards store the weights (:data:`~weightzoo.format.layout.STORAGE_DTYPES`), written by the writer
     #: that wrote them; manifests before this field kept it in ``generation["dtype"]`` (float32 when absent).
     dtype: str = "float32"
+    #: A converted zoo of another family (format version 2): its networks' one architecture
+    #: (:class:`~weightzoo.families.DeclaredArchitecture` as a dict); None for NWS zoos, whose architecture
+    #: follows from each network's hyper-parameters.
+    architecture: dict[str, Any] | None = None
+    #: A converted zoo's own index columns (hyper-parameters, source identifiers): name -> type
+    #: (:data:`~weightzoo.format.index.COLUMN_TYPES`); None for NWS zoos.
+    columns: dict[str, str] | None = None
+
+    @property
+    def declared(self) -> bool:
+        """A converted zoo of another family, whose manifest declares its architecture and columns."""
+        return self.architecture is not None
+
+    @functools.cached_property
+    def declared_architecture(self) -> Any:
+        """The :class:`~weightzoo.families.DeclaredArchitecture` of a converted zoo of another family (None for an
+        NWS zoo)."""
+        from weightzoo.families import DeclaredArchitecture
+
+        return None if self.architecture is None else DeclaredArchitecture.from_dict(self.architecture, "manifest")
+
+    @property
+    def index_schema(self) -> Any:
+        """The Arrow schema its index has: :data:`~weightzoo.format.index.INDEX_SCHEMA`, or a converted zoo's
+        :func:`~weightzoo.format.index.declared_schema`."""
+        from weightzoo.format.index import INDEX_SCHEMA, declared_schema
+
+        return INDEX_SCHEMA if self.columns is None else declared_schema(self.num_snapshots, self.columns)
 
     @functools.cached_property
     def record(self) -> GenerationRecord:
@@ -72,7 +107,10 @@ class Manifest:
         return [f for f in self.files if f.path.endswith(".safetensors")]
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=False) + "\n"
+        data = dataclasses.asdict(self)
+        if not self.declared:  # an NWS zoo's manifest: the same bytes as before converted zoos existed
+            del data["architecture"], data["columns"]
+        return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
     @classmethod
     def from_json(cls, text: str | bytes, source: str) -> Manifest:
@@ -84,9 +122,9 @@ class Manifest:
         if not isinstance(data, dict) or "format_version" not in data:
             raise ZooFormatError(f"{source}: no 'format_version' key; expected a weightzoo manifest")
         version = data["format_version"]
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             gen = data.get("generation", {}) if isinstance(data.get("generation"), dict) else {}
-            if isinstance(version, int) and version > FORMAT_VERSION:
+            if isinstance(version, int) and version > max(READABLE_VERSIONS):
                 todo = (
                     "upgrade weightzoo (pip install -U weightzoo; from a source checkout: git pull, then "
                     "pip install -e .)"
@@ -99,7 +137,7 @@ class Manifest:
                 )
             raise FormatVersionError(
                 f"{source}: zoo format version {version!r}, but this release of weightzoo reads version "
-                f"{FORMAT_VERSION}; {todo}"
+                f"{' and '.join(map(str, READABLE_VERSIONS))}; {todo}"
             )
         # older manifests kept the time they were written ("created"; now in provenance.json, so the manifest is
         # the same bytes on every run): read, not kept
@@ -133,8 +171,12 @@ class Manifest:
             value = getattr(self, name)
             if not is_int(value) or (name != "zoo_seed" and value < 0):
                 fail(name, value, "a non-negative integer" if name != "zoo_seed" else "an integer")
-        if self.num_snapshots != NUM_SNAPSHOTS:
-            fail("num_snapshots", self.num_snapshots, str(NUM_SNAPSHOTS))
+        if self.format_version == FORMAT_VERSION:
+            if self.num_snapshots != NUM_SNAPSHOTS or self.architecture is not None or self.columns is not None:
+                fail("num_snapshots", self.num_snapshots, f"{NUM_SNAPSHOTS} and no declared architecture or columns "
+                     f"in a format {FORMAT_VERSION} zoo (an NWS zoo)")  # fmt: skip
+        else:
+            self._check_declared(source, fail)
         for name in ("splits", "status_counts"):
             counts = getattr(self, name)
             if not isinstance(counts, dict) or not all(
@@ -156,6 +198,26 @@ class Manifest:
                 fail(f"the sha256 of {entry.path}", entry.sha256, "64 hexadecimal digits")
             if not is_int(entry.bytes) or entry.bytes < 0:
                 fail(f"the size of {entry.path}", entry.bytes, "a non-negative number of bytes")
+
+
+    def _check_declared(self, source: str, fail: Callable[[str, Any, str], None]) -> None:
+        """A format 2 manifest (a converted zoo of another family) declares its architecture, snapshot count and
+        columns, each checked and bounded."""
+        from weightzoo.families import DeclaredArchitecture
+        from weightzoo.format.index import COLUMN_TYPES, CORE_COLUMNS, MAX_COLUMNS
+
+        if not 1 <= self.num_snapshots <= MAX_SNAPSHOTS:
+            fail("num_snapshots", self.num_snapshots, f"1 to {MAX_SNAPSHOTS}")
+        self.__dict__["declared_architecture"] = DeclaredArchitecture.from_dict(self.architecture, source)
+        columns = self.columns
+        if not isinstance(columns, dict) or len(columns) > MAX_COLUMNS:
+            fail("columns", columns, f"a mapping of at most {MAX_COLUMNS} column names to types")
+            return
+        for name, kind in columns.items():
+            if not (isinstance(name, str) and name.isidentifier() and name.isascii()) or name in CORE_COLUMNS:
+                fail("a column name", name, "an identifier that is not a core index column")
+            if kind not in COLUMN_TYPES:
+                fail(f"the type of column {name}", kind, " or ".join(COLUMN_TYPES))
 
 
 def _is_hex(text: str) -> bool:

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from weightzoo.errors import ConfigError, WeightZooError
-from weightzoo.format.index import read_index, rows_to_table, table_to_bytes
+import pyarrow as pa
+
+from weightzoo.format.index import INDEX_SCHEMA, read_index, rows_to_table, table_to_bytes
 from weightzoo.format.layout import PROGRESS_DIR, SHARD_SUFFIX
 from weightzoo.format.manifest import FileEntry, sha256_file
 from weightzoo.format.shards import write_atomic
@@ -51,8 +53,8 @@ class ProgressLog:
     """The ``.progress/`` record of a zoo being written at ``root`` on filesystem ``fs``, for a run whose options
     are ``options`` (compared as JSON on resume: a different run is refused)."""
 
-    def __init__(self, fs: Any, root: str, options: Mapping[str, Any]):
-        self.fs, self.root, self.folder = fs, root, f"{root}/{PROGRESS_DIR}"
+    def __init__(self, fs: Any, root: str, options: Mapping[str, Any], schema: pa.Schema = INDEX_SCHEMA):
+        self.fs, self.root, self.folder, self.schema = fs, root, f"{root}/{PROGRESS_DIR}", schema
         self.options = json.loads(json.dumps(options, sort_keys=True, default=str))
 
     def start(self) -> None:
@@ -64,7 +66,7 @@ class ProgressLog:
         """Record a written shard: its networks' rows first, then its entry (a shard counts once its entry
         exists)."""
         stem = f"{self.folder}/{entry.path.rsplit('/', 1)[1].removesuffix(SHARD_SUFFIX)}"
-        write_atomic(self.fs, stem + ".parquet", table_to_bytes(rows_to_table(rows)))
+        write_atomic(self.fs, stem + ".parquet", table_to_bytes(rows_to_table(rows, self.schema)))
         record = {"file": dataclasses.asdict(entry), "seconds": {str(k): v for k, v in seconds.items()}}
         write_atomic(self.fs, stem + ".json", json.dumps(record).encode())
 
@@ -91,7 +93,7 @@ class ProgressLog:
             try:
                 record = json.loads(self.fs.cat_file(path))
                 entry = FileEntry(**record["file"])
-                rows = read_index(self.fs.cat_file(rows_path), rows_path).to_pylist()
+                rows = read_index(self.fs.cat_file(rows_path), rows_path, self.schema).to_pylist()
                 seconds = {int(k): float(v) for k, v in record.get("seconds", {}).items()}
             except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError,
                     WeightZooError):  # fmt: skip

@@ -87,10 +87,13 @@ class ShardWriter:
         max_bytes: int = DEFAULT_SHARD_BYTES,
         generator: str = "",
         dtype: str = "float32",
+        num_snapshots: int = NUM_SNAPSHOTS,
+        format_version: int = FORMAT_VERSION,
     ):
         if dtype not in STORAGE_DTYPES:
             raise ShardError(f"shard dtype {dtype!r}; expected one of {', '.join(STORAGE_DTYPES)}")
         self.fs, self.root, self.split, self.max_bytes, self.generator = fs, root, split, max_bytes, generator
+        self.num_snapshots, self.format_version = num_snapshots, format_version
         self.dtype = np.dtype(dtype)
         self._buffer: dict[str, np.ndarray] = {}
         self._networks: list[int] = []
@@ -106,14 +109,15 @@ class ShardWriter:
         return self._bytes
 
     def add(self, network_id: int, weights: Mapping[str, np.ndarray]) -> None:
-        """Buffer one network; ``weights`` maps parameter names, in reference order, to [20, *shape] arrays."""
+        """Buffer one network; ``weights`` maps parameter names, in reference order, to [snapshots, *shape] arrays
+        (20 snapshots in an NWS zoo)."""
         if network_id in self._networks:
             raise ShardError(f"network {network_id} added twice to the {self.split} shard writer")
         size = sum(a.nbytes for a in weights.values())
         for position, (name, array) in enumerate(weights.items()):
-            if array.shape[0] != NUM_SNAPSHOTS:
+            if array.shape[0] != self.num_snapshots:
                 raise ShardError(
-                    f"network {network_id} tensor {name}: shape {array.shape}, expected [{NUM_SNAPSHOTS}, ...]"
+                    f"network {network_id} tensor {name}: shape {array.shape}, expected [{self.num_snapshots}, ...]"
                 )
             self._buffer[tensor_name(network_id, position, name)] = np.ascontiguousarray(array, dtype=self.dtype)
         self._networks.append(network_id)
@@ -127,7 +131,7 @@ class ShardWriter:
         if not self._networks:
             return None
         rel = shard_name(self.split, self._count)
-        metadata = {"format": "weightzoo", "format_version": str(FORMAT_VERSION), "generator": self.generator}
+        metadata = {"format": "weightzoo", "format_version": str(self.format_version), "generator": self.generator}
         data = _canonical(safetensors_save(self._buffer), metadata)
         header, data_start = _parse_header(memoryview(data)[:_MAX_HEADER], rel, len(data))
         ranges = _network_ranges(header, rel)
@@ -226,10 +230,19 @@ def _network_ranges(header: Mapping[str, Any], source: str) -> dict[int, tuple[i
 class ShardReader:
     """Reads networks out of one shard: local files are memory-mapped, remote ones read by byte range."""
 
-    def __init__(self, fs: Any, root: str, rel_path: str, *, expected_bytes: int | None = None):
+    def __init__(
+        self,
+        fs: Any,
+        root: str,
+        rel_path: str,
+        *,
+        expected_bytes: int | None = None,
+        num_snapshots: int = NUM_SNAPSHOTS,
+    ):
         """Open the shard ``rel_path`` of the zoo at ``root``, confined to it (:func:`~weightzoo.format.confine.member`:
-        inside the folder, a regular file) and, with ``expected_bytes`` (the manifest's), of exactly that size."""
-        self.rel_path = rel_path
+        inside the folder, a regular file) and, with ``expected_bytes`` (the manifest's), of exactly that size;
+        its tensors hold ``num_snapshots`` snapshots (the manifest's)."""
+        self.rel_path, self.num_snapshots = rel_path, num_snapshots
         self._local = "file" in _protocols(fs)
         try:
             self.path = member(fs, root, rel_path, source="the zoo's index", expected_bytes=expected_bytes)
@@ -286,7 +299,7 @@ class ShardReader:
             raise ShardError(f"{self.path}: network {network_id}'s bytes fail their sha256 check (corrupted shard)")
         out: dict[str, np.ndarray] = {}
         for spec, begin, end, dtype in self._tensors(network_id, offset, length, architecture):
-            shape = (NUM_SNAPSHOTS, *spec.shape)
+            shape = (self.num_snapshots, *spec.shape)
             count = (end - begin) // np.dtype(dtype).itemsize
             out[spec.name] = np.frombuffer(raw, dtype=dtype, count=count, offset=begin).reshape(shape)
         return out
@@ -309,7 +322,7 @@ class ShardReader:
         tensors = list(self._tensors(network_id, offset, length, architecture))
         starts, ends, where = [], [], []
         for spec, begin, end, dtype in tensors:
-            step = (end - begin) // NUM_SNAPSHOTS
+            step = (end - begin) // self.num_snapshots
             for s in picks:
                 starts.append(offset + begin + s * step)
                 ends.append(offset + begin + (s + 1) * step)
@@ -336,12 +349,12 @@ class ShardReader:
         if [parse_tensor_name(n)[2] for n in names] != [p.name for p in specs]:
             raise ShardError(
                 f"{self.path}: network {network_id} has tensors {names[:3]}...; expected the "
-                f"{len(specs)} tensors of {architecture}"
+                f"{len(specs)} tensors of {architecture!r}"
             )
         for name, spec in zip(names, specs, strict=True):
             info = self.header[name]
             begin, end = (self.data_start + o - offset for o in info["data_offsets"])
-            shape = (NUM_SNAPSHOTS, *spec.shape)
+            shape = (self.num_snapshots, *spec.shape)
             dtype = DTYPES.get(info["dtype"])
             if dtype is None or tuple(info["shape"]) != shape or begin < 0 or end > length:
                 raise ShardError(

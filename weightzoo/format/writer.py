@@ -40,14 +40,17 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from weightzoo.errors import OutputPathError
-from weightzoo.format.index import NetworkRecord, rows_to_table, table_to_bytes
+from weightzoo.errors import ConfigError, OutputPathError
+from weightzoo.format.index import INDEX_SCHEMA, ConvertedRecord, NetworkRecord, rows_to_table, table_to_bytes
 from weightzoo.format.layout import (
     CARD_NAME,
+    DECLARED_FORMAT_VERSION,
     DEFAULT_SHARD_BYTES,
+    FORMAT_VERSION,
     INDEX_NAME,
     MANIFEST_NAME,
     METRICS,
+    NUM_SNAPSHOTS,
     PROVENANCE_NAME,
     SHARD_DIR,
     SPLITS,
@@ -59,6 +62,8 @@ from weightzoo.format.progress_log import ProgressLog
 from weightzoo.format.shards import ShardWriter, write_atomic
 
 CardRenderer = Callable[[Manifest, pa.Table], str]
+#: What a zoo's index row is made from: a generated (or converted NWS) network, or a converted zoo's network.
+AnyRecord = NetworkRecord | ConvertedRecord
 __all__ = ["METRICS", "CardRenderer", "ZooWriter", "prepare_output"]
 
 
@@ -67,8 +72,11 @@ class _SplitShards:
     written; :meth:`add` and :meth:`flush` return each shard written with its networks' rows (their locations
     filled in)."""
 
-    def __init__(self, fs: Any, root: str, max_bytes: int, generator: str, dtype: str):
-        self.writers = {s: ShardWriter(fs, root, s, max_bytes, generator, dtype) for s in SPLITS}
+    def __init__(self, fs: Any, root: str, max_bytes: int, generator: str, dtype: str, num_snapshots: int,
+                 format_version: int):  # fmt: skip
+        self.writers = {
+            s: ShardWriter(fs, root, s, max_bytes, generator, dtype, num_snapshots, format_version) for s in SPLITS
+        }
         self.pending: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
 
     def continue_after(self, entry: FileEntry) -> None:
@@ -76,7 +84,7 @@ class _SplitShards:
         split, number = parse_shard_name(entry.path)
         self.writers[split].continue_after(number + 1)
 
-    def add(self, record: NetworkRecord, weights: Mapping[str, np.ndarray]) -> list[tuple[FileEntry, list[dict]]]:
+    def add(self, record: AnyRecord, weights: Mapping[str, np.ndarray]) -> list[tuple[FileEntry, list[dict]]]:
         writer = self.writers[record.split]
         writer.add(record.network_id, weights)
         self.pending[record.split].append(record.to_row())
@@ -103,6 +111,10 @@ class ZooWriter:
     ``resume=True`` continues an interrupted zoo in ``out`` (see the module docstring); generation-config keys in
     ``resume_ignores`` (how the run is executed, not what it computes) may differ from the interrupted run's.
     ``dtype``: how the shards store the weights, ``"float32"`` (default) or ``"float64"``; the manifest states it.
+
+    A converted zoo of another family (format version 2) passes ``architecture`` (a
+    :class:`~weightzoo.families.DeclaredArchitecture` as a dict), its ``columns`` (name -> type) and its
+    ``num_snapshots``, and adds :class:`~weightzoo.format.index.ConvertedRecord` networks.
     """
 
     def __init__(
@@ -121,19 +133,33 @@ class ZooWriter:
         resume_ignores: tuple[str, ...] = (),
         provenance: Mapping[str, Any] | None = None,
         dtype: str = "float32",
+        num_snapshots: int = NUM_SNAPSHOTS,
+        architecture: Mapping[str, Any] | None = None,
+        columns: Mapping[str, str] | None = None,
     ):
+        self._declared = None
+        if architecture is not None:  # checked as a reader will check it, before anything is written
+            self._declared = Manifest(name, zoo_seed, 0, {}, {}, dict(generation), [], num_snapshots,
+                                      DECLARED_FORMAT_VERSION, generator, dtype, dict(architecture),
+                                      dict(columns or {}))  # fmt: skip
+            self._declared._check("the converted zoo's declaration")
+        elif num_snapshots != NUM_SNAPSHOTS or columns is not None:
+            raise ConfigError("num_snapshots and columns are declared with an architecture (a converted zoo)")
+        self._schema = self._declared.index_schema if self._declared else INDEX_SCHEMA
         self.fs, self.root, self._output = prepare_output(
             out, overwrite=overwrite, resume=resume, storage_options=storage_options
         )
         self.name, self.zoo_seed, self.generation = name, zoo_seed, dict(generation)
         self.generator, self.card, self._dtype = generator, card, dtype
-        self._shards = _SplitShards(self.fs, self.root, max_shard_bytes, generator, dtype)
+        version = DECLARED_FORMAT_VERSION if self._declared else FORMAT_VERSION
+        self._shards = _SplitShards(self.fs, self.root, max_shard_bytes, generator, dtype, num_snapshots, version)
         self._rows: dict[int, dict[str, Any]] = {}  # written networks' index rows, by id
         self._ids: set[int] = set()  # every network added, written or pending
         self._files: list[FileEntry] = []
         self.manifest: Manifest | None = None
         options = {k: v for k, v in self.generation.items() if k not in resume_ignores}
-        self._log = ProgressLog(self.fs, self.root, {"name": name, "zoo_seed": zoo_seed, "generation": options})
+        self._log = ProgressLog(self.fs, self.root, {"name": name, "zoo_seed": zoo_seed, "generation": options},
+                                self._schema)  # fmt: skip
         #: How this run was made (paths, executor, host, ...), written to provenance.json, outside the checksums.
         self.provenance = dict(provenance or {})
         self._seconds: dict[int, float] = {}  # wall-clock training seconds per network (provenance, not index)
@@ -187,8 +213,13 @@ class ZooWriter:
         if exc_type is None:
             self.close()
 
-    def add(self, record: NetworkRecord, weights: Mapping[str, np.ndarray]) -> None:
-        """Add one network: its index record and its [20, *shape] tensors in reference order."""
+    def add(self, record: AnyRecord, weights: Mapping[str, np.ndarray]) -> None:
+        """Add one network: its index record and its [snapshots, *shape] tensors in reference order."""
+        if isinstance(record, ConvertedRecord) != (self._declared is not None):
+            raise ConfigError(
+                f"network {record.network_id}: a {type(record).__name__} for a zoo "
+                + ("with a declared architecture (ConvertedRecord expected)" if self._declared else "of NWS networks")
+            )
         if record.network_id in self._ids:
             raise OutputPathError(f"network {record.network_id} was already written to {self.root}")
         self._ids.add(record.network_id)
@@ -205,7 +236,7 @@ class ZooWriter:
     def close(self) -> Manifest:
         """Flush the last shards and write the index, the dataset card and the manifest (in that order)."""
         self._written(self._shards.flush())
-        table = rows_to_table(list(self._rows.values()))
+        table = rows_to_table(list(self._rows.values()), self._schema)
         # one canonical order (by path), whichever order the shards were flushed or resumed in
         files = sorted(self._files, key=lambda f: f.path)
         files.append(self._write(INDEX_NAME, table_to_bytes(table)))
@@ -220,6 +251,10 @@ class ZooWriter:
             generator=self.generator,
             dtype=self._dtype,
         )
+        if self._declared is not None:
+            manifest.format_version = DECLARED_FORMAT_VERSION
+            manifest.num_snapshots = self._declared.num_snapshots
+            manifest.architecture, manifest.columns = self._declared.architecture, self._declared.columns
         if self.card is not None:
             manifest.files.append(self._write(CARD_NAME, self.card(manifest, table).encode()))
         provenance = {
