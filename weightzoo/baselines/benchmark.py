@@ -3,13 +3,19 @@
 The protocol the literature uses on the Small CNN Zoo (Unterthiner et al. 2020) since NFN (Zhou et al. 2023),
 applied to any weightzoo zoo:
 
-- one sample per network: its final snapshot (snapshot 20, the last checkpoint), target its test accuracy there;
+- one sample per network: its final snapshot (snapshot 20 of an NWS zoo, the last checkpoint of a converted one),
+  target its test accuracy there;
   networks that diverged or hold non-finite weights are left out and counted (as in every ``fit``);
 - a fixed permutation of the networks (seeded by ``split_seed``): the second half is the test set; the first half,
   shuffled again with the same seed, is split 80/20 into train and validation. One sample per network, so the
   split is by network: no network (and no checkpoint of one) is on two sides;
 - each model is fitted on train with ``seeds`` random states (the split stays fixed) and scored on validation and
   test by Kendall's tau and R^2, reported as mean ± standard deviation over the seeds.
+
+A Small CNN Zoo converted with NFN's split file (``weightzoo convert --format smallcnnzoo --split-file ...``) is
+split as NFN splits it (:func:`nfn_split`): its final checkpoints in the file's order (the index's
+``nfn_position``), the second half test, the first half shuffled by Python's ``random.Random(0)`` and split 80/20
+into train and validation; ``split_seed`` does not apply there.
 
 Leakage traps of the public splits this protocol avoids (docs/baselines.md): splitting the Small CNN Zoo by *row*
 puts checkpoints of one run on both sides (every run has 9 rows), and the NFN split files carry one extra leading
@@ -40,11 +46,10 @@ from weightzoo.baselines.report import _figure_class, regression_metrics
 from weightzoo.baselines.samples import Samples, load_samples
 from weightzoo.cli import ArgumentParser, add_progress_flags, command, prog, progress_of, run_main
 from weightzoo.errors import ConfigError, UnknownNameError
-from weightzoo.format.layout import NUM_SNAPSHOTS
 from weightzoo.options import check_params, device_type, option_type
 from weightzoo.paths import default_zoo_dir
 
-__all__ = ["BenchmarkResult", "benchmark_split", "run_benchmark"]
+__all__ = ["BenchmarkResult", "benchmark_split", "nfn_split", "run_benchmark"]
 
 #: The target of the benchmark: the test accuracy at the final snapshot.
 TARGET = "test_accuracy"
@@ -61,12 +66,14 @@ class BenchmarkResult:
     sizes: dict[str, int]
     excluded: dict[int, str]
     rows: list[dict[str, Any]] = field(default_factory=list)
+    #: How the networks were split: ``permutation (seed k)``, or ``nfn`` (a Small CNN Zoo's NFN split file).
+    split: str = "permutation"
 
     def markdown(self) -> str:
         """The table as markdown (mean ± std over the seeds)."""
         lines = [
             f"Accuracy prediction on {self.zoo}: final snapshot, test accuracy; networks train {self.sizes['train']}"
-            f" / validation {self.sizes['val']} / test {self.sizes['test']} (permutation seed {self.split_seed}; "
+            f" / validation {self.sizes['val']} / test {self.sizes['test']} (split: {self.split}; "
             f"{len(self.excluded)} left out); mean ± std over seeds {self.seeds}.",
             "",
             "| model | test Kendall τ | test R² | val Kendall τ | val R² | fit seconds |",
@@ -127,6 +134,28 @@ def benchmark_split(network_ids: Sequence[int], split_seed: int = 0) -> dict[str
             "test": sorted(test.tolist())}  # fmt: skip
 
 
+def nfn_split(positions: dict[int, int]) -> dict[str, list[int]]:
+    """NFN's split (``experiments/data_utils.py``, ``_split_indices_iid``) of the networks at ``positions`` (their
+    final checkpoint's position among the final checkpoints in the split file's order; negative: not there): the
+    second half of that order test, the first half's positions shuffled by ``random.Random(0)``, the first 80 %
+    train, the rest validation.
+
+    Example:
+        >>> split = nfn_split({n: n for n in range(10)})
+        >>> split["test"], len(split["train"]), len(split["val"])
+        ([5, 6, 7, 8, 9], 4, 1)
+    """
+    import random
+
+    order = [n for n, p in sorted(positions.items(), key=lambda kv: kv[1]) if p >= 0]
+    half = int(0.5 * len(order))
+    trainval = list(range(half))
+    val_point = int(0.8 * len(trainval))
+    random.Random(0).shuffle(trainval)
+    return {"train": sorted(order[i] for i in trainval[:val_point]),
+            "val": sorted(order[i] for i in trainval[val_point:]), "test": sorted(order[half:])}  # fmt: skip
+
+
 def run_benchmark(
     data: Any,
     models: Sequence[str] = ("stats", "statnn", "linear", "chance"),
@@ -148,9 +177,18 @@ def run_benchmark(
     zoo = as_zoo(data)
     kinds = tuple(dict.fromkeys(input_of(m) for m in models))
     # every usable network's final snapshot; the index's own split is ignored (re-split below)
-    train, test, protocol = load_samples(zoo, TARGET, NUM_SNAPSHOTS, features=kinds, balance=False)
+    last = getattr(zoo, "last_snapshot", 20)
+    train, test, protocol = load_samples(zoo, TARGET, last, features=kinds, balance=False)
     pool = _concat(train, test)
-    split = benchmark_split(pool.network_id.tolist(), split_seed)
+    if "nfn_position" in zoo.index.column_names:  # NFN's own split, over every final checkpoint it lists
+        positions = dict(zip(zoo.index.column("network_id").to_pylist(), zoo.index.column("nfn_position").to_pylist(),
+                             strict=True))  # fmt: skip
+        usable = set(pool.network_id.tolist())
+        split = {s: [n for n in ids if n in usable] for s, ids in nfn_split(positions).items()}
+        how = "nfn"
+    else:
+        split = benchmark_split(pool.network_id.tolist(), split_seed)
+        how = f"permutation (seed {split_seed})"
     if min(len(v) for v in split.values()) < 2:
         raise ConfigError(
             f"{zoo.url}: {len(pool)} usable networks give a split of {[len(v) for v in split.values()]} "
@@ -158,7 +196,7 @@ def run_benchmark(
         )
     parts = {s: pool.subset(np.isin(pool.network_id, ids)) for s, ids in split.items()}
     result = BenchmarkResult(str(zoo.url), list(range(seeds)), split_seed, {s: len(v) for s, v in split.items()},
-                             dict(protocol.excluded))  # fmt: skip
+                             dict(protocol.excluded), split=how)  # fmt: skip
     for model in models:
         scores: dict[str, list[float]] = {}
         seconds = 0.0

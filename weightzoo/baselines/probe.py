@@ -66,6 +66,24 @@ class NetworkSample:
         return self.architecture, self.activation, self.bn_eps
 
 
+def _input_shape(arch: Any) -> tuple[int, ...]:
+    """What a network takes: a converted zoo's declared input, else the NWS networks' 3 x 32 x 32."""
+    return tuple(getattr(arch, "input_shape", IMAGE_SHAPE))
+
+
+def _num_outputs(arch: Any) -> int:
+    return int(getattr(arch, "num_outputs", NUM_OUTPUTS))
+
+
+def _template(arch: Any, activation: str, bn_eps: float) -> nn.Module:
+    """The network (eval mode) that runs a group's stacked weights: NWS, or a declared family's."""
+    if isinstance(arch, Architecture):
+        return NWSNet(arch, activation, bn_eps=bn_eps).eval()
+    from weightzoo.family_models import build_family_model
+
+    return build_family_model(arch, activation)
+
+
 class NotFittedError(ConfigError, _SklearnNotFitted):
     """A probing model used before ``fit``."""
 
@@ -85,11 +103,16 @@ class _Stack:
         kinds: dict[tuple[Architecture, str, float], list[int]] = {}
         for i, x in enumerate(X):
             kinds.setdefault(x.kind, []).append(i)
-        self.groups: list[tuple[NWSNet, dict[str, torch.Tensor]]] = []
+        self.groups: list[tuple[nn.Module, dict[str, torch.Tensor]]] = []
+        shapes = {(_input_shape(k[0]), _num_outputs(k[0])) for k in kinds}
+        if len(shapes) > 1:
+            raise ConfigError(f"the networks take different inputs or give different outputs ({sorted(shapes)}); "
+                              "probe networks of one zoo (one input shape) at a time")  # fmt: skip
+        (self.input_shape, self.num_outputs) = shapes.pop()
         self.group_of = np.zeros(len(X), dtype=np.int64)
         self.position = np.zeros(len(X), dtype=np.int64)
         for g, ((arch, activation, eps), members) in enumerate(kinds.items()):
-            template = NWSNet(arch, activation, bn_eps=eps).eval().to(device)
+            template = _template(arch, activation, eps).to(device)
             names = [p.name for p in arch.params]
             stacked = {
                 n: torch.as_tensor(np.stack([np.asarray(X[i].tensors[n], dtype=np.float32) for i in members]))
@@ -109,7 +132,7 @@ class _Stack:
             pos = torch.as_tensor(self.position[rows][mask], device=probes.device)
             weights = {n: t.index_select(0, pos) for n, t in stacked.items()}
 
-            def run(w: dict[str, torch.Tensor], template: NWSNet = template) -> torch.Tensor:
+            def run(w: dict[str, torch.Tensor], template: nn.Module = template) -> torch.Tensor:
                 return torch.func.functional_call(template, w, (probes,))
 
             where.append(np.flatnonzero(mask))
@@ -122,10 +145,11 @@ class _Stack:
 class _ProbeNet(nn.Module):
     """The probes (stored as logits: the images are their sigmoid, in [0, 1]) and the head."""
 
-    def __init__(self, n_probes: int, hidden: int, dropout: float, n_out: int):
+    def __init__(self, n_probes: int, hidden: int, dropout: float, n_out: int,
+                 image_shape: tuple[int, ...] = IMAGE_SHAPE, num_outputs: int = NUM_OUTPUTS):  # fmt: skip
         super().__init__()
-        self.probe_logits = nn.Parameter(torch.randn(n_probes, *IMAGE_SHAPE))
-        width = n_probes * NUM_OUTPUTS
+        self.probe_logits = nn.Parameter(torch.randn(n_probes, *image_shape))
+        width = n_probes * num_outputs
         self.head = nn.Sequential(
             nn.BatchNorm1d(width, affine=False),
             nn.Linear(width, hidden),
@@ -206,7 +230,8 @@ class _ProbeBase(BaseEstimator):
             def loss_fn(pred: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
                 return nn.functional.mse_loss(pred[:, 0], t)
 
-        net = _ProbeNet(self.n_probes, self.hidden, self.dropout, n_out).to(device)
+        net = _ProbeNet(self.n_probes, self.hidden, self.dropout, n_out, stack.input_shape, stack.num_outputs)
+        net = net.to(device)
         optimizer = torch.optim.Adam(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         self.loss_curve_: list[float] = []
         batch = max(2, min(self.batch_size, len(X)))  # batch norm needs two samples
@@ -225,7 +250,7 @@ class _ProbeBase(BaseEstimator):
                 total += loss.item() * len(rows)
             self.loss_curve_.append(total / len(order))
         self.net_ = net.eval()
-        self.n_features_in_ = self.n_probes * NUM_OUTPUTS
+        self.n_features_in_ = self.n_probes * stack.num_outputs
         return self
 
     def _raw(self, X: Sequence[NetworkSample]) -> np.ndarray:
@@ -241,7 +266,7 @@ class _ProbeBase(BaseEstimator):
         return np.concatenate(out)
 
     def probe_images(self) -> np.ndarray:
-        """The learned probes as images [n_probes, 32, 32, 3] in [0, 1] (to look at them)."""
+        """The learned probes as images [n_probes, height, width, channels] in [0, 1] (to look at them)."""
         if not hasattr(self, "net_"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
         return self.net_.probes().detach().permute(0, 2, 3, 1).cpu().numpy()

@@ -39,7 +39,7 @@ from weightzoo.baselines.features import (
 )
 from weightzoo.baselines.protocol import Protocol, balance_classes, label_of, split_networks, task_of
 from weightzoo.errors import ConfigError, UnknownNameError
-from weightzoo.format.layout import SPLITS, parse_snapshots
+from weightzoo.format.layout import NUM_SNAPSHOTS, SPLITS, parse_snapshots
 from weightzoo.format.record import BN_EPS
 from weightzoo.hparams import ARCHITECTURE_FIELDS
 from weightzoo.zoo import Zoo
@@ -137,7 +137,7 @@ def load_samples(
         (True, [19, 20])
     """
     task = task_of(target)
-    snaps = parse_snapshots(snapshots)
+    snaps = parse_snapshots(snapshots, getattr(zoo, "num_snapshots", NUM_SNAPSHOTS))
     bad = set(features) - set(FEATURE_KINDS)
     if bad:
         raise UnknownNameError("feature kind", sorted(bad)[0], list(FEATURE_KINDS))
@@ -207,12 +207,14 @@ def _network_samples(
     for i, (nid, snap) in enumerate(zip(samples.network_id.tolist(), samples.snapshot.tolist(), strict=True)):
         arrays = kept[nid]
         tensors = {name: a[position[snap]] for name, a in arrays.items()}
-        out[i] = NetworkSample(tensors, zoo.architecture(nid), rows[nid]["activation"], bn_eps)
+        out[i] = NetworkSample(tensors, zoo.architecture(nid), rows[nid].get("activation", ""), bn_eps)
     return out
 
 
 def _mixed_architecture_slots(zoo: ZooSource, rows: dict[int, dict[str, Any]]) -> list[str] | None:
     """The layer roles to align the statistics on when the zoo mixes architectures, else ``None``."""
+    if getattr(getattr(zoo, "manifest", None), "declared", False):  # a converted zoo of another family: one
+        return None
     archs = {tuple(r[f] for f in ARCHITECTURE_FIELDS): n for n, r in rows.items()}
     if len(archs) == 1:
         return None

@@ -210,8 +210,9 @@ class GenerationRecord:
             ...                                                        {"source": {"kind": "nws_release"}})]
             ['cc0-1.0', 'mit', 'other']
         """
-        if self.is_converted:
-            return "other"
+        if self.is_converted:  # the licence the source states (the Small CNN Zoo, Model Zoos), else unknown
+            stated = self.source.get("license") if isinstance(self.source, Mapping) else None
+            return stated if isinstance(stated, str) and stated else "other"
         return self.license or "mit"
 
     @property
