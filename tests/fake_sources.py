@@ -87,4 +87,79 @@ def write_nfn_split(path: str | os.PathLike, num_rows: int, seed: int = 1) -> np
     return perm
 
 
-__all__ = ["SMALLCNNZOO_LAYOUT", "STEPS", "json", "write_nfn_split", "write_smallcnnzoo"]
+__all__ = ["SMALLCNNZOO_LAYOUT", "STEPS", "write_modelzoos", "write_nfn_split", "write_smallcnnzoo"]
+
+
+def _def_net_modules(kind: str, channels: int, dropout: float, activation: str) -> list:
+    """The ``module_list`` of ModelZooDataset's ``def_net.py`` ``CNN`` (CNN-s) or ``CNN3`` (CNN-l), rebuilt."""
+    from torch import nn
+
+    act = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}[activation]
+    mods: list = []
+    if kind == "CNN":
+        for c_in, c_out, k, pool in ((channels, 8, 5, True), (8, 6, 5, True), (6, 4, 2, False)):
+            mods += [nn.Conv2d(c_in, c_out, k)] + ([nn.MaxPool2d(2, 2)] if pool else []) + [act()]
+            if dropout > 0:
+                mods.append(nn.Dropout(dropout))
+        mods += [nn.Flatten(), nn.Linear(36, 20), act()] + ([nn.Dropout(dropout)] if dropout > 0 else [])
+        mods += [nn.Linear(20, 10)]
+    else:  # CNN3: dropout layers always there
+        for c_in, c_out in ((channels, 16), (16, 32), (32, 15)):
+            mods += [nn.Conv2d(c_in, c_out, 3), nn.MaxPool2d(2, 2), act(), nn.Dropout(dropout)]
+        mods += [nn.Flatten(), nn.Linear(60, 20), act(), nn.Dropout(dropout), nn.Linear(20, 10)]
+    return mods
+
+
+def write_modelzoos(folder: str | os.PathLike, trials: int = 4, epochs: int = 3, kind: str = "CNN",
+                    channels: int = 1, errored: int = 1, seed: int = 0) -> dict:  # fmt: skip
+    """A Model Zoos experiment folder as Ray Tune 1.8 writes it: ``trials`` trial folders, each with
+    ``params.json``, ``result.json`` (one line per iteration, 0 .. ``epochs``, Ray's own keys included) and
+    ``checkpoint_<epoch:06d>/checkpoints`` (a ``torch.save``d ``state_dict`` of ``def_net.py``'s model, the
+    last trial's with dropout so its layer indices shift); the last ``errored`` trials stop one epoch early. Plus
+    the experiment's ``config.json`` and an empty ``readme.md``. Returns the state dicts by (trial folder, epoch)."""
+    import torch
+    from torch import nn
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({"model::type": kind, "seed": {"grid_search": [1, 2]}}))
+    (folder / "readme.md").write_text("")
+    states = {}
+    for t in range(trials):
+        activation = ["tanh", "relu", "gelu"][t % 3]
+        dropout = 0.5 if t == trials - 1 else 0.0
+        params = {"model::type": kind, "model::channels_in": channels, "model::o_dim": 10, "model::nlin": activation,
+                  "model::dropout": dropout, "model::init_type": "kaiming_uniform", "model::use_bias": True,
+                  "optim::optimizer": "adam", "optim::lr": 3e-4 * (t + 1), "optim::wd": 0.0, "seed": t + 1,
+                  "training::batchsize": 10, "training::epochs_train": epochs, "training::start_epoch": 1,
+                  "training::output_epoch": 1, "training::val_epochs": 1, "training::idx_out": 500,
+                  "training::checkpoint_dir": None, "cuda": False, "dataset::dump": "/abs/path/dataset.pt"}  # fmt: skip
+        name = f"NN_tune_trainable_c0371_{t:05d}_{t}_seed={t + 1}_2021-07-01_16-59-53"
+        trial = folder / name
+        trial.mkdir()
+        (trial / "params.json").write_text(json.dumps(params, indent=2))
+        torch.manual_seed(seed * 1000 + t)
+        net = nn.Sequential()
+        net.module_list = nn.ModuleList(_def_net_modules(kind, channels, dropout, activation))
+        last = epochs - 1 if t >= trials - errored else epochs
+        lines = []
+        for epoch in range(last + 1):
+            if epoch:
+                with torch.no_grad():
+                    for p in net.parameters():
+                        p.add_(0.01 * torch.randn_like(p))
+            ckpt = trial / f"checkpoint_{epoch:06d}"
+            ckpt.mkdir()
+            state = {k: v.clone() for k, v in net.state_dict().items()}
+            torch.save(state, ckpt / "checkpoints")
+            torch.save({"state": {}, "param_groups": []}, ckpt / "optimizer")
+            (ckpt / ".is_checkpoint").write_text("")
+            states[(name, epoch)] = {k: v.numpy() for k, v in state.items()}
+            train = -999 if epoch == 0 else round(0.1 + 0.8 * epoch / epochs, 4)
+            lines.append(json.dumps({"train_loss": train, "train_acc": train, "test_loss": 2.0 - epoch / epochs,
+                                     "test_acc": round(0.1 + 0.7 * epoch / epochs + 0.01 * t, 4),
+                                     "training_iteration": epoch, "trial_id": f"c0371_{t:05d}", "done": False,
+                                     "time_this_iter_s": 0.5, "config": params}))  # fmt: skip
+        (trial / "result.json").write_text("\n".join(lines) + "\n")
+        (trial / "progress.csv").write_text("train_loss,train_acc\n")
+    return states

@@ -9,7 +9,7 @@ generate    train a zoo                             ``python -m builder.generate
 reproduce   re-train networks, compare their bytes  ``python -m builder.reproduce``
 merge       merge parts made on several machines    ``python -m builder.merge``
 push        upload a zoo to the Hugging Face Hub     ``python -m builder.push``
-convert     convert the authors' released NWS zoo   ``python -m builder.convert_nws``
+convert     convert a released zoo (3 formats)      ``python -m builder.convert``
 baselines   fit meta-classifiers on a zoo           ``python -m weightzoo.baselines``
 benchmark   predict accuracy, models over seeds     ``python -m weightzoo.baselines.benchmark``
 =========== ======================================= ===============================
@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reproduce": ("builder.reproduce", "re-train networks of a zoo and compare their bytes with the stored ones"),
     "merge": ("builder.merge", "merge zoo parts made on several machines into the zoo a single run writes"),
     "push": ("builder.push", "verify a zoo and upload it to a Hugging Face Hub dataset repository"),
-    "convert": ("builder.convert_nws", "convert the authors' released NWS zoo into a weightzoo zoo"),
+    "convert": ("builder.convert", "convert a released zoo (--format nws, smallcnnzoo or modelzoos) into a weightzoo zoo"),
     "baselines": ("weightzoo.baselines.__main__", "fit meta-classifiers that predict hyper-parameters from weights"),
     "benchmark": ("weightzoo.baselines.benchmark", "the accuracy-prediction benchmark: models compared over seeds"),
 }

@@ -1,0 +1,378 @@
+"""Convert a Model Zoos zoo (Schuerholt et al., NeurIPS 2022 Datasets and Benchmarks) into a weightzoo zoo:
+``weightzoo convert --format modelzoos EXPERIMENT_DIR --out ZOO``.
+
+EXPERIMENT_DIR is one zoo as Ray Tune 1.8 wrote it (e.g. ``tune_zoo_mnist_uniform/``): one folder per trained
+model (``NN_tune_trainable_<id>_<trial>_<tag>_<date>``), each holding
+
+- ``params.json``: the trial's configuration (``model::type`` "CNN" = CNN-s or "CNN3" = CNN-l,
+  ``model::channels_in``, ``model::nlin``, ``model::init_type``, ``model::dropout``, ``optim::optimizer``,
+  ``optim::lr``, ``optim::wd``, ``seed``, ``training::batchsize``, ...);
+- ``result.json``: one JSON object per line and Tune iteration (``training_iteration``, ``train_loss``,
+  ``train_acc``, ``test_loss``, ``test_acc``; iteration 0 evaluates the initial model, its train values the
+  sentinel -999);
+- ``checkpoint_<epoch, 6 digits>/checkpoints``: the model's ``state_dict`` as ``torch.save`` wrote it (epoch 0, the
+  initialisation, to the last), read with ``torch.load(weights_only=True)`` only: nothing in a zoo is executed.
+
+Other files of the experiment folder (``config.json``, ``dataset.pt``, Ray's state files) are not read.
+
+What is kept: every trial as one network, its snapshots the epochs 0 .. the zoo's last (51 for the published CNN
+zoos), tensors renamed by layer order (``module_list.<i>`` of ``def_net.py`` -> ``conv0`` .. ``conv2``, ``fc0``,
+``out``: the indices shift when dropout layers are present, the order does not), PyTorch layout, float32; train
+and test accuracy and loss per epoch from ``result.json`` (the last line of an iteration when a restarted trial
+reported it twice; the -999 sentinel NaN; no validation metrics: NaN); every scalar of ``params.json`` as a column
+(``model::nlin`` -> ``model_nlin``; lists and mappings as JSON text), with ``activation`` (= ``model::nlin``),
+``trial`` (the folder's name) and ``experiment``. A trial without its last checkpoint (an errored trial), or with
+non-finite values, has status ``diverged``; its missing epochs NaN with epoch -1.
+
+Split: a seeded permutation of the trials (numpy ``default_rng(0)``), its second half ``test`` (Model Zoos' own
+loader shuffles the folders in file-system order, which is not portable).
+
+Example:
+    >>> convert("zoos/MNIST/tune_zoo_mnist_uniform", "zoos/modelzoos-mnist")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from builder.convert_common import (
+    column_type,
+    common_options,
+    converter_parser,
+    raise_problems,
+    report,
+    typed,
+    write_converted,
+)
+from weightzoo.cli import command, run_main
+from weightzoo.errors import ReleaseError
+from weightzoo.families import FAMILIES, modelzoos_declaration
+from weightzoo.format.index import CORE_COLUMNS, ConvertedRecord
+from weightzoo.format.layout import DEFAULT_SHARD_BYTES, MAX_SNAPSHOTS, METRICS
+from weightzoo.format.manifest import Manifest
+
+#: ``model::type`` -> family (``def_net.py``: ``CNN`` is CNN-s, ``CNN3`` CNN-l).
+MODEL_TYPES = {"CNN": "modelzoos_cnn_s", "CNN3": "modelzoos_cnn_l"}
+#: ``result.json`` key -> the index's metric.
+RESULT_KEYS = {"train_loss": "train_loss", "train_acc": "train_accuracy", "test_loss": "test_loss",
+               "test_acc": "test_accuracy"}  # fmt: skip
+#: Train metrics of iteration 0: the trainable only evaluates the initial model then.
+SENTINEL = -999
+_CHECKPOINT = re.compile(r"checkpoint_(\d+)")
+_KEY = re.compile(r"module_list\.(\d+)\.(weight|bias)")
+#: Bounds on what a trial may make this read (an untrusted zoo): a params.json, a result.json, a checkpoint.
+MAX_PARAMS_BYTES = 2**20
+MAX_RESULT_BYTES = 256 * 2**20
+MAX_CHECKPOINT_BYTES = 256 * 2**20
+SOURCE_KIND = "modelzoos"
+PAPER = ("Schuerholt, Taskiran, Knyazev, Giro-i-Nieto, Borth: Model Zoos: A Dataset of Diverse Populations of "
+         "Neural Network Models, NeurIPS 2022 Datasets and Benchmarks")  # fmt: skip
+CITATION = """@inproceedings{schurholt2022model,
+  title={Model Zoos: A Dataset of Diverse Populations of Neural Network Models},
+  author={Sch{\\"u}rholt, Konstantin and Taskiran, Diyar and Knyazev, Boris and Gir{\\'o}-i-Nieto, Xavier and Borth, Damian},
+  booktitle={Thirty-sixth Conference on Neural Information Processing Systems Datasets and Benchmarks Track},
+  year={2022},
+  url={https://openreview.net/forum?id=MOCZI3h8Ye}
+}"""
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trained model of the zoo: its network id, folder, configuration and checkpoint folders by epoch."""
+
+    network_id: int
+    path: str
+    params: dict[str, Any]
+    checkpoints: dict[int, str]
+    split: str = "train"
+
+
+def _read_bounded(path: str, limit: int) -> bytes:
+    size = os.path.getsize(path)
+    if size > limit:
+        raise ReleaseError(f"{path}: {size} bytes; at most {limit} are read from a file of this kind")
+    with open(path, "rb") as f:
+        return f.read(limit + 1)
+
+
+def load_state(path: str) -> dict[str, np.ndarray]:
+    """A checkpoint's ``state_dict`` as numpy arrays, read with ``torch.load(weights_only=True)`` (nothing in the
+    file is executed); :class:`~weightzoo.errors.ReleaseError` naming the file otherwise."""
+    import io
+
+    import torch
+
+    data = _read_bounded(path, MAX_CHECKPOINT_BYTES)
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling refusal or corruption is the file's fault
+        raise ReleaseError(f"{path}: not a state_dict torch.load(weights_only=True) reads ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None  # fmt: skip
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ReleaseError(f"{path}: holds {type(state).__name__}; expected a state_dict (names -> tensors)")
+    out = {}
+    for k, v in state.items():
+        if not v.dtype.is_floating_point:
+            raise ReleaseError(f"{path}: tensor {k} is {v.dtype}; expected floating-point weights")
+        out[str(k)] = v.detach().to(torch.float32).numpy()
+    return out
+
+
+def canonical(state: dict[str, np.ndarray], family: str, channels: int, where: str) -> dict[str, np.ndarray]:
+    """A ``def_net.py`` state_dict renamed to the family's declared tensors by layer order (``module_list``
+    indices sorted; conv layers are the 4-D weights); :class:`~weightzoo.errors.ReleaseError` when its tensors
+    are not the family's."""
+    declared = modelzoos_declaration(family, channels)["tensors"]
+    layers: dict[int, dict[str, np.ndarray]] = {}
+    for key, value in state.items():
+        m = _KEY.fullmatch(key)
+        if m is None:
+            raise ReleaseError(f"{where}: tensor {key!r}; expected module_list.<i>.weight / .bias (def_net.py)")
+        layers.setdefault(int(m[1]), {})[m[2]] = value
+    names = [name.split(".")[0] for name, _ in declared[::2]]
+    if len(layers) != len(names) or any(set(t) != {"weight", "bias"} for t in layers.values()):
+        raise ReleaseError(f"{where}: layers {sorted(layers)} with tensors {[sorted(t) for t in layers.values()]}; "
+                           f"expected the {len(names)} layers of {family}, each with weight and bias")  # fmt: skip
+    out = {}
+    for name, index in zip(names, sorted(layers), strict=True):
+        for tensor in ("weight", "bias"):
+            out[f"{name}.{tensor}"] = layers[index][tensor]
+    for name, shape in declared:
+        if tuple(out[name].shape) != tuple(shape):
+            raise ReleaseError(f"{where}: {name} (module_list.{sorted(layers)[names.index(name.split('.')[0])]}) "
+                               f"has shape {list(out[name].shape)}; {family} with {channels} input channels has "
+                               f"{shape}")  # fmt: skip
+    return {name: out[name] for name, _ in declared}
+
+
+def read_results(path: str) -> dict[int, dict[str, float]]:
+    """``result.json``: per ``training_iteration``, its metrics (the last line of an iteration wins: a restarted
+    trial reports it again)."""
+    out: dict[int, dict[str, float]] = {}
+    text = _read_bounded(path, MAX_RESULT_BYTES).decode("utf-8", errors="replace")
+    for k, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            iteration = int(item["training_iteration"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise ReleaseError(f"{path} line {k}: not a JSON object with a training_iteration") from None
+        values = {}
+        for key, metric in RESULT_KEYS.items():
+            v = item.get(key)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v != SENTINEL
+            values[metric] = float(v) if ok else math.nan
+        out[iteration] = values
+    return out
+
+
+def scan(source: str) -> dict[str, Any]:
+    """Find and check every trial (configuration, metrics, every checkpoint's tensors); every problem together
+    in one :class:`~weightzoo.errors.ReleaseError`."""
+    if not os.path.isdir(source):
+        raise ReleaseError(f"{source}: no such folder; expected a Model Zoos experiment folder (trial folders)")
+    folders = sorted(e.name for e in os.scandir(source) if e.is_dir(follow_symlinks=False))
+    if not folders:
+        raise ReleaseError(f"{source}: no trial folders; expected one folder per model (NN_tune_trainable_...)")
+    problems: list[str] = []
+    trials: list[Trial] = []
+    for name in folders:
+        path = os.path.join(source, name)
+        try:
+            params = json.loads(_read_bounded(os.path.join(path, "params.json"), MAX_PARAMS_BYTES))
+        except FileNotFoundError:
+            problems.append(f"{path}: no params.json (not a Ray Tune trial folder)")
+            continue
+        except (json.JSONDecodeError, UnicodeDecodeError, ReleaseError) as e:
+            problems.append(f"{path}/params.json: not readable JSON ({e})")
+            continue
+        if not isinstance(params, dict):
+            problems.append(f"{path}/params.json: a JSON {type(params).__name__}; expected an object")
+            continue
+        checkpoints = {}
+        for entry in os.scandir(path):
+            m = _CHECKPOINT.fullmatch(entry.name)
+            if m and entry.is_dir(follow_symlinks=False):
+                checkpoints[int(m[1])] = os.path.join(entry.path, "checkpoints")
+        if not os.path.isfile(os.path.join(path, "result.json")):
+            problems.append(f"{path}: no result.json")
+        if not checkpoints:
+            problems.append(f"{path}: no checkpoint_<epoch> folders")
+        trials.append(Trial(len(trials), path, params, dict(sorted(checkpoints.items()))))
+    raise_problems(source, problems, "Model Zoos experiment folder")
+    kinds = {(t.params.get("model::type"), t.params.get("model::channels_in", 3)) for t in trials}
+    if len(kinds) != 1 or next(iter(kinds))[0] not in MODEL_TYPES:
+        raise ReleaseError(f"{source}: model::type and model::channels_in {sorted(map(str, kinds))}; expected one "
+                           f"architecture per zoo, of {sorted(MODEL_TYPES)} (CNN-s, CNN-l)")  # fmt: skip
+    model_type, channels = next(iter(kinds))
+    family = MODEL_TYPES[model_type]
+    last = max(max(t.checkpoints) for t in trials)
+    if last + 1 > MAX_SNAPSHOTS:
+        raise ReleaseError(f"{source}: checkpoints up to epoch {last}; at most {MAX_SNAPSHOTS - 1} are read")
+    for trial in trials:
+        activation = trial.params.get("model::nlin")
+        if activation not in FAMILIES[family][1]:
+            problems.append(f"{trial.path}/params.json: model::nlin {activation!r}; expected one of "
+                            f"{list(FAMILIES[family][1])}")  # fmt: skip
+        try:
+            read_results(os.path.join(trial.path, "result.json"))
+        except (ReleaseError, OSError) as e:
+            problems.append(str(e))
+        for epoch, file in trial.checkpoints.items():
+            try:
+                canonical(load_state(file), family, int(channels), file)
+            except FileNotFoundError:
+                problems.append(f"{file}: missing (checkpoint_{epoch:06d} holds no checkpoints file)")
+            except (ReleaseError, OSError) as e:
+                problems.append(str(e))
+    raise_problems(source, problems, "Model Zoos experiment folder")
+    order = np.random.default_rng(0).permutation(len(trials))
+    half = int(0.5 * len(trials))
+    trials = [Trial(t.network_id, t.path, t.params, t.checkpoints, "test" if order[t.network_id] >= half else "train")
+              for t in trials]  # fmt: skip
+    keys = sorted({k for t in trials for k in t.params})
+    names = {k: re.sub(r"\W", "_", k.replace("::", "_")) for k in keys}
+    taken = CORE_COLUMNS | {"activation", "trial", "experiment"}
+    names = {k: f"param_{v}" if v in taken or not v.isidentifier() else v for k, v in names.items()}
+    values = {names[k]: [_scalar(t.params.get(k)) for t in trials] for k in keys}
+    columns = {name: column_type(v) for name, v in values.items()}
+    columns.update({"activation": "string", "trial": "string", "experiment": "string"})
+    return {"trials": trials, "family": family, "channels": int(channels), "num_snapshots": last + 1,
+            "columns": columns, "values": values}  # fmt: skip
+
+
+def _scalar(value: Any) -> Any:
+    """A configuration value as a column holds it: scalars as they are, anything else as JSON text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _load(found: dict[str, Any], trial: Trial) -> tuple[ConvertedRecord, dict[str, np.ndarray]]:
+    n = found["num_snapshots"]
+    declared = modelzoos_declaration(found["family"], found["channels"])["tensors"]
+    tensors = {name: np.full((n, *shape), np.nan, dtype=np.float32) for name, shape in declared}
+    for epoch, file in trial.checkpoints.items():
+        for name, value in canonical(load_state(file), found["family"], found["channels"], file).items():
+            tensors[name][epoch] = value
+    results = read_results(os.path.join(trial.path, "result.json"))
+    metrics = {m: [math.nan] * n for m in METRICS}
+    for epoch in range(n):
+        for metric, value in results.get(epoch, {}).items():
+            metrics[metric][epoch] = value
+    epochs = [e if e in trial.checkpoints else -1 for e in range(n)]
+    finite = all(np.isfinite(t[list(trial.checkpoints)]).all() for t in tensors.values())
+    columns = {name: typed(found["values"][name][trial.network_id], kind)
+               for name, kind in found["columns"].items() if name in found["values"]}  # fmt: skip
+    columns.update({"activation": trial.params.get("model::nlin"), "trial": os.path.basename(trial.path),
+                    "experiment": os.path.basename(os.path.dirname(trial.path))})  # fmt: skip
+    conv = sum(math.prod(shape) for name, shape in declared if name.startswith("conv"))
+    record = ConvertedRecord(
+        network_id=trial.network_id,
+        split=trial.split,
+        status="completed" if (n - 1) in trial.checkpoints and finite else "diverged",
+        columns=columns,
+        n_epochs=max(trial.checkpoints),
+        snapshot_epochs=epochs,
+        snapshot_metrics=metrics,
+        num_params=sum(math.prod(shape) for _, shape in declared),
+        weightn_conv=conv,
+    )
+    return record, tensors
+
+
+def _tree_digest(source: str, trials: list[Trial]) -> dict[str, Any]:
+    """One sha256 over every file read (its relative path, then its bytes, in sorted order): the source's
+    checksum in the manifest (a Model Zoos zoo is thousands of small files)."""
+    digest, total, count = hashlib.sha256(), 0, 0
+    for trial in trials:
+        files = [os.path.join(trial.path, "params.json"), os.path.join(trial.path, "result.json"),
+                 *trial.checkpoints.values()]  # fmt: skip
+        for path in sorted(files):
+            data = open(path, "rb").read()  # noqa: SIM115 - small files, read whole
+            digest.update(os.path.relpath(path, source).encode() + b"\0" + data)
+            total, count = total + len(data), count + 1
+    return {"path": f"{os.path.basename(source)}/ ({count} files: params.json, result.json, checkpoints)",
+            "sha256": digest.hexdigest(), "bytes": total}  # fmt: skip
+
+
+def convert(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    max_shard_bytes: int = DEFAULT_SHARD_BYTES,
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool | None = None,
+) -> Manifest:
+    """Convert the Model Zoos experiment folder ``source`` into a weightzoo zoo at ``out`` (see the module
+    docstring); every problem of the source is reported together before anything is written."""
+    src = os.path.abspath(os.fspath(source)).rstrip(os.sep)
+    found = scan(src)
+    trials = found["trials"]
+    experiment = os.path.basename(src)
+    kept = [
+        f"**Weights**: every checkpoint of every trial (epochs 0 to {found['num_snapshots'] - 1}), read with "
+        "`torch.load(weights_only=True)`, the `module_list.<i>` tensors renamed by layer order (conv0 .. conv2, "
+        "fc0, out), PyTorch layout, float32.",
+        "**Metrics**: train and test accuracy and loss per epoch from `result.json` (iteration 0's train values, the "
+        "trainable's -999 sentinel, NaN); no validation metrics in the source (NaN).",
+        "**Status**: `diverged` for a trial without its last checkpoint (errored) or with non-finite values; "
+        "missing epochs NaN with epoch -1.",
+        "**Split**: a seeded permutation of the trials (numpy default_rng(0)), its second half test.",
+        "**Columns**: every scalar of `params.json` (`model::nlin` -> `model_nlin`), `activation`, `trial`, "
+        "`experiment`. Not read: the experiment's `config.json`, `dataset.pt` and Ray's state files.",
+    ]
+    source_record = {
+        "kind": SOURCE_KIND,
+        "title": f"Model Zoos `{experiment}`",
+        "paper": PAPER,
+        "citation": CITATION,
+        "license": "cc-by-4.0",
+        "subset": experiment,
+        "files": [_tree_digest(src, trials)],
+        "split": "a seeded permutation of the trials (numpy default_rng(0)), its second half test",
+        "kept": kept,
+        "converter": "builder.convert_modelzoos",
+    }
+    return write_converted(
+        out,
+        name=f"modelzoos-{experiment}",
+        source=source_record,
+        architecture=modelzoos_declaration(found["family"], found["channels"]),
+        columns=found["columns"],
+        num_snapshots=found["num_snapshots"],
+        networks=trials,
+        load=lambda trial: _load(found, trial),
+        converter="builder.convert_modelzoos",
+        max_shard_bytes=max_shard_bytes,
+        overwrite=overwrite,
+        resume=resume,
+        progress=progress,
+        provenance={"source_dir": src},
+    )
+
+
+def _parser() -> Any:
+    return converter_parser("builder.convert_modelzoos", (__doc__ or "").split("\n\n")[0].replace("``", ""),
+                            "one Model Zoos experiment folder (Ray Tune trial folders)")  # fmt: skip
+
+
+@command
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return report(lambda: convert(args.source, args.out, **common_options(args)))
+
+
+if __name__ == "__main__":
+    run_main(main)
