@@ -100,8 +100,12 @@ def write_converted(
         generator=f"weightzoo {weightzoo.__version__} ({converter})",
         card=render_converted_card,
         resume=resume,
-        provenance={"out": os.fspath(out), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "host": platform.node(), **(provenance or {})},  # fmt: skip
+        provenance={
+            "out": os.fspath(out),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "host": platform.node(),
+            **(provenance or {}),
+        },
         num_snapshots=num_snapshots,
         architecture=architecture,
         columns=columns,
@@ -156,8 +160,9 @@ def render_converted_card(manifest: Manifest, index: pa.Table) -> str:
         architecture=manifest.declared_architecture,
         homepage=HOMEPAGE,
         summaries=summaries,
-        accuracy=(f"mean {finite.mean():.4f}, median {np.median(finite):.4f}, max {finite.max():.4f}"
-                  if len(finite) else "-"),  # fmt: skip
+        accuracy=(
+            f"mean {finite.mean():.4f}, median {np.median(finite):.4f}, max {finite.max():.4f}" if len(finite) else "-"
+        ),
         epochs=", ".join(map(str, epochs)),
         size_category=_size_category(manifest.num_networks),
     )

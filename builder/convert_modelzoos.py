@@ -78,7 +78,8 @@ PAPER = ("Schuerholt, Taskiran, Knyazev, Giro-i-Nieto, Borth: Model Zoos: A Data
          "Neural Network Models, NeurIPS 2022 Datasets and Benchmarks")  # fmt: skip
 CITATION = """@inproceedings{schurholt2022model,
   title={Model Zoos: A Dataset of Diverse Populations of Neural Network Models},
-  author={Sch{\\"u}rholt, Konstantin and Taskiran, Diyar and Knyazev, Boris and Gir{\\'o}-i-Nieto, Xavier and Borth, Damian},
+  author={Sch{\\"u}rholt, Konstantin and Taskiran, Diyar and Knyazev, Boris and Gir{\\'o}-i-Nieto, Xavier
+          and Borth, Damian},
   booktitle={Thirty-sixth Conference on Neural Information Processing Systems Datasets and Benchmarks Track},
   year={2022},
   url={https://openreview.net/forum?id=MOCZI3h8Ye}
@@ -114,7 +115,7 @@ def load_state(path: str) -> dict[str, np.ndarray]:
     data = _read_bounded(path, MAX_CHECKPOINT_BYTES)
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling refusal or corruption is the file's fault
+    except Exception as e:
         raise ReleaseError(f"{path}: not a state_dict torch.load(weights_only=True) reads ({type(e).__name__}: "
                            f"{str(e).splitlines()[0][:200] if str(e) else ''})") from None  # fmt: skip
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):

@@ -389,8 +389,8 @@ def convert(
 
 
 def _parser() -> Any:
-    p = converter_parser("builder.convert_smallcnnzoo", (__doc__ or "").split("\n\n")[0].replace("``", ""),
-                         "one data set folder of the Small CNN Zoo (weights.npy, metrics.csv.gz, layout.csv)")  # fmt: skip
+    what = "one data set folder of the Small CNN Zoo (weights.npy, metrics.csv.gz, layout.csv)"
+    p = converter_parser("builder.convert_smallcnnzoo", (__doc__ or "").split("\n\n")[0].replace("``", ""), what)
     p.add_argument("--split-file", help="NFN's <dataset>_split.csv: convert with the benchmark's split")
     return p
 

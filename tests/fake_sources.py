@@ -60,7 +60,7 @@ def write_smallcnnzoo(folder: str | os.PathLike, runs: int = 8, crashed: int = 1
     order = rng.permutation(len(rows)) if shuffle_rows else np.arange(len(rows))
     weights = np.stack([rows[i] for i in order])
     meta = [meta[i] for i in order]
-    for k, m in enumerate(meta):  # the per-checkpoint extras some copies carry
+    for m in meta:  # the per-checkpoint extras some copies carry
         m["Unnamed: 0"] = f"{m['modeldir']}/permanent_ckpt-{m['step']}"
         m["laststep"] = m["step"] == 86
     np.save(folder / "weights.npy", weights)

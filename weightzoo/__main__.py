@@ -34,7 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reproduce": ("builder.reproduce", "re-train networks of a zoo and compare their bytes with the stored ones"),
     "merge": ("builder.merge", "merge zoo parts made on several machines into the zoo a single run writes"),
     "push": ("builder.push", "verify a zoo and upload it to a Hugging Face Hub dataset repository"),
-    "convert": ("builder.convert", "convert a released zoo (--format nws, smallcnnzoo or modelzoos) into a weightzoo zoo"),
+    "convert": (
+        "builder.convert",
+        "convert a released zoo (--format nws, smallcnnzoo or modelzoos) into a weightzoo zoo",
+    ),
     "baselines": ("weightzoo.baselines.__main__", "fit meta-classifiers that predict hyper-parameters from weights"),
     "benchmark": ("weightzoo.baselines.benchmark", "the accuracy-prediction benchmark: models compared over seeds"),
 }

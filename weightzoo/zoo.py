@@ -25,7 +25,6 @@ import pyarrow.compute as pc
 import torch
 
 from weightzoo.architecture import Architecture
-from weightzoo.families import DeclaredArchitecture
 from weightzoo.errors import (
     ChecksumError,
     ConfigError,
@@ -35,6 +34,7 @@ from weightzoo.errors import (
     ZooFormatError,
     ZooNotFoundError,
 )
+from weightzoo.families import DeclaredArchitecture
 from weightzoo.format.confine import member, read_member
 from weightzoo.format.index import read_index
 from weightzoo.format.layout import (
@@ -375,9 +375,7 @@ class Zoo:
         """All 20 snapshots: parameter name -> tensor [20, *shape], in reference order."""
         return {k: torch.from_numpy(v.copy()) for k, v in self.read_arrays(network_id, check=check).items()}
 
-    def weights(
-        self, network_id: int, snapshot: int | None = None, *, check: bool = False
-    ) -> dict[str, torch.Tensor]:
+    def weights(self, network_id: int, snapshot: int | None = None, *, check: bool = False) -> dict[str, torch.Tensor]:
         """One snapshot (1..20; default the last) as a ``state_dict``-style dict of tensors in reference order.
 
         Example:
@@ -486,7 +484,6 @@ class Zoo:
                 + "; ".join(f"{self.root}/{p}: {r}" for p, r in bad.items())
             )
         return results
-
 
     def _snapshot_index(self, snapshot: int) -> int:
         count = self.num_snapshots

@@ -19,7 +19,6 @@ from typing import Any
 
 from weightzoo.errors import FormatVersionError, ZooFormatError
 from weightzoo.format.layout import (
-    DECLARED_FORMAT_VERSION,
     FORMAT_VERSION,
     MAX_SNAPSHOTS,
     NUM_SNAPSHOTS,
@@ -198,7 +197,6 @@ class Manifest:
                 fail(f"the sha256 of {entry.path}", entry.sha256, "64 hexadecimal digits")
             if not is_int(entry.bytes) or entry.bytes < 0:
                 fail(f"the size of {entry.path}", entry.bytes, "a non-negative number of bytes")
-
 
     def _check_declared(self, source: str, fail: Callable[[str, Any, str], None]) -> None:
         """A format 2 manifest (a converted zoo of another family) declares its architecture, snapshot count and

@@ -23,9 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from weightzoo.errors import ConfigError, WeightZooError
 import pyarrow as pa
 
+from weightzoo.errors import ConfigError, WeightZooError
 from weightzoo.format.index import INDEX_SCHEMA, read_index, rows_to_table, table_to_bytes
 from weightzoo.format.layout import PROGRESS_DIR, SHARD_SUFFIX
 from weightzoo.format.manifest import FileEntry, sha256_file

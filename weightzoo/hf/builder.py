@@ -57,6 +57,7 @@ from weightzoo.format.index import HPARAM_COLUMNS
 from weightzoo.format.layout import (
     FORMAT_VERSION,
     MANIFEST_NAME,
+    MAX_SNAPSHOTS,
     METRICS,
     SPLITS,
     STATUSES,
@@ -109,7 +110,8 @@ class WeightZooConfig(datasets.BuilderConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.snapshots = parse_snapshots(self.snapshots)
+        # checked here; resolved against the zoo's snapshot count (20, or a converted zoo's) once its manifest is read
+        self.snapshots = None if self.snapshots is None else parse_snapshots(self.snapshots, MAX_SNAPSHOTS)
         if self.granularity not in GRANULARITIES:
             raise UnknownNameError("granularity", self.granularity, GRANULARITIES)
         if self.view not in VIEWS:
@@ -120,8 +122,12 @@ class WeightZooConfig(datasets.BuilderConfig):
 _OPTIONS = ("snapshots", "granularity", "view", "verify", "data_dir")
 
 
-def zoo_features(granularity: str = "network", view: str = "flat", weights: str = "float32") -> datasets.Features:
-    """The typed columns of a ``weightzoo`` dataset for a granularity, a view and the zoo's weight dtype."""
+def zoo_features(
+    granularity: str = "network", view: str = "flat", weights: str = "float32", columns: dict[str, str] | None = None
+) -> datasets.Features:
+    """The typed columns of a ``weightzoo`` dataset for a granularity, a view and the zoo's weight dtype; a
+    converted zoo of another family (``columns``: its manifest's own columns) has those instead of the NWS
+    hyper-parameters, and no per-epoch history or zoo seed."""
     per_snap = granularity == "network"
 
     def snap(feature: Any) -> Any:
@@ -129,14 +135,19 @@ def zoo_features(granularity: str = "network", view: str = "flat", weights: str 
 
     f32, f64, i64 = datasets.Value(weights), datasets.Value("float64"), datasets.Value("int64")
     features: dict[str, Any] = {"network_id": i64, "status": datasets.ClassLabel(names=list(STATUSES))}
-    for name in HPARAM_COLUMNS:
-        features[name] = datasets.ClassLabel(names=label_names(name)) if name in CATEGORICAL else f64
+    if columns is None:
+        for name in HPARAM_COLUMNS:
+            features[name] = datasets.ClassLabel(names=label_names(name)) if name in CATEGORICAL else f64
+    else:
+        features.update({name: datasets.Value(kind) for name, kind in columns.items()})
     for name in ("num_params", "weightn_conv", "weightn_fc", "n_epochs"):
         features[name] = i64
-    features.update(final_test_accuracy=f64, zoo_seed=i64)
+    features.update(final_test_accuracy=f64)
+    if columns is None:
+        features.update(zoo_seed=i64)
     features.update(snapshot=snap(datasets.Value("int32")), epoch=snap(i64))
     features.update({m: snap(f64) for m in METRICS})
-    if per_snap:
+    if per_snap and columns is None:
         features.update({f"history_{m}": datasets.List(f64) for m in METRICS})
     if view == "flat":
         features["weights"] = snap(datasets.List(f32))
@@ -191,6 +202,7 @@ class WeightZoo(datasets.ArrowBasedBuilder):
         config.data_dir = zoo_location(config)
         manifest_sha, manifest = self._read_manifest(config, at_default)
         self.manifest = manifest
+        config.snapshots = parse_snapshots(config.snapshots, manifest.num_snapshots)
         preset = manifest.record.preset
         if name in PRESET_CONFIGS and preset and preset != name:
             raise ConfigError(
@@ -246,11 +258,16 @@ class WeightZoo(datasets.ArrowBasedBuilder):
         return datasets.DatasetInfo(
             description=f"weightzoo zoo{about}: trained CNNs, their hyper-parameters, metrics and weights at "
             f"snapshots {list(self.config.snapshots)}, one row per {self.config.granularity}, {self.config.view} view.",
-            features=zoo_features(self.config.granularity, self.config.view, self._weights_dtype()),
+            features=self._features(),
             citation=BIBTEX,
             homepage="https://github.com/weightzoo/weightzoo",
             license=manifest.record.license_stated if manifest is not None else None,
         )
+
+    def _features(self) -> datasets.Features:
+        manifest = getattr(self, "manifest", None)
+        columns = manifest.columns if manifest is not None else None
+        return zoo_features(self.config.granularity, self.config.view, self._weights_dtype(), columns)
 
     def _weights_dtype(self) -> str:
         """How the zoo stores weights (``float32``; ``float64`` for converted float64 releases): the features keep
@@ -314,18 +331,21 @@ class WeightZoo(datasets.ArrowBasedBuilder):
 
         columns["network_id"] = scalar([r["network_id"] for r in rows])
         columns["status"] = scalar([STATUSES.index(r["status"]) for r in rows])
-        for name in HPARAM_COLUMNS:
-            columns[name] = scalar([code_of(name, r[name]) if name in CATEGORICAL else r[name] for r in rows])
+        declared = self.manifest.columns
+        for name in HPARAM_COLUMNS if declared is None else declared:
+            columns[name] = scalar([code_of(name, r[name]) if name in CATEGORICAL and declared is None else r[name]
+                                    for r in rows])  # fmt: skip
         for name in ("num_params", "weightn_conv", "weightn_fc", "n_epochs", "final_test_accuracy"):
             columns[name] = scalar([r[name] for r in rows])
-        columns["zoo_seed"] = scalar([r["zoo_seed"] for r in rows])
+        if declared is None:
+            columns["zoo_seed"] = scalar([r["zoo_seed"] for r in rows])
         snaps = [int(s) + 1 for s in selected]
         if per_network:
             columns["snapshot"] = [snaps] * len(rows)
             columns["epoch"] = [[r["snapshot_epochs"][s] for s in selected] for r in rows]
             for m in METRICS:
                 columns[m] = [[r[m][s] for s in selected] for r in rows]
-            for m in METRICS:
+            for m in METRICS if declared is None else ():
                 columns[f"history_{m}"] = [r[f"history_{m}"] for r in rows]
         else:
             columns["snapshot"] = snaps * len(rows)
@@ -337,7 +357,7 @@ class WeightZoo(datasets.ArrowBasedBuilder):
             columns["weights"] = _flat_column(arrays, per_network)
         else:
             columns["layers"] = _layers_column(arrays, per_network)
-        schema = zoo_features(self.config.granularity, self.config.view, self._weights_dtype()).arrow_schema
+        schema = self._features().arrow_schema
         table = pa.Table.from_arrays(
             [c if isinstance(c := columns[f.name], pa.Array) else pa.array(c, f.type) for f in schema], schema=schema
         )
