@@ -44,6 +44,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     (
         "weightzoo.errors",
         "weightzoo.architecture",
+        "weightzoo.families",
         "weightzoo.hparams",
         "weightzoo.options",
         "weightzoo.cli",
@@ -51,7 +52,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "weightzoo.progress",
     ),
     ("weightzoo.format", "weightzoo.paths", "weightzoo.hub"),
-    ("weightzoo.model", "weightzoo.optim"),
+    ("weightzoo.model", "weightzoo.family_models", "weightzoo.optim"),
     ("weightzoo.zoo",),
     ("weightzoo.hf", "weightzoo.baselines", "weightzoo.__main__"),
 )
