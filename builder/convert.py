@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             fmt = arg.split("=", 1)[1]
             del args[k]
             break
+    if fmt == "nws" and any(a in ("-h", "--help") for a in args) and "--format" not in (argv or sys.argv[1:]):
+        print(f"--format {{{','.join(FORMATS)}}} picks the converter (default nws); the options below are nws's, "
+              "'--format F --help' shows another's\n")  # fmt: skip
     if fmt not in FORMATS:
         print(f"error: --format {fmt!r}{did_you_mean(fmt, tuple(FORMATS))}; expected one of: {', '.join(FORMATS)}",
               file=sys.stderr)  # fmt: skip

@@ -23,12 +23,20 @@ _BASE = {
 _VALUES = ("0", "-1", "1", "0.5", "1e23", "100000000000000000000000", "nan", "inf", "-inf", "abc", "")
 
 
+def _parsers(module: str) -> list:
+    """A command's parsers: its own, or for ``convert`` (a dispatcher on ``--format``) every converter's."""
+    mod = importlib.import_module(module)
+    if hasattr(mod, "FORMATS"):
+        return [importlib.import_module(m)._parser() for m in mod.FORMATS.values()]
+    return [mod._parser()]
+
+
 def _numeric_options():
     for command, (module, _) in COMMANDS.items():
-        parser = importlib.import_module(module)._parser()
-        for action in parser._actions:
-            if action.option_strings and action.type is not None:
-                yield command, parser, action
+        for parser in _parsers(module):
+            for action in parser._actions:
+                if action.option_strings and action.type is not None:
+                    yield command, parser, action
 
 
 def _parsed(rng: Range, text: str):
