@@ -33,8 +33,8 @@ SKIP: dict[str, str] = {
     "pytest -q": "is this test suite",
     "<zoo>/": "a folder listing, not a command",
     "@inproceedings": "a citation",
-    "weightzoo convert --format": "needs the Small CNN Zoo or Model Zoos files (no download here); the converters run on "
-    "fakes in the release formats in tests/test_convert_smallcnnzoo.py and tests/test_convert_modelzoos.py",
+    "weightzoo convert --format": "needs the Small CNN Zoo or Model Zoos files (no download here); the converters "
+    "run on fakes in the release formats in tests/test_convert_smallcnnzoo.py and tests/test_convert_modelzoos.py",
     "benchmarks/probe_vs_stats.py runs/mnist120": "a 5-minute benchmark on the 120-network zoo (the probe and the "
     "benchmark are tested in tests/test_baselines_probe.py and tests/test_benchmark.py)",
     "--num-networks 120": "the 120-network study: the commands of the runs/mnist24 blocks with DMC options, at a size "
