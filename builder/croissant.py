@@ -22,7 +22,6 @@ import pyarrow as pa
 from builder.card import HOMEPAGE
 from builder.hub_parquet import WEIGHTS_DIR, weights_schema
 from weightzoo.about import BIBTEX
-from weightzoo.format.index import INDEX_SCHEMA
 from weightzoo.format.layout import INDEX_NAME
 from weightzoo.zoo import Zoo
 
@@ -119,7 +118,7 @@ def croissant_metadata(zoo: Zoo, weights_files: list[str], url: str | None = Non
             "@id": "networks",
             "name": "networks",
             "description": "One record per network: hyper-parameters, status, metrics per snapshot and epoch.",
-            "field": _fields("networks", INDEX_SCHEMA, {"fileObject": {"@id": INDEX_NAME}}),
+            "field": _fields("networks", manifest.index_schema, {"fileObject": {"@id": INDEX_NAME}}),
         }
     ]
     if weights_files:
@@ -138,7 +137,7 @@ def croissant_metadata(zoo: Zoo, weights_files: list[str], url: str | None = Non
                 "@id": "weights",
                 "name": "weights",
                 "description": "One record per network and snapshot: the flat reference-order weight vector.",
-                "field": _fields("weights", weights_schema(dtype), {"fileSet": {"@id": "weights-parquet"}}),
+                "field": _fields("weights", weights_schema(dtype, manifest), {"fileSet": {"@id": "weights-parquet"}}),
             }
         )
     return {
@@ -147,10 +146,15 @@ def croissant_metadata(zoo: Zoo, weights_files: list[str], url: str | None = Non
         "name": manifest.name,
         "description": (
             f"A population of {manifest.num_networks} trained CNNs, each saved at {manifest.num_snapshots} points "
-            "of its training, regenerated with weightzoo after the NWS zoo of Eilertsen et al. (ECAI 2020)."
+            + (
+                "of its training, regenerated with weightzoo after the NWS zoo of Eilertsen et al. (ECAI 2020)."
+                if not manifest.declared
+                else f"of its training: {manifest.generation['source'].get('title', 'a released zoo')}, converted "
+                "to the weightzoo format."
+            )
         ),
         "conformsTo": "http://mlcommons.org/croissant/1.0",
-        "citeAs": BIBTEX,
+        "citeAs": manifest.generation["source"]["citation"] if manifest.declared else BIBTEX,
         "license": manifest.record.license_stated,
         "url": url or HOMEPAGE,
         "version": f"{manifest.format_version}.0.0",

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from weightzoo.format.index import HPARAM_COLUMNS, INDEX_SCHEMA
-from weightzoo.format.layout import NUM_SNAPSHOTS, SPLITS
+from weightzoo.format.layout import SPLITS
 from weightzoo.hparams import ARCHITECTURE_FIELDS
 from weightzoo.progress import bar
 from weightzoo.zoo import Zoo
@@ -48,10 +48,13 @@ MAX_GROUP_BYTES = 96 * 2**20
 MAX_FILE_BYTES = 512 * 2**20
 
 
-def weights_schema(dtype: pa.DataType | None = None) -> pa.Schema:
-    """The ``weights`` configuration's columns (``dtype``: the values', float32 unless given)."""
+def weights_schema(dtype: pa.DataType | None = None, manifest: Any = None) -> pa.Schema:
+    """The ``weights`` configuration's columns (``dtype``: the values', float32 unless given); a converted zoo of
+    another family (``manifest`` declaring columns) has its own columns instead of the NWS hyper-parameters."""
     dtype = pa.float32() if dtype is None else dtype
-    index = {f.name: f.type for f in INDEX_SCHEMA}
+    schema = INDEX_SCHEMA if manifest is None else manifest.index_schema
+    index = {f.name: f.type for f in schema}
+    own = HPARAM_COLUMNS if manifest is None or manifest.columns is None else tuple(manifest.columns)
     return pa.schema(
         [
             pa.field("network_id", pa.int64()),
@@ -59,7 +62,7 @@ def weights_schema(dtype: pa.DataType | None = None) -> pa.Schema:
             pa.field("epoch", pa.int64()),
             pa.field("split", pa.string()),
             pa.field("status", pa.string()),
-            *(pa.field(name, index[name]) for name in HPARAM_COLUMNS),
+            *(pa.field(name, index[name]) for name in own),
             pa.field("test_accuracy", pa.float64()),
             pa.field("weightn_conv", pa.int64()),
             pa.field("weights", pa.list_(dtype)),
@@ -74,7 +77,7 @@ def write_weights_parquet(zoo: Zoo, out_dir: str | Path, progress: bool | None =
     out = Path(out_dir)
     (out / WEIGHTS_DIR).mkdir(parents=True, exist_ok=True)
     dtype = pa.from_numpy_dtype(zoo.manifest.dtype)
-    schema = weights_schema(dtype)
+    schema = weights_schema(dtype, zoo.manifest)
     written = [_write_layout(zoo, out)]
     shown = bar(total=len(zoo.ids), progress=progress, desc="weights parquet", unit="net")
     for split in SPLITS:
@@ -82,7 +85,7 @@ def write_weights_parquet(zoo: Zoo, out_dir: str | Path, progress: bool | None =
         if not len(view):
             continue
         row_bytes = max(view.index.column("num_params").to_pylist()) * dtype.bit_width // 8
-        per_file = max(1, MAX_FILE_BYTES // (row_bytes * NUM_SNAPSHOTS))
+        per_file = max(1, MAX_FILE_BYTES // (row_bytes * zoo.num_snapshots))
         group_rows = max(1, min(ROWS_PER_GROUP, MAX_GROUP_BYTES // row_bytes))
         n_files = math.ceil(len(view) / per_file)
         networks = view.iter_arrays(check=True)
@@ -106,16 +109,18 @@ def write_weights_parquet(zoo: Zoo, out_dir: str | Path, progress: bool | None =
 
 
 def _network_rows(row: dict[str, Any], arrays: dict[str, np.ndarray], schema: pa.Schema) -> pa.RecordBatch:
-    """The 20 rows of one network, from its index row and its [20, *shape] arrays."""
-    flat = np.concatenate([a.reshape(NUM_SNAPSHOTS, -1) for a in arrays.values()], axis=1)
-    n = NUM_SNAPSHOTS
+    """The rows of one network, one per snapshot (20 in an NWS zoo), from its index row and its [snapshots, *shape]
+    arrays."""
+    n = len(row["snapshot_epochs"])
+    flat = np.concatenate([a.reshape(n, -1) for a in arrays.values()], axis=1)
+    fixed = ("network_id", "snapshot", "epoch", "split", "status", "test_accuracy", "weightn_conv", "weights")
     columns = {
         "network_id": [row["network_id"]] * n,
         "snapshot": list(range(1, n + 1)),
         "epoch": list(row["snapshot_epochs"]),
         "split": [row["split"]] * n,
         "status": [row["status"]] * n,
-        **{name: [row[name]] * n for name in HPARAM_COLUMNS},
+        **{f.name: [row[f.name]] * n for f in schema if f.name not in fixed},
         "test_accuracy": list(row["test_accuracy"]),
         "weightn_conv": [row["weightn_conv"]] * n,
     }
@@ -126,7 +131,15 @@ def _network_rows(row: dict[str, Any], arrays: dict[str, np.ndarray], schema: pa
 
 
 def _write_layout(zoo: Zoo, out: Path) -> str:
-    """``weights/layout.json``: per architecture in the zoo, its tensors' names, shapes and offsets in ``weights``."""
+    """``weights/layout.json``: per architecture in the zoo, its tensors' names, shapes and offsets in ``weights``
+    (a converted zoo of another family: its one declared architecture)."""
+    rel = f"{WEIGHTS_DIR}/layout.json"
+    declared = zoo.manifest.declared_architecture
+    if declared is not None:
+        tensors = [{"name": p.name, "shape": list(p.shape), "offset": p.offset} for p in declared.params]
+        layout = {declared.family: {**declared.to_dict(), "tensors": tensors}}
+        (out / rel).write_text(json.dumps({"architectures": layout}, indent=1) + "\n")
+        return rel
     first_of = {tuple(r[f] for f in ARCHITECTURE_FIELDS): r["network_id"] for r in reversed(zoo.index.to_pylist())}
     layouts = {}
     for fields, nid in sorted(first_of.items()):
@@ -135,6 +148,5 @@ def _write_layout(zoo: Zoo, out: Path) -> str:
             **dict(zip(ARCHITECTURE_FIELDS, fields, strict=True)),
             "tensors": [{"name": p.name, "shape": list(p.shape), "offset": p.offset} for p in arch.params],
         }
-    rel = f"{WEIGHTS_DIR}/layout.json"
     (out / rel).write_text(json.dumps({"architectures": layouts}, indent=1) + "\n")
     return rel

@@ -76,6 +76,10 @@ def merge(parts: Sequence[str], out: str, *, overwrite: bool = False, progress: 
 
 
 def _check_agreement(zoos: list[Zoo], parts: Sequence[str]) -> None:
+    for zoo, name in zip(zoos, parts, strict=True):
+        if zoo.manifest.declared:
+            raise ConfigError(f"{name} is a converted {zoo.manifest.declared_architecture.family} zoo; merge joins the "
+                              "parts of a generated zoo (convert a released zoo whole instead)")  # fmt: skip
     ref = zoos[0].manifest
     for zoo, name in zip(zoos[1:], parts[1:], strict=True):
         m = zoo.manifest

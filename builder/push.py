@@ -168,7 +168,7 @@ def _upload_weights_parquet(zoo: Zoo, api: Any, repo_id: str, revision: str | No
 def _check_license(zoo: Zoo, license: str | None) -> None:
     """A converted release (the authors' weights) is published only with a licence the uploader states."""
     source = zoo.manifest.record.source or {}
-    if zoo.manifest.record.is_converted and not license:
+    if zoo.manifest.record.license_stated == "other" and zoo.manifest.record.is_converted and not license:
         raise ConfigError(
             f"{zoo.url} is a converted {source['kind']!r} release: its authors state no licence for their weight "
             "data, so publishing it needs their permission; pass --license <id> to state the licence you have"

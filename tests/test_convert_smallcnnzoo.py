@@ -197,3 +197,17 @@ def test_manifest_declares_architecture_columns_and_snapshots(fake):
     assert data["architecture"]["family"] == "smallcnnzoo" and data["architecture"]["input_shape"] == [1, 28, 28]
     assert [t[0] for t in data["architecture"]["tensors"]][:2] == ["conv0.bias", "conv0.weight"]
     assert data["columns"]["activation"] == "string" and data["columns"]["nfn_position"] == "int64"
+
+
+def test_merge_and_reproduce_refuse_a_converted_zoo(fake, tmp_path):
+    from builder.merge import merge
+    from builder.reproduce import reproduce
+    from weightzoo.errors import ConfigError, FormatVersionError
+
+    root, _, _ = fake
+    with pytest.raises(ConfigError, match="converted smallcnnzoo zoo"):
+        merge([str(root / "zoo"), str(root / "zoo")], str(tmp_path / "merged"))
+    with pytest.raises(FormatVersionError, match="converted from 'smallcnnzoo'"):
+        reproduce(weightzoo.open_zoo(root / "zoo"), [0])
+    with pytest.raises(Exception, match="no NWS hyper-parameters"):
+        weightzoo.open_zoo(root / "zoo").hyperparameters(0)

@@ -210,3 +210,30 @@ def test_pushed_zoo_has_croissant_metadata_that_mlcroissant_validates_and_reads(
     nid, snapshot = int(record["weights/network_id"]), int(record["weights/snapshot"])
     values = np.asarray(record["weights/weights"], dtype=np.float32)
     assert values.tobytes() == zoo.flat(nid, snapshot).numpy().tobytes()
+
+
+def test_a_converted_small_cnn_zoo_is_published_with_its_licence_weights_and_croissant(tmp_path, hub):
+    """A converted zoo of another family whose authors state a licence (CC-BY 4.0) is pushed without --license;
+    its weights parquet holds all 9 snapshots of every network, equal to Zoo.flat, with its own columns; its
+    Croissant document validates and cites the source."""
+    import pyarrow.parquet as pq
+
+    from builder.convert_smallcnnzoo import convert
+    from tests.fake_sources import write_smallcnnzoo
+
+    write_smallcnnzoo(tmp_path / "mnist", runs=4, crashed=1)
+    convert(tmp_path / "mnist", tmp_path / "zoo", progress=False)
+    push(str(tmp_path / "zoo"), "org/scz", api=StandInApi(hub), progress=False)
+    repo = hub / "datasets" / "org" / "scz"
+    zoo = open_zoo(tmp_path / "zoo")
+    table = pq.read_table(sorted((repo / "weights").glob("*.parquet")))
+    assert table.num_rows == 4 * 9 and "activation" in table.column_names and "optimizer" in table.column_names
+    for row in table.to_pylist():
+        expected = zoo.flat(row["network_id"], row["snapshot"]).numpy()
+        assert np.array_equal(np.asarray(row["weights"], np.float32), expected, equal_nan=True)
+        assert row["epoch"] == zoo.row(row["network_id"])["snapshot_epochs"][row["snapshot"] - 1]
+    assert "config_name: weights" in (repo / "README.md").read_text()
+    mlc = pytest.importorskip("mlcroissant")
+    dataset = mlc.Dataset(jsonld=str(repo / "croissant.json"))
+    assert sorted(int(r["networks/network_id"]) for r in dataset.records("networks")) == zoo.ids
+    assert "unterthiner2020predicting" in (repo / "croissant.json").read_text()
