@@ -45,14 +45,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             fmt = arg.split("=", 1)[1]
             del args[k]
             break
-    if fmt == "nws" and any(a in ("-h", "--help") for a in args) and "--format" not in (argv or sys.argv[1:]):
-        print(f"--format {{{','.join(FORMATS)}}} picks the converter (default nws); the options below are nws's, "
-              "'--format F --help' shows another's\n")  # fmt: skip
     if fmt not in FORMATS:
         print(f"error: --format {fmt!r}{did_you_mean(fmt, tuple(FORMATS))}; expected one of: {', '.join(FORMATS)}",
               file=sys.stderr)  # fmt: skip
         return 2
-    return importlib.import_module(FORMATS[fmt]).main(args)
+    helping = fmt == "nws" and any(a in ("-h", "--help") for a in args) and "--format" not in " ".join(argv or [])
+    try:
+        return importlib.import_module(FORMATS[fmt]).main(args)
+    finally:
+        if helping:  # after nws's own help: the other formats
+            print(f"\n--format {{{','.join(FORMATS)}}} picks the converter (default nws, above); "
+                  "'weightzoo convert --format F --help' shows another's options")  # fmt: skip
 
 
 if __name__ == "__main__":
