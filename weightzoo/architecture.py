@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -42,79 +43,26 @@ class ParamSpec:
         return math.prod(self.shape)
 
 
-@dataclass(frozen=True)
-class Architecture:
-    """A point of the architecture space (defaults: the ``nws_fixed`` architecture)."""
+def laid_out(tensors: Iterable[tuple[str, tuple[int, ...], str]]) -> tuple[ParamSpec, ...]:
+    """``(name, shape, section)`` of every tensor, in flat-vector order, as specs with their flat offsets.
 
-    filter_size: int = 5
-    depth_conv: int = 3
-    depth_fc: int = 2
-    width_conv: int = 8
-    width_fc: int = 128
-    _params: tuple[ParamSpec, ...] = field(init=False, repr=False, compare=False, hash=False, default=())
+    Example:
+        >>> [p.offset for p in laid_out([("a.weight", (2, 3), "conv"), ("a.bias", (2,), "conv")])]
+        [0, 6]
+    """
+    specs, offset = [], 0
+    for name, shape, section in tensors:
+        specs.append(ParamSpec(name, tuple(shape), section, offset))
+        offset += math.prod(shape)
+    return tuple(specs)
 
-    def __post_init__(self) -> None:
-        from weightzoo.errors import ConfigError
 
-        if self.depth_conv not in LAYERS_PER_BLOCK:
-            raise ConfigError(f"depth_conv must be one of {sorted(LAYERS_PER_BLOCK)}, got {self.depth_conv!r}")
-        for name in ("filter_size", "depth_fc", "width_conv", "width_fc"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if self.width_fc % 2 ** (self.depth_fc - 1):
-            raise ConfigError(f"width_fc={self.width_fc} cannot be halved {self.depth_fc - 1} times evenly")
-        object.__setattr__(self, "_params", tuple(self._build_params()))
+class ParamList:
+    """What readers need of an architecture, from its tensor specs ``_params`` in flat-vector order (conv tensors
+    first): shared by :class:`Architecture` and the declared architectures of converted zoos
+    (:class:`weightzoo.families.DeclaredArchitecture`)."""
 
-    @property
-    def conv_channels(self) -> tuple[int, ...]:
-        """Output channels of every conv layer, in order (block c has ``width_conv * 2**c``)."""
-        return tuple(
-            self.width_conv * 2**block for block, n in enumerate(LAYERS_PER_BLOCK[self.depth_conv]) for _ in range(n)
-        )
-
-    @property
-    def blocks(self) -> tuple[int, ...]:
-        """Number of conv layers in each of the three blocks."""
-        return LAYERS_PER_BLOCK[self.depth_conv]
-
-    @property
-    def fc_units(self) -> tuple[int, ...]:
-        """Units of every hidden dense layer (layer j has ``width_fc * 2**-j``)."""
-        return tuple(self.width_fc // 2**j for j in range(self.depth_fc))
-
-    @property
-    def flat_features(self) -> int:
-        """Inputs of the first dense layer: 4 x 4 x the last block's channels."""
-        side = IMAGE_SIZE // 2 ** len(self.blocks)
-        return side * side * self.conv_channels[-1]
-
-    def _build_params(self) -> list[ParamSpec]:
-        specs: list[ParamSpec] = []
-        offset = 0
-
-        def add(name: str, shape: tuple[int, ...], section: str) -> None:
-            nonlocal offset
-            specs.append(ParamSpec(name, shape, section, offset))
-            offset += math.prod(shape)
-
-        k, c_in = self.filter_size, IN_CHANNELS
-        for i, c_out in enumerate(self.conv_channels):
-            add(f"conv{i}.weight", (c_out, c_in, k, k), "conv")
-            add(f"conv{i}.bias", (c_out,), "conv")
-            for t in BN_ORDER:
-                add(f"conv{i}_bn.{t}", (c_out,), "conv")
-            c_in = c_out
-        n_in = self.flat_features
-        for j, n_out in enumerate(self.fc_units):
-            add(f"fc{j}.weight", (n_out, n_in), "fc")
-            add(f"fc{j}.bias", (n_out,), "fc")
-            for t in BN_ORDER:
-                add(f"fc{j}_bn.{t}", (n_out,), "fc")
-            n_in = n_out
-        add("out.weight", (NUM_OUTPUTS, n_in), "fc")
-        add("out.bias", (NUM_OUTPUTS,), "fc")
-        return specs
+    _params: tuple[ParamSpec, ...]
 
     @property
     def params(self) -> tuple[ParamSpec, ...]:
@@ -144,3 +92,70 @@ class Architecture:
         from weightzoo.errors import UnknownNameError
 
         raise UnknownNameError("parameter", name, [p.name for p in self._params])
+
+
+@dataclass(frozen=True)
+class Architecture(ParamList):
+    """A point of the architecture space (defaults: the ``nws_fixed`` architecture)."""
+
+    filter_size: int = 5
+    depth_conv: int = 3
+    depth_fc: int = 2
+    width_conv: int = 8
+    width_fc: int = 128
+    _params: tuple[ParamSpec, ...] = field(init=False, repr=False, compare=False, hash=False, default=())
+
+    def __post_init__(self) -> None:
+        from weightzoo.errors import ConfigError
+
+        if self.depth_conv not in LAYERS_PER_BLOCK:
+            raise ConfigError(f"depth_conv must be one of {sorted(LAYERS_PER_BLOCK)}, got {self.depth_conv!r}")
+        for name in ("filter_size", "depth_fc", "width_conv", "width_fc"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.width_fc % 2 ** (self.depth_fc - 1):
+            raise ConfigError(f"width_fc={self.width_fc} cannot be halved {self.depth_fc - 1} times evenly")
+        object.__setattr__(self, "_params", laid_out(self._tensors()))
+
+    @property
+    def conv_channels(self) -> tuple[int, ...]:
+        """Output channels of every conv layer, in order (block c has ``width_conv * 2**c``)."""
+        return tuple(
+            self.width_conv * 2**block for block, n in enumerate(LAYERS_PER_BLOCK[self.depth_conv]) for _ in range(n)
+        )
+
+    @property
+    def blocks(self) -> tuple[int, ...]:
+        """Number of conv layers in each of the three blocks."""
+        return LAYERS_PER_BLOCK[self.depth_conv]
+
+    @property
+    def fc_units(self) -> tuple[int, ...]:
+        """Units of every hidden dense layer (layer j has ``width_fc * 2**-j``)."""
+        return tuple(self.width_fc // 2**j for j in range(self.depth_fc))
+
+    @property
+    def flat_features(self) -> int:
+        """Inputs of the first dense layer: 4 x 4 x the last block's channels."""
+        side = IMAGE_SIZE // 2 ** len(self.blocks)
+        return side * side * self.conv_channels[-1]
+
+    def _tensors(self) -> Iterator[tuple[str, tuple[int, ...], str]]:
+        """(name, shape, section) of every tensor, in reference flat-vector order."""
+        k, c_in = self.filter_size, IN_CHANNELS
+        for i, c_out in enumerate(self.conv_channels):
+            yield f"conv{i}.weight", (c_out, c_in, k, k), "conv"
+            yield f"conv{i}.bias", (c_out,), "conv"
+            for t in BN_ORDER:
+                yield f"conv{i}_bn.{t}", (c_out,), "conv"
+            c_in = c_out
+        n_in = self.flat_features
+        for j, n_out in enumerate(self.fc_units):
+            yield f"fc{j}.weight", (n_out, n_in), "fc"
+            yield f"fc{j}.bias", (n_out,), "fc"
+            for t in BN_ORDER:
+                yield f"fc{j}_bn.{t}", (n_out,), "fc"
+            n_in = n_out
+        yield "out.weight", (NUM_OUTPUTS, n_in), "fc"
+        yield "out.bias", (NUM_OUTPUTS,), "fc"

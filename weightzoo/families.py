@@ -28,13 +28,11 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
-from weightzoo.architecture import ParamSpec
+from weightzoo.architecture import ParamList, ParamSpec, laid_out
 from weightzoo.errors import UnknownNameError, ZooFormatError
 
 #: Family -> (tensor layout, activations its networks may use).
@@ -48,7 +46,7 @@ MAX_TENSORS = 1024
 
 
 @dataclass(frozen=True)
-class DeclaredArchitecture:
+class DeclaredArchitecture(ParamList):
     """The one architecture of a converted zoo's networks, as its manifest declares it: it offers what
     :class:`~weightzoo.architecture.Architecture` offers the readers (``params``, ``num_params``, ``param``, the
     conv/dense boundary ``weightn_conv``), so shards, features and probes read both alike."""
@@ -60,41 +58,15 @@ class DeclaredArchitecture:
     _params: tuple[ParamSpec, ...] = field(init=False, repr=False, compare=False, hash=False, default=())
 
     def __post_init__(self) -> None:
-        specs, offset = [], 0
-        for name, shape in self.tensors:
-            section = "fc" if name.startswith(("fc", "out")) else "conv"
-            specs.append(ParamSpec(name, tuple(shape), section, offset))
-            offset += math.prod(shape)
-        object.__setattr__(self, "_params", tuple(specs))
+        sections = (("fc" if name.startswith(("fc", "out")) else "conv") for name, _ in self.tensors)
+        object.__setattr__(
+            self, "_params", laid_out((n, s, c) for (n, s), c in zip(self.tensors, sections, strict=True))
+        )
 
     @property
     def layout(self) -> str:
         """How the tensors are laid out: ``keras`` (conv kernels HWIO, dense kernels (in, out)) or ``torch``."""
         return FAMILIES[self.family][0]
-
-    @property
-    def params(self) -> tuple[ParamSpec, ...]:
-        """Every tensor in stored (flat-vector) order."""
-        return self._params
-
-    @cached_property
-    def num_params(self) -> int:
-        return sum(p.size for p in self._params)
-
-    @cached_property
-    def weightn_conv(self) -> int:
-        """Values of the conv tensors, which come first: the conv/dense boundary of the flat vector."""
-        return sum(p.size for p in self._params if p.section == "conv")
-
-    @property
-    def weightn_fc(self) -> int:
-        return self.num_params - self.weightn_conv
-
-    def param(self, name: str) -> ParamSpec:
-        for p in self._params:
-            if p.name == name:
-                return p
-        raise UnknownNameError("parameter", name, [p.name for p in self._params])
 
     def to_dict(self) -> dict[str, Any]:
         """As the manifest stores it (JSON)."""
