@@ -110,15 +110,30 @@ def write_converted(
         architecture=architecture,
         columns=columns,
     )
-    for note in writer.damaged:
-        print(f"resume: damaged progress record {note}", file=sys.stderr)
-    ids = [getattr(n, "network_id") for n in networks]  # noqa: B009 - any record-like network
-    todo = [n for n, i in zip(networks, ids, strict=True) if i not in writer.done]
+    return convert_networks(writer, out, networks, load, f"converting {source['kind']}", progress)
+
+
+def convert_networks(
+    writer: ZooWriter,
+    out: str | os.PathLike,
+    networks: Sequence[Any],
+    load: Callable[[Any], tuple[Any, dict[str, np.ndarray]]],
+    desc: str,
+    progress: bool | None,
+    note: str = "",
+) -> Manifest:
+    """The loop every converter runs (this module's and :mod:`builder.convert_nws`): the networks a resumed
+    writer does not hold yet (``network_id``), each ``load``ed into its record and tensors and added, a progress
+    bar, the writer closed, a summary line (``note`` appended); on any failure before the first network, the
+    writer's folder left as it was found (:meth:`~weightzoo.format.writer.ZooWriter.abandon`)."""
+    for damaged in writer.damaged:
+        print(f"resume: damaged progress record {damaged}", file=sys.stderr)
+    todo = [n for n in networks if n.network_id not in writer.done]
     if writer.done:
         print(f"resuming {out}: {len(writer.done)} networks already converted, converting the other {len(todo)}")
     statuses: Counter[str] = Counter()
     try:
-        with bar(total=len(todo), progress=progress, desc=f"converting {source['kind']}", unit="net") as shown:
+        with bar(total=len(todo), progress=progress, desc=desc, unit="net") as shown:
             for network in todo:
                 record, tensors = load(network)
                 writer.add(record, tensors)
@@ -129,7 +144,7 @@ def write_converted(
         raise
     manifest = writer.close()
     print(f"{sum(statuses.values())} networks converted ({dict(statuses)}); the zoo holds {manifest.num_networks} "
-          f"({manifest.splits}) -> {out}")  # fmt: skip
+          f"({manifest.splits}) -> {out}{note}")  # fmt: skip
     return manifest
 
 
@@ -199,12 +214,22 @@ def report(run: Callable[[], Any]) -> int:
     """Run a conversion for a command line: every problem of the source on its own line, exit status 2."""
     try:
         run()
-    except ReleaseError as e:
+    except ReleaseError as e:  # every problem on its own line (the message shows the first 50)
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         for problem in e.problems:
             print(f"  {problem}", file=sys.stderr)
+        if not e.problems:
+            print("\n".join(str(e).splitlines()[1:]), file=sys.stderr)
         return 2
     return 0
 
 
-__all__ = ["column_type", "command", "converter_parser", "raise_problems", "render_converted_card", "write_converted"]
+__all__ = [
+    "column_type",
+    "command",
+    "convert_networks",
+    "converter_parser",
+    "raise_problems",
+    "render_converted_card",
+    "write_converted",
+]

@@ -20,8 +20,6 @@ import argparse
 import functools
 import os
 import platform
-import sys
-from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -30,6 +28,7 @@ import numpy as np
 
 import weightzoo
 from builder.card import render_card
+from builder.convert_common import convert_networks, report
 from builder.engine.train import snapshot_epochs
 from builder.nws_release import (
     RELEASE_SPLITS,
@@ -53,7 +52,6 @@ from weightzoo.format.layout import DEFAULT_SHARD_BYTES, METRICS
 from weightzoo.format.manifest import Manifest
 from weightzoo.format.writer import ZooWriter
 from weightzoo.options import option_type
-from weightzoo.progress import bar
 
 #: First network id of each subset: a network's id says its subset (``id // 100_000``: 0 fixed, 1 main).
 ID_BASE: dict[str, int] = {"fixed": 0, "main": 100_000}
@@ -257,29 +255,13 @@ def convert(
         provenance=provenance,
         dtype=dtype,
     )
-    for note in writer.damaged:
-        print(f"resume: damaged progress record {note}", file=sys.stderr)
-    todo = [net for net in networks if net.network_id not in writer.done]
-    if writer.done:
-        print(f"resuming {out}: {len(writer.done)} networks already converted, converting the other {len(todo)}")
-    statuses: Counter[str] = Counter()
-    try:
-        with bar(total=len(todo), progress=progress, desc=f"converting nws_{subset}", unit="net") as shown:
-            for net in todo:
-                files = read_network_files(net, dtype)
-                record = network_record(net, files)
-                writer.add(record, layer_tensors(net, files.vectors))
-                statuses[record.status] += 1
-                shown.update()
-    except BaseException:
-        writer.abandon()  # nothing converted yet: leave no "interrupted run" behind
-        raise
-    manifest = writer.close()
-    print(
-        f"{sum(statuses.values())} networks converted ({dict(statuses)}); the zoo holds {manifest.num_networks} "
-        f"({manifest.splits}) -> {out}" + (f"; {len(missing)} missing networks skipped" if missing else "")
-    )
-    return manifest
+
+    def load(net: ReleaseNetwork) -> tuple[NetworkRecord, dict[str, np.ndarray]]:
+        files = read_network_files(net, dtype)
+        return network_record(net, files), layer_tensors(net, files.vectors)
+
+    skipped = f"; {len(missing)} missing networks skipped" if missing else ""
+    return convert_networks(writer, out, networks, load, f"converting nws_{subset}", progress, skipped)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -324,8 +306,8 @@ def _parser() -> argparse.ArgumentParser:
 @command
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        convert(
+    return report(
+        lambda: convert(
             args.release_dir,
             args.out,
             subset=args.subset,
@@ -336,14 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_shard_bytes=max(1, int(args.max_shard_mb * 2**20)),
             progress=progress_of(args),
         )
-    except ReleaseError as e:  # every problem on its own line (the message shows the first 50)
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-        for problem in e.problems:
-            print(f"  {problem}", file=sys.stderr)
-        if not e.problems:
-            print("\n".join(str(e).splitlines()[1:]), file=sys.stderr)
-        return 2
-    return 0
+    )
 
 
 if __name__ == "__main__":
