@@ -211,3 +211,17 @@ def test_merge_and_reproduce_refuse_a_converted_zoo(fake, tmp_path):
         reproduce(weightzoo.open_zoo(root / "zoo"), [0])
     with pytest.raises(Exception, match="no NWS hyper-parameters"):
         weightzoo.open_zoo(root / "zoo").hyperparameters(0)
+
+
+def test_a_run_with_two_values_of_one_config_is_a_problem(tmp_path):
+    src = tmp_path / "mnist"
+    write_smallcnnzoo(src, runs=3, crashed=0, shuffle_rows=False)
+    with gzip.open(src / "metrics.csv.gz", "rt") as f:
+        lines = f.read().splitlines()
+    lines[2] = lines[2].replace(",adam,", ",sgd,")  # run 0's second checkpoint
+    with gzip.open(src / "metrics.csv.gz", "wt") as f:
+        f.write("\n".join(lines) + "\n")
+    with pytest.raises(ReleaseError) as e:
+        convert(src, tmp_path / "out", progress=False)
+    assert e.value.problems == ("{}: run '/tmp/run_000' has config.optimizer = ['adam', 'sgd']; a run's config is "
+                                "one value".format(src / "metrics.csv.gz"),)  # fmt: skip
