@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -79,3 +80,29 @@ def test_format_1_declares_nothing_and_keeps_its_bytes():
             Manifest.from_json(json.dumps({**json.loads(text), **change}), source="m")
     good = Manifest.from_json(json.dumps(_manifest()), source="m")
     assert good.declared and good.index_schema.field("test_accuracy").type.list_size == 9
+
+
+def test_the_writer_refuses_records_of_the_other_kind(tmp_path):
+    from weightzoo.errors import ConfigError
+    from weightzoo.format.index import ConvertedRecord
+    from weightzoo.format.layout import METRICS
+    from weightzoo.format.writer import ZooWriter
+
+    with pytest.raises(ConfigError, match="declared with an architecture"):
+        ZooWriter(tmp_path / "a", name="a", zoo_seed=0, generation={}, columns={"x": "string"})
+    with pytest.raises(ZooFormatError, match="architecture.family"):  # checked before anything is written
+        ZooWriter(tmp_path / "b", name="b", zoo_seed=-1, generation={}, architecture={"family": "resnet"})
+    assert not (tmp_path / "b").exists()
+    writer = ZooWriter(tmp_path / "c", name="c", zoo_seed=-1, generation={}, num_snapshots=2,
+                       architecture=smallcnnzoo_declaration((1, 28, 28)), columns={})  # fmt: skip
+    nan = float("nan")
+    record = ConvertedRecord(0, "train", "completed", {}, 1, [0, 1], {m: [nan, nan] for m in METRICS}, 4970, 4800)
+    writer.add(record, {n: np.zeros((2, *s), np.float32) for n, s in smallcnnzoo_declaration((1, 28, 28))["tensors"]})
+    from weightzoo.format.index import NetworkRecord
+    from weightzoo.hparams import HyperParameters
+
+    hp = HyperParameters("digits", 1e-3, 64, False, "adam", "relu", "glorot_uniform")
+    nws = NetworkRecord(1, "train", "completed", 0, hp, 19, list(range(20)), {m: [0.5] * 20 for m in METRICS}, {})
+    with pytest.raises(ConfigError, match="NetworkRecord for a zoo with a declared architecture"):
+        writer.add(nws, {})
+    assert writer.close().num_networks == 1

@@ -190,7 +190,9 @@ class Zoo:
     ):
         self.fs, self.root, self.manifest, self.index, self.url = fs, root, manifest, index, url or root
         sizes = {f.path: f.bytes for f in manifest.files}  # what the manifest lists, with the stated sizes
-        self._shards = _shards or _ShardCache(fs, root, max_open_shards, sizes, manifest.num_snapshots)
+        self._shards = (
+            _shards if _shards is not None else _ShardCache(fs, root, max_open_shards, sizes, manifest.num_snapshots)
+        )
         self._rows: dict[int, int] = {nid: i for i, nid in enumerate(index.column("network_id").to_pylist())}
         for shard in set(index.column("shard").to_pylist()):
             if shard not in sizes:

@@ -46,6 +46,7 @@ from weightzoo.baselines.report import _figure_class, regression_metrics
 from weightzoo.baselines.samples import Samples, load_samples
 from weightzoo.cli import ArgumentParser, add_progress_flags, command, prog, progress_of, run_main
 from weightzoo.errors import ConfigError, UnknownNameError
+from weightzoo.format.layout import NUM_SNAPSHOTS
 from weightzoo.options import check_params, device_type, option_type
 from weightzoo.paths import default_zoo_dir
 
@@ -177,7 +178,7 @@ def run_benchmark(
     zoo = as_zoo(data)
     kinds = tuple(dict.fromkeys(input_of(m) for m in models))
     # every usable network's final snapshot; the index's own split is ignored (re-split below)
-    last = getattr(zoo, "last_snapshot", 20)
+    last = getattr(zoo, "last_snapshot", NUM_SNAPSHOTS)  # a datasets source: an NWS zoo
     train, test, protocol = load_samples(zoo, TARGET, last, features=kinds, balance=False)
     pool = _concat(train, test)
     if "nfn_position" in zoo.index.column_names:  # NFN's own split, over every final checkpoint it lists

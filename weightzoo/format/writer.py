@@ -137,21 +137,24 @@ class ZooWriter:
         architecture: Mapping[str, Any] | None = None,
         columns: Mapping[str, str] | None = None,
     ):
-        self._declared = None
+        #: What a converted zoo's manifest declares beyond an NWS zoo's (empty for an NWS zoo).
+        self._declaration: dict[str, Any] = {}
         if architecture is not None:  # checked as a reader will check it, before anything is written
-            self._declared = Manifest(name, zoo_seed, 0, {}, {}, dict(generation), [], num_snapshots,
-                                      DECLARED_FORMAT_VERSION, generator, dtype, dict(architecture),
-                                      dict(columns or {}))  # fmt: skip
-            self._declared._check("the converted zoo's declaration")
+            self._declaration = {"num_snapshots": num_snapshots, "format_version": DECLARED_FORMAT_VERSION,
+                                 "architecture": dict(architecture), "columns": dict(columns or {})}  # fmt: skip
+            stub = Manifest(name, zoo_seed, 0, {}, {}, dict(generation), [], **self._declaration)
+            stub._check("the converted zoo's declaration")
+            self._schema = stub.index_schema
         elif num_snapshots != NUM_SNAPSHOTS or columns is not None:
             raise ConfigError("num_snapshots and columns are declared with an architecture (a converted zoo)")
-        self._schema = self._declared.index_schema if self._declared else INDEX_SCHEMA
+        else:
+            self._schema = INDEX_SCHEMA
         self.fs, self.root, self._output = prepare_output(
             out, overwrite=overwrite, resume=resume, storage_options=storage_options
         )
         self.name, self.zoo_seed, self.generation = name, zoo_seed, dict(generation)
         self.generator, self.card, self._dtype = generator, card, dtype
-        version = DECLARED_FORMAT_VERSION if self._declared else FORMAT_VERSION
+        version = self._declaration.get("format_version", FORMAT_VERSION)
         self._shards = _SplitShards(self.fs, self.root, max_shard_bytes, generator, dtype, num_snapshots, version)
         self._rows: dict[int, dict[str, Any]] = {}  # written networks' index rows, by id
         self._ids: set[int] = set()  # every network added, written or pending
@@ -215,10 +218,14 @@ class ZooWriter:
 
     def add(self, record: AnyRecord, weights: Mapping[str, np.ndarray]) -> None:
         """Add one network: its index record and its [snapshots, *shape] tensors in reference order."""
-        if isinstance(record, ConvertedRecord) != (self._declared is not None):
+        if isinstance(record, ConvertedRecord) != bool(self._declaration):
             raise ConfigError(
                 f"network {record.network_id}: a {type(record).__name__} for a zoo "
-                + ("with a declared architecture (ConvertedRecord expected)" if self._declared else "of NWS networks")
+                + (
+                    "with a declared architecture (ConvertedRecord expected)"
+                    if self._declaration
+                    else "of NWS networks"
+                )
             )
         if record.network_id in self._ids:
             raise OutputPathError(f"network {record.network_id} was already written to {self.root}")
@@ -250,11 +257,8 @@ class ZooWriter:
             files=files,
             generator=self.generator,
             dtype=self._dtype,
+            **self._declaration,
         )
-        if self._declared is not None:
-            manifest.format_version = DECLARED_FORMAT_VERSION
-            manifest.num_snapshots = self._declared.num_snapshots
-            manifest.architecture, manifest.columns = self._declared.architecture, self._declared.columns
         if self.card is not None:
             manifest.files.append(self._write(CARD_NAME, self.card(manifest, table).encode()))
         provenance = {
