@@ -53,6 +53,7 @@ from builder.convert_common import (
     typed,
     write_converted,
 )
+from builder.nws_release import linked_part
 from weightzoo.cli import command, run_main
 from weightzoo.errors import ReleaseError
 from weightzoo.families import FAMILIES, modelzoos_declaration
@@ -182,13 +183,19 @@ def scan(source: str) -> dict[str, Any]:
     in one :class:`~weightzoo.errors.ReleaseError`."""
     if not os.path.isdir(source):
         raise ReleaseError(f"{source}: no such folder; expected a Model Zoos experiment folder (trial folders)")
-    folders = sorted(e.name for e in os.scandir(source) if e.is_dir(follow_symlinks=False))
+    # a linked folder is listed (and reported below), not left out
+    folders = sorted(e.name for e in os.scandir(source) if e.is_dir())  # links to folders too
     if not folders:
         raise ReleaseError(f"{source}: no trial folders; expected one folder per model (NN_tune_trainable_...)")
     problems: list[str] = []
     trials: list[Trial] = []
     for name in folders:
         path = os.path.join(source, name)
+        link = linked_part(source, path)
+        if link is not None:  # the release's own rule (builder.nws_release): plain folders and files, no links
+            problems.append(f"{path}: {link} is a symbolic link (to {os.path.realpath(link)}); a trial folder holds "
+                            "plain files: copy them in instead")  # fmt: skip
+            continue
         try:
             params = json.loads(_read_bounded(os.path.join(path, "params.json"), MAX_PARAMS_BYTES))
         except FileNotFoundError:

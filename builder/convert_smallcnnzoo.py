@@ -171,6 +171,9 @@ def scan(source: str, split_file: str | None = None) -> dict[str, Any]:
     if not os.path.isdir(source):
         raise ReleaseError(f"{source}: no such folder; expected a Small CNN Zoo data set folder ({', '.join(FILES)})")
     missing = [f"{os.path.join(source, f)}: missing" for f in FILES if not os.path.isfile(os.path.join(source, f))]
+    missing += [f"{os.path.join(source, f)}: a symbolic link (to {os.path.realpath(os.path.join(source, f))}); the "
+                "data set folder holds plain files: copy it in instead" for f in FILES
+                if os.path.islink(os.path.join(source, f))]  # fmt: skip
     raise_problems(source, missing, "Small CNN Zoo folder")
     problems: list[str] = []
     weights_path = os.path.join(source, "weights.npy")

@@ -143,3 +143,18 @@ def test_one_architecture_per_zoo(tmp_path):
     (trial / "params.json").write_text(json.dumps({**params, "model::type": "Resnet18"}))
     with pytest.raises(ReleaseError, match="one architecture per zoo"):
         convert(src, tmp_path / "out", progress=False)
+
+
+def test_linked_trials_and_files_are_problems(tmp_path):
+    src = tmp_path / "tune_zoo_x"
+    write_modelzoos(src, trials=3, epochs=1, errored=0)
+    trials = sorted(p for p in src.iterdir() if p.is_dir())
+    outside = tmp_path / "elsewhere"
+    shutil.move(trials[0] / "checkpoint_000001", outside)
+    (trials[0] / "checkpoint_000001").symlink_to(outside)
+    shutil.move(trials[1], tmp_path / "moved")
+    trials[1].symlink_to(tmp_path / "moved")
+    with pytest.raises(ReleaseError) as e:
+        convert(src, tmp_path / "out", progress=False)
+    assert len(e.value.problems) == 2 and "checkpoint_000001 is a symbolic link" in e.value.problems[0]
+    assert f"{trials[1]} is a symbolic link" in e.value.problems[1]

@@ -225,3 +225,12 @@ def test_a_run_with_two_values_of_one_config_is_a_problem(tmp_path):
         convert(src, tmp_path / "out", progress=False)
     assert e.value.problems == ("{}: run '/tmp/run_000' has config.optimizer = ['adam', 'sgd']; a run's config is "
                                 "one value".format(src / "metrics.csv.gz"),)  # fmt: skip
+
+
+def test_a_linked_file_is_a_problem(tmp_path):
+    src = tmp_path / "mnist"
+    write_smallcnnzoo(src, runs=2, crashed=0)
+    (src / "layout.csv").rename(tmp_path / "layout.csv")
+    (src / "layout.csv").symlink_to(tmp_path / "layout.csv")
+    with pytest.raises(ReleaseError, match="layout.csv: a symbolic link"):
+        convert(src, tmp_path / "out", progress=False)
