@@ -15,6 +15,7 @@ its JSON and a plot into ``--out``.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import platform
 from pathlib import Path
@@ -31,37 +32,62 @@ from weightzoo.baselines.report import _figure_class
 TARGETS = ("dataset", "optimizer", "activation", "initialization", "batch_size", "augmentation")
 
 
+def _variant(spec: str) -> tuple[str, str, dict[str, object]]:
+    """``probe:features=probes,head=mlp`` -> (label, model, params); values parsed as Python literals or kept."""
+    model, _, rest = spec.partition(":")
+    params: dict[str, object] = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            params[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[key] = value
+    return spec, model, params
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("zoo", help="zoo folder or URL")
-    p.add_argument("--models", nargs="+", default=["stats", "statnn", "probe"])
+    p.add_argument("--models", nargs="+", default=["stats", "statnn", "probe", "probe:features=probes"],
+                   help="models, a variant as model:key=value,... (probe:head=mlp)")  # fmt: skip
     p.add_argument("--targets", nargs="+", default=list(TARGETS))
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--probe-epochs", type=int, default=100)
-    p.add_argument("--n-probes", type=int, default=8)
+    p.add_argument("--n-probes", type=int, default=16)
     p.add_argument("--out", default="benchmarks/results/probe_vs_stats")
     args = p.parse_args()
     torch.set_num_threads(1)
     zoo = weightzoo.open_zoo(args.zoo)
-    params = {"probe": {"epochs": args.probe_epochs, "n_probes": args.n_probes, "device": "cpu"}}
-    kinds = tuple(dict.fromkeys(input_of(m) for m in args.models))
+    variants = [_variant(m) for m in args.models]
+    probe = {"epochs": args.probe_epochs, "n_probes": args.n_probes, "device": "cpu"}
+    params = {label: {**(probe if model == "probe" else {}), **extra} for label, model, extra in variants}
+    labels = [label for label, _, _ in variants]
+    kinds = tuple(dict.fromkeys(input_of(model) for _, model, _ in variants))
     table: dict[str, dict[str, list[float]]] = {}
-    seconds: dict[str, float] = dict.fromkeys(args.models, 0.0)
+    chosen: dict[str, dict[str, list[str]]] = {}
+    seconds: dict[str, float] = dict.fromkeys(labels, 0.0)
     sizes = {}
     for target in args.targets:
         train, test, protocol = load_samples(zoo, target, 20, features=kinds)
         sizes[target] = (len(train), len(test), len(protocol.classes))
-        for model in args.models:
+        for label, model, _ in variants:
             for seed in range(args.seeds):
-                result = fit_samples(zoo, model, protocol, train, test, random_state=seed, **params.get(model, {}))
-                table.setdefault(target, {}).setdefault(model, []).append(result.report.metrics["accuracy"])
-                seconds[model] += result.report.fit_seconds
-        print(target, {m: f"{np.mean(v):.3f}" for m, v in table[target].items()}, flush=True)
-    bench = run_benchmark(zoo, args.models, seeds=args.seeds, params=params)
-    for row in bench.rows:
-        table.setdefault("test_accuracy (Kendall τ)", {})[row["model"]] = row["test_kendall_tau"]["values"]
-        table.setdefault("test_accuracy (R²)", {})[row["model"]] = row["test_r2"]["values"]
-        seconds[row["model"]] += row["seconds"] * args.seeds
+                result = fit_samples(zoo, model, protocol, train, test, random_state=seed, **params[label])
+                table.setdefault(target, {}).setdefault(label, []).append(result.report.metrics["accuracy"])
+                seconds[label] += result.report.fit_seconds
+                if hasattr(result.estimator, "features_"):
+                    chosen.setdefault(target, {}).setdefault(label, []).append(result.estimator.features_)
+        print(target, {m: f"{np.mean(v):.3f}" for m, v in table[target].items()}, chosen.get(target, ""), flush=True)
+    for label, model, _ in variants:
+        bench = run_benchmark(zoo, [model], seeds=args.seeds, params={model: params[label]})
+        (row,) = bench.rows
+        table.setdefault("test_accuracy (Kendall τ)", {})[label] = row["test_kendall_tau"]["values"]
+        table.setdefault("test_accuracy (R²)", {})[label] = row["test_r2"]["values"]
+        for name in ("test_accuracy (Kendall τ)", "test_accuracy (R²)"):
+            if "features" in row:
+                chosen.setdefault(name, {})[label] = row["features"]
+        seconds[label] += row["seconds"] * args.seeds
+    args.models = labels
     lines = [f"| target | {' | '.join(args.models)} | networks train / test (classes) |",
              "|---|" + "---|" * (len(args.models) + 1)]  # fmt: skip
     for target, by_model in table.items():
@@ -73,6 +99,7 @@ def main() -> None:
                 else f"{np.mean(by_model[m]):.3f}"
             )
             + f" ± {np.std(by_model[m]):.3f}"
+            + _choice(chosen.get(target, {}).get(m))
             for m in args.models
         ]
         size = sizes.get(target)
@@ -87,7 +114,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(text)
     (out / "table.json").write_text(json.dumps({"zoo": str(zoo.url), "seeds": args.seeds, "table": table,
-                                                "fit_seconds": seconds}, indent=1) + "\n")  # fmt: skip
+                                                "features_chosen": chosen, "fit_seconds": seconds},
+                                               indent=1) + "\n")  # fmt: skip
     fig = _figure_class()(figsize=(1.6 * len(table) + 2, 3.6))
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(len(table))
@@ -102,6 +130,14 @@ def main() -> None:
     fig.tight_layout()
     fig.savefig(out / "probe_vs_stats.png", dpi=120)
     print(f"wrote {out}/table.md, table.json, probe_vs_stats.png")
+
+
+def _choice(features: list[str] | None) -> str:
+    """The feature sets the probing model's cross-validation chose over the seeds, as ``(stats ×2, probes)``."""
+    if not features or all(f == "probes" for f in features):
+        return ""
+    counts = {f: features.count(f) for f in dict.fromkeys(features)}
+    return " (" + ", ".join(f + (f" ×{c}" if c > 1 else "") for f, c in counts.items()) + ")"
 
 
 if __name__ == "__main__":

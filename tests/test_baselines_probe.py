@@ -97,3 +97,53 @@ def test_fit_runs_the_probe_model_on_a_zoo(tmp_path):
     assert report.model == "probe" and isinstance(est, ProbeClassifier)
     assert report.samples["train"] + report.samples["test"] == 2 * 7  # the diverged network left out, counted
     assert report.excluded == {"3": "diverged"}
+
+
+def _hidden_or_seen(n: int, seed: int, where: str) -> tuple[list[NetworkSample], np.ndarray]:
+    """Networks whose class the probes cannot see but the weight statistics can (``where="weights"``: the first
+    conv layer and its batch-norm statistics scaled by 1 or 4, which leaves the eval-mode function as it was) or
+    the other way round (``"function"``: output unit 0 or 1 raised by 3, the same per-tensor statistics)."""
+    arch = Architecture(filter_size=3, depth_conv=3, depth_fc=1, width_conv=4, width_fc=16)
+    g = torch.Generator().manual_seed(seed)
+    samples, labels = [], []
+    for i in range(n):
+        net = initialize_(NWSNet(arch, "relu"), "glorot_uniform", g)
+        label = i % 2
+        with torch.no_grad():
+            net.conv0_bn.running_var.uniform_(0.5, 1.5, generator=g)
+            if where == "weights":
+                c = (1.0, 4.0)[label]
+                net.conv0.weight.mul_(c), net.conv0.bias.mul_(c)
+                net.conv0_bn.running_mean.mul_(c), net.conv0_bn.running_var.mul_(c * c)
+            else:
+                net.out.bias.zero_()
+                net.out.bias[label] = 3.0
+        tensors = {p.name: net.state_dict()[p.name].numpy().copy() for p in arch.params}
+        samples.append(NetworkSample(tensors, arch, "relu", 1e-5))
+        labels.append(("a", "b")[label])
+    return samples, np.array(labels)
+
+
+@pytest.mark.parametrize("where", ["weights", "function"])
+def test_cross_validation_chooses_the_features_that_carry_the_class(where):
+    """The boosted head's candidates: a class only the weights' statistics show is found through them, one only
+    the function shows through the probes; the probes alone are near chance on the first (they cannot see it)."""
+    samples, labels = _hidden_or_seen(48, seed=2, where=where)
+    kw = {"n_probes": 4, "hidden": 8, "epochs": 3, "random_state": 0, "cv_folds": 3}
+    clf = ProbeClassifier(**kw).fit(samples[:32], labels[:32])
+    assert set(clf.cv_scores_) == {"stats", "probes", "probes+stats"}
+    assert clf.cv_scores_[clf.features_] >= max(clf.cv_scores_.values()) - 0.2  # the one-standard-error rule
+    assert clf.score(samples[32:], labels[32:]) >= 0.9
+    functional = ProbeClassifier(**kw, features="probes").fit(samples[:32], labels[:32])
+    if where == "weights":
+        assert "stats" in clf.features_ and clf.cv_scores_["stats"] > clf.cv_scores_["probes"]
+        assert functional.score(samples[32:], labels[32:]) <= 0.75  # chance 0.5: the function does not show it
+    else:
+        assert "probes" in clf.features_ and clf.cv_scores_["probes"] > clf.cv_scores_["stats"]
+        assert functional.score(samples[32:], labels[32:]) >= 0.9
+    mlp = ProbeClassifier(**kw, head="mlp").fit(samples[:32], labels[:32])
+    assert mlp.features_ == "probes" and not hasattr(mlp, "booster_")
+    with pytest.raises(ConfigError, match="head"):
+        ProbeClassifier(head="forest").fit(samples[:4], labels[:4])
+    with pytest.raises(ConfigError, match="cv_folds"):
+        ProbeClassifier(cv_folds=1).fit(samples[:4], labels[:4])

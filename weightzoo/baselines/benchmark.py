@@ -200,6 +200,7 @@ def run_benchmark(
                              dict(protocol.excluded), split=how)  # fmt: skip
     for model in models:
         scores: dict[str, list[float]] = {}
+        chosen: list[str | None] = []
         seconds = 0.0
         for seed in range(seeds):
             fitted = fit_samples(zoo, model, protocol, parts["train"], parts["test"], random_state=seed,
@@ -213,7 +214,10 @@ def run_benchmark(
             for side, metrics in found.items():
                 for name in ("kendall_tau", "r2"):
                     scores.setdefault(f"{side}_{name}", []).append(metrics[name])
+            chosen.append(getattr(fitted.estimator, "features_", None))
         row: dict[str, Any] = {"model": model, "seconds": seconds / seeds}
+        if any(chosen):  # the probing model: the features each seed's cross-validation chose
+            row["features"] = chosen
         for key, values in scores.items():
             row[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values}
         result.rows.append(row)

@@ -1,11 +1,29 @@
-"""The probing baseline: read a network by what it computes, not by its weights (in the spirit of ProbeGen, Kahana
-et al., ICLR 2025; this is our own, simpler model).
+"""The probing baseline: read a network by what it computes (in the spirit of ProbeGen, Kahana et al., ICLR 2025;
+this is our own, simpler model), beside what its weights' statistics say.
 
 ``n_probes`` learned input images are fed through every network (its own weights, in eval mode, as
 :class:`~weightzoo.model.NWSNet` rebuilds it); the networks' outputs on the probes (``n_probes`` x 20 logits,
 compressed with ``sign(x) log(1 + |x|)`` so a sigmoid network's and a diverging one's outputs share a scale) are
-the features of a small head (batch-normalised input, one hidden ReLU layer, dropout). Probes and head are trained
-together, end to end, by Adam: the gradient reaches the probes through the networks, whose weights stay fixed.
+the *probe features*. Two stages:
+
+1. **Probes learned end to end.** The probes start as a ramp of uniform grey images (levels 0.05 to 0.95, plus a
+   little noise; ``probe_init="grey"``: a network's response to brightness tells its activation and data set
+   apart, where random-noise images give features near chance on our zoos) and are trained with a small head
+   (batch-normalised input, one hidden ReLU layer, dropout) by Adam: the gradient reaches the probes through the
+   networks, whose weights stay fixed.
+2. **The head** (``head="boost"``, the default): histogram gradient boosting, the ``stats`` model's learner, refitted
+   on the learned probes' features, on the per-tensor weight statistics (:mod:`weightzoo.baselines.features`),
+   or on both: ``features="select"`` picks one of the three by k-fold cross-validation on the *training*
+   networks (accuracy, or R^2 for a number) with the one-standard-error rule (the simplest set, in the order
+   stats, probes, probes+stats, whose mean score is within one standard error of the best), recorded in
+   ``features_`` and ``cv_scores_``. ``features="probes"`` keeps the purely functional model; ``head="mlp"``
+   predicts with the end-to-end head itself (stage 1 only: the ProbeGen-like model).
+
+Why the weight statistics are a candidate: on 100 networks the outputs do not see everything the weights do (the
+initialisation scheme, which training leaves in the weights' spread, is invisible in the function: 0.6-0.75
+accuracy from probes alone against 1.0 from statistics on the README's zoo), while on other targets the probes see
+more (the data set a network was trained on). Cross-validation on the training networks, not the test networks,
+decides per target; ``benchmarks/probe_vs_stats.py`` prints the choice beside each score.
 
 Many networks run at once: the networks of one architecture and activation are stacked, and one
 ``torch.func.vmap`` of ``torch.func.functional_call`` evaluates all of them on the probes in the same kernels
@@ -19,8 +37,8 @@ Example (``zoo_path``: a small zoo written by the test fixtures):
     >>> from weightzoo.baselines import fit
     >>> est, report = fit(zoo_path, target="test_accuracy", model="probe", snapshots=20, test_fraction=0.5,
     ...                   epochs=3, n_probes=2, hidden=8)
-    >>> report.model, type(est).__name__, len(est.loss_curve_)
-    ('probe', 'ProbeRegressor', 3)
+    >>> report.model, type(est).__name__, len(est.loss_curve_), est.features_ in ("probes", "stats", "probes+stats")
+    ('probe', 'ProbeRegressor', 3, True)
 """
 
 from __future__ import annotations
@@ -34,7 +52,8 @@ import torch
 from torch import nn
 
 from weightzoo.architecture import NUM_OUTPUTS, Architecture
-from weightzoo.errors import ConfigError, MissingExtraError
+from weightzoo.baselines.features import STATS, layer_slot, tensor_stats
+from weightzoo.errors import ConfigError, MissingExtraError, UnknownNameError
 from weightzoo.model import NWSNet
 from weightzoo.options import check_params
 
@@ -44,7 +63,7 @@ try:
 except ImportError:  # pragma: no cover - exercised only without the extra
     raise MissingExtraError("scikit-learn", "baselines", "the probing baseline") from None
 
-__all__ = ["NetworkSample", "ProbeClassifier", "ProbeRegressor"]
+__all__ = ["FEATURE_SETS", "HEADS", "NetworkSample", "ProbeClassifier", "ProbeRegressor"]
 
 #: The networks' input: colour images 32 x 32 in [0, 1] (``weightzoo.model.NWSNet``).
 IMAGE_SHAPE: tuple[int, int, int] = (3, 32, 32)
@@ -146,9 +165,14 @@ class _ProbeNet(nn.Module):
     """The probes (stored as logits: the images are their sigmoid, in [0, 1]) and the head."""
 
     def __init__(self, n_probes: int, hidden: int, dropout: float, n_out: int,
-                 image_shape: tuple[int, ...] = IMAGE_SHAPE, num_outputs: int = NUM_OUTPUTS):  # fmt: skip
+                 image_shape: tuple[int, ...] = IMAGE_SHAPE, num_outputs: int = NUM_OUTPUTS,
+                 probe_init: str = "grey"):  # fmt: skip
         super().__init__()
-        self.probe_logits = nn.Parameter(torch.randn(n_probes, *image_shape))
+        noise = torch.randn(n_probes, *image_shape)
+        if probe_init == "grey":  # uniform images, levels 0.05 .. 0.95, and a little noise to break the symmetry
+            levels = torch.logit(torch.linspace(0.05, 0.95, n_probes)).view(-1, *([1] * len(image_shape)))
+            noise = levels + 0.01 * noise
+        self.probe_logits = nn.Parameter(noise)
         width = n_probes * num_outputs
         self.head = nn.Sequential(
             nn.BatchNorm1d(width, affine=False),
@@ -161,16 +185,58 @@ class _ProbeNet(nn.Module):
     def probes(self) -> torch.Tensor:
         return torch.sigmoid(self.probe_logits)
 
-    def forward(self, stack: _Stack, rows: np.ndarray) -> torch.Tensor:
+    def features(self, stack: _Stack, rows: np.ndarray) -> torch.Tensor:
+        """The probe features of the networks ``rows``: [len(rows), n_probes x outputs], compressed logits."""
         logits = stack.outputs(self.probes(), rows)
         features = torch.sign(logits) * torch.log1p(logits.abs())
-        features = torch.nan_to_num(features, nan=0.0, posinf=30.0, neginf=-30.0)
-        return self.head(features.flatten(1))
+        return torch.nan_to_num(features, nan=0.0, posinf=30.0, neginf=-30.0).flatten(1)
+
+    def forward(self, stack: _Stack, rows: np.ndarray) -> torch.Tensor:
+        return self.head(self.features(stack, rows))
+
+
+#: What the boosted head may be fitted on (``features=``); ``select`` picks one of them by cross-validation.
+FEATURE_SETS: tuple[str, ...] = ("stats", "probes", "probes+stats")
+#: The two heads: gradient boosting refitted on the features, or the end-to-end MLP.
+HEADS: tuple[str, ...] = ("boost", "mlp")
+
+
+def _role(arch: Any, name: str) -> str:
+    """A tensor's role, to align the statistics of different NWS architectures (declared families: its name)."""
+    return layer_slot(arch, name) if isinstance(arch, Architecture) else name
+
+
+def _weight_stats(X: Sequence[NetworkSample], roles: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Per-tensor statistics (``stats``) of every network, one row each, in the columns of ``roles`` (a tensor's
+    role, :func:`_role`; NaN where a network lacks one). ``roles`` None: every role of ``X``, in first-seen order
+    (kept by the estimator so the networks it predicts are laid out as those it was fitted on; a role it never saw
+    is left out)."""
+    per: list[dict[str, np.ndarray]] = []
+    for x in X:
+        names = list(x.tensors)
+        block = tensor_stats({n: np.asarray(x.tensors[n])[None] for n in names}, (1,))[0].reshape(len(names), -1)
+        per.append({_role(x.architecture, n): block[k] for k, n in enumerate(names)})
+    if roles is None:
+        roles = list(dict.fromkeys(r for row in per for r in row))
+    width = len(STATS)
+    out = np.full((len(X), len(roles) * width), np.nan)
+    col = {r: j for j, r in enumerate(roles)}
+    for i, row in enumerate(per):
+        for r, values in row.items():
+            if r in col:
+                out[i, col[r] * width : (col[r] + 1) * width] = values
+    return out, roles
 
 
 class _ProbeBase(BaseEstimator):
     """Shared by :class:`ProbeClassifier` and :class:`ProbeRegressor` (scikit-learn estimators: ``get_params``,
-    ``set_params`` and ``clone`` work; ``__init__`` only stores the parameters)."""
+    ``set_params`` and ``clone`` work; ``__init__`` only stores the parameters).
+
+    Parameters: ``n_probes`` images, stage 1's ``hidden`` width, ``dropout``, ``epochs``, ``learning_rate``,
+    ``batch_size`` and ``weight_decay``; ``probe_init`` (``"grey"`` or ``"random"``: sigmoid of N(0, 1) noise);
+    ``head`` (:data:`HEADS`), ``features`` (:data:`FEATURE_SETS` or ``"select"``) and ``cv_folds`` for the boosted
+    head; ``random_state``; ``device`` (default: CUDA when available).
+    """
 
     _classify = True
 
@@ -179,10 +245,14 @@ class _ProbeBase(BaseEstimator):
         n_probes: int = 16,
         hidden: int = 64,
         dropout: float = 0.2,
-        epochs: int = 300,
+        epochs: int = 100,
         learning_rate: float = 3e-3,
         batch_size: int = 64,
         weight_decay: float = 1e-4,
+        probe_init: str = "grey",
+        head: str = "boost",
+        features: str = "select",
+        cv_folds: int = 5,
         random_state: int | None = 0,
         device: str | None = None,
     ):
@@ -193,18 +263,32 @@ class _ProbeBase(BaseEstimator):
         self.learning_rate = learning_rate
         self.batch_size = batch_size
         self.weight_decay = weight_decay
+        self.probe_init = probe_init
+        self.head = head
+        self.features = features
+        self.cv_folds = cv_folds
         self.random_state = random_state
         self.device = device
 
     def _device(self) -> torch.device:
         return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
-    def fit(self, X: Sequence[NetworkSample], y: Any) -> _ProbeBase:
-        """Train probes and head on networks ``X`` and targets ``y``; ``loss_curve_`` holds each epoch's mean
-        training loss."""
+    def _check(self) -> None:
         check_params({"epochs": self.epochs, "learning_rate": self.learning_rate, "batch_size": self.batch_size,
                       "dropout": self.dropout, "random_state": self.random_state, "n_probes": self.n_probes,
                       "hidden": self.hidden, "weight_decay": self.weight_decay})  # fmt: skip
+        for name, value, allowed in (("probe_init", self.probe_init, ("grey", "random")),
+                                     ("head", self.head, HEADS),
+                                     ("features", self.features, ("select", *FEATURE_SETS))):  # fmt: skip
+            if value not in allowed:
+                raise UnknownNameError(name, value, allowed)
+        if not isinstance(self.cv_folds, int) or self.cv_folds < 2:
+            raise ConfigError(f"cv_folds={self.cv_folds!r}; expected an integer of at least 2")
+
+    def fit(self, X: Sequence[NetworkSample], y: Any) -> _ProbeBase:
+        """Learn probes (and the end-to-end head) on networks ``X`` and targets ``y``, then fit the head;
+        ``loss_curve_`` holds each epoch's mean training loss of stage 1."""
+        self._check()
         y = np.asarray(y)
         if len(y) != len(X):
             raise ConfigError(f"{len(X)} networks but {len(y)} targets")
@@ -212,9 +296,16 @@ class _ProbeBase(BaseEstimator):
         # every draw (probes, head, dropout, batch order) from the seed; the caller's global torch state untouched
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(int(self.random_state or 0))
-            return self._fit(X, y, device)
+            self._fit(X, y, device)
+        for stale in ("stat_roles_", "booster_"):  # a refit lays the statistics out anew
+            self.__dict__.pop(stale, None)
+        if self.head == "boost":
+            self._fit_booster(X, y)
+        else:
+            self.features_, self.cv_scores_ = "probes", {}
+        return self
 
-    def _fit(self, X: Sequence[NetworkSample], y: np.ndarray, device: torch.device) -> _ProbeBase:
+    def _fit(self, X: Sequence[NetworkSample], y: np.ndarray, device: torch.device) -> None:
         rng = np.random.default_rng(self.random_state)
         stack = _Stack(X, device)
         if self._classify:
@@ -230,7 +321,8 @@ class _ProbeBase(BaseEstimator):
             def loss_fn(pred: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
                 return nn.functional.mse_loss(pred[:, 0], t)
 
-        net = _ProbeNet(self.n_probes, self.hidden, self.dropout, n_out, stack.input_shape, stack.num_outputs)
+        net = _ProbeNet(self.n_probes, self.hidden, self.dropout, n_out, stack.input_shape, stack.num_outputs,
+                        self.probe_init)  # fmt: skip
         net = net.to(device)
         optimizer = torch.optim.Adam(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         self.loss_curve_: list[float] = []
@@ -251,9 +343,73 @@ class _ProbeBase(BaseEstimator):
             self.loss_curve_.append(total / len(order))
         self.net_ = net.eval()
         self.n_features_in_ = self.n_probes * stack.num_outputs
-        return self
+
+    def _candidates(self, X: Sequence[NetworkSample], names: Sequence[str]) -> dict[str, np.ndarray]:
+        """The feature matrices ``names`` (of :data:`FEATURE_SETS`) of networks ``X``."""
+        out: dict[str, np.ndarray] = {}
+        if any("probes" in n for n in names):
+            out["probes"] = self.probe_features(X)
+        if any("stats" in n for n in names):
+            out["stats"], roles = _weight_stats(X, getattr(self, "stat_roles_", None))
+            self.stat_roles_ = roles
+        if "probes+stats" in names:
+            out["probes+stats"] = np.hstack([out["probes"], out["stats"]])
+        return {n: out[n] for n in names}
+
+    def _booster(self, n_train: int, seed: int | None) -> Any:
+        from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+        cls = HistGradientBoostingClassifier if self._classify else HistGradientBoostingRegressor
+        # the ``stats`` model's rule for small zoos (weightzoo.baselines.fitting)
+        return cls(random_state=seed, min_samples_leaf=int(np.clip(n_train // 10, 1, 20)))
+
+    def _fit_booster(self, X: Sequence[NetworkSample], y: np.ndarray) -> None:
+        from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+
+        names = FEATURE_SETS if self.features == "select" else (self.features,)
+        candidates = self._candidates(X, names)
+        seed = self.random_state if isinstance(self.random_state, int) else 0
+        self.cv_scores_: dict[str, float] = {}
+        if len(names) > 1:
+            if self._classify:
+                smallest = int(np.bincount(np.unique(y, return_inverse=True)[1]).min())
+                folds = StratifiedKFold(max(2, min(self.cv_folds, smallest)), shuffle=True, random_state=seed)
+            else:
+                folds = KFold(max(2, min(self.cv_folds, len(y) // 2)), shuffle=True, random_state=seed)
+            errors = {}
+            for name, F in candidates.items():
+                scores = cross_val_score(self._booster(len(y) * 4 // 5, seed), F, y, cv=folds)
+                scores = scores[np.isfinite(scores)]  # R^2 of a fold whose targets are all equal: undefined
+                self.cv_scores_[name] = float(np.mean(scores)) if len(scores) else -np.inf
+                errors[name] = float(np.std(scores) / np.sqrt(len(scores))) if len(scores) else 0.0
+            # the one-standard-error rule: the simplest set (FEATURE_SETS is in that order) whose score is within
+            # one standard error of the best one's; on ~100 networks the folds' scores are noisy
+            best = max(names, key=lambda n: self.cv_scores_[n])
+            floor = self.cv_scores_[best] - errors[best]
+            self.features_ = next(n for n in names if self.cv_scores_[n] >= floor)
+        else:
+            self.features_ = names[0]
+        self.booster_ = self._booster(len(y), seed).fit(candidates[self.features_], y)
+
+    def probe_features(self, X: Sequence[NetworkSample]) -> np.ndarray:
+        """The networks' compressed outputs on the learned probes: [len(X), n_probes x outputs] float32."""
+        if not hasattr(self, "net_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
+        device = next(self.net_.parameters()).device
+        stack = _Stack(X, device)
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(X), 256):
+                out.append(self.net_.features(stack, np.arange(start, min(start + 256, len(X)))).cpu().numpy())
+        return np.concatenate(out)
+
+    def _head_input(self, X: Sequence[NetworkSample]) -> np.ndarray:
+        if not hasattr(self, "net_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
+        return self._candidates(X, (self.features_,))[self.features_]
 
     def _raw(self, X: Sequence[NetworkSample]) -> np.ndarray:
+        """Stage 1's head output (logits, or the standardised number)."""
         if not hasattr(self, "net_"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
         device = next(self.net_.parameters()).device
@@ -273,7 +429,8 @@ class _ProbeBase(BaseEstimator):
 
 
 class ProbeClassifier(ClassifierMixin, _ProbeBase):
-    """Predicts a categorical hyper-parameter of a network from its outputs on learned probes.
+    """Predicts a categorical hyper-parameter of a network from its outputs on learned probes (and, where
+    cross-validation on the training networks says so, its weight statistics).
 
     Example:
         >>> ProbeClassifier(n_probes=8).get_params()["n_probes"]
@@ -283,14 +440,17 @@ class ProbeClassifier(ClassifierMixin, _ProbeBase):
     _classify = True
 
     def predict_proba(self, X: Sequence[NetworkSample]) -> np.ndarray:
+        if hasattr(self, "booster_"):
+            return self.booster_.predict_proba(self._head_input(X))
         return torch.softmax(torch.as_tensor(self._raw(X)), dim=1).numpy()
 
     def predict(self, X: Sequence[NetworkSample]) -> np.ndarray:
-        return self.classes_[self._raw(X).argmax(axis=1)]
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
 class ProbeRegressor(RegressorMixin, _ProbeBase):
-    """Predicts a number (learning rate, test accuracy) of a network from its outputs on learned probes.
+    """Predicts a number (learning rate, test accuracy) of a network from its outputs on learned probes (and,
+    where cross-validation on the training networks says so, its weight statistics).
 
     Example:
         >>> ProbeRegressor(epochs=10).get_params()["epochs"]
@@ -300,4 +460,6 @@ class ProbeRegressor(RegressorMixin, _ProbeBase):
     _classify = False
 
     def predict(self, X: Sequence[NetworkSample]) -> np.ndarray:
+        if hasattr(self, "booster_"):
+            return self.booster_.predict(self._head_input(X))
         return self._raw(X)[:, 0] * self.y_std_ + self.y_mean_
