@@ -19,36 +19,17 @@ from collections import Counter
 
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from builder.engine.augment import augment_with
 from builder.engine.keyed_random import step_draws
 from builder.engine.member import Member
+from builder.engine.op_count import OpCounter
 from builder.engine.pack_lane import Lane
 from builder.engine.sources import load_images
 from builder.engine.space import get_preset, torch_seed
 from builder.engine.train import DeviceImages, TrainConfig
 from weightzoo.model import NWSNet, initialize_
 from weightzoo.optim import make_optimizer
-
-#: Operations that only describe tensors (no kernel on a GPU).
-_METADATA = {
-    "view", "_unsafe_view", "as_strided", "t", "transpose", "unsqueeze", "squeeze", "expand", "slice", "select",
-    "unflatten", "detach", "alias", "permute", "split", "split_with_sizes", "unbind", "narrow", "_reshape_alias",
-    "lift_fresh", "empty", "empty_strided", "resize_", "set_",
-}  # fmt: skip
-
-
-class _Count(TorchDispatchMode):
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: Counter[str] = Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        name = func.overloadpacket.__name__
-        if name not in _METADATA:
-            self.ops[name] += 1
-        return func(*args, **(kwargs or {}))
 
 
 def single_step_ops(hp, images: DeviceImages, cfg: TrainConfig) -> Counter[str]:
@@ -59,7 +40,7 @@ def single_step_ops(hp, images: DeviceImages, cfg: TrainConfig) -> Counter[str]:
     gen = torch.Generator().manual_seed(1)
     idx = torch.arange(hp.batch_size)
     net.train()
-    with _Count() as count:
+    with OpCounter() as count:
         x = images.train_x[idx].to(torch.float32).div_(255)
         draws = step_draws([torch_seed(0, 0, "step")], [0], len(idx), hp.architecture.fc_units,
                            augmentation=hp.augmentation)  # fmt: skip
@@ -77,7 +58,7 @@ def lane_step_ops(hps: list, images: DeviceImages, cfg: TrainConfig) -> Counter[
     members = [Member(hp, images, 0, i, cfg, torch.float32) for i, hp in enumerate(hps)]
     lane = Lane(cfg, torch.device("cpu"), torch.float32)
     lane.restack([], members)
-    with _Count() as count:
+    with OpCounter() as count:
         lane.step()
     return count.ops
 

@@ -261,6 +261,34 @@ def test_a_lane_step_takes_the_same_operations_whatever_its_width():
     assert ops(augmented, 16) - ops(augmented, 2) == 14  # one noise draw per augmented network
 
 
+def test_a_lane_step_reads_nothing_back_to_the_host():
+    """A step a CUDA graph can capture, and that never stalls the host: no operation of a lane step copies a value
+    to the host (counted on CPU by builder.engine.op_count). A realistic pack's lanes (three shapes; optimizers,
+    activations, augmentation and data sets mixed), several steps each, an epoch's end included; the exports are
+    read one step later, outside the lanes' steps."""
+    from builder.engine.member import Member
+    from builder.engine.op_count import OpCounter
+    from builder.engine.pack_lane import Lane
+    from builder.engine.train import DeviceImages
+
+    data = {name: DeviceImages(IMAGES[name], "cpu") for name in IMAGES}
+    members = [Member(hp, data[hp.dataset], 0, i, CONFIG, torch.float32) for i, hp in enumerate(_realistic_mix())]
+    lanes: dict[tuple, list[Member]] = {}
+    for m in members:
+        lanes.setdefault(m.lane_key, []).append(m)
+    assert len(lanes) == 3 and max(len(v) for v in lanes.values()) >= 8
+    for group in lanes.values():
+        lane = Lane(CONFIG, torch.device("cpu"), torch.float32)
+        lane.restack([], group)
+        for _ in range(3):
+            with OpCounter() as count:
+                lane.step()
+            assert count.kernels > 100 and not count.host_reads, dict(count.host_reads)
+    with OpCounter() as count:  # the counter sees a read when there is one
+        float(lane.state["loss_sum"].sum())
+    assert count.host_reads == {"_local_scalar_dense": 1}
+
+
 def _realistic_mix() -> list[H]:
     """16 networks of three shapes, interleaved so that every prefix mixes them: ten of the nws_fixed architecture
     (width_conv 8: its first layer is the one CPU grouped kernel that rounded by pack width) at batch 32, three
