@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from weightzoo.errors import MissingExtraError, UnknownNameError
 
 #: Models that take per-tensor statistics as input (``statnn``: gradient boosting on the StatNN features).
@@ -51,6 +53,18 @@ def input_of(model: str) -> str:
     if model not in INPUT_OF:
         raise UnknownNameError("model", model, MODELS)
     return INPUT_OF[model]
+
+
+def small_zoo_leaf(n_train: int) -> int:
+    """The boosters' ``min_samples_leaf`` for ``n_train`` training samples: scikit-learn's default (20) forbids
+    any split below 40 samples, so on small zoos (one snapshot of a few dozen networks) the booster would only
+    ever predict the prior; a tenth of the samples there, 20 from 200 on.
+
+    Example:
+        >>> small_zoo_leaf(8), small_zoo_leaf(80), small_zoo_leaf(5000)
+        (1, 8, 20)
+    """
+    return int(np.clip(n_train // 10, 1, 20))
 
 
 def require_sklearn(purpose: str) -> None:

@@ -21,7 +21,14 @@ from typing import Any
 import numpy as np
 
 from weightzoo.baselines.dataset_zoo import DatasetZoo
-from weightzoo.baselines.estimators import FEATURE_MODELS, MODELS, input_of, make_estimator, require_sklearn
+from weightzoo.baselines.estimators import (
+    FEATURE_MODELS,
+    MODELS,
+    input_of,
+    make_estimator,
+    require_sklearn,
+    small_zoo_leaf,
+)
 from weightzoo.baselines.protocol import Protocol, task_of
 from weightzoo.baselines.report import Report, classification_metrics, regression_metrics
 from weightzoo.baselines.samples import Samples, load_samples
@@ -164,9 +171,7 @@ def fit_samples(
     """
     task = protocol.task
     if model in ("stats", "statnn") and "min_samples_leaf" not in params:
-        # scikit-learn's default (20) forbids any split below 40 samples: on small zoos (one snapshot of a few
-        # dozen networks) the booster would only ever predict the prior; scale it down there, keep 20 otherwise
-        params = {**params, "min_samples_leaf": int(np.clip(len(train) // 10, 1, 20))}
+        params = {**params, "min_samples_leaf": small_zoo_leaf(len(train))}
     if model in FEATURE_MODELS:
         estimator = make_estimator(model, task, random_state=random_state, **params)
         fit_kw, pred_kw = {}, {}

@@ -52,6 +52,7 @@ import torch
 from torch import nn
 
 from weightzoo.architecture import NUM_OUTPUTS, Architecture
+from weightzoo.baselines.estimators import small_zoo_leaf
 from weightzoo.baselines.features import STATS, layer_slot, tensor_stats
 from weightzoo.errors import ConfigError, MissingExtraError, UnknownNameError
 from weightzoo.model import NWSNet
@@ -360,8 +361,7 @@ class _ProbeBase(BaseEstimator):
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
         cls = HistGradientBoostingClassifier if self._classify else HistGradientBoostingRegressor
-        # the ``stats`` model's rule for small zoos (weightzoo.baselines.fitting)
-        return cls(random_state=seed, min_samples_leaf=int(np.clip(n_train // 10, 1, 20)))
+        return cls(random_state=seed, min_samples_leaf=small_zoo_leaf(n_train))  # the ``stats`` model's rule
 
     def _fit_booster(self, X: Sequence[NetworkSample], y: np.ndarray) -> None:
         from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
@@ -391,40 +391,37 @@ class _ProbeBase(BaseEstimator):
             self.features_ = names[0]
         self.booster_ = self._booster(len(y), seed).fit(candidates[self.features_], y)
 
-    def probe_features(self, X: Sequence[NetworkSample]) -> np.ndarray:
-        """The networks' compressed outputs on the learned probes: [len(X), n_probes x outputs] float32."""
+    def _require_fitted(self) -> None:
         if not hasattr(self, "net_"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
-        device = next(self.net_.parameters()).device
-        stack = _Stack(X, device)
+
+    def _run(self, X: Sequence[NetworkSample], features_only: bool) -> np.ndarray:
+        """The probe features (``features_only``) or stage 1's head output of the networks ``X``, in batches of
+        256, without gradients, as one array."""
+        self._require_fitted()
+        fn = self.net_.features if features_only else self.net_
+        stack = _Stack(X, next(self.net_.parameters()).device)
         out = []
         with torch.no_grad():
             for start in range(0, len(X), 256):
-                out.append(self.net_.features(stack, np.arange(start, min(start + 256, len(X)))).cpu().numpy())
+                out.append(fn(stack, np.arange(start, min(start + 256, len(X)))).cpu().numpy())
         return np.concatenate(out)
 
+    def probe_features(self, X: Sequence[NetworkSample]) -> np.ndarray:
+        """The networks' compressed outputs on the learned probes: [len(X), n_probes x outputs] float32."""
+        return self._run(X, features_only=True)
+
     def _head_input(self, X: Sequence[NetworkSample]) -> np.ndarray:
-        if not hasattr(self, "net_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
+        self._require_fitted()
         return self._candidates(X, (self.features_,))[self.features_]
 
     def _raw(self, X: Sequence[NetworkSample]) -> np.ndarray:
         """Stage 1's head output (logits, or the standardised number)."""
-        if not hasattr(self, "net_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
-        device = next(self.net_.parameters()).device
-        stack = _Stack(X, device)
-        out = []
-        with torch.no_grad():
-            for start in range(0, len(X), 256):
-                rows = np.arange(start, min(start + 256, len(X)))
-                out.append(self.net_(stack, rows).cpu().numpy())
-        return np.concatenate(out)
+        return self._run(X, features_only=False)
 
     def probe_images(self) -> np.ndarray:
         """The learned probes as images [n_probes, height, width, channels] in [0, 1] (to look at them)."""
-        if not hasattr(self, "net_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit(X, y) first")
+        self._require_fitted()
         return self.net_.probes().detach().permute(0, 2, 3, 1).cpu().numpy()
 
 
