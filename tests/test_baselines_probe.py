@@ -145,5 +145,9 @@ def test_cross_validation_chooses_the_features_that_carry_the_class(where):
     assert mlp.features_ == "probes" and not hasattr(mlp, "booster_")
     with pytest.raises(ConfigError, match="head"):
         ProbeClassifier(head="forest").fit(samples[:4], labels[:4])
+    with pytest.raises(ConfigError, match="features.*'both'"):
+        ProbeClassifier(features="both").fit(samples[:4], labels[:4])
+    with pytest.raises(ConfigError, match="probe_init.*'zeros'"):
+        ProbeClassifier(probe_init="zeros").fit(samples[:4], labels[:4])
     with pytest.raises(ConfigError, match="cv_folds"):
         ProbeClassifier(cv_folds=1).fit(samples[:4], labels[:4])
