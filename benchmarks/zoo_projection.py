@@ -1,0 +1,70 @@
+"""The full zoo on one GPU, projected from counted work: the real 16,000-network schedule (3,000 ``nws_fixed`` and
+13,000 ``nws_main`` networks, the zoo's own draws, the generator's packs, refills and exports), every lane step
+and export counted by the engine itself (:mod:`builder.engine.projection`), turned into hours under stated device
+assumptions. Runs anywhere (CPU); deterministic.
+
+    python benchmarks/zoo_projection.py                 # the full zoo, width 256, stop epochs uniform 80..150
+    python benchmarks/zoo_projection.py --main 1300 --fixed 300   # a tenth, quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from tqdm import tqdm
+
+from builder.engine.pack_schedule import MAX_WIDTH, MEMORY_SHARE
+from builder.engine.projection import Device, Projection, WorkCounter, project, stop_epochs
+from builder.engine.space import get_preset
+
+
+def table(name: str, p: Projection, device: Device) -> None:
+    print(f"\n{name}: {p.networks:,} networks, {p.network_steps:,} network-steps, {p.lane_steps:,} lane steps")
+    print(f"  training: {p.train.kernels:,.0f} kernels ({p.ops_per_network_step:.1f} per network-step), "
+          f"{p.train.flops:.3g} FLOP, {p.train.bytes:.3g} bytes (unfused)")  # fmt: skip
+    print(f"  exports (weights copy and clean evaluation, every epoch): {p.exports.kernels:,.0f} kernels, "
+          f"{p.exports.flops:.3g} FLOP, {p.exports.bytes:.3g} bytes")  # fmt: skip
+    print(f"  hours on one {device.name} (per step the longest of launches, memory traffic and compute):")
+    precisions = list(device.peak_flops)
+    print(f"    {'launches':<14}" + "".join(f"{p_:>16}" for p_ in precisions))
+    for mode in device.launch_s:
+        cells = [f"{p.hours(mode, pr):8.1f} {p.dominant(mode, pr):>7}" for pr in precisions]
+        print(f"    {mode:<14}" + "".join(f"{c:>16}" for c in cells))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seed", type=int, default=0, help="zoo seed (the hyper-parameter draws)")
+    ap.add_argument("--fixed", type=int, default=3000, help="nws_fixed networks")
+    ap.add_argument("--main", type=int, default=13000, help="nws_main networks")
+    ap.add_argument("--width", type=int, default=MAX_WIDTH, help="networks training at once per pack")
+    ap.add_argument("--stop", type=int, nargs=2, default=[80, 150], metavar=("LOW", "HIGH"),
+                    help="stop epochs drawn uniformly from LOW..HIGH")  # fmt: skip
+    ap.add_argument("--memory-gb", type=float, default=80.0, help="device memory (the pack plans for "
+                    f"{MEMORY_SHARE:.0%} of it)")  # fmt: skip
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    device, counter = Device(), WorkCounter()
+    budget = args.memory_gb * 2**30 * MEMORY_SHARE
+    print(f"{device.name}: launches {', '.join(f'{k} {v * 1e6:.0f} µs' for k, v in device.launch_s.items())}; "
+          f"memory {device.bandwidth / 1e12:.2f} TB/s; "
+          f"{', '.join(f'{k} {v / 1e12:.0f} TFLOPS' for k, v in device.peak_flops.items())}")  # fmt: skip
+    print(f"schedule: packs of width {args.width} queuing 4x that, {budget / 2**30:.0f} GiB planned; stop epochs "
+          f"uniform {args.stop[0]}..{args.stop[1]} (seed {args.seed})")  # fmt: skip
+    total = Projection()
+    for k, (preset, n) in enumerate((("nws_fixed", args.fixed), ("nws_main", args.main))):
+        if n == 0:
+            continue
+        space = get_preset(preset)
+        hps = {i: space.sample(args.seed, i) for i in range(n)}
+        stops = dict(enumerate(stop_epochs(n, seed=args.seed * 2 + k, low=args.stop[0], high=args.stop[1])))
+        with tqdm(total=n, desc=preset, unit="net", leave=False, disable=None) as bar:
+            p = project(hps, stops, counter, device, width=args.width, budget_bytes=budget, progress=bar)
+        table(preset, p, device)
+        total.merge(p)
+    table("full zoo", total, device)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,425 @@
+"""What the full zoo asks of one GPU: the real schedule of 16,000 networks, its work counted from the engine.
+
+The projection (``benchmarks/zoo_projection.py``) draws the zoo's own hyper-parameters (``nws_fixed`` and
+``nws_main``, by (zoo seed, network id)), forms the packs the generator forms
+(:func:`builder.engine.pack_schedule.form_packs`, ``QUEUE_DEPTH`` times the width) and replays each pack's
+admissions and departures as :func:`builder.engine.pack.iter_pack` makes them, with every network's stop epoch
+drawn from a stated distribution (the original's networks stopped early, most between 80 and 150 epochs). Between
+two departures the lanes do not change, so the replay advances from one to the next and charges every lane the
+work of one of its steps times the steps taken.
+
+What a lane step costs is counted, not assumed, by running the engine's own :class:`~builder.engine.pack_lane.
+Lane` on small synthetic images under :class:`~builder.engine.op_count.OpCounter` (:class:`WorkCounter`):
+
+- **kernels**: a lane's count does not depend on its widths, filter size, batch size, data or number of members
+  (measured; ``tests/test_projection.py`` holds the model to counts of random real lanes), only on its depths and
+  on whether it is a lane of one (which computes as two), plus what its members' mix adds: a run per optimizer,
+  its activation runs (linear in their number), its first two augmented members and each further one, its data
+  sets. Each term is counted once on small lanes (:meth:`WorkCounter.lane_kernels`).
+- **bytes and FLOPs** grow with the networks and their batch: per member and step, counted on lanes of two at two
+  small batch sizes for every architecture and extrapolated linearly in the batch (exact for convolutions and
+  products, which are linear in it).
+- **exports**: a network's weights copy and clean evaluation (``train_eval_images`` training images, its
+  validation and test sets in batches of ``eval_batch_size``) once at initialisation and once per epoch, counted
+  by the member's own :meth:`~builder.engine.member.Member.capture` as a linear function of batches and images.
+
+Hours follow from stated device assumptions (:class:`Device`): each lane step and each export takes the longest
+of its kernels times the launch cost, its bytes over the memory bandwidth and its FLOPs over the peak, summed (a
+roofline per step; steps are serial on one device).
+
+Example:
+    >>> Device().launch_s["eager"], Device().peak_flops["tf32"] / 1e12
+    (6e-06, 495.0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from builder.engine.member import DeviceImages, Member
+from builder.engine.op_count import OpCounter
+from builder.engine.pack_lane import Lane, _runs
+from builder.engine.pack_schedule import QUEUE_DEPTH, form_packs, member_bytes, pack_key
+from builder.engine.sources import ImageSet
+from builder.engine.train_config import TrainConfig
+from weightzoo.architecture import Architecture
+from weightzoo.hparams import ACTIVATIONS, HyperParameters
+from weightzoo.model import NWSNet
+
+_FIXED = (3, 2)  # the depths the terms that do not depend on them are counted at
+#: The smallest network of the nws_main space (at ``_FIXED`` depths): what the counts that do not depend on the
+#: architecture run on.
+_SMALLEST = dict(dataset="mnist", batch_size=32, learning_rate=1e-3, augmentation=False, optimizer="adam",
+                 activation="relu", initialization="normal", filter_size=3, depth_conv=3, depth_fc=2, width_conv=4,
+                 width_fc=64)  # fmt: skip
+_ACTIVATIONS = sorted(ACTIVATIONS)
+
+__all__ = ["DATASET_SIZES", "Device", "Projection", "WorkCounter", "project", "stop_epochs"]
+
+#: Per reference data set, the full-scale figures a network's work depends on: balanced training images per
+#: epoch (10 x the smallest class of its 90 % split, about 0.9 x the smallest class of the pool), validation
+#: images (the other 10 % of the pool), test images (the whole test set), clean-evaluation training subset
+#: (``TrainConfig.train_eval_images``, at most the split).
+DATASET_SIZES: dict[str, tuple[int, int, int, int]] = {
+    "mnist": (48_780, 5_500, 10_000, 10_000),  # pool 55,000; smallest class about 5,420
+    "fashion": (49_500, 5_500, 10_000, 10_000),  # pool 55,000, about 5,500 a class
+    "cifar10": (45_000, 5_000, 10_000, 10_000),  # 5,000 a class
+    "svhn": (41_930, 7_326, 26_032, 10_000),  # 73,257; smallest class (9) 4,659
+    "stl10": (4_500, 500, 8_000, 4_500),  # 500 a class
+    "digits": (1_290, 144, 360, 1_293),  # the embedded offline set (scikit-learn's digits, 1,437 + 360)
+}
+
+
+@dataclass(frozen=True)
+class Device:
+    """The device a projection is for (defaults: one H100 SXM; public figures, dense, no sparsity): the cost of a
+    kernel launch in each mode (eager: 4-8 µs, 6 the middle; inside a CUDA graph: about 1 µs), the memory
+    bandwidth and the fp32 and TF32 peaks."""
+
+    name: str = "H100 SXM"
+    launch_s: Mapping[str, float] = field(
+        default_factory=lambda: {"eager (4 µs)": 4e-6, "eager": 6e-6, "eager (8 µs)": 8e-6, "cuda graph": 1e-6}
+    )
+    bandwidth: float = 3.35e12
+    peak_flops: Mapping[str, float] = field(default_factory=lambda: {"fp32": 67e12, "tf32": 495e12})
+
+
+@dataclass
+class Work:
+    """Kernels, bytes and FLOPs of some device work."""
+
+    kernels: float = 0.0
+    bytes: float = 0.0
+    flops: float = 0.0
+
+    def __add__(self, other: Work) -> Work:
+        return Work(self.kernels + other.kernels, self.bytes + other.bytes, self.flops + other.flops)
+
+    def __mul__(self, k: float) -> Work:
+        return Work(self.kernels * k, self.bytes * k, self.flops * k)
+
+    def seconds(self, launch: float, bandwidth: float, peak: float) -> tuple[float, str]:
+        """The roofline time of this work, and its bound: ``launch``, ``memory`` or ``compute``."""
+        times = {"launch": self.kernels * launch, "memory": self.bytes / bandwidth, "compute": self.flops / peak}
+        bound = max(times, key=times.__getitem__)
+        return times[bound], bound
+
+
+def _synthetic(name: str, n: int) -> DeviceImages:
+    """``n`` random images of ten balanced classes, named ``name`` (the arithmetic's shapes, not its data)."""
+    rng = np.random.default_rng(len(name) * 1000 + n)
+    x = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(n) % 10
+    return DeviceImages(ImageSet(name, x, y, x[:20], y[:20], origin="synthetic:projection"), "cpu")
+
+
+class WorkCounter:
+    """The counted work of lane steps and exports, memoised by what it depends on (see the module docstring).
+
+    Example:
+        >>> from builder.engine.space import get_preset
+        >>> hp = get_preset("nws_fixed").sample(0, 0)
+        >>> counter = WorkCounter()
+        >>> counter.lane_step([hp]).kernels > 100
+        True
+    """
+
+    #: Images of the two small synthetic sets that give two batch sizes (a member's batch is at most its epoch).
+    SMALL, LARGE = 30, 400
+
+    def __init__(self) -> None:
+        self.config = TrainConfig(train_eval_images=20, test_images=20)
+        self._images: dict[tuple[str, int], DeviceImages] = {}
+        self._kernels: dict[tuple, int] = {}  # _lane's counts
+        self._per_member: dict[Architecture, tuple[Work, Work]] = {}
+        self._aug_bytes: tuple[Work, Work] | None = None
+        self._export: dict[Architecture, tuple[Work, Work, Work]] = {}
+
+    def _data(self, name: str, n: int = LARGE) -> DeviceImages:
+        if (name, n) not in self._images:
+            self._images[name, n] = _synthetic(name, n)
+        return self._images[name, n]
+
+    def count_lane(self, hps: Sequence[HyperParameters], n_images: int = LARGE, flops: bool = False) -> OpCounter:
+        """Run one step of a real lane of these networks (one architecture and batch size) on synthetic images and
+        count its second step (the first fills the engine's memoised constants)."""
+        members = [Member(hp, self._data(hp.dataset, n_images), 0, i, self.config, torch.float32)
+                   for i, hp in enumerate(hps)]  # fmt: skip
+        lane = Lane(self.config, torch.device("cpu"), torch.float32)
+        lane.restack([], members)
+        lane.step()
+        with OpCounter(flops=flops) as count:
+            lane.step()
+        count.batch_size = lane.batch_size  # type: ignore[attr-defined]
+        return count
+
+    def _lane(self, depths: tuple[int, int], pairs: Sequence[tuple[str, str]], size: int = 2, aug: int = 0,
+              datasets: int = 1) -> int:  # fmt: skip
+        """Kernels of a lane of the smallest architecture of ``depths``: one member per (optimizer, activation) pair,
+        copies of the last up to ``size``, the first ``aug`` augmented, ``datasets`` data sets in turn."""
+        key = (depths, tuple(pairs), size, aug, datasets)
+        if key not in self._kernels:
+            base = HyperParameters(**{**_SMALLEST, "depth_conv": depths[0], "depth_fc": depths[1]})
+            hps = [dataclasses.replace(base, optimizer=o, activation=a) for o, a in pairs]
+            hps += [hps[-1]] * (size - len(hps))
+            names = sorted(DATASET_SIZES)[:datasets]
+            hps = [dataclasses.replace(hp, augmentation=i < aug, dataset=names[i % datasets])
+                   for i, hp in enumerate(hps)]  # fmt: skip
+            self._kernels[key] = self.count_lane(hps).kernels
+        return self._kernels[key]
+
+    def lane_kernels(self, hps: Sequence[HyperParameters]) -> int:
+        """Kernels of one step of a lane of these networks, by the additive model of the module docstring, each
+        term counted on small lanes: the lane of two (or one) of its depths, plus its optimizers' runs, its
+        activation runs, its augmented members and its data sets."""
+        P, d = len(hps), (hps[0].depth_conv, hps[0].depth_fc)
+        plain = [("adam", "relu")]
+        total = self._lane(d, plain, size=1 if P == 1 else 2)
+        optimizers = sorted({hp.optimizer for hp in hps})
+        # the optimizers' runs (one extra per optimizer past the first), at the depths of the nws_fixed lane
+        total += self._lane(_FIXED, [(o, "relu") for o in optimizers], size=max(2, len(optimizers)))
+        total -= self._lane(_FIXED, plain)
+        runs = len(_runs([hp.activation for hp in sorted(hps, key=lambda hp: (hp.optimizer, hp.activation))]))
+        if runs > 1:  # linear in the runs past one (counted at 2 and 3: one optimizer holds at most 4)
+            two, three = (self._lane(d, [("adam", a) for a in _ACTIVATIONS[:r]]) for r in (2, 3))
+            total += two - self._lane(d, plain) + (three - two) * (runs - 2)
+        naug = sum(hp.augmentation for hp in hps)
+        if naug:
+            if P == 1:
+                total += self._lane(d, plain, size=1, aug=1) - self._lane(d, plain, size=1)
+            else:
+                k = min(naug, 2)
+                size = k if naug == P else k + 1
+                total += self._lane(_FIXED, plain, size, aug=k) - self._lane(_FIXED, plain, size)
+                if naug > 2:  # each further augmented member: its noise draw
+                    total += (naug - 2) * (self._lane(_FIXED, plain, 4, aug=3) - self._lane(_FIXED, plain, 4, aug=2))
+        datasets = len({hp.dataset for hp in hps})
+        if datasets > 1:
+            size = max(2, datasets)
+            total += self._lane(_FIXED, plain, size, datasets=datasets) - self._lane(_FIXED, plain, size)
+        return total
+
+    def _per_member_fit(self, hp: HyperParameters) -> tuple[Work, Work]:
+        """(fixed, per image) bytes and FLOPs of a member in a lane of two such, fitted at two batch sizes."""
+        pair = [hp, hp]
+        small, large = (self.count_lane(pair, n, flops=True) for n in (self.SMALL, self.LARGE))
+        db = large.batch_size - small.batch_size
+        slope = Work(0, (large.bytes - small.bytes) / db / 2, (large.flops - small.flops) / db / 2)
+        return Work(0, small.bytes / 2, small.flops / 2) + slope * -small.batch_size, slope
+
+    def member_step(self, hp: HyperParameters) -> Work:
+        """Bytes and FLOPs one member adds to its lane's step: its architecture's (an Adam, ReLU member's), linear
+        in its batch (fitted at two small ones), plus what augmenting its batch adds (the same for every
+        architecture: it acts on the images)."""
+        arch = hp.architecture
+        if arch not in self._per_member:
+            base = dataclasses.replace(hp, optimizer="adam", activation="relu", augmentation=False, dataset="mnist")
+            self._per_member[arch] = self._per_member_fit(base)
+        fixed, slope = self._per_member[arch]
+        work = fixed + slope * hp.batch_size
+        if hp.augmentation:
+            if self._aug_bytes is None:
+                base = HyperParameters(**_SMALLEST)
+                plain, aug = (
+                    self._per_member_fit(base),
+                    self._per_member_fit(dataclasses.replace(base, augmentation=True)),
+                )
+
+                self._aug_bytes = (aug[0] + plain[0] * -1, aug[1] + plain[1] * -1)
+            work = work + self._aug_bytes[0] + self._aug_bytes[1] * hp.batch_size
+        return work
+
+    def lane_step(self, hps: Sequence[HyperParameters]) -> Work:
+        """The work of one step of a lane of these networks."""
+        work = Work(self.lane_kernels(hps))
+        for hp in hps:
+            work = work + self.member_step(hp)
+        return work
+
+    def export(self, hp: HyperParameters, sizes: tuple[int, int, int, int] | None = None) -> Work:
+        """One export of a network: weights copied, clean evaluation of its three sets (``sizes``: those of
+        :data:`DATASET_SIZES`, by default its data set's) in batches of ``eval_batch_size``."""
+        arch = hp.architecture
+        if arch not in self._export:
+            member = Member(hp, self._data(hp.dataset), 0, 0, self.config, torch.float32)
+            net = NWSNet(arch, hp.activation)
+            weights = {k: v.clone() for k, v in net.state_dict().items()}
+            x, y = self._data(hp.dataset).train_x, self._data(hp.dataset).train_y
+
+            def count(images: int, batch: int) -> Work:
+                member.eval_sets = {part: (x[:images], y[:images]) for part in ("train", "val", "test")}
+                member.config = dataclasses.replace(self.config, eval_batch_size=batch)
+                with OpCounter(flops=True) as c:
+                    member.capture(weights, 1, None, None, net)
+                return Work(c.kernels, c.bytes, c.flops)
+
+            a, b, c = count(8, 4), count(8, 8), count(16, 8)  # 6, 3, 6 batches; 24, 24, 48 images
+            per_batch, per_image = (a + b * -1) * (1 / 3), (c + a * -1) * (1 / 24)
+            self._export[arch] = (b + per_batch * -3 + per_image * -24, per_batch, per_image)
+        fixed, per_batch, per_image = self._export[arch]
+        _, val, test, train_eval = sizes or DATASET_SIZES[hp.dataset]
+        parts = (train_eval, val, test)
+        batches = sum(math.ceil(n / self.config.eval_batch_size) for n in parts)
+        return fixed + per_batch * batches + per_image * sum(parts)
+
+
+def stop_epochs(n: int, seed: int = 0, low: int = 80, high: int = 150) -> list[int]:
+    """``n`` stop epochs drawn uniformly from ``low..high`` (the stated distribution of the projection).
+
+    Example:
+        >>> min(stop_epochs(1000)) >= 80 and max(stop_epochs(1000)) <= 150
+        True
+    """
+    return [int(e) for e in np.random.default_rng(seed).integers(low, high + 1, n)]
+
+
+@dataclass
+class Projection:
+    """The totals of a replayed schedule: training (lane steps) and exports, network-steps, and per launch mode and
+    precision the roofline seconds with the seconds each bound dominated."""
+
+    networks: int = 0
+    network_steps: int = 0
+    lane_steps: int = 0
+    train: Work = field(default_factory=Work)
+    exports: Work = field(default_factory=Work)
+    seconds: Counter = field(default_factory=Counter)  # (mode, precision) -> seconds
+    bound_seconds: Counter = field(default_factory=Counter)  # (mode, precision, bound) -> seconds
+
+    @property
+    def ops_per_network_step(self) -> float:
+        """Training kernels per network-step (what launch-bound training pays per network and step)."""
+        return self.train.kernels / max(self.network_steps, 1)
+
+    def hours(self, mode: str, precision: str) -> float:
+        return self.seconds[mode, precision] / 3600
+
+    def dominant(self, mode: str, precision: str) -> str:
+        """The bound that dominated the most seconds."""
+        bounds = {b: s for (m, p, b), s in self.bound_seconds.items() if (m, p) == (mode, precision)}
+        return max(bounds, key=bounds.__getitem__)
+
+    def merge(self, other: Projection) -> None:
+        """Add another projection's totals to this one."""
+        self.networks += other.networks
+        self.network_steps += other.network_steps
+        self.lane_steps += other.lane_steps
+        self.train, self.exports = self.train + other.train, self.exports + other.exports
+        self.seconds.update(other.seconds)
+        self.bound_seconds.update(other.bound_seconds)
+
+    def add(self, work: Work, times: int, device: Device) -> None:
+        """Charge ``work`` done ``times`` times, under every launch mode and precision of ``device``."""
+        for mode, launch in device.launch_s.items():
+            for precision, peak in device.peak_flops.items():
+                seconds, bound = work.seconds(launch, device.bandwidth, peak)
+                self.seconds[mode, precision] += seconds * times
+                self.bound_seconds[mode, precision, bound] += seconds * times
+
+
+def _epoch_steps(hp: HyperParameters) -> int:
+    return DATASET_SIZES[hp.dataset][0] // hp.batch_size
+
+
+class _Replay:
+    """One pack's admissions and departures, as :func:`builder.engine.pack.iter_pack` makes them."""
+
+    def __init__(self, hps: Mapping[int, HyperParameters], ids: Sequence[int], stops: Mapping[int, int],
+                 counter: WorkCounter, width: int, budget_bytes: float, out: Projection, device: Device,
+                 epoch_steps: Mapping[int, int] | None):  # fmt: skip
+        self.hps, self.stops, self.counter, self.out, self.device = hps, stops, counter, out, device
+        self.epoch_steps = epoch_steps or {nid: _epoch_steps(hps[nid]) for nid in ids}
+        self.queue, self.width, self.budget = deque(ids), width, budget_bytes
+        self.left: dict[int, int] = {}  # network id -> steps to go (its epochs, and the step read one late)
+        self.lanes: dict[tuple, list[int]] = {}
+        self.works: dict[tuple, Work] = {}
+        self.used = 0.0
+
+    def admit(self) -> list[int]:
+        """Queued networks for the free slots, in order, while the memory budget allows."""
+        new: list[int] = []
+        while self.queue and len(self.left) + len(new) < self.width:
+            hp = self.hps[self.queue[0]]
+            need = member_bytes(hp.architecture, hp.batch_size)
+            if len(self.left) + len(new) > 0 and need > self.budget - self.used:
+                break
+            new.append(self.queue.popleft())
+            self.used += need
+        return new
+
+    def update(self, done: Sequence[int]) -> None:
+        """Networks ``done`` leave (their memory freed), queued ones take the free slots; the lanes they touch
+        are re-counted."""
+        touched = set()
+        for nid in done:
+            key = pack_key(self.hps[nid])
+            self.lanes[key].remove(nid)
+            self.used -= member_bytes(*key)
+            touched.add(key)
+        for nid in self.admit():
+            hp, exports = self.hps[nid], self.stops[nid] + 1
+            self.left[nid] = self.stops[nid] * self.epoch_steps[nid] + 1
+            self.lanes.setdefault(pack_key(hp), []).append(nid)
+            touched.add(pack_key(hp))
+            self.out.networks += 1
+            export = self.counter.export(hp)
+            self.out.exports = self.out.exports + export * exports
+            self.out.add(export, exports, self.device)
+        for key in touched:
+            if self.lanes[key]:
+                self.works[key] = self.counter.lane_step([self.hps[i] for i in self.lanes[key]])
+            else:
+                del self.lanes[key], self.works[key]
+
+    def run(self, progress: Any = None) -> None:
+        """From the first admissions to the last departure, one interval between departures at a time."""
+        self.update([])
+        while self.left:
+            steps = min(self.left.values())
+            for work in self.works.values():
+                self.out.train = self.out.train + work * steps
+                self.out.add(work, steps, self.device)
+                self.out.lane_steps += steps
+            self.out.network_steps += steps * len(self.left)
+            done = [nid for nid, n in self.left.items() if n == steps]
+            self.left = {nid: n - steps for nid, n in self.left.items() if n > steps}
+            self.update(done)
+            if progress is not None:
+                progress.update(len(done))
+
+
+def project(
+    hps: Mapping[int, HyperParameters],
+    stops: Mapping[int, int],
+    counter: WorkCounter,
+    device: Device | None = None,
+    width: int = 256,
+    budget_bytes: float = math.inf,
+    projection: Projection | None = None,
+    progress: Any = None,
+    epoch_steps: Mapping[int, int] | None = None,
+) -> Projection:
+    """Replay the training of ``hps`` (network id -> hyper-parameters; each stops after ``stops[id]`` epochs of
+    ``epoch_steps[id]`` steps, by default its data set's :data:`DATASET_SIZES` over its batch) in packs of
+    ``width`` as the generator forms and runs them, and add up the counted work (into ``projection``;
+    ``progress``: a tqdm bar, advanced per network done).
+
+    Example:
+        >>> from builder.engine.space import get_preset
+        >>> hps = {i: get_preset("nws_fixed").sample(0, i) for i in range(3)}
+        >>> p = project(hps, {i: 1 for i in hps}, WorkCounter(), width=2)
+        >>> p.networks, p.network_steps == sum(_epoch_steps(hp) + 1 for hp in hps.values())
+        (3, True)
+    """
+    device, out = device or Device(), projection or Projection()
+    for ids in form_packs(hps, size=width * QUEUE_DEPTH):
+        _Replay(hps, ids, stops, counter, width, budget_bytes, out, device, epoch_steps).run(progress)
+    return out

@@ -1,0 +1,163 @@
+"""The full-zoo projection (builder.engine.projection): its counted work models hold against the engine's real lanes,
+exports and packs, and its hours follow the stated roofline."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+import torch
+
+from builder.engine.member import Member
+from builder.engine.op_count import OpCounter
+from builder.engine.pack import iter_pack
+from builder.engine.pack_lane import Lane
+from builder.engine.pack_schedule import form_packs, pack_key
+from builder.engine.projection import Device, Projection, Work, WorkCounter, project, stop_epochs
+from builder.engine.sources import load_images
+from builder.engine.space import get_preset
+from builder.engine.train_config import TrainConfig
+from weightzoo.hparams import ACTIVATIONS, OPTIMIZERS
+
+DATASETS = ["mnist", "fashion", "cifar10", "svhn", "stl10"]
+
+
+@pytest.fixture(scope="module")
+def counter() -> WorkCounter:
+    torch.set_num_threads(1)
+    return WorkCounter()
+
+
+def random_lane(rng: random.Random, size: int) -> list:
+    """A lane as the zoo's packs make them: one nws_main architecture and batch size, everything else mixed."""
+    base = get_preset("nws_main").sample(0, rng.randrange(10**6))
+    return [
+        dataclasses.replace(
+            base,
+            optimizer=rng.choice(OPTIMIZERS),
+            activation=rng.choice(ACTIVATIONS),
+            augmentation=rng.random() < 0.4,
+            dataset=rng.choice(DATASETS),
+        )
+        for _ in range(size)
+    ]
+
+
+def test_the_kernel_model_matches_counted_lanes(counter):
+    """Lanes of 1 to 20 networks with every depth, mixes of optimizers, activations, augmentation and data sets:
+    the additive model gives the kernels a real step of that lane counts."""
+    rng = random.Random(7)
+    checked = 0
+    for size in [1, 1, 2, 2, 3, 3, 5, 8, 13, 20]:
+        hps = random_lane(rng, size)
+        assert counter.lane_kernels(hps) == counter.count_lane(hps).kernels, [dataclasses.asdict(h) for h in hps]
+        checked += 1
+    assert checked == 10
+
+
+def test_the_kernel_model_is_not_blind_to_the_mix(counter):
+    """The mix matters (so the model above had something to get right): more activation runs, optimizers,
+    augmented members or data sets each change the count."""
+    hp = get_preset("nws_main").sample(0, 3)
+    plain = [dataclasses.replace(hp, optimizer="adam", activation="relu", augmentation=False, dataset="mnist")] * 3
+    base = counter.lane_kernels(plain)
+    variants = [
+        [dataclasses.replace(plain[0], activation=a) for a in ("elu", "relu", "tanh")],
+        [dataclasses.replace(plain[0], optimizer=o) for o in OPTIMIZERS],
+        [dataclasses.replace(plain[0], augmentation=True), *plain[1:]],
+        [dataclasses.replace(plain[0], dataset=d) for d in DATASETS[:3]],
+    ]
+    for hps in variants:
+        assert counter.lane_kernels(hps) > base
+        assert counter.lane_kernels(hps) == counter.count_lane(hps).kernels
+
+
+def test_bytes_and_flops_per_member_add_up_to_a_mixed_lane(counter):
+    """A lane's FLOPs are its members' (exactly); its bytes within 15 % (the model counts every member as an
+    Adam, ReLU one of its batch)."""
+    rng = random.Random(3)
+    for _ in range(3):
+        hps = random_lane(rng, 5)
+        real = counter.count_lane(hps, flops=True)
+        model = counter.lane_step([dataclasses.replace(hp, batch_size=real.batch_size) for hp in hps])
+        assert model.flops == pytest.approx(real.flops, rel=1e-9)
+        assert model.bytes == pytest.approx(real.bytes, rel=0.15)
+
+
+def test_an_export_is_counted_as_the_member_captures_it(counter):
+    """An export's kernels and FLOPs at given set sizes are what Member.capture counts with those sets."""
+    hp = get_preset("nws_main").sample(0, 11)
+    sizes = (0, 30, 1500, 40)  # (epoch, validation, test, train subset): 1 + 2 + 1 evaluation batches
+    member = Member(hp, counter._data(hp.dataset), 0, 0, counter.config, torch.float32)
+    x, y = counter._data(hp.dataset).train_x, counter._data(hp.dataset).train_y
+    x, y = x.repeat(4, 1, 1, 1), y.repeat(4)
+    member.eval_sets = {"train": (x[:40], y[:40]), "val": (x[:30], y[:30]), "test": (x[:1500], y[:1500])}
+    from weightzoo.model import NWSNet
+
+    net = NWSNet(hp.architecture, hp.activation)
+    weights = dict(net.state_dict())
+    with OpCounter(flops=True) as real:
+        member.capture(weights, 1, None, None, net)
+    model = counter.export(hp, sizes)
+    assert model.kernels == real.kernels
+    assert model.flops == pytest.approx(real.flops, rel=1e-9)
+    assert model.bytes == pytest.approx(real.bytes, rel=0.02)
+
+
+def test_the_replay_steps_the_lanes_that_iter_pack_steps(counter, monkeypatch):
+    """A real pack (mixed batch sizes: several lanes, refills as networks finish) and its replay: the same lane
+    steps, network-steps and kernels, step for step."""
+    space = get_preset("demo")
+    hps = {i: dataclasses.replace(space.sample(0, i), batch_size=(32, 64, 128)[i % 3]) for i in range(7)}
+    order = form_packs(hps, size=100)[0]
+    config = TrainConfig(max_epochs=2, epoch_cap="epochs", train_images=400, train_eval_images=20, test_images=20)
+    images = {"digits": load_images("digits")}
+    steps: list[tuple] = []
+    counts: list[int] = []
+    real_step = Lane.step
+
+    def counted(lane: Lane) -> None:
+        steps.append((pack_key(lane.members[0].hp), len(lane)))
+        with OpCounter() as c:
+            real_step(lane)
+        counts.append(c.kernels)
+
+    kwargs = dict(zoo_seed=0, network_ids=order, config=config, width=3)
+    list(iter_pack([hps[i] for i in order], images, **kwargs))  # warm the engine's memoised constants
+    monkeypatch.setattr(Lane, "step", counted)
+    epoch_steps = {}
+    real_members = Member.__init__
+
+    def spy(self, *args, **kw):
+        real_members(self, *args, **kw)
+        epoch_steps[self.id] = self.n_batches
+
+    monkeypatch.setattr(Member, "__init__", spy)
+    results = dict(iter_pack([hps[i] for i in order], images, **kwargs))
+    monkeypatch.undo()  # the counter's own lanes below are not the pack's
+    stops = {nid: r.n_epochs for nid, r in results.items()}
+    assert len(set(pack_key(h) for h in hps.values())) == 3 and set(stops.values()) == {2}
+
+    replay = project(hps, stops, counter, width=3, epoch_steps=epoch_steps)
+    assert replay.lane_steps == len(steps)
+    assert replay.network_steps == sum(p for _, p in steps)
+    assert replay.train.kernels == sum(counts)
+    assert replay.networks == 7
+
+
+def test_hours_follow_the_roofline():
+    """Each step takes the longest of its launches, memory traffic and compute; the dominant bound is named."""
+    device = Device(launch_s={"eager": 5e-6}, bandwidth=1e12, peak_flops={"fp32": 1e13})
+    p = Projection()
+    p.add(Work(kernels=100, bytes=1e6, flops=1e6), 3600, device)  # 500 µs launches, 1 µs memory, 0.1 µs compute
+    p.add(Work(kernels=1, bytes=1e9, flops=1e6), 3600, device)  # 1 ms memory
+    assert p.hours("eager", "fp32") == pytest.approx(0.5e-3 + 1e-3)
+    assert p.dominant("eager", "fp32") == "memory"
+
+
+def test_stop_epochs_are_drawn_as_stated():
+    stops = stop_epochs(5000, seed=1, low=80, high=150)
+    assert min(stops) == 80 and max(stops) == 150
+    assert sum(stops) / len(stops) == pytest.approx(115, abs=1.5)
+    assert stop_epochs(10, seed=1) == stop_epochs(10, seed=1)
