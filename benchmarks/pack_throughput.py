@@ -78,7 +78,7 @@ def _single_worker(args: tuple) -> int:
 
 
 def measure(name: str, nets: list, cfg: TrainConfig, device: torch.device, workers: int, threads: int,
-            n_train: int | None) -> float:  # fmt: skip
+            n_train: int | None, graphs: bool = False) -> float:  # fmt: skip
     images = _digits(n_train)
     rows = []
     if device.type == "cuda":
@@ -102,6 +102,20 @@ def measure(name: str, nets: list, cfg: TrainConfig, device: torch.device, worke
                          network_ids=[nid for nid, _ in nets], config=cfg, device=device)  # fmt: skip
     _sync(device)
     rows.append((f"pack of {len(nets)}", time.perf_counter() - t, sum(r.images_seen for r in results), _memory(device)))
+    if device.type == "cuda" and graphs:
+        torch.cuda.reset_peak_memory_stats(device)
+        t = time.perf_counter()
+        replayed = train_pack([hp for _, hp in nets], {"digits": images}, zoo_seed=0, cuda_graphs=True,
+                              network_ids=[nid for nid, _ in nets], config=cfg, device=device)  # fmt: skip
+        _sync(device)
+        rows.append(
+            ("  as CUDA graphs", time.perf_counter() - t, sum(r.images_seen for r in replayed), _memory(device))
+        )
+        same = all(
+            all(np.array_equal(a.weights[k], b.weights[k]) for k in a.weights)
+            for a, b in zip(results, replayed, strict=True)
+        )
+        print(f"CUDA graphs give the eager pack's bytes: {same}")
     base = rows[0][1]
     shapes = len({pack_key(hp) for _, hp in nets})
     sizes = sorted({hp.batch_size for _, hp in nets})
@@ -124,6 +138,7 @@ def main() -> None:
     p.add_argument("--train-images", type=int, help="repeat digits' training images to this many (GPU: 45000)")
     p.add_argument("--per-shape", type=int, default=13, help="nws_main: networks per shape (the full zoo: ~13)")
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--cuda-graphs", action="store_true", help="CUDA: also the pack as replayed CUDA graphs")
     p.add_argument("--mean-epochs", type=float, default=110.0, help="projection: mean stop epoch (80-150 typical)")
     p.add_argument("--epoch-images", type=float, default=45_000.0, help="projection: training images per epoch")
     args = p.parse_args()
@@ -135,7 +150,7 @@ def main() -> None:
     rate = None
     for preset in ("nws_fixed", "nws_main"):
         nets = _networks(preset, args.networks, args.per_shape if preset == "nws_main" else None)
-        rate = measure(preset, nets, cfg, device, args.workers, args.threads, args.train_images)
+        rate = measure(preset, nets, cfg, device, args.workers, args.threads, args.train_images, args.cuda_graphs)
     # Projection from the last (nws_main) pack rate: training images plus evaluation at a third of their cost.
     per_net = args.mean_epochs * args.epoch_images * 1.33
     hours = ZOO * per_net / rate / 3600

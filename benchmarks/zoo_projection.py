@@ -43,11 +43,18 @@ def main() -> None:
                     help="stop epochs drawn uniformly from LOW..HIGH")  # fmt: skip
     ap.add_argument("--memory-gb", type=float, default=80.0, help="device memory (the pack plans for "
                     f"{MEMORY_SHARE:.0%} of it)")  # fmt: skip
+    ap.add_argument("--eager-us", type=float, help="measured µs per eager kernel (benchmarks/gpu_sweep.py)")
+    ap.add_argument("--graph-us", type=float, help="measured µs per kernel inside a CUDA graph")
     args = ap.parse_args()
     torch.set_num_threads(1)
     device, counter = Device(), WorkCounter()
+    if args.eager_us or args.graph_us:
+        eager = (args.eager_us or device.launch_s["eager"] * 1e6) * 1e-6
+        graph = (args.graph_us or device.graph_s * 1e6) * 1e-6
+        device = Device(name=f"{device.name} (measured launches)", launch_s={"eager": eager}, graph_s=graph)
     budget = args.memory_gb * 2**30 * MEMORY_SHARE
-    print(f"{device.name}: launches {', '.join(f'{k} {v * 1e6:.0f} µs' for k, v in device.launch_s.items())}; "
+    print(f"{device.name}: launches {', '.join(f'{k} {v * 1e6:.1f} µs' for k, v in device.launch_s.items())}, "
+          f"in a CUDA graph {device.graph_s * 1e6:.1f} µs; "
           f"memory {device.bandwidth / 1e12:.2f} TB/s; "
           f"{', '.join(f'{k} {v / 1e12:.0f} TFLOPS' for k, v in device.peak_flops.items())}")  # fmt: skip
     print(f"schedule: packs of width {args.width} queuing 4x that, {budget / 2**30:.0f} GiB planned; stop epochs "

@@ -51,7 +51,9 @@ def test_the_kernel_model_matches_counted_lanes(counter):
     checked = 0
     for size in [1, 1, 2, 2, 3, 3, 5, 8, 13, 20]:
         hps = random_lane(rng, size)
-        assert counter.lane_kernels(hps) == counter.count_lane(hps).kernels, [dataclasses.asdict(h) for h in hps]
+        real = counter.count_lane(hps)
+        assert counter.lane_kernels(hps) == real.kernels, [dataclasses.asdict(h) for h in hps]
+        assert counter.lane_step(hps).eager == real.staged  # what stays eager under a CUDA graph
         checked += 1
     assert checked == 10
 
@@ -147,13 +149,15 @@ def test_the_replay_steps_the_lanes_that_iter_pack_steps(counter, monkeypatch):
 
 
 def test_hours_follow_the_roofline():
-    """Each step takes the longest of its launches, memory traffic and compute; the dominant bound is named."""
-    device = Device(launch_s={"eager": 5e-6}, bandwidth=1e12, peak_flops={"fp32": 1e13})
+    """Each step takes the longest of its launches, memory traffic and compute; the dominant bound is named; under
+    a CUDA graph only the eager kernels pay the eager launch."""
+    device = Device(launch_s={"eager": 5e-6}, graph_s=1e-6, bandwidth=1e12, peak_flops={"fp32": 1e13})
     p = Projection()
-    p.add(Work(kernels=100, bytes=1e6, flops=1e6), 3600, device)  # 500 µs launches, 1 µs memory, 0.1 µs compute
+    p.add(Work(kernels=100, bytes=1e6, flops=1e6, eager=10), 3600, device)  # 500 µs launches, 1 µs memory
     p.add(Work(kernels=1, bytes=1e9, flops=1e6), 3600, device)  # 1 ms memory
     assert p.hours("eager", "fp32") == pytest.approx(0.5e-3 + 1e-3)
     assert p.dominant("eager", "fp32") == "memory"
+    assert p.hours("cuda graph", "fp32") == pytest.approx(10 * 5e-6 + 90 * 1e-6 + 1e-3)
 
 
 def test_stop_epochs_are_drawn_as_stated():

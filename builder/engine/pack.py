@@ -62,8 +62,9 @@ class _Pack:
     """The lanes of a pack and what they share: evaluation networks, the memory count, the epoch boundary."""
 
     def __init__(self, config: TrainConfig, device: torch.device, dtype: torch.dtype,
-                 on_epoch: Callable[[int, int, int], None] | None):  # fmt: skip
+                 on_epoch: Callable[[int, int, int], None] | None, cuda_graphs: bool = False):  # fmt: skip
         self.config, self.device, self.dtype, self.on_epoch = config, device, dtype, on_epoch
+        self.cuda_graphs = cuda_graphs
         self.lanes: dict[tuple, Lane] = {}
         self.evaluators: dict[tuple, NWSNet] = {}
         self.bytes = 0  # estimated training memory of the members (builder.engine.pack_schedule.member_bytes)
@@ -92,7 +93,7 @@ class _Pack:
             by_key.setdefault(m.lane_key, []).append(m)
         touched = {m.lane_key for m in done} | set(by_key)
         for key in [k for k in self.lanes if k in touched] + [k for k in by_key if k not in self.lanes]:
-            lane = self.lanes.setdefault(key, Lane(self.config, self.device, self.dtype))
+            lane = self.lanes.setdefault(key, Lane(self.config, self.device, self.dtype, self.cuda_graphs))
             lane.restack([m for m in lane.members if id(m) not in gone], by_key.get(key, []))
             if not len(lane):
                 del self.lanes[key]
@@ -177,6 +178,7 @@ def iter_pack(
     width: int | None = None,
     budget_bytes: int | None = None,
     on_epoch: Callable[[int, int, int], None] | None = None,
+    cuda_graphs: bool = False,
 ) -> Iterator[tuple[int, TrainResult]]:
     """Train networks ``network_ids`` (hyper-parameters ``hps``, any architectures and batch sizes) as one pack;
     yield ``(network_id, result)`` as each finishes. ``images`` maps data set names to image sets.
@@ -184,7 +186,9 @@ def iter_pack(
     At most ``width`` networks (None: all) and at most ``budget_bytes`` of estimated training memory (None: no
     limit; one network always trains) train at once; the others wait in ``network_ids`` order and take the
     slots of networks that stop. Order networks of one shape together (:func:`builder.engine.pack_schedule.
-    form_packs`) to keep the lanes few and wide.
+    form_packs`) to keep the lanes few and wide. ``cuda_graphs`` (CUDA only; ignored elsewhere): each lane's step
+    is captured as a CUDA graph after a few eager steps of each composition and replayed (the same kernels on the
+    same addresses: the same bytes as eager; not with ``evaluation="released"``).
 
     Example:
         >>> from builder.engine.space import get_preset
@@ -199,6 +203,8 @@ def iter_pack(
         raise ConfigError(f"a pack needs one hyper-parameter set per network id, got {len(hps)} and {len(ids)}")
     if width is not None and width < 1:
         raise ConfigError(f"a pack's width must be at least 1, got {width}")
+    if cuda_graphs and config.evaluation == "released":
+        raise ConfigError("cuda_graphs needs evaluation='clean' (the released evaluation reads metrics mid-step)")
     dev = torch.device(device)
     data: dict[str, DeviceImages] = {}
     for name in sorted({hp.dataset for hp in hps}):
@@ -208,7 +214,7 @@ def iter_pack(
         data[name] = img if isinstance(img, DeviceImages) and img.device == dev else DeviceImages(img, dev)
     width = len(ids) if width is None else width
     queue = deque(zip(hps, ids, strict=True))
-    pack = _Pack(config, dev, dtype, on_epoch)
+    pack = _Pack(config, dev, dtype, on_epoch, cuda_graphs)
 
     def admit(count: int, free_bytes: float) -> list[Member]:
         """Queued networks for the free slots, in order, while the memory budget allows."""
@@ -244,7 +250,8 @@ def train_pack(
 ) -> list[TrainResult]:
     """Train the networks as one pack; the results in ``network_ids`` order, each (on one device, dtype and thread
     count) the bytes :func:`builder.engine.train.train_network` returns for it. ``options``: those of
-    :func:`iter_pack` (``config``, ``device``, ``dtype``, ``width``, ``budget_bytes``, ``on_epoch``).
+    :func:`iter_pack` (``config``, ``device``, ``dtype``, ``width``, ``budget_bytes``, ``on_epoch``,
+    ``cuda_graphs``).
 
     Example:
         >>> train_pack([], {}, zoo_seed=0, network_ids=[])  # doctest: +ELLIPSIS

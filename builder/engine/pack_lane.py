@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from builder.engine.augment import apply_params, augment, params_from_uniform
-from builder.engine.keyed_random import step_draws
+from builder.engine.keyed_random import draws_of, stream_words
 from builder.engine.member import Member
 from builder.engine.train_config import TrainConfig
 from weightzoo.optim import ADAM_BETAS, adam_alpha, adam_update_, momentum_update_, rmsprop_update_
@@ -34,6 +34,8 @@ __all__ = ["Lane"]
 
 #: Input channels per member below which a grouped convolution is padded with zero channels (see _grouped_conv).
 MIN_GROUP_CHANNELS = 4
+#: Eager steps of a new lane composition before its step is captured as a CUDA graph (``cuda_graphs``).
+GRAPH_WARMUP = 3
 _ACT = {"relu": F.relu, "elu": F.elu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
 
 
@@ -51,6 +53,13 @@ def _grouped_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, padding: in
         x = F.pad(x.view(x.shape[0], P, c_in, *x.shape[2:]), (0, 0, 0, 0, 0, extra)).flatten(1, 2)
         w = F.pad(w, (0, 0, 0, 0, 0, extra))
     return F.conv2d(x, w.flatten(0, 1), b.flatten(), padding=padding, groups=P)
+
+
+def _fill(out: torch.Tensor, host: torch.Tensor) -> None:
+    """Copy a host tensor into ``out`` in place, without making the host wait on CUDA (through pinned memory)."""
+    if out.device.type == "cuda":
+        host = host.pin_memory()
+    out.copy_(host, non_blocking=True)
 
 
 def _mean_pairs(pairs: list[tuple[float, float]]) -> tuple[float, float]:
@@ -73,11 +82,15 @@ class Lane:
     """The stacked state of the members of one (architecture, batch size) now training: parameters (leaves),
     batch-norm statistics, optimizer slots, per-member scalars and stream positions."""
 
-    def __init__(self, config: TrainConfig, device: torch.device, dtype: torch.dtype):
+    def __init__(self, config: TrainConfig, device: torch.device, dtype: torch.dtype, cuda_graphs: bool = False):
         self.config, self.device, self.dtype = config, device, dtype
         self.members: list[Member] = []
         self.state: dict[str, torch.Tensor] = {}
         self.flat: dict[str, torch.Tensor] = {}
+        #: Replay each step as a CUDA graph (captured after ``GRAPH_WARMUP`` eager steps of a composition).
+        self.cuda_graphs = cuda_graphs and device.type == "cuda"
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._warm = 0
 
     def __len__(self) -> int:
         return len(self.members)
@@ -148,12 +161,25 @@ class Lane:
             slots = [s for s, m in enumerate(members) if m.data.name == name]
             rows = (torch.tensor(slots, device=dev)[:, None] * bs + torch.arange(bs, device=dev)).flatten()
             self.gathers.append((members[slots[0]].data, slots, rows))
+        # The step's inputs, written in place before each step (:meth:`_stage_batch`, :meth:`_stage_noise`),
+        # read by :meth:`_compute`: fixed addresses while the composition lasts, so a CUDA graph can replay it.
+        P, image = len(members), members[0].data.train_x.shape[1:]
+        self.inputs = {
+            "words": torch.empty((P, 2), dtype=torch.int64, device=dev),
+            "noise": torch.empty((len(self.augmented), bs, *image), dtype=self.dtype, device=dev),
+            "lr": torch.empty(P, dtype=self.dtype, device=dev),
+            "lr32": torch.empty(P, dtype=f32, device=dev),
+        }
+        self.indices = [torch.empty(len(slots) * bs, dtype=torch.int64, device=dev) for _, slots, _ in self.gathers]
+        self.lr, self.lr32 = self.inputs["lr"], self.inputs["lr32"]
+        self._graph, self._warm = None, 0
         self.lr_changed()
 
     def lr_changed(self) -> None:
+        """The members' learning rates, into the lane's (fixed) tensors."""
         lrs = [m.lr for m in self.members]
-        self.lr = torch.tensor(lrs, dtype=self.dtype, device=self.device)
-        self.lr32 = torch.tensor(lrs, dtype=torch.float32, device=self.device)
+        _fill(self.lr, torch.tensor(lrs, dtype=self.dtype))
+        _fill(self.lr32, torch.tensor(lrs, dtype=torch.float32))
 
     @staticmethod
     def _act(x: torch.Tensor, dim: int, width: int, runs: list[tuple[str, int, int]]) -> torch.Tensor:
@@ -176,20 +202,53 @@ class Lane:
     def step(self) -> None:
         """One training step of every member (its next batch); advances every member's stream position. With the
         released evaluation, each member whose epoch is under way first measures its batch through the training
-        graph (:meth:`released_pass`; the first batch of an epoch was measured at the export before it)."""
-        P, dt, bs = len(self.members), self.dtype, self.batch_size
-        x, y = self._batch()
+        graph (:meth:`released_pass`; the first batch of an epoch was measured at the export before it).
+
+        The step's inputs are staged first (:meth:`_stage_batch`, :meth:`_stage_noise`: batch indices, stream
+        words, augmentation noise, all host-side decisions), then the device work runs (:meth:`_compute`, which
+        reads nothing else that changes between steps), eagerly or, with ``cuda_graphs``, as a replayed CUDA
+        graph."""
+        P, bs = len(self.members), self.batch_size
+        self._stage_batch()
         if self.config.evaluation == "released":
             slots = [s for s, m in enumerate(self.members) if m.batch > 0]
             if slots:
+                x, y = self._batch()
                 rows = x.view(P, bs, *x.shape[1:])[slots]
                 for m, result in zip([self.members[s] for s in slots], self.released_pass(slots, rows,
                                      y.view(P, bs)[slots]), strict=True):  # fmt: skip
                     m.train_pass.append(result)
+        self._stage_noise()  # after the released pass, which draws from the same generators first
+        if self.cuda_graphs:
+            self._graph_step()
+        else:
+            self._compute()
+        for m in self.members:
+            m.steps += 1
+
+    def _stage_batch(self) -> None:
+        """Write this step's inputs into the lane's fixed tensors: each member's batch indices (from its epoch
+        order) and its stream words (:func:`~builder.engine.keyed_random.stream_words`, on the host)."""
+        bs, members = self.batch_size, self.members
+        for (_, slots, _), out in zip(self.gathers, self.indices, strict=True):
+            parts = [members[s].order[members[s].batch * bs : (members[s].batch + 1) * bs] for s in slots]
+            torch.cat(parts, out=out)
+        _fill(self.inputs["words"], stream_words(self.step_keys, [m.steps for m in members]))
+
+    def _stage_noise(self) -> None:
+        """Each augmented member's noise for this step, from its own generator, into the lane's fixed tensor."""
+        noise = self.inputs["noise"]
+        for i, g in enumerate(self.members[s].aug_gen for s in self.augmented):
+            torch.randn(noise.shape[1:], generator=g, dtype=noise.dtype, device=g.device, out=noise[i])
+
+    def _compute(self) -> None:
+        """The step's device work, from the staged inputs: batch, draws, augmentation, forward, backward, optimizer
+        (no value read back to the host, no tensor made from host data)."""
+        P, dt, bs = len(self.members), self.dtype, self.batch_size
+        x, y = self._batch()
         x = x.to(dt).div_(255)
         augmented = bool(self.augmented)
-        steps = [m.steps for m in self.members]
-        draws = step_draws(self.step_keys, steps, bs, self.arch.fc_units, dt, augmented, self.device)
+        draws = draws_of(self.inputs["words"], bs, self.arch.fc_units, dt, augmented)
         if augmented:
             x = self._augment(x.view(P, bs, *x.shape[1:]), draws.augment[self.aug_rows]).flatten(0, 1)
         logits = self._forward(self.tensors(), x, draws.masks, self.act_runs)
@@ -199,8 +258,24 @@ class Lane:
             self.state["loss_sum"] += loss.detach()
             self._optimize()
         self.flat["p"].grad = None
-        for m in self.members:
-            m.steps += 1
+
+    def _graph_step(self) -> None:
+        """:meth:`_compute` as a CUDA graph: ``GRAPH_WARMUP`` eager steps on a side stream after each re-stack
+        (real steps), then captured once and replayed every step until the lane is re-stacked."""
+        current = torch.cuda.current_stream(self.device)
+        if self._graph is None and self._warm < GRAPH_WARMUP:
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(current)
+            with torch.cuda.stream(side):
+                self._compute()
+            current.wait_stream(side)
+            self._warm += 1
+            return
+        if self._graph is None:
+            self._graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self._graph):
+                self._compute()
+        self._graph.replay()
 
     @torch.no_grad()
     def released_pass(self, slots: list[int], x: torch.Tensor, y: torch.Tensor) -> list[tuple[float, float]]:
@@ -247,30 +322,24 @@ class Lane:
         return measured
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The members' next batches, [P*B, 3, H, W] uint8 and [P*B] labels, member-major."""
-        bs, members = self.batch_size, self.members
+        """The members' staged batches, [P*B, 3, H, W] uint8 and [P*B] labels, member-major."""
         if len(self.gathers) == 1:
-            data = self.gathers[0][0]
-            idx = torch.cat([m.order[m.batch * bs : (m.batch + 1) * bs] for m in members])
+            data, idx = self.gathers[0][0], self.indices[0]
             return data.train_x[idx], data.train_y[idx]
         first = self.gathers[0][0]
-        x = torch.empty((len(members) * bs, *first.train_x.shape[1:]), dtype=first.train_x.dtype, device=self.device)
-        y = torch.empty(len(members) * bs, dtype=first.train_y.dtype, device=self.device)
-        for data, slots, rows in self.gathers:
-            idx = torch.cat([members[s].order[members[s].batch * bs : (members[s].batch + 1) * bs] for s in slots])
+        n = len(self.members) * self.batch_size
+        x = torch.empty((n, *first.train_x.shape[1:]), dtype=first.train_x.dtype, device=self.device)
+        y = torch.empty(n, dtype=first.train_y.dtype, device=self.device)
+        for (data, _, rows), idx in zip(self.gathers, self.indices, strict=True):
             x[rows], y[rows] = data.train_x[idx], data.train_y[idx]
         return x, y
 
     def _augment(self, x: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
         """The augmented members' batches (``x`` [P, B, 3, H, W]): parameters from their step's uniforms, each
-        one's noise from its own generator, applied in one batched call."""
+        one's noise from its own generator (staged), applied in one batched call."""
         bs, rows = x.shape[1], self.aug_rows
         params = params_from_uniform(uniforms, bs)
-        noise = [
-            torch.randn((bs, *x.shape[2:]), generator=g, device=g.device, dtype=x.dtype)
-            for g in (self.members[s].aug_gen for s in self.augmented)
-        ]
-        out = apply_params(x[rows].flatten(0, 1), params, torch.cat(noise))
+        out = apply_params(x[rows].flatten(0, 1), params, self.inputs["noise"].flatten(0, 1))
         if len(self.augmented) == len(self.members):
             return out.view_as(x)
         x = x.clone()

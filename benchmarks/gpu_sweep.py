@@ -1,0 +1,102 @@
+"""One lane step on a GPU, swept: pack width x {eager, CUDA graph} x {fp32, TF32} x cudnn.benchmark, for an
+``nws_fixed`` lane (one shape) and a realistic ``nws_main`` lane (one architecture and batch size, optimizers,
+activations and augmentation mixed). Per setting: milliseconds per lane step, network-steps per second, the
+speed-up over one network at a time (a lane of one, in the same setting) and the effective microseconds per
+counted kernel (step time over :class:`builder.engine.op_count.OpCounter`'s count), which is what
+``benchmarks/zoo_projection.py --launch-us`` takes to recompute the full-zoo projection from measurements.
+
+    python benchmarks/gpu_sweep.py --device cuda --widths 1 16 64 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import time
+
+import torch
+
+from builder.engine.member import DeviceImages, Member
+from builder.engine.op_count import OpCounter
+from builder.engine.pack_lane import GRAPH_WARMUP, Lane
+from builder.engine.sources import load_images
+from builder.engine.space import get_preset
+from builder.engine.train_config import TrainConfig
+
+
+def lane_of(preset: str, width: int, images: DeviceImages, cfg: TrainConfig, graphs: bool) -> Lane:
+    """A lane of ``width`` networks of the preset's first architecture and batch size drawn (digits data)."""
+    space = get_preset(preset)
+    first = space.sample(0, 0)
+    hps = [
+        dataclasses.replace(space.sample(0, i), dataset="digits", **{
+            f: getattr(first, f) for f in ("filter_size", "depth_conv", "depth_fc", "width_conv", "width_fc",
+                                           "batch_size")})
+        for i in range(width)
+    ]  # fmt: skip
+    lane = Lane(cfg, images.device, torch.float32, cuda_graphs=graphs)
+    lane.restack([], [Member(hp, images, 0, i, cfg, torch.float32) for i, hp in enumerate(hps)])
+    return lane
+
+
+def time_steps(lane: Lane, steps: int) -> float:
+    """Seconds per step after warming up (and capturing, with graphs); members cycle through their epoch."""
+
+    def step() -> None:
+        lane.step()
+        for m in lane.members:
+            m.batch = (m.batch + 1) % m.n_batches
+
+    for _ in range(GRAPH_WARMUP + 2):
+        step()
+    torch.cuda.synchronize(lane.device)
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    torch.cuda.synchronize(lane.device)
+    return (time.perf_counter() - t) / steps
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--widths", type=int, nargs="+", default=[1, 16, 64, 256])
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--presets", nargs="+", default=["nws_fixed", "nws_main"])
+    args = p.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("no CUDA device: this sweep times GPU steps (the projection runs anywhere)")
+    dev = torch.device(args.device)
+    images = DeviceImages(load_images("digits"), dev)
+    cfg = TrainConfig(train_eval_images=100, test_images=100)
+    print(f"{torch.cuda.get_device_name(dev)}; torch {torch.__version__}; CUDA {torch.version.cuda}")
+    print(f"{'preset':<10} {'width':>5} {'mode':<6} {'prec':<5} {'cudnn.bm':<8} {'ms/step':>8} {'net-steps/s':>12} "
+          f"{'vs one':>7} {'kernels':>8} {'µs/kernel':>9}")  # fmt: skip
+    for preset in args.presets:
+        one: dict[tuple, float] = {}
+        for width, graphs, tf32, bench in itertools.product(args.widths, (False, True), (False, True), (False, True)):
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+            torch.backends.cudnn.benchmark = bench
+            try:
+                lane = lane_of(preset, width, images, cfg, graphs)
+                with OpCounter() as count:
+                    lane.step()
+                seconds = time_steps(lane, args.steps)
+            except torch.cuda.OutOfMemoryError:
+                print(f"{preset:<10} {width:>5} out of memory")
+                continue
+            key = (graphs, tf32, bench)
+            if width == 1:
+                one[key] = seconds
+            ratio = one[key] * width / seconds if key in one else float("nan")
+            mode, prec = ("graph" if graphs else "eager"), ("tf32" if tf32 else "fp32")
+            per_kernel = seconds / count.kernels * 1e6
+            print(f"{preset:<10} {width:>5} {mode:<6} {prec:<5} {bench!s:<8} {seconds * 1e3:>8.2f} "
+                  f"{width / seconds:>12,.0f} {ratio:>7.1f} {count.kernels:>8} {per_kernel:>9.2f}")  # fmt: skip
+            del lane
+            torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
