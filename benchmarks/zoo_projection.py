@@ -28,7 +28,7 @@ def table(name: str, p: Projection, device: Device) -> None:
     print(f"  hours on one {device.name} (per step the longest of launches, memory traffic and compute):")
     precisions = list(device.peak_flops)
     print(f"    {'launches':<14}" + "".join(f"{p_:>16}" for p_ in precisions))
-    for mode in device.launch_s:
+    for mode in [*device.launch_s, "cuda graph"]:
         cells = [f"{p.hours(mode, pr):8.1f} {p.dominant(mode, pr):>7}" for pr in precisions]
         print(f"    {mode:<14}" + "".join(f"{c:>16}" for c in cells))
 

@@ -165,3 +165,22 @@ def test_stop_epochs_are_drawn_as_stated():
     assert min(stops) == 80 and max(stops) == 150
     assert sum(stops) / len(stops) == pytest.approx(115, abs=1.5)
     assert stop_epochs(10, seed=1) == stop_epochs(10, seed=1)
+
+
+def test_the_projection_command_prints_hours_for_every_mode(capsys, monkeypatch):
+    """benchmarks/zoo_projection.py end to end on a few networks of each preset: totals and every mode's hours."""
+    import sys
+
+    sys.path.insert(0, "benchmarks")
+    try:
+        import zoo_projection
+    finally:
+        sys.path.remove("benchmarks")
+    monkeypatch.setattr(sys, "argv", ["zoo_projection", "--fixed", "4", "--main", "3", "--width", "2",
+                                      "--eager-us", "5", "--graph-us", "1.5"])  # fmt: skip
+    zoo_projection.main()
+    out = capsys.readouterr().out
+    assert "full zoo: 7 networks" in out and "per network-step" in out
+    assert "eager 5.0 µs, in a CUDA graph 1.5 µs" in out
+    for mode in ("eager", "cuda graph"):
+        assert any(line.strip().startswith(mode) for line in out.splitlines()), out
