@@ -14,7 +14,7 @@ import argparse
 import torch
 from tqdm import tqdm
 
-from builder.engine.pack_schedule import MAX_WIDTH, MEMORY_SHARE
+from builder.engine.pack_schedule import MAX_WIDTH, MEMORY_SHARE, QUEUE_DEPTH
 from builder.engine.projection import Device, Projection, WorkCounter, project, stop_epochs
 from builder.engine.space import get_preset
 
@@ -28,7 +28,7 @@ def table(name: str, p: Projection, device: Device) -> None:
     print(f"  hours on one {device.name} (per step the longest of launches, memory traffic and compute):")
     precisions = list(device.peak_flops)
     print(f"    {'launches':<14}" + "".join(f"{p_:>16}" for p_ in precisions))
-    for mode in [*device.launch_s, "cuda graph"]:
+    for mode, _, _ in device.modes():
         cells = [f"{p.hours(mode, pr):8.1f} {p.dominant(mode, pr):>7}" for pr in precisions]
         print(f"    {mode:<14}" + "".join(f"{c:>16}" for c in cells))
 
@@ -57,8 +57,8 @@ def main() -> None:
           f"in a CUDA graph {device.graph_s * 1e6:.1f} µs; "
           f"memory {device.bandwidth / 1e12:.2f} TB/s; "
           f"{', '.join(f'{k} {v / 1e12:.0f} TFLOPS' for k, v in device.peak_flops.items())}")  # fmt: skip
-    print(f"schedule: packs of width {args.width} queuing 4x that, {budget / 2**30:.0f} GiB planned; stop epochs "
-          f"uniform {args.stop[0]}..{args.stop[1]} (seed {args.seed})")  # fmt: skip
+    print(f"schedule: packs of width {args.width} queuing {QUEUE_DEPTH}x that, {budget / 2**30:.0f} GiB planned; "
+          f"stop epochs uniform {args.stop[0]}..{args.stop[1]} (seed {args.seed})")  # fmt: skip
     total = Projection()
     for k, (preset, n) in enumerate((("nws_fixed", args.fixed), ("nws_main", args.main))):
         if n == 0:

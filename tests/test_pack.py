@@ -333,6 +333,7 @@ def test_a_lane_step_computes_from_fixed_tensors_only(monkeypatch):
 
     def fixed(lane: Lane) -> set[int]:
         tensors = [*lane.state.values(), *lane.flat.values(), *lane.inputs.values(), *lane.indices, lane.aug_rows]
+        tensors += [lane.lr, lane.lr32]
         for data, _, rows in lane.gathers:
             tensors += [data.train_x, data.train_y, rows]
         return {t.untyped_storage().data_ptr() for t in tensors} | constants

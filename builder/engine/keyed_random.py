@@ -38,7 +38,17 @@ import torch
 
 from weightzoo.model import DROPOUT
 
-__all__ = ["StepDraws", "bits", "hash32", "step_draws", "stream_words", "to_device", "uniform"]
+__all__ = [
+    "StepDraws",
+    "bits",
+    "copy_from_host_",
+    "draws_of",
+    "hash32",
+    "step_draws",
+    "stream_words",
+    "to_device",
+    "uniform",
+]
 
 _MASK32 = 0xFFFFFFFF
 _MASK16 = 0xFFFF
@@ -81,6 +91,20 @@ def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     if device.type == "cuda":
         return t.pin_memory().to(device, non_blocking=True)
     return t.to(device)
+
+
+def copy_from_host_(out: torch.Tensor, host: torch.Tensor) -> None:
+    """:func:`to_device` into an existing tensor: ``host`` copied into ``out`` in place (its address kept, as a
+    CUDA graph needs), on CUDA through pinned memory without making the host wait.
+
+    Example:
+        >>> out = torch.zeros(3, dtype=torch.int64)
+        >>> copy_from_host_(out, torch.arange(3)); out.tolist()
+        [0, 1, 2]
+    """
+    if out.device.type == "cuda":
+        host = host.pin_memory()
+    out.copy_(host, non_blocking=True)
 
 
 def stream_words(keys: Sequence[int], steps: Sequence[int], device: torch.device | str = "cpu") -> torch.Tensor:

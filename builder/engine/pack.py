@@ -42,13 +42,14 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from itertools import islice
 from typing import Any
 
 import torch
 
 from builder.engine.member import DeviceImages, Export, Member
 from builder.engine.pack_lane import Lane
-from builder.engine.pack_schedule import member_bytes
+from builder.engine.pack_schedule import admissions, member_bytes
 from builder.engine.sources import ImageSet
 from builder.engine.train_config import TrainConfig, TrainResult
 from weightzoo.errors import ConfigError
@@ -218,15 +219,12 @@ def iter_pack(
 
     def admit(count: int, free_bytes: float) -> list[Member]:
         """Queued networks for the free slots, in order, while the memory budget allows."""
+        needs = [member_bytes(hp.architecture, hp.batch_size, dtype) for hp, _ in islice(queue, max(0, width - count))]
         new: list[Member] = []
-        while queue and count + len(new) < width:
-            hp, nid = queue[0]
-            need = member_bytes(hp.architecture, hp.batch_size, dtype)
-            if count + len(new) > 0 and need > free_bytes:
-                break
-            queue.popleft()
+        for need in needs[: admissions(needs, count, free_bytes, width)]:
+            hp, nid = queue.popleft()
             new.append(Member(hp, data[hp.dataset], zoo_seed, nid, config, dtype))
-            new[-1].bytes, free_bytes = need, free_bytes - need
+            new[-1].bytes = need
         return new
 
     budget = math.inf if budget_bytes is None else budget_bytes

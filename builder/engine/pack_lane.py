@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from builder.engine.augment import apply_params, augment, params_from_uniform
-from builder.engine.keyed_random import draws_of, stream_words
+from builder.engine.keyed_random import copy_from_host_, draws_of, stream_words
 from builder.engine.member import Member
 from builder.engine.train_config import TrainConfig
 from weightzoo.optim import ADAM_BETAS, adam_alpha, adam_update_, momentum_update_, rmsprop_update_
@@ -53,13 +53,6 @@ def _grouped_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, padding: in
         x = F.pad(x.view(x.shape[0], P, c_in, *x.shape[2:]), (0, 0, 0, 0, 0, extra)).flatten(1, 2)
         w = F.pad(w, (0, 0, 0, 0, 0, extra))
     return F.conv2d(x, w.flatten(0, 1), b.flatten(), padding=padding, groups=P)
-
-
-def _fill(out: torch.Tensor, host: torch.Tensor) -> None:
-    """Copy a host tensor into ``out`` in place, without making the host wait on CUDA (through pinned memory)."""
-    if out.device.type == "cuda":
-        host = host.pin_memory()
-    out.copy_(host, non_blocking=True)
 
 
 def _mean_pairs(pairs: list[tuple[float, float]]) -> tuple[float, float]:
@@ -167,19 +160,17 @@ class Lane:
         self.inputs = {
             "words": torch.empty((P, 2), dtype=torch.int64, device=dev),
             "noise": torch.empty((len(self.augmented), bs, *image), dtype=self.dtype, device=dev),
-            "lr": torch.empty(P, dtype=self.dtype, device=dev),
-            "lr32": torch.empty(P, dtype=f32, device=dev),
         }
         self.indices = [torch.empty(len(slots) * bs, dtype=torch.int64, device=dev) for _, slots, _ in self.gathers]
-        self.lr, self.lr32 = self.inputs["lr"], self.inputs["lr32"]
+        self.lr, self.lr32 = torch.empty(P, dtype=self.dtype, device=dev), torch.empty(P, dtype=f32, device=dev)
         self._graph, self._warm = None, 0
         self.lr_changed()
 
     def lr_changed(self) -> None:
         """The members' learning rates, into the lane's (fixed) tensors."""
         lrs = [m.lr for m in self.members]
-        _fill(self.lr, torch.tensor(lrs, dtype=self.dtype))
-        _fill(self.lr32, torch.tensor(lrs, dtype=torch.float32))
+        copy_from_host_(self.lr, torch.tensor(lrs, dtype=self.dtype))
+        copy_from_host_(self.lr32, torch.tensor(lrs, dtype=torch.float32))
 
     @staticmethod
     def _act(x: torch.Tensor, dim: int, width: int, runs: list[tuple[str, int, int]]) -> torch.Tensor:
@@ -233,7 +224,7 @@ class Lane:
         for (_, slots, _), out in zip(self.gathers, self.indices, strict=True):
             parts = [members[s].order[members[s].batch * bs : (members[s].batch + 1) * bs] for s in slots]
             torch.cat(parts, out=out)
-        _fill(self.inputs["words"], stream_words(self.step_keys, [m.steps for m in members]))
+        copy_from_host_(self.inputs["words"], stream_words(self.step_keys, [m.steps for m in members]))
 
     def _stage_noise(self) -> None:
         """Each augmented member's noise for this step, from its own generator, into the lane's fixed tensor."""

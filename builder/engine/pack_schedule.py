@@ -21,14 +21,14 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 
 from weightzoo.architecture import Architecture
 from weightzoo.hparams import HyperParameters
 
-__all__ = ["device_budget", "form_packs", "member_bytes", "pack_key", "pack_width"]
+__all__ = ["admissions", "device_budget", "form_packs", "member_bytes", "pack_key", "pack_width"]
 
 #: Upper bound on how many networks a pack trains at once (kernels stop gaining long before on small devices).
 MAX_WIDTH = 256
@@ -69,6 +69,24 @@ def form_packs(hps: Mapping[int, HyperParameters], size: int) -> list[list[int]]
         groups.setdefault(pack_key(hps[nid]), []).append(nid)
     order = [nid for ids in groups.values() for nid in ids]
     return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def admissions(needs: Iterable[int], active: int, free_bytes: float, width: int) -> int:
+    """How many of the queued networks (their estimated memory ``needs``, in queue order) join a pack that trains
+    ``active`` networks with ``free_bytes`` to spare: in order, while there are fewer than ``width`` and the memory
+    lasts (one network always trains). The rule of :func:`builder.engine.pack.iter_pack` and of its replay in
+    :mod:`builder.engine.projection`.
+
+    Example:
+        >>> admissions([3, 3, 3], active=0, free_bytes=7, width=8), admissions([9], active=0, free_bytes=1, width=8)
+        (2, 1)
+    """
+    taken = 0
+    for need in needs:
+        if active + taken >= width or (active + taken > 0 and need > free_bytes):
+            break
+        taken, free_bytes = taken + 1, free_bytes - need
+    return taken
 
 
 def device_budget(device: torch.device | str = "cpu") -> int:

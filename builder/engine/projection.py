@@ -39,6 +39,7 @@ import math
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,7 @@ import torch
 from builder.engine.member import DeviceImages, Member
 from builder.engine.op_count import OpCounter
 from builder.engine.pack_lane import Lane, _runs
-from builder.engine.pack_schedule import QUEUE_DEPTH, form_packs, member_bytes, pack_key
+from builder.engine.pack_schedule import QUEUE_DEPTH, admissions, form_packs, member_bytes, pack_key
 from builder.engine.sources import ImageSet
 from builder.engine.train_config import TrainConfig
 from weightzoo.architecture import Architecture
@@ -93,6 +94,10 @@ class Device:
     bandwidth: float = 3.35e12
     peak_flops: Mapping[str, float] = field(default_factory=lambda: {"fp32": 67e12, "tf32": 495e12})
 
+    def modes(self) -> list[tuple[str, float, float | None]]:
+        """(name, eager launch, launch inside a graph or None) of every launch mode a projection reports."""
+        return [*((m, s, None) for m, s in self.launch_s.items()), ("cuda graph", self.launch_s["eager"], self.graph_s)]
+
 
 @dataclass
 class Work:
@@ -107,6 +112,9 @@ class Work:
     def __add__(self, other: Work) -> Work:
         return Work(self.kernels + other.kernels, self.bytes + other.bytes, self.flops + other.flops,
                     self.eager + other.eager)  # fmt: skip
+
+    def __sub__(self, other: Work) -> Work:
+        return self + other * -1
 
     def __mul__(self, k: float) -> Work:
         return Work(self.kernels * k, self.bytes * k, self.flops * k, self.eager * k)
@@ -225,7 +233,7 @@ class WorkCounter:
         small, large = (self.count_lane(pair, n, flops=True) for n in (self.SMALL, self.LARGE))
         db = large.batch_size - small.batch_size
         slope = Work(0, (large.bytes - small.bytes) / db / 2, (large.flops - small.flops) / db / 2)
-        return Work(0, small.bytes / 2, small.flops / 2) + slope * -small.batch_size, slope
+        return Work(0, small.bytes / 2, small.flops / 2) - slope * small.batch_size, slope
 
     def member_step(self, hp: HyperParameters) -> Work:
         """Bytes and FLOPs one member adds to its lane's step: its architecture's (an Adam, ReLU member's), linear
@@ -244,8 +252,7 @@ class WorkCounter:
                     self._per_member_fit(base),
                     self._per_member_fit(dataclasses.replace(base, augmentation=True)),
                 )
-
-                self._aug_bytes = (aug[0] + plain[0] * -1, aug[1] + plain[1] * -1)
+                self._aug_bytes = (aug[0] - plain[0], aug[1] - plain[1])
             work = work + self._aug_bytes[0] + self._aug_bytes[1] * hp.batch_size
         return work
 
@@ -276,8 +283,8 @@ class WorkCounter:
                 return Work(c.kernels, c.bytes, c.flops)
 
             a, b, c = count(8, 4), count(8, 8), count(16, 8)  # 6, 3, 6 batches; 24, 24, 48 images
-            per_batch, per_image = (a + b * -1) * (1 / 3), (c + a * -1) * (1 / 24)
-            self._export[arch] = (b + per_batch * -3 + per_image * -24, per_batch, per_image)
+            per_batch, per_image = (a - b) * (1 / 3), (c - a) * (1 / 24)
+            self._export[arch] = (b - per_batch * 3 - per_image * 24, per_batch, per_image)
         fixed, per_batch, per_image = self._export[arch]
         _, val, test, train_eval = sizes or DATASET_SIZES[hp.dataset]
         parts = (train_eval, val, test)
@@ -333,9 +340,7 @@ class Projection:
 
     def add(self, work: Work, times: int, device: Device) -> None:
         """Charge ``work`` done ``times`` times, under every launch mode and precision of ``device``."""
-        modes = [(mode, launch, None) for mode, launch in device.launch_s.items()]
-        modes.append(("cuda graph", device.launch_s["eager"], device.graph_s))
-        for mode, launch, graph in modes:
+        for mode, launch, graph in device.modes():
             for precision, peak in device.peak_flops.items():
                 seconds, bound = work.seconds(launch, device.bandwidth, peak, graph)
                 self.seconds[mode, precision] += seconds * times
@@ -361,16 +366,13 @@ class _Replay:
         self.used = 0.0
 
     def admit(self) -> list[int]:
-        """Queued networks for the free slots, in order, while the memory budget allows."""
-        new: list[int] = []
-        while self.queue and len(self.left) + len(new) < self.width:
-            hp = self.hps[self.queue[0]]
-            need = member_bytes(hp.architecture, hp.batch_size)
-            if len(self.left) + len(new) > 0 and need > self.budget - self.used:
-                break
-            new.append(self.queue.popleft())
-            self.used += need
-        return new
+        """Queued networks for the free slots, by the pack's own rule (:func:`~builder.engine.pack_schedule.
+        admissions`)."""
+        room = max(0, self.width - len(self.left))
+        needs = [member_bytes(self.hps[nid].architecture, self.hps[nid].batch_size) for nid in islice(self.queue, room)]
+        taken = needs[: admissions(needs, len(self.left), self.budget - self.used, self.width)]
+        self.used += sum(taken)
+        return [self.queue.popleft() for _ in taken]
 
     def update(self, done: Sequence[int]) -> None:
         """Networks ``done`` leave (their memory freed), queued ones take the free slots; the lanes they touch
@@ -420,14 +422,13 @@ def project(
     device: Device | None = None,
     width: int = 256,
     budget_bytes: float = math.inf,
-    projection: Projection | None = None,
     progress: Any = None,
     epoch_steps: Mapping[int, int] | None = None,
 ) -> Projection:
     """Replay the training of ``hps`` (network id -> hyper-parameters; each stops after ``stops[id]`` epochs of
     ``epoch_steps[id]`` steps, by default its data set's :data:`DATASET_SIZES` over its batch) in packs of
-    ``width`` as the generator forms and runs them, and add up the counted work (into ``projection``;
-    ``progress``: a tqdm bar, advanced per network done).
+    ``width`` as the generator forms and runs them, and add up the counted work (``progress``: a tqdm bar,
+    advanced per network done).
 
     Example:
         >>> from builder.engine.space import get_preset
@@ -436,7 +437,7 @@ def project(
         >>> p.networks, p.network_steps == sum(_epoch_steps(hp) + 1 for hp in hps.values())
         (3, True)
     """
-    device, out = device or Device(), projection or Projection()
+    device, out = device or Device(), Projection()
     for ids in form_packs(hps, size=width * QUEUE_DEPTH):
         _Replay(hps, ids, stops, counter, width, budget_bytes, out, device, epoch_steps).run(progress)
     return out
