@@ -46,6 +46,10 @@ def main() -> None:
     ap.add_argument("--eager-us", type=float, help="measured µs per eager kernel (benchmarks/gpu_sweep.py)")
     ap.add_argument("--graph-us", type=float, help="measured µs per kernel inside a CUDA graph")
     args = ap.parse_args()
+    if args.width < 1 or args.fixed < 0 or args.main < 0 or args.memory_gb <= 0:
+        ap.error("--width must be at least 1, --fixed and --main at least 0, --memory-gb above 0")
+    if not 1 <= args.stop[0] <= args.stop[1]:
+        ap.error(f"--stop LOW HIGH: expected 1 <= LOW <= HIGH, got {args.stop[0]} {args.stop[1]}")
     torch.set_num_threads(1)
     device, counter = Device(), WorkCounter()
     if args.eager_us or args.graph_us:

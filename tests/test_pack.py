@@ -403,3 +403,12 @@ def test_a_network_is_bit_identical_in_packs_of_1_2_3_5_8_16():
                 ref = full[ids[i]]
                 assert all(r.weights[k].tobytes() == ref.weights[k].tobytes() for k in r.weights), (width, i)
                 assert r.history == ref.history and r.n_epochs == ref.n_epochs
+
+
+def test_cuda_graphs_refuse_the_released_evaluation():
+    """A replayed step cannot read metrics mid-step: asking for both is refused by name, before any training."""
+    from builder.engine.pack import iter_pack
+
+    config = TrainConfig(max_epochs=1, evaluation="released")
+    with pytest.raises(ConfigError, match="cuda_graphs needs evaluation='clean'"):
+        next(iter_pack(MIXED[:1], IMAGES, zoo_seed=0, network_ids=[0], config=config, cuda_graphs=True))

@@ -184,3 +184,18 @@ def test_the_projection_command_prints_hours_for_every_mode(capsys, monkeypatch)
     assert "eager 5.0 µs, in a CUDA graph 1.5 µs" in out
     for mode in ("eager", "cuda graph"):
         assert any(line.strip().startswith(mode) for line in out.splitlines()), out
+
+
+@pytest.mark.parametrize("argv", [["--width", "0"], ["--stop", "150", "80"], ["--memory-gb", "0"]])
+def test_the_projection_command_refuses_bad_values_by_name(argv, capsys, monkeypatch):
+    import sys
+
+    sys.path.insert(0, "benchmarks")
+    try:
+        import zoo_projection
+    finally:
+        sys.path.remove("benchmarks")
+    monkeypatch.setattr(sys, "argv", ["zoo_projection", *argv])
+    with pytest.raises(SystemExit) as exit_:
+        zoo_projection.main()
+    assert exit_.value.code == 2 and argv[0] in capsys.readouterr().err
