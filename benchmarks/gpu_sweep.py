@@ -19,7 +19,8 @@ import torch
 
 from builder.engine.member import DeviceImages, Member
 from builder.engine.op_count import OpCounter
-from builder.engine.pack_lane import GRAPH_WARMUP, Lane
+from builder.engine.pack_front import GRAPH_WARMUP
+from builder.engine.pack_lane import Lane
 from builder.engine.sources import load_images
 from builder.engine.space import get_preset
 from builder.engine.train_config import TrainConfig

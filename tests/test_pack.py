@@ -289,29 +289,19 @@ def test_a_lane_step_reads_nothing_back_to_the_host():
     assert count.host_reads == {"_local_scalar_dense": 1}
 
 
-def test_a_lane_step_computes_from_fixed_tensors_only(monkeypatch):
-    """What a CUDA graph replays: the device work of a step (Lane._compute) reads only tensors at addresses that
-    stay fixed while the lane's composition does (its stacks, its staged inputs, the data sets, memoised
-    constants) or tensors it made itself, and makes no tensor from host data; what changes between steps (batch
-    indices, stream words, noise) is staged before it. A realistic pack's lanes, across an epoch's end (when
-    every member's order is redrawn)."""
+def test_a_pack_step_computes_from_fixed_tensors_only(monkeypatch):
+    """What a CUDA graph replays: the device work of a pack step (Front._compute: the shared front, then every
+    lane) reads only tensors at addresses that stay fixed while the pack's composition does (the lanes' stacks,
+    the front's staged inputs and layout, the data sets) or tensors it made itself, and makes no tensor from host
+    data; what changes between steps (batch indices, stream words, noise) is staged before it. A realistic pack's
+    three lanes, across an epoch's end (when every member's order is redrawn)."""
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_leaves
 
-    from builder.engine import keyed_random
     from builder.engine.member import Member
+    from builder.engine.pack_front import Front
     from builder.engine.pack_lane import Lane
     from builder.engine.train import DeviceImages
-
-    memo = keyed_random._element_words
-    constants: set[int] = set()
-
-    def recorded(n, device):
-        out = memo(n, device)
-        constants.add(out.untyped_storage().data_ptr())
-        return out
-
-    monkeypatch.setattr(keyed_random, "_element_words", recorded)
 
     class Reads(TorchDispatchMode):
         def __init__(self):
@@ -331,43 +321,37 @@ def test_a_lane_step_computes_from_fixed_tensors_only(monkeypatch):
                     self.made.add(t.untyped_storage().data_ptr())
             return out
 
-    def fixed(lane: Lane) -> set[int]:
-        tensors = [*lane.state.values(), *lane.flat.values(), *lane.inputs.values(), *lane.indices, lane.aug_rows]
-        tensors += [lane.lr, lane.lr32]
-        for data, _, rows in lane.gathers:
-            tensors += [data.train_x, data.train_y, rows]
-        return {t.untyped_storage().data_ptr() for t in tensors} | constants
-
     data = {name: DeviceImages(IMAGES[name], "cpu") for name in IMAGES}
     members = [Member(hp, data[hp.dataset], 0, i, CONFIG, torch.float32) for i, hp in enumerate(_realistic_mix())]
-    lanes: dict[tuple, list[Member]] = {}
+    groups: dict[tuple, list[Member]] = {}
     for m in members:
-        lanes.setdefault(m.lane_key, []).append(m)
-    compute = Lane._compute
-    for group in lanes.values():
-        lane = Lane(CONFIG, torch.device("cpu"), torch.float32)
-        lane.restack([], group)
-        reads: list[Reads] = []
+        groups.setdefault(m.lane_key, []).append(m)
+    lanes = []
+    for group in groups.values():
+        lanes.append(Lane(CONFIG, torch.device("cpu"), torch.float32))
+        lanes[-1].restack([], group)
+    front = Front(lanes, CONFIG, torch.device("cpu"), torch.float32)
+    assert len(front.lanes) == 3 and front.augmented and len(front.gathers) > 1
+    compute, reads = Front._compute, []
 
-        def watched(self, reads=reads):
-            with Reads() as r:
-                compute(self)
-            reads.append(r)
+    def watched(self):
+        with Reads() as r:
+            compute(self)
+        reads.append(r)
 
-        monkeypatch.setattr(Lane, "_compute", watched)
-        steps = max(m.n_batches for m in group) + 2  # past every member's first epoch
-        for _ in range(steps):
-            lane.step()
-            for m in group:  # the pack's epoch bookkeeping: a new order at each epoch's end
-                m.batch += 1
-                if m.batch == m.n_batches:
-                    m.batch, m.order = 0, m.epoch_order()
-        monkeypatch.setattr(Lane, "_compute", compute)
-        allowed = fixed(lane)
-        for r in reads:
-            assert r.read <= allowed, f"the step read {len(r.read - allowed)} tensors it did not make or stage"
-            assert not r.from_host, r.from_host
-        assert len(reads) == steps
+    monkeypatch.setattr(Front, "_compute", watched)
+    steps = max(m.n_batches for m in members) + 2  # past every member's first epoch
+    for _ in range(steps):
+        front.step()
+        for m in members:  # the pack's epoch bookkeeping: a new order at each epoch's end
+            m.batch += 1
+            if m.batch == m.n_batches:
+                m.batch, m.order = 0, m.epoch_order()
+    allowed = {t.untyped_storage().data_ptr() for t in front.fixed_tensors()}
+    for r in reads:
+        assert r.read <= allowed, f"the step read {len(r.read - allowed)} tensors it did not make or stage"
+        assert not r.from_host, r.from_host
+    assert len(reads) == steps
 
 
 def _realistic_mix() -> list[H]:

@@ -41,6 +41,7 @@ __all__ = [
     "apply_params",
     "augment",
     "augment_with",
+    "params_at",
     "params_from_uniform",
     "sample_params",
 ]
@@ -144,6 +145,22 @@ def params_from_uniform(u: torch.Tensor, batch: int, config: AugmentConfig = Aug
     geo = u[:, : 6 * batch].reshape(n, 6)
     col = u[:, 6 * batch :].repeat_interleave(batch, dim=0)  # [N, 5]: each batch's draw, per image
     return _params(geo, col, config, image=(-1, 1, 1, 1), pixel=(-1, 1, 1))
+
+
+def params_at(u: torch.Tensor, geo: torch.Tensor, col: torch.Tensor, config: AugmentConfig = AugmentConfig()
+              ) -> AugmentParams:  # fmt: skip
+    """:func:`params_from_uniform` for batches of different sizes at once: ``u`` holds their uniforms in any layout
+    (1-D), ``geo`` [N, 6] the positions of each image's six geometric ones and ``col`` [N, 5] those of its batch's
+    five colour ones; the same parameters as :func:`params_from_uniform` gives each batch.
+
+    Example:
+        >>> u = torch.rand(2, 6 * 3 + 5)
+        >>> geo = torch.arange(18).view(3, 6).repeat(2, 1) + torch.tensor([0, 23]).repeat_interleave(3)[:, None]
+        >>> col = (torch.arange(18, 23) + torch.tensor([[0], [23]])).repeat_interleave(3, dim=0)
+        >>> torch.equal(params_at(u.flatten(), geo, col).hue, params_from_uniform(u, 3).hue)
+        True
+    """
+    return _params(u[geo], u[col], config, image=(-1, 1, 1, 1), pixel=(-1, 1, 1))
 
 
 def augment_with(images: torch.Tensor, u: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -43,11 +43,14 @@ __all__ = [
     "bits",
     "copy_from_host_",
     "draws_of",
+    "element_words",
     "hash32",
     "step_draws",
     "stream_words",
     "to_device",
+    "to_uniform",
     "uniform",
+    "words_at",
 ]
 
 _MASK32 = 0xFFFFFFFF
@@ -142,6 +145,32 @@ def _words(stream: torch.Tensor, n: int) -> torch.Tensor:
     return hash32(s0 ^ hash32(s1 ^ _element_words(n, stream.device)[None, :]))
 
 
+def element_words(index: torch.Tensor) -> torch.Tensor:
+    """The hashed element indices ``index`` (int64, any shape): what :func:`words_at` mixes with the streams. A
+    pure function of the indices, computed once for a fixed layout of draws.
+
+    Example:
+        >>> torch.equal(element_words(torch.arange(5)), _element_words(5, torch.device("cpu")))
+        True
+    """
+    return hash32(index ^ _SALT[2])
+
+
+def words_at(stream: torch.Tensor, hashed: torch.Tensor) -> torch.Tensor:
+    """32-bit words (int64) of chosen elements of chosen streams: ``stream`` [T, 2] (each element's stream words,
+    :func:`stream_words`) and ``hashed`` [T] (its index through :func:`element_words`). Element ``j`` of a stream
+    is the same word as in :func:`uniform` and :func:`bits`, however the elements are laid out, so one call can
+    draw for networks of different shapes.
+
+    Example:
+        >>> s = stream_words([3, 4], [0, 0])
+        >>> w = words_at(s.repeat_interleave(5, dim=0), element_words(torch.arange(5).repeat(2)))
+        >>> torch.equal(w.view(2, 5), _words(s, 5))
+        True
+    """
+    return hash32(stream[:, 0] ^ hash32(stream[:, 1] ^ hashed))
+
+
 def uniform(
     keys: Sequence[int], steps: Sequence[int], n: int, dtype: torch.dtype = torch.float32, device: str = "cpu"
 ) -> torch.Tensor:
@@ -153,10 +182,16 @@ def uniform(
         >>> round(float(u.mean()), 2), round(float(u.std()), 2)  # 1/2 and sqrt(1/12)
         (0.5, 0.29)
     """
-    return _to_uniform(_words(stream_words(keys, steps, device), n), dtype)
+    return to_uniform(_words(stream_words(keys, steps, device), n), dtype)
 
 
-def _to_uniform(words: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def to_uniform(words: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Uniform numbers in [0, 1) on a 2**-24 grid from 32-bit words (the top 24 bits), as :func:`uniform` makes them.
+
+    Example:
+        >>> to_uniform(torch.tensor([0, 2**32 - 1])).tolist()
+        [0.0, 0.9999999403953552]
+    """
     return (words >> 8).to(dtype) * 2.0**-24
 
 
@@ -232,4 +267,4 @@ def draws_of(
     words = _words(stream, n)
     kept = _unpack(words[:, :mask_words], batch * total).view(len(words), batch, total)
     masks = list((kept.to(dtype) * (1 / (1 - DROPOUT))).split(list(units), dim=2))
-    return StepDraws(masks, _to_uniform(words[:, mask_words:], torch.float32) if augmentation else None)
+    return StepDraws(masks, to_uniform(words[:, mask_words:], torch.float32) if augmentation else None)

@@ -12,7 +12,7 @@ Design (measured choice, see docs/scaling.md, "Training packs of networks"):
   ``builder.reproduce`` can re-train it.
 - **Lanes.** Stacked arithmetic needs one architecture and one batch size: a pack holds one
   :class:`~builder.engine.pack_lane.Lane` per such shape, and every pack step is one training step of every member of
-  every lane. So a pack mixes whatever the zoo draws (``nws_main``: 243 architectures x 4 batch sizes), and
+  every lane, their batches, draws and augmentation made once for the pack (:mod:`builder.engine.pack_front`). So a pack mixes whatever the zoo draws (``nws_main``: 243 architectures x 4 batch sizes), and
   stays full: a network that stops frees its slot for the next queued one, whatever its shape.
 - **Own epochs.** Every member has its own batch count per epoch (its class balance); a member whose epoch ends
   is exported: its weights copied and its clean evaluation launched, on the device, with the copy to the host
@@ -48,6 +48,7 @@ from typing import Any
 import torch
 
 from builder.engine.member import DeviceImages, Export, Member
+from builder.engine.pack_front import Front
 from builder.engine.pack_lane import Lane
 from builder.engine.pack_schedule import admissions, member_bytes
 from builder.engine.sources import ImageSet
@@ -67,6 +68,7 @@ class _Pack:
         self.config, self.device, self.dtype, self.on_epoch = config, device, dtype, on_epoch
         self.cuda_graphs = cuda_graphs
         self.lanes: dict[tuple, Lane] = {}
+        self.front = Front([], config, device, dtype)  # the lanes' shared front, rebuilt when a lane changes
         self.evaluators: dict[tuple, NWSNet] = {}
         self.bytes = 0  # estimated training memory of the members (builder.engine.pack_schedule.member_bytes)
         self.pending: list[Export] = []  # exports captured in the last step, read in the next
@@ -94,10 +96,11 @@ class _Pack:
             by_key.setdefault(m.lane_key, []).append(m)
         touched = {m.lane_key for m in done} | set(by_key)
         for key in [k for k in self.lanes if k in touched] + [k for k in by_key if k not in self.lanes]:
-            lane = self.lanes.setdefault(key, Lane(self.config, self.device, self.dtype, self.cuda_graphs))
+            lane = self.lanes.setdefault(key, Lane(self.config, self.device, self.dtype))
             lane.restack([m for m in lane.members if id(m) not in gone], by_key.get(key, []))
             if not len(lane):
                 del self.lanes[key]
+        self.front = Front(list(self.lanes.values()), self.config, self.device, self.dtype, self.cuda_graphs)
         for key, members in by_key.items():
             lane = self.lanes[key]
             for m in members:  # the initialisation's export, at once (once per network)
@@ -122,8 +125,7 @@ class _Pack:
         runs that step meanwhile instead of waiting for the copy): a member that stops has trained one step more,
         which is discarded with it, as is an export captured in that step. So a member's result is what it would
         be if decided at once, and on CPU the same bytes."""
-        for lane in self.lanes.values():
-            lane.step()
+        self.front.step()
         done = [m for m in (self.decide(export) for export in self.pending) if m is not None]
         self.pending = []
         for lane in self.lanes.values():
@@ -187,8 +189,8 @@ def iter_pack(
     At most ``width`` networks (None: all) and at most ``budget_bytes`` of estimated training memory (None: no
     limit; one network always trains) train at once; the others wait in ``network_ids`` order and take the
     slots of networks that stop. Order networks of one shape together (:func:`builder.engine.pack_schedule.
-    form_packs`) to keep the lanes few and wide. ``cuda_graphs`` (CUDA only; ignored elsewhere): each lane's step
-    is captured as a CUDA graph after a few eager steps of each composition and replayed (the same kernels on the
+    form_packs`) to keep the lanes few and wide. ``cuda_graphs`` (CUDA only; ignored elsewhere): the pack's step
+    is captured as one CUDA graph after a few eager steps of each composition and replayed (the same kernels on the
     same addresses: the same bytes as eager; not with ``evaluation="released"``).
 
     Example:

@@ -3,9 +3,9 @@ batch-norm statistics and optimizer slots stacked ``[P, ...]``, trained one step
 
 - Convolutions are one grouped convolution (``groups=P``) on ``[B, P*C, H, W]``; batch norm is per (network,
   channel) on that layout, written out (see :meth:`Lane._batch_norm`); dense layers are ``baddbmm``.
-- Randomness: every member's dropout masks and augmentation parameters are drawn for the whole lane in one call
-  (:func:`builder.engine.keyed_random.step_draws`, one stream per member and step); the augmentation noise is one draw
-  of each augmented member's generator. Images are gathered with one index per data set.
+- What a step needs before the forward pass (the batches, the keyed draws, the augmentation) is made once for the
+  whole pack by its front (:mod:`builder.engine.pack_front`); a lane reads its members' images, labels and
+  dropout masks as views (:meth:`Lane.compute`). A lane stepped alone is a pack of itself (:meth:`Lane.step`).
 - Trainable tensors, their two optimizer slots and their gradients live in one ``[P, N]`` buffer each (the
   forward pass takes views by one split), so the three TF1 optimizers (:mod:`weightzoo.optim`) are a few kernels
   per optimizer on contiguous rows (members are kept sorted by optimizer, then activation), with per-network
@@ -24,9 +24,10 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from builder.engine.augment import apply_params, augment, params_from_uniform
-from builder.engine.keyed_random import copy_from_host_, draws_of, stream_words
+from builder.engine.augment import augment
+from builder.engine.keyed_random import copy_from_host_
 from builder.engine.member import Member
+from builder.engine.pack_front import Front
 from builder.engine.train_config import TrainConfig
 from weightzoo.optim import ADAM_BETAS, adam_alpha, adam_update_, momentum_update_, rmsprop_update_
 
@@ -34,8 +35,6 @@ __all__ = ["Lane"]
 
 #: Input channels per member below which a grouped convolution is padded with zero channels (see _grouped_conv).
 MIN_GROUP_CHANNELS = 4
-#: Eager steps of a new lane composition before its step is captured as a CUDA graph (``cuda_graphs``).
-GRAPH_WARMUP = 3
 _ACT = {"relu": F.relu, "elu": F.elu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
 
 
@@ -80,10 +79,9 @@ class Lane:
         self.members: list[Member] = []
         self.state: dict[str, torch.Tensor] = {}
         self.flat: dict[str, torch.Tensor] = {}
-        #: Replay each step as a CUDA graph (captured after ``GRAPH_WARMUP`` eager steps of a composition).
+        #: Stepped alone (:meth:`step`): replay each step as a CUDA graph (see :mod:`builder.engine.pack_front`).
         self.cuda_graphs = cuda_graphs and device.type == "cuda"
-        self._graph: torch.cuda.CUDAGraph | None = None
-        self._warm = 0
+        self._front: Front | None = None
 
     def __len__(self) -> int:
         return len(self.members)
@@ -143,27 +141,9 @@ class Lane:
         self.batch_size = members[0].batch_size
         self.opt_runs = _runs([m.hp.optimizer for m in members])
         self.act_runs = _runs([m.hp.activation for m in members])
-        self.step_keys = [m.step_key for m in members]
-        self.augmented = [s for s, m in enumerate(members) if m.hp.augmentation]
-        aug = torch.tensor(self.augmented, dtype=torch.int64, device=dev)
-        self.aug_rows = aug
-        # One gather per data set: each data set's member slots and the rows of the batch they fill.
-        bs, datasets = self.batch_size, sorted({m.data.name for m in members})
-        self.gathers = []
-        for name in datasets:
-            slots = [s for s, m in enumerate(members) if m.data.name == name]
-            rows = (torch.tensor(slots, device=dev)[:, None] * bs + torch.arange(bs, device=dev)).flatten()
-            self.gathers.append((members[slots[0]].data, slots, rows))
-        # The step's inputs, written in place before each step (:meth:`_stage_batch`, :meth:`_stage_noise`),
-        # read by :meth:`_compute`: fixed addresses while the composition lasts, so a CUDA graph can replay it.
-        P, image = len(members), members[0].data.train_x.shape[1:]
-        self.inputs = {
-            "words": torch.empty((P, 2), dtype=torch.int64, device=dev),
-            "noise": torch.empty((len(self.augmented), bs, *image), dtype=self.dtype, device=dev),
-        }
-        self.indices = [torch.empty(len(slots) * bs, dtype=torch.int64, device=dev) for _, slots, _ in self.gathers]
+        P = len(members)
         self.lr, self.lr32 = torch.empty(P, dtype=self.dtype, device=dev), torch.empty(P, dtype=f32, device=dev)
-        self._graph, self._warm = None, 0
+        self._front = None
         self.lr_changed()
 
     def lr_changed(self) -> None:
@@ -191,82 +171,38 @@ class Lane:
         return {n: parts[n].unflatten(1, self.spans[n][2]) if n in parts else self.state[f"p:{n}"] for n in self.names}
 
     def step(self) -> None:
-        """One training step of every member (its next batch); advances every member's stream position. With the
-        released evaluation, each member whose epoch is under way first measures its batch through the training
-        graph (:meth:`released_pass`; the first batch of an epoch was measured at the export before it).
+        """One training step of every member alone (a pack of this lane: :class:`~builder.engine.pack_front.Front`,
+        which a pack shares between its lanes); advances every member's stream position."""
+        if self._front is None:
+            self._front = Front([self], self.config, self.device, self.dtype, self.cuda_graphs)
+        self._front.step()
 
-        The step's inputs are staged first (:meth:`_stage_batch`, :meth:`_stage_noise`: batch indices, stream
-        words, augmentation noise, all host-side decisions), then the device work runs (:meth:`_compute`, which
-        reads nothing else that changes between steps), eagerly or, with ``cuda_graphs``, as a replayed CUDA
-        graph."""
+    def released_step(self) -> None:
+        """The released evaluation's per-step measure: each member whose epoch is under way measures its coming batch
+        through the training graph (:meth:`released_pass`; the first batch of an epoch was measured at the export
+        before it)."""
+        slots = [s for s, m in enumerate(self.members) if m.batch > 0]
+        if not slots:
+            return
+        bs, chosen = self.batch_size, [self.members[s] for s in slots]
+        idx = [m.order[m.batch * bs : (m.batch + 1) * bs] for m in chosen]
+        x = torch.stack([m.data.train_x[i] for m, i in zip(chosen, idx, strict=True)])
+        y = torch.stack([m.data.train_y[i] for m, i in zip(chosen, idx, strict=True)])
+        for m, result in zip(chosen, self.released_pass(slots, x, y), strict=True):
+            m.train_pass.append(result)
+
+    def compute(self, x: torch.Tensor, y: torch.Tensor, masks: list[torch.Tensor]) -> None:
+        """The lane's device work of a step from the front's inputs (:meth:`builder.engine.pack_front.Front.inputs`:
+        images [P*B, 3, H, W] as floats, augmented, labels [P*B], dropout masks): forward, backward, optimizer (no
+        value read back to the host, no tensor made from host data)."""
         P, bs = len(self.members), self.batch_size
-        self._stage_batch()
-        if self.config.evaluation == "released":
-            slots = [s for s, m in enumerate(self.members) if m.batch > 0]
-            if slots:
-                x, y = self._batch()
-                rows = x.view(P, bs, *x.shape[1:])[slots]
-                for m, result in zip([self.members[s] for s in slots], self.released_pass(slots, rows,
-                                     y.view(P, bs)[slots]), strict=True):  # fmt: skip
-                    m.train_pass.append(result)
-        self._stage_noise()  # after the released pass, which draws from the same generators first
-        if self.cuda_graphs:
-            self._graph_step()
-        else:
-            self._compute()
-        for m in self.members:
-            m.steps += 1
-
-    def _stage_batch(self) -> None:
-        """Write this step's inputs into the lane's fixed tensors: each member's batch indices (from its epoch
-        order) and its stream words (:func:`~builder.engine.keyed_random.stream_words`, on the host)."""
-        bs, members = self.batch_size, self.members
-        for (_, slots, _), out in zip(self.gathers, self.indices, strict=True):
-            parts = [members[s].order[members[s].batch * bs : (members[s].batch + 1) * bs] for s in slots]
-            torch.cat(parts, out=out)
-        copy_from_host_(self.inputs["words"], stream_words(self.step_keys, [m.steps for m in members]))
-
-    def _stage_noise(self) -> None:
-        """Each augmented member's noise for this step, from its own generator, into the lane's fixed tensor."""
-        noise = self.inputs["noise"]
-        for i, g in enumerate(self.members[s].aug_gen for s in self.augmented):
-            torch.randn(noise.shape[1:], generator=g, dtype=noise.dtype, device=g.device, out=noise[i])
-
-    def _compute(self) -> None:
-        """The step's device work, from the staged inputs: batch, draws, augmentation, forward, backward, optimizer
-        (no value read back to the host, no tensor made from host data)."""
-        P, dt, bs = len(self.members), self.dtype, self.batch_size
-        x, y = self._batch()
-        x = x.to(dt).div_(255)
-        augmented = bool(self.augmented)
-        draws = draws_of(self.inputs["words"], bs, self.arch.fc_units, dt, augmented)
-        if augmented:
-            x = self._augment(x.view(P, bs, *x.shape[1:]), draws.augment[self.aug_rows]).flatten(0, 1)
-        logits = self._forward(self.tensors(), x, draws.masks, self.act_runs)
+        logits = self._forward(self.tensors(), x, masks, self.act_runs)
         loss = F.cross_entropy(logits.flatten(0, 1), y, reduction="none").view(P, bs).mean(1)
         loss.sum().backward()
         with torch.no_grad():
             self.state["loss_sum"] += loss.detach()
             self._optimize()
         self.flat["p"].grad = None
-
-    def _graph_step(self) -> None:
-        """:meth:`_compute` as a CUDA graph: ``GRAPH_WARMUP`` eager steps on a side stream after each re-stack
-        (real steps), then captured once and replayed every step until the lane is re-stacked."""
-        current = torch.cuda.current_stream(self.device)
-        if self._graph is None and self._warm < GRAPH_WARMUP:
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(current)
-            with torch.cuda.stream(side):
-                self._compute()
-            current.wait_stream(side)
-            self._warm += 1
-            return
-        if self._graph is None:
-            self._graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self._graph):
-                self._compute()
-        self._graph.replay()
 
     @torch.no_grad()
     def released_pass(self, slots: list[int], x: torch.Tensor, y: torch.Tensor) -> list[tuple[float, float]]:
@@ -311,31 +247,6 @@ class Lane:
                 passes += self.released_pass([slot], x[b * bs : (b + 1) * bs][None], y[b * bs : (b + 1) * bs][None])
             measured[part] = _mean_pairs(passes)
         return measured
-
-    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The members' staged batches, [P*B, 3, H, W] uint8 and [P*B] labels, member-major."""
-        if len(self.gathers) == 1:
-            data, idx = self.gathers[0][0], self.indices[0]
-            return data.train_x[idx], data.train_y[idx]
-        first = self.gathers[0][0]
-        n = len(self.members) * self.batch_size
-        x = torch.empty((n, *first.train_x.shape[1:]), dtype=first.train_x.dtype, device=self.device)
-        y = torch.empty(n, dtype=first.train_y.dtype, device=self.device)
-        for (data, _, rows), idx in zip(self.gathers, self.indices, strict=True):
-            x[rows], y[rows] = data.train_x[idx], data.train_y[idx]
-        return x, y
-
-    def _augment(self, x: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
-        """The augmented members' batches (``x`` [P, B, 3, H, W]): parameters from their step's uniforms, each
-        one's noise from its own generator (staged), applied in one batched call."""
-        bs, rows = x.shape[1], self.aug_rows
-        params = params_from_uniform(uniforms, bs)
-        out = apply_params(x[rows].flatten(0, 1), params, self.inputs["noise"].flatten(0, 1))
-        if len(self.augmented) == len(self.members):
-            return out.view_as(x)
-        x = x.clone()
-        x[rows] = out.view(len(rows), *x.shape[1:])
-        return x
 
     def _forward(self, S: dict[str, torch.Tensor], x: torch.Tensor, masks: list[torch.Tensor] | None,
                  act_runs: list[tuple[str, int, int]]) -> torch.Tensor:  # fmt: skip
