@@ -20,7 +20,10 @@ from builder.engine.space import get_preset
 
 
 def table(name: str, p: Projection, device: Device) -> None:
-    print(f"\n{name}: {p.networks:,} networks, {p.network_steps:,} network-steps, {p.lane_steps:,} lane steps")
+    print(
+        f"\n{name}: {p.networks:,} networks, {p.network_steps:,} network-steps, {p.lane_steps:,} lane steps "
+        f"in {p.pack_steps:,} pack steps"
+    )
     print(f"  training: {p.train.kernels:,.0f} kernels ({p.ops_per_network_step:.1f} per network-step), "
           f"{p.train.flops:.3g} FLOP, {p.train.bytes:.3g} bytes (unfused)")  # fmt: skip
     print(f"  exports (weights copy and clean evaluation, every epoch): {p.exports.kernels:,.0f} kernels, "

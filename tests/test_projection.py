@@ -1,5 +1,5 @@
-"""The full-zoo projection (builder.engine.projection): its counted work models hold against the engine's real lanes,
-exports and packs, and its hours follow the stated roofline."""
+"""The full-zoo projection (builder.engine.projection): its counted work models hold against the engine's real packs
+(their front and lanes), exports and schedules, and its hours follow the stated roofline."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from builder.engine.member import Member
 from builder.engine.op_count import OpCounter
 from builder.engine.pack import iter_pack
-from builder.engine.pack_lane import Lane
+from builder.engine.pack_front import Front
 from builder.engine.pack_schedule import form_packs, pack_key
 from builder.engine.projection import Device, Projection, Work, WorkCounter, project, stop_epochs
 from builder.engine.sources import load_images
@@ -44,35 +44,58 @@ def random_lane(rng: random.Random, size: int) -> list:
     ]
 
 
-def test_the_kernel_model_matches_counted_lanes(counter):
-    """Lanes of 1 to 20 networks with every depth, mixes of optimizers, activations, augmentation and data sets:
-    the additive model gives the kernels a real step of that lane counts."""
+def test_the_kernel_model_matches_counted_packs(counter):
+    """Packs of 1 to 4 lanes of 1 to 20 networks with every depth, mixes of optimizers, activations, augmentation
+    and data sets: the additive model gives the kernels (and the eager staging) a real pack step counts, its
+    front's and each lane's."""
     rng = random.Random(7)
     checked = 0
-    for size in [1, 1, 2, 2, 3, 3, 5, 8, 13, 20]:
-        hps = random_lane(rng, size)
-        real = counter.count_lane(hps)
-        assert counter.lane_kernels(hps) == real.kernels, [dataclasses.asdict(h) for h in hps]
-        assert counter.lane_step(hps).eager == real.staged  # what stays eager under a CUDA graph
+    for sizes in [[1], [2], [3, 1], [1, 1, 2], [5], [8, 2], [13], [20, 1, 3, 2], [2, 2], [3, 5, 1]]:
+        lanes = [random_lane(rng, size) for size in sizes]
+        real = counter.count_pack(lanes)
+        members = [hp for lane in lanes for hp in lane]
+        assert counter.front_kernels(members) == real.front, [dataclasses.asdict(h) for h in members]
+        for hps, counted in zip(lanes, real.lanes, strict=True):
+            assert counter.lane_kernels(hps) == counted, [dataclasses.asdict(h) for h in hps]
+        front = counter.front_step(members)
+        assert front.kernels + sum(map(counter.lane_kernels, lanes)) == real.kernels
+        assert front.eager == real.staged  # what stays eager under a CUDA graph
         checked += 1
     assert checked == 10
 
 
 def test_the_kernel_model_is_not_blind_to_the_mix(counter):
-    """The mix matters (so the model above had something to get right): more activation runs, optimizers,
-    augmented members or data sets each change the count."""
+    """The mix matters (so the model above had something to get right): more activation runs or optimizers change
+    a lane's count, augmented members or more data sets the front's."""
     hp = get_preset("nws_main").sample(0, 3)
     plain = [dataclasses.replace(hp, optimizer="adam", activation="relu", augmentation=False, dataset="mnist")] * 3
     base = counter.lane_kernels(plain)
-    variants = [
-        [dataclasses.replace(plain[0], activation=a) for a in ("elu", "relu", "tanh")],
-        [dataclasses.replace(plain[0], optimizer=o) for o in OPTIMIZERS],
-        [dataclasses.replace(plain[0], augmentation=True), *plain[1:]],
-        [dataclasses.replace(plain[0], dataset=d) for d in DATASETS[:3]],
-    ]
-    for hps in variants:
+    for hps in ([dataclasses.replace(plain[0], activation=a) for a in ("elu", "relu", "tanh")],
+                [dataclasses.replace(plain[0], optimizer=o) for o in OPTIMIZERS]):  # fmt: skip
         assert counter.lane_kernels(hps) > base
-        assert counter.lane_kernels(hps) == counter.count_lane(hps).kernels
+        assert counter.lane_kernels(hps) == counter.count_lane(hps).lanes[0]
+    front = counter.front_kernels(plain)
+    for hps in ([dataclasses.replace(plain[0], augmentation=True), *plain[1:]],
+                [dataclasses.replace(plain[0], augmentation=True)] * 3,
+                [dataclasses.replace(plain[0], dataset=d) for d in DATASETS[:3]]):  # fmt: skip
+        assert counter.front_kernels(hps) > front
+        assert counter.front_kernels(hps) == counter.count_lane(hps).front
+
+
+def test_the_front_is_shared_by_the_lanes(counter):
+    """What the front saves: a pack of three lanes runs one front (the same kernels as each lane's own front when
+    stepped alone) and each lane's own work unchanged, so fewer kernels than the lanes stepped one by one."""
+    rng = random.Random(5)
+    lanes = []
+    for _ in range(3):
+        hps = [dataclasses.replace(hp, dataset="mnist", augmentation=False) for hp in random_lane(rng, 4)]
+        lanes.append([dataclasses.replace(hps[0], augmentation=True), *hps[1:]])
+    together = counter.count_pack(lanes)
+    apart = [counter.count_lane(lane) for lane in lanes]
+    assert together.lanes == [c.lanes[0] for c in apart]
+    assert together.front == apart[0].front == apart[1].front == apart[2].front
+    assert together.kernels == together.staged + together.front + sum(together.lanes)
+    assert together.kernels == sum(c.kernels for c in apart) - 2 * (together.front + 2)  # + 2: the staging
 
 
 def test_bytes_and_flops_per_member_add_up_to_a_mixed_lane(counter):
@@ -117,17 +140,17 @@ def test_the_replay_steps_the_lanes_that_iter_pack_steps(counter, monkeypatch):
     images = {"digits": load_images("digits")}
     steps: list[tuple] = []
     counts: list[int] = []
-    real_step = Lane.step
+    real_step = Front.step
 
-    def counted(lane: Lane) -> None:
-        steps.append((pack_key(lane.members[0].hp), len(lane)))
+    def counted(front: Front) -> None:
+        steps.extend((pack_key(lane.members[0].hp), len(lane)) for lane in front.lanes)
         with OpCounter() as c:
-            real_step(lane)
+            real_step(front)
         counts.append(c.kernels)
 
     kwargs = dict(zoo_seed=0, network_ids=order, config=config, width=3)
     list(iter_pack([hps[i] for i in order], images, **kwargs))  # warm the engine's memoised constants
-    monkeypatch.setattr(Lane, "step", counted)
+    monkeypatch.setattr(Front, "step", counted)
     epoch_steps = {}
     real_members = Member.__init__
 
@@ -142,7 +165,7 @@ def test_the_replay_steps_the_lanes_that_iter_pack_steps(counter, monkeypatch):
     assert len(set(pack_key(h) for h in hps.values())) == 3 and set(stops.values()) == {2}
 
     replay = project(hps, stops, counter, width=3, epoch_steps=epoch_steps)
-    assert replay.lane_steps == len(steps)
+    assert replay.lane_steps == len(steps) and replay.pack_steps == len(counts)
     assert replay.network_steps == sum(p for _, p in steps)
     assert replay.train.kernels == sum(counts)
     assert replay.networks == 7

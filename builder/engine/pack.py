@@ -12,7 +12,8 @@ Design (measured choice, see docs/scaling.md, "Training packs of networks"):
   ``builder.reproduce`` can re-train it.
 - **Lanes.** Stacked arithmetic needs one architecture and one batch size: a pack holds one
   :class:`~builder.engine.pack_lane.Lane` per such shape, and every pack step is one training step of every member of
-  every lane, their batches, draws and augmentation made once for the pack (:mod:`builder.engine.pack_front`). So a pack mixes whatever the zoo draws (``nws_main``: 243 architectures x 4 batch sizes), and
+  every lane, their batches, draws and augmentation made once for the pack (:mod:`builder.engine.pack_front`).
+  So a pack mixes whatever the zoo draws (``nws_main``: 243 architectures x 4 batch sizes), and
   stays full: a network that stops frees its slot for the next queued one, whatever its shape.
 - **Own epochs.** Every member has its own batch count per epoch (its class balance); a member whose epoch ends
   is exported: its weights copied and its clean evaluation launched, on the device, with the copy to the host

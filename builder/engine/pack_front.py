@@ -185,7 +185,7 @@ class Front:
             else:
                 x[self.aug_rows] = apply_params(x[self.aug_rows], params, self.noise)
         out, row = [], 0
-        for lane, (start, P, words_per, bs, units) in zip(self.lanes, self.mask_spans, strict=True):
+        for start, P, words_per, bs, units in self.mask_spans:
             total = sum(units)
             rows = kept[start : start + P * words_per].view(P, words_per * 32)[:, : bs * total].view(P, bs, total)
             n = P * bs

@@ -5,17 +5,19 @@ The projection (``benchmarks/zoo_projection.py``) draws the zoo's own hyper-para
 (:func:`builder.engine.pack_schedule.form_packs`, ``QUEUE_DEPTH`` times the width) and replays each pack's
 admissions and departures as :func:`builder.engine.pack.iter_pack` makes them, with every network's stop epoch
 drawn from a stated distribution (the original's networks stopped early, most between 80 and 150 epochs). Between
-two departures the lanes do not change, so the replay advances from one to the next and charges every lane the
-work of one of its steps times the steps taken.
+two departures the lanes do not change, so the replay advances from one to the next and charges the pack's front
+and every lane the work of one of their steps times the steps taken.
 
-What a lane step costs is counted, not assumed, by running the engine's own :class:`~builder.engine.pack_lane.
-Lane` on small synthetic images under :class:`~builder.engine.op_count.OpCounter` (:class:`WorkCounter`):
+What a pack step costs is counted, not assumed, by running the engine's own :class:`~builder.engine.pack_front.
+Front` and :class:`~builder.engine.pack_lane.Lane` on small synthetic images under
+:class:`~builder.engine.op_count.OpCounter` (:class:`WorkCounter`):
 
-- **kernels**: a lane's count does not depend on its widths, filter size, batch size, data or number of members
-  (measured; ``tests/test_projection.py`` holds the model to counts of random real lanes), only on its depths and
-  on whether it is a lane of one (which computes as two), plus what its members' mix adds: a run per optimizer,
-  its activation runs (linear in their number), its first two augmented members and each further one, its data
-  sets. Each term is counted once on small lanes (:meth:`WorkCounter.lane_kernels`).
+- **kernels**: the front's (batches, draws, augmentation, once per pack step) depend only on its number of data
+  sets and on whether none, some or all of its members augment; a lane's do not depend on its widths, filter
+  size, batch size, data or number of members, only on its depths and on whether it is a lane of one (which
+  computes as two), plus a run per optimizer and its activation runs (linear in their number). Each term is
+  counted once on small packs (:meth:`WorkCounter.lane_kernels`, :meth:`WorkCounter.front_kernels`);
+  ``tests/test_projection.py`` holds the model to counts of random real packs.
 - **bytes and FLOPs** grow with the networks and their batch: per member and step, counted on lanes of two at two
   small batch sizes for every architecture and extrapolated linearly in the batch (exact for convolutions and
   products, which are linear in it).
@@ -23,9 +25,9 @@ Lane` on small synthetic images under :class:`~builder.engine.op_count.OpCounter
   validation and test sets in batches of ``eval_batch_size``) once at initialisation and once per epoch, counted
   by the member's own :meth:`~builder.engine.member.Member.capture` as a linear function of batches and images.
 
-Hours follow from stated device assumptions (:class:`Device`): each lane step and each export takes the longest
-of its kernels times the launch cost, its bytes over the memory bandwidth and its FLOPs over the peak, summed (a
-roofline per step; steps are serial on one device).
+Hours follow from stated device assumptions (:class:`Device`): each lane step, each front and each export takes the
+longest of its kernels times the launch cost, its bytes over the memory bandwidth and its FLOPs over the peak,
+summed (a roofline per step; steps are serial on one device; the front's bytes are counted with its members').
 
 Example:
     >>> Device().launch_s["eager"], Device().graph_s, Device().peak_flops["tf32"] / 1e12
@@ -47,6 +49,7 @@ import torch
 
 from builder.engine.member import DeviceImages, Member
 from builder.engine.op_count import OpCounter
+from builder.engine.pack_front import Front
 from builder.engine.pack_lane import Lane, _runs
 from builder.engine.pack_schedule import QUEUE_DEPTH, admissions, form_packs, member_bytes, pack_key
 from builder.engine.sources import ImageSet
@@ -83,7 +86,7 @@ DATASET_SIZES: dict[str, tuple[int, int, int, int]] = {
 class Device:
     """The device a projection is for (defaults: one H100 SXM; public figures, dense, no sparsity): the cost of an
     eager kernel launch (4-8 µs; ``eager`` the middle), of a kernel inside a replayed CUDA graph (about 1 µs), the
-    memory bandwidth and the fp32 and TF32 peaks. In the ``cuda graph`` mode a lane step's staging (batch
+    memory bandwidth and the fp32 and TF32 peaks. In the ``cuda graph`` mode a pack step's staging (batch
     indices, stream words, noise) and every export stay eager."""
 
     name: str = "H100 SXM"
@@ -163,43 +166,59 @@ class WorkCounter:
             self._images[name, n] = _synthetic(name, n)
         return self._images[name, n]
 
-    def count_lane(self, hps: Sequence[HyperParameters], n_images: int = LARGE, flops: bool = False) -> OpCounter:
-        """Run one step of a real lane of these networks (one architecture and batch size) on synthetic images and
-        count its second step (the first fills the engine's memoised constants); ``staged``: the kernels of its
-        staging alone."""
-        members = [Member(hp, self._data(hp.dataset, n_images), 0, i, self.config, torch.float32)
-                   for i, hp in enumerate(hps)]  # fmt: skip
-        lane = Lane(self.config, torch.device("cpu"), torch.float32)
-        lane.restack([], members)
-        lane.step()
+    def count_pack(self, lanes: Sequence[Sequence[HyperParameters]], n_images: int = LARGE, flops: bool = False
+                   ) -> OpCounter:  # fmt: skip
+        """Run one step of a real pack of these lanes (each one architecture and batch size) on synthetic images and
+        count its second step (the first fills the engine's memoised constants). The counter also holds
+        ``staged`` (the kernels of the staging), ``front`` (of the shared front's device work) and ``lanes`` (of
+        each lane's), counted apart on the same step's inputs."""
+        config, dev, f32 = self.config, torch.device("cpu"), torch.float32
+        built, nid = [], 0
+        for hps in lanes:
+            members = []
+            for hp in hps:
+                members.append(Member(hp, self._data(hp.dataset, n_images), 0, nid, config, f32))
+                nid += 1
+            built.append(Lane(config, dev, f32))
+            built[-1].restack([], members)
+        front = Front(built, config, dev, f32)
+        front.step()
         with OpCounter() as staged:
-            lane._stage_batch()
-            lane._stage_noise()
+            front._stage()
+        with OpCounter() as front_count:
+            inputs = front.inputs()
+        parts = []
+        for lane, (x, y, masks) in zip(front.lanes, inputs, strict=True):
+            with OpCounter() as lane_count:
+                lane.compute(x, y, masks)
+            parts.append(lane_count.kernels)
         with OpCounter(flops=flops) as count:
-            lane.step()
-        count.batch_size = lane.batch_size  # type: ignore[attr-defined]
+            front.step()
+        count.batch_size = built[0].batch_size  # type: ignore[attr-defined]
         count.staged = staged.kernels  # type: ignore[attr-defined]
+        count.front = front_count.kernels  # type: ignore[attr-defined]
+        count.lanes = parts  # type: ignore[attr-defined]
         return count
 
-    def _lane(self, depths: tuple[int, int], pairs: Sequence[tuple[str, str]], size: int = 2, aug: int = 0,
-              datasets: int = 1) -> int:  # fmt: skip
-        """Kernels of a lane of the smallest architecture of ``depths``: one member per (optimizer, activation) pair,
-        copies of the last up to ``size``, the first ``aug`` augmented, ``datasets`` data sets in turn."""
-        key = (depths, tuple(pairs), size, aug, datasets)
+    def count_lane(self, hps: Sequence[HyperParameters], n_images: int = LARGE, flops: bool = False) -> OpCounter:
+        """:meth:`count_pack` of one lane (a pack of it alone)."""
+        return self.count_pack([hps], n_images, flops)
+
+    def _lane(self, depths: tuple[int, int], pairs: Sequence[tuple[str, str]], size: int = 2) -> int:
+        """Kernels of the device work of a lane (not its front) of the smallest architecture of ``depths``: one
+        member per (optimizer, activation) pair, copies of the last up to ``size``."""
+        key = (depths, tuple(pairs), size)
         if key not in self._kernels:
             base = HyperParameters(**{**_SMALLEST, "depth_conv": depths[0], "depth_fc": depths[1]})
             hps = [dataclasses.replace(base, optimizer=o, activation=a) for o, a in pairs]
             hps += [hps[-1]] * (size - len(hps))
-            names = sorted(DATASET_SIZES)[:datasets]
-            hps = [dataclasses.replace(hp, augmentation=i < aug, dataset=names[i % datasets])
-                   for i, hp in enumerate(hps)]  # fmt: skip
-            self._kernels[key] = self.count_lane(hps).kernels
+            self._kernels[key] = self.count_lane(hps).lanes[0]
         return self._kernels[key]
 
     def lane_kernels(self, hps: Sequence[HyperParameters]) -> int:
-        """Kernels of one step of a lane of these networks, by the additive model of the module docstring, each
-        term counted on small lanes: the lane of two (or one) of its depths, plus its optimizers' runs, its
-        activation runs, its augmented members and its data sets."""
+        """Kernels of one lane's device work in a pack step (its front aside), by the additive model of the module
+        docstring, each term counted on small lanes: the lane of two (or one) of its depths, plus its optimizers'
+        runs and its activation runs."""
         P, d = len(hps), (hps[0].depth_conv, hps[0].depth_fc)
         plain = [("adam", "relu")]
         total = self._lane(d, plain, size=1 if P == 1 else 2)
@@ -211,21 +230,31 @@ class WorkCounter:
         if runs > 1:  # linear in the runs past one (counted at 2 and 3: one optimizer holds at most 4)
             two, three = (self._lane(d, [("adam", a) for a in _ACTIVATIONS[:r]]) for r in (2, 3))
             total += two - self._lane(d, plain) + (three - two) * (runs - 2)
-        naug = sum(hp.augmentation for hp in hps)
-        if naug:
-            if P == 1:
-                total += self._lane(d, plain, size=1, aug=1) - self._lane(d, plain, size=1)
-            else:
-                k = min(naug, 2)
-                size = k if naug == P else k + 1
-                total += self._lane(_FIXED, plain, size, aug=k) - self._lane(_FIXED, plain, size)
-                if naug > 2:  # each further augmented member: its noise draw
-                    total += (naug - 2) * (self._lane(_FIXED, plain, 4, aug=3) - self._lane(_FIXED, plain, 4, aug=2))
-        datasets = len({hp.dataset for hp in hps})
-        if datasets > 1:
-            size = max(2, datasets)
-            total += self._lane(_FIXED, plain, size, datasets=datasets) - self._lane(_FIXED, plain, size)
         return total
+
+    def front_kernels(self, hps: Sequence[HyperParameters]) -> int:
+        """Kernels of the front of a pack step (:mod:`builder.engine.pack_front`) whose members are ``hps``: they
+        depend only on its number of data sets and on whether none, some or all of its members augment
+        (counted once per such case on a small pack)."""
+        datasets, naug = len({hp.dataset for hp in hps}), sum(hp.augmentation for hp in hps)
+        aug = "none" if naug == 0 else "all" if naug == len(hps) else "some"
+        key = ("front", datasets, aug)
+        if key not in self._kernels:
+            names = sorted(DATASET_SIZES)[:datasets]
+            size = datasets + (aug == "some")
+            base = HyperParameters(**_SMALLEST)
+            small = [dataclasses.replace(base, dataset=names[i % datasets],
+                                         augmentation=aug == "all" or (aug == "some" and i > 0))
+                     for i in range(size)]  # fmt: skip
+            self._kernels[key] = self.count_lane(small).front
+        return self._kernels[key]
+
+    def front_step(self, hps: Sequence[HyperParameters]) -> Work:
+        """The kernels of the front of a pack step whose members are ``hps`` and of its staging (its bytes are
+        counted with each member's, :meth:`member_step`); ``eager``: the staging (one kernel per data set, one for
+        the stream words, one per augmented member)."""
+        staged = len({hp.dataset for hp in hps}) + 1 + sum(hp.augmentation for hp in hps)
+        return Work(self.front_kernels(hps) + staged, eager=staged)
 
     def _per_member_fit(self, hp: HyperParameters) -> tuple[Work, Work]:
         """(fixed, per image) bytes and FLOPs of a member in a lane of two such, fitted at two batch sizes."""
@@ -257,10 +286,9 @@ class WorkCounter:
         return work
 
     def lane_step(self, hps: Sequence[HyperParameters]) -> Work:
-        """The work of one step of a lane of these networks (``eager``: its staging, one kernel per data set, one
-        for the stream words, one per augmented member)."""
-        staged = len({hp.dataset for hp in hps}) + 1 + sum(hp.augmentation for hp in hps)
-        work = Work(self.lane_kernels(hps), eager=staged)
+        """The work of one step of a lane of these networks in a pack: its kernels (:meth:`lane_kernels`), and its
+        members' bytes and FLOPs, their share of the front's included (:meth:`member_step`)."""
+        work = Work(self.lane_kernels(hps))
         for hp in hps:
             work = work + self.member_step(hp)
         return work
@@ -311,6 +339,7 @@ class Projection:
     networks: int = 0
     network_steps: int = 0
     lane_steps: int = 0
+    pack_steps: int = 0
     train: Work = field(default_factory=Work)
     exports: Work = field(default_factory=Work)
     seconds: Counter = field(default_factory=Counter)  # (mode, precision) -> seconds
@@ -334,6 +363,7 @@ class Projection:
         self.networks += other.networks
         self.network_steps += other.network_steps
         self.lane_steps += other.lane_steps
+        self.pack_steps += other.pack_steps
         self.train, self.exports = self.train + other.train, self.exports + other.exports
         self.seconds.update(other.seconds)
         self.bound_seconds.update(other.bound_seconds)
@@ -363,6 +393,7 @@ class _Replay:
         self.left: dict[int, int] = {}  # network id -> steps to go (its epochs, and the step read one late)
         self.lanes: dict[tuple, list[int]] = {}
         self.works: dict[tuple, Work] = {}
+        self.front = Work()  # the pack step's shared front (builder.engine.pack_front)
         self.used = 0.0
 
     def admit(self) -> list[int]:
@@ -397,12 +428,17 @@ class _Replay:
                 self.works[key] = self.counter.lane_step([self.hps[i] for i in self.lanes[key]])
             else:
                 del self.lanes[key], self.works[key]
+        if self.left:
+            self.front = self.counter.front_step([self.hps[i] for i in self.left])
 
     def run(self, progress: Any = None) -> None:
         """From the first admissions to the last departure, one interval between departures at a time."""
         self.update([])
         while self.left:
             steps = min(self.left.values())
+            self.out.train = self.out.train + self.front * steps
+            self.out.add(self.front, steps, self.device)
+            self.out.pack_steps += steps
             for work in self.works.values():
                 self.out.train = self.out.train + work * steps
                 self.out.add(work, steps, self.device)
