@@ -9,6 +9,8 @@ device-hours from the pack's images/s (``--mean-epochs`` epochs of ``--epoch-ima
 evaluation at a third of a training image's cost: both stated assumptions, not measurements).
 
     python benchmarks/pack_throughput.py --networks 8 --epochs 2            # CPU
+    python benchmarks/pack_throughput.py --networks 32 --epochs 1 --workers 1 --threads 1 --per-shape 13 \
+        --fixed-per-shape 8                                                  # CPU, every nws_fixed batch size
     python benchmarks/pack_throughput.py --device cuda --networks 256 --epochs 3
 """
 
@@ -137,6 +139,8 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=4, help="also the one-network trainer in this many processes")
     p.add_argument("--train-images", type=int, help="repeat digits' training images to this many (GPU: 45000)")
     p.add_argument("--per-shape", type=int, default=13, help="nws_main: networks per shape (the full zoo: ~13)")
+    p.add_argument("--fixed-per-shape", type=int, help="nws_fixed: networks per batch size (default: one batch size "
+                   "only, as dense as the full zoo's lanes)")  # fmt: skip
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--cuda-graphs", action="store_true", help="CUDA: also the pack as replayed CUDA graphs")
     p.add_argument("--mean-epochs", type=float, default=110.0, help="projection: mean stop epoch (80-150 typical)")
@@ -149,7 +153,7 @@ def main() -> None:
     cfg = TrainConfig(max_epochs=args.epochs, test_images=500, train_eval_images=500)
     rate = None
     for preset in ("nws_fixed", "nws_main"):
-        nets = _networks(preset, args.networks, args.per_shape if preset == "nws_main" else None)
+        nets = _networks(preset, args.networks, args.per_shape if preset == "nws_main" else args.fixed_per_shape)
         rate = measure(preset, nets, cfg, device, args.workers, args.threads, args.train_images, args.cuda_graphs)
     # Projection from the last (nws_main) pack rate: training images plus evaluation at a third of their cost.
     per_net = args.mean_epochs * args.epoch_images * 1.33

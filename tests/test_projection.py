@@ -99,15 +99,19 @@ def test_the_front_is_shared_by_the_lanes(counter):
 
 
 def test_bytes_and_flops_per_member_add_up_to_a_mixed_lane(counter):
-    """A lane's FLOPs are its members' (exactly); its bytes within 15 % (the model counts every member as an
-    Adam, ReLU one of its batch)."""
+    """A lane's FLOPs are its members' (exactly); its bytes, and its front's, within 15 % (the model counts every
+    member as an Adam, ReLU one of its batch)."""
     rng = random.Random(3)
     for _ in range(3):
         hps = random_lane(rng, 5)
         real = counter.count_lane(hps, flops=True)
-        model = counter.lane_step([dataclasses.replace(hp, batch_size=real.batch_size) for hp in hps])
+        same = [dataclasses.replace(hp, batch_size=real.batch_size) for hp in hps]
+        lane, front = counter.lane_step(same), counter.front_step(same)
+        model = lane + front
         assert model.flops == pytest.approx(real.flops, rel=1e-9)
         assert model.bytes == pytest.approx(real.bytes, rel=0.15)
+        assert front.bytes == pytest.approx(real.front_work.bytes, rel=0.10)  # each part's, not only their sum
+        assert lane.bytes == pytest.approx(real.lane_work.bytes, rel=0.15)
 
 
 def test_an_export_is_counted_as_the_member_captures_it(counter):

@@ -8,7 +8,8 @@ reads a tensor's value on the host (``float(t)``, ``t.item()``, ``if t:``, ``non
 the device catches up. Both are counted here on any device, CPU included, by a ``TorchDispatchMode``, so tests
 and benchmarks can hold the engine to them without a GPU (``benchmarks/pack_launches.py``,
 ``benchmarks/zoo_projection.py``). ``bytes`` is the unfused eager traffic: every tensor each counted operation
-reads or writes, in full (what a step moves through device memory when no two kernels share a load);
+reads or writes, in full (what a step moves through device memory when no two kernels share a load), but only
+the rows a gather or scatter touches;
 ``flops`` counts the matrix products and convolutions, forward and backward (:func:`flops_of`; PyTorch's
 ``FlopCounterMode`` counts a grouped convolution's backward as if it were dense, by up to the group count).
 
@@ -31,7 +32,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-__all__ = ["HOST_READS", "METADATA", "OpCounter", "flops_of"]
+__all__ = ["GATHERS", "HOST_READS", "METADATA", "SCATTERS", "OpCounter", "flops_of"]
 
 #: Operations that only describe tensors (no kernel on a GPU).
 METADATA: frozenset[str] = frozenset({
@@ -74,6 +75,28 @@ def flops_of(name: str, args: tuple, out: Any) -> int:
     return 0
 
 
+#: Operations that read chosen rows of their first argument (their traffic: the rows they read and write, and the
+#: indices), and those that write chosen rows of it (the values written, read and written, and the indices).
+GATHERS: frozenset[str] = frozenset({"index", "index_select", "gather"})
+SCATTERS: frozenset[str] = frozenset({"index_put", "index_put_", "_index_put_impl_", "index_copy", "index_copy_"})
+
+
+def _traffic(name: str, args: tuple, kwargs: dict | None, out: Any) -> int:
+    """Bytes an operation moves: every tensor it reads or writes, in full, but a gather or scatter (only the rows
+    it touches: a batch gathered from a data set does not read the data set).
+
+    Example:
+        >>> data, rows = torch.zeros(1000, 8), torch.tensor([3, 5])
+        >>> _traffic("index", (data, [rows]), None, data[rows])  # 16 bytes of indices, 64 read, 64 written
+        144
+    """
+    if name in GATHERS or name in SCATTERS:
+        rest = [t.nbytes for t in tree_leaves((args[1:], kwargs)) if isinstance(t, torch.Tensor)]
+        # a gather: its indices, the rows read and written; a scatter: its indices and values, the rows written
+        return sum(rest) + (2 * out.nbytes if name in GATHERS else max(rest))
+    return sum(t.nbytes for t in tree_leaves((args, kwargs, out)) if isinstance(t, torch.Tensor))
+
+
 class OpCounter(TorchDispatchMode):
     """Counts the operations run inside it: ``ops`` (name -> calls, metadata-only operations left out),
     ``kernels`` (their total), ``host_reads`` (those of :data:`HOST_READS`), ``bytes`` (the tensors the counted
@@ -113,8 +136,7 @@ class OpCounter(TorchDispatchMode):
         out = func(*args, **(kwargs or {}))
         if name not in METADATA:
             self.ops[name] += 1
-            leaves = tree_leaves((args, kwargs, out))
-            self.bytes += sum(t.nbytes for t in leaves if isinstance(t, torch.Tensor))
+            self.bytes += _traffic(name, args, kwargs, out)
             if self._count_flops:
                 self._flops += flops_of(name, args, out)
         return out

@@ -27,7 +27,7 @@ Front` and :class:`~builder.engine.pack_lane.Lane` on small synthetic images und
 
 Hours follow from stated device assumptions (:class:`Device`): each lane step, each front and each export takes the
 longest of its kernels times the launch cost, its bytes over the memory bandwidth and its FLOPs over the peak,
-summed (a roofline per step; steps are serial on one device; the front's bytes are counted with its members').
+summed (a roofline per step; steps are serial on one device).
 
 Example:
     >>> Device().launch_s["eager"], Device().graph_s, Device().peak_flops["tf32"] / 1e12
@@ -157,8 +157,9 @@ class WorkCounter:
         self.config = TrainConfig(train_eval_images=20, test_images=20)
         self._images: dict[tuple[str, int], DeviceImages] = {}
         self._kernels: dict[tuple, int] = {}  # _lane's counts
-        self._per_member: dict[Architecture, tuple[Work, Work]] = {}
+        self._per_member: dict[Architecture, tuple[Work, Work, Work, Work]] = {}
         self._aug_bytes: tuple[Work, Work] | None = None
+        self._front_extra: tuple[tuple[Work, Work], tuple[Work, Work]] | None = None
         self._export: dict[Architecture, tuple[Work, Work, Work]] = {}
 
     def _data(self, name: str, n: int = LARGE) -> DeviceImages:
@@ -171,7 +172,8 @@ class WorkCounter:
         """Run one step of a real pack of these lanes (each one architecture and batch size) on synthetic images and
         count its second step (the first fills the engine's memoised constants). The counter also holds
         ``staged`` (the kernels of the staging), ``front`` (of the shared front's device work) and ``lanes`` (of
-        each lane's), counted apart on the same step's inputs."""
+        each lane's), counted apart on the same step's inputs, and the bytes (and FLOPs) of the front with its
+        staging (``front_work``) and of the lanes (``lane_work``)."""
         config, dev, f32 = self.config, torch.device("cpu"), torch.float32
         built, nid = [], 0
         for hps in lanes:
@@ -187,17 +189,20 @@ class WorkCounter:
             front._stage()
         with OpCounter() as front_count:
             inputs = front.inputs()
-        parts = []
+        parts, lane_work = [], Work()
         for lane, (x, y, masks) in zip(front.lanes, inputs, strict=True):
-            with OpCounter() as lane_count:
+            with OpCounter(flops=flops) as lane_count:
                 lane.compute(x, y, masks)
             parts.append(lane_count.kernels)
+            lane_work = lane_work + Work(0, lane_count.bytes, lane_count.flops if flops else 0)
         with OpCounter(flops=flops) as count:
             front.step()
         count.batch_size = built[0].batch_size  # type: ignore[attr-defined]
         count.staged = staged.kernels  # type: ignore[attr-defined]
         count.front = front_count.kernels  # type: ignore[attr-defined]
         count.lanes = parts  # type: ignore[attr-defined]
+        count.front_work = Work(0, staged.bytes + front_count.bytes)  # type: ignore[attr-defined]
+        count.lane_work = lane_work  # type: ignore[attr-defined]
         return count
 
     def count_lane(self, hps: Sequence[HyperParameters], n_images: int = LARGE, flops: bool = False) -> OpCounter:
@@ -250,44 +255,85 @@ class WorkCounter:
         return self._kernels[key]
 
     def front_step(self, hps: Sequence[HyperParameters]) -> Work:
-        """The kernels of the front of a pack step whose members are ``hps`` and of its staging (its bytes are
-        counted with each member's, :meth:`member_step`); ``eager``: the staging (one kernel per data set, one for
-        the stream words, one per augmented member)."""
-        staged = len({hp.dataset for hp in hps}) + 1 + sum(hp.augmentation for hp in hps)
-        return Work(self.front_kernels(hps) + staged, eager=staged)
+        """The work of the front of a pack step whose members are ``hps`` and of its staging: kernels
+        (:meth:`front_kernels`), each member's bytes (:meth:`_member`); ``eager``: the staging (one kernel per data
+        set, one for the stream words, one per augmented member)."""
+        datasets, naug = len({hp.dataset for hp in hps}), sum(hp.augmentation for hp in hps)
+        staged = datasets + 1 + naug
+        work = Work(self.front_kernels(hps) + staged, eager=staged)
+        for hp in hps:
+            work = work + self._member(hp)[1]
+        (some, some_slope), (per_set, per_set_slope) = self._front_per_image()
+        images = sum(hp.batch_size for hp in hps)
+        if 0 < naug < len(hps):
+            work = work + some + some_slope * images
+        if datasets > 1:  # each data set's images gathered into place (none with one): fitted at two
+            work = work + (per_set + per_set_slope * images) * (datasets / 2)
+        return work
 
-    def _per_member_fit(self, hp: HyperParameters) -> tuple[Work, Work]:
-        """(fixed, per image) bytes and FLOPs of a member in a lane of two such, fitted at two batch sizes."""
+    def _front_per_image(self) -> tuple[tuple[Work, Work], tuple[Work, Work]]:
+        """What the front moves beyond its members' shares, (fixed, per image of the pack) each: when only some
+        members augment (their images taken out of the batch and put back), and with two data sets (each gathered
+        into place); fitted on pairs of the smallest network at two batch sizes."""
+        if self._front_extra is None:
+            base = HyperParameters(**_SMALLEST)
+            aug, other = dataclasses.replace(base, augmentation=True), dataclasses.replace(base, dataset="fashion")
+            extra: dict[str, list[tuple[int, Work]]] = {"some": [], "dataset": []}
+            for n in (self.SMALL, self.LARGE):
+                plain = self.count_lane([base, base], n)
+                bs = plain.batch_size
+                self._member(aug)  # fits what augmenting adds to the augmented member's own share
+                assert self._aug_bytes is not None
+                own = self._aug_bytes[0] + self._aug_bytes[1] * bs
+                extra["some"].append((bs, self.count_lane([aug, base], n).front_work - plain.front_work - own))
+                extra["dataset"].append((bs, self.count_lane([base, other], n).front_work - plain.front_work))
+            fits = []
+            for part in ("some", "dataset"):
+                (b0, w0), (b1, w1) = extra[part]
+                slope = (w1 - w0) * (1 / (2 * (b1 - b0)))  # per image of the pack (two members' batches)
+                fits.append((w0 - slope * (2 * b0), slope))
+            self._front_extra = (fits[0], fits[1])
+        return self._front_extra
+
+    def _per_member_fit(self, hp: HyperParameters) -> tuple[Work, Work, Work, Work]:
+        """Bytes and FLOPs of a member in a lane of two such, fitted at two batch sizes: (fixed, per image) of its
+        lane's work, then (fixed, per image) of its share of the front's."""
         pair = [hp, hp]
         small, large = (self.count_lane(pair, n, flops=True) for n in (self.SMALL, self.LARGE))
         db = large.batch_size - small.batch_size
-        slope = Work(0, (large.bytes - small.bytes) / db / 2, (large.flops - small.flops) / db / 2)
-        return Work(0, small.bytes / 2, small.flops / 2) - slope * small.batch_size, slope
+        fits = []
+        for part in ("lane_work", "front_work"):
+            a, b = getattr(small, part) * 0.5, getattr(large, part) * 0.5
+            slope = (b - a) * (1 / db)
+            fits += [a - slope * small.batch_size, slope]
+        return fits[0], fits[1], fits[2], fits[3]
 
-    def member_step(self, hp: HyperParameters) -> Work:
-        """Bytes and FLOPs one member adds to its lane's step: its architecture's (an Adam, ReLU member's), linear
-        in its batch (fitted at two small ones), plus what augmenting its batch adds (the same for every
+    def _member(self, hp: HyperParameters) -> tuple[Work, Work]:
+        """(lane, front) bytes and FLOPs of one member: its architecture's (an Adam, ReLU member's), linear in its
+        batch (fitted at two small ones); augmenting its batch adds to the front's (the same for every
         architecture: it acts on the images)."""
         arch = hp.architecture
         if arch not in self._per_member:
             base = dataclasses.replace(hp, optimizer="adam", activation="relu", augmentation=False, dataset="mnist")
             self._per_member[arch] = self._per_member_fit(base)
-        fixed, slope = self._per_member[arch]
-        work = fixed + slope * hp.batch_size
+        lane_fixed, lane_slope, front_fixed, front_slope = self._per_member[arch]
+        lane, front = lane_fixed + lane_slope * hp.batch_size, front_fixed + front_slope * hp.batch_size
         if hp.augmentation:
             if self._aug_bytes is None:
                 base = HyperParameters(**_SMALLEST)
-                plain, aug = (
-                    self._per_member_fit(base),
-                    self._per_member_fit(dataclasses.replace(base, augmentation=True)),
-                )
-                self._aug_bytes = (aug[0] - plain[0], aug[1] - plain[1])
-            work = work + self._aug_bytes[0] + self._aug_bytes[1] * hp.batch_size
-        return work
+                plain = self._per_member_fit(base)
+                aug = self._per_member_fit(dataclasses.replace(base, augmentation=True))
+                self._aug_bytes = (aug[2] - plain[2], aug[3] - plain[3])
+            front = front + self._aug_bytes[0] + self._aug_bytes[1] * hp.batch_size
+        return lane, front
+
+    def member_step(self, hp: HyperParameters) -> Work:
+        """Bytes and FLOPs one member adds to its lane's step (:meth:`_member`)."""
+        return self._member(hp)[0]
 
     def lane_step(self, hps: Sequence[HyperParameters]) -> Work:
-        """The work of one step of a lane of these networks in a pack: its kernels (:meth:`lane_kernels`), and its
-        members' bytes and FLOPs, their share of the front's included (:meth:`member_step`)."""
+        """The work of one step of a lane of these networks in a pack (its front aside): its kernels
+        (:meth:`lane_kernels`), and its members' bytes and FLOPs (:meth:`member_step`)."""
         work = Work(self.lane_kernels(hps))
         for hp in hps:
             work = work + self.member_step(hp)
