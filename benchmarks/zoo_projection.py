@@ -5,6 +5,7 @@ assumptions. Runs anywhere (CPU); deterministic.
 
     python benchmarks/zoo_projection.py                 # the full zoo, width 256, stop epochs uniform 80..150
     python benchmarks/zoo_projection.py --main 1300 --fixed 300   # a tenth, quicker
+    python benchmarks/zoo_projection.py --merge fc_width         # if nws_main lanes merged dense widths (modelled)
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from builder.engine.pack_schedule import MAX_WIDTH, MEMORY_SHARE, QUEUE_DEPTH
-from builder.engine.projection import Device, Projection, WorkCounter, project, stop_epochs
+from builder.engine.projection import MERGE_KERNELS, MERGES, Device, Projection, WorkCounter, project, stop_epochs
 from builder.engine.space import get_preset
 
 
@@ -48,6 +49,14 @@ def main() -> None:
                     f"{MEMORY_SHARE:.0%} of it)")  # fmt: skip
     ap.add_argument("--eager-us", type=float, help="measured µs per eager kernel (benchmarks/gpu_sweep.py)")
     ap.add_argument("--graph-us", type=float, help="measured µs per kernel inside a CUDA graph")
+    ap.add_argument(
+        "--merge",
+        nargs="*",
+        default=[],
+        choices=sorted(MERGES),
+        help="assume nws_main networks that "
+        "differ only in these fields share lanes, padded to the largest value (modelled, not built)",
+    )
     args = ap.parse_args()
     if args.width < 1 or args.fixed < 0 or args.main < 0 or args.memory_gb <= 0:
         ap.error("--width must be at least 1, --fixed and --main at least 0, --memory-gb above 0")
@@ -66,6 +75,12 @@ def main() -> None:
           f"{', '.join(f'{k} {v / 1e12:.0f} TFLOPS' for k, v in device.peak_flops.items())}")  # fmt: skip
     print(f"schedule: packs of width {args.width} queuing {QUEUE_DEPTH}x that, {budget / 2**30:.0f} GiB planned; "
           f"stop epochs uniform {args.stop[0]}..{args.stop[1]} (seed {args.seed})")  # fmt: skip
+    if args.merge:
+        fields = ", ".join(f"{MERGES[m][0]} padded to {MERGES[m][1]}" for m in args.merge)
+        print(
+            f"assumed (not built): nws_main lanes merged by {fields}; {MERGE_KERNELS} kernels per lane step and "
+            "the gradient mask's traffic added"
+        )
     total = Projection()
     for k, (preset, n) in enumerate((("nws_fixed", args.fixed), ("nws_main", args.main))):
         if n == 0:
@@ -74,7 +89,9 @@ def main() -> None:
         hps = {i: space.sample(args.seed, i) for i in range(n)}
         stops = dict(enumerate(stop_epochs(n, seed=args.seed * 2 + k, low=args.stop[0], high=args.stop[1])))
         with tqdm(total=n, desc=preset, unit="net", leave=False, disable=None) as bar:
-            p = project(hps, stops, counter, device, width=args.width, budget_bytes=budget, progress=bar)
+            merges = args.merge if preset == "nws_main" else ()
+            p = project(hps, stops, counter, device, width=args.width, budget_bytes=budget, progress=bar,
+                        merges=merges)  # fmt: skip
         table(preset, p, device)
         total.merge(p)
     table("full zoo", total, device)

@@ -175,6 +175,33 @@ def test_the_replay_steps_the_lanes_that_iter_pack_steps(counter, monkeypatch):
     assert replay.networks == 7
 
 
+def test_a_merge_widens_lanes_at_the_cost_of_flops(counter):
+    """An assumed merge (dense widths padded to 192): the same networks and network-steps in fewer, wider lane
+    steps, more FLOPs (the padded units), each merged lane step charged its assumed extra kernels; an unknown
+    merge is refused by name."""
+    from builder.engine.projection import MERGE_KERNELS, merged
+
+    space = get_preset("nws_main")
+    hps = {i: space.sample(0, i) for i in range(40)}
+    # the same architecture but the dense width, so merging changes the lanes
+    hps = {i: dataclasses.replace(hp, **{f: getattr(hps[0], f) for f in ("filter_size", "depth_conv", "depth_fc",
+                                                                        "width_conv", "batch_size")})
+           for i, hp in hps.items()}  # fmt: skip
+    stops = {i: 1 for i in hps}
+    steps = {i: 3 for i in hps}
+    plain = project(hps, stops, counter, width=40, epoch_steps=steps)
+    wide = project(hps, stops, counter, width=40, epoch_steps=steps, merges=["fc_width"])
+    assert wide.network_steps == plain.network_steps and wide.networks == plain.networks == 40
+    assert wide.lane_steps < plain.lane_steps and wide.pack_steps == plain.pack_steps
+    assert wide.train.flops > plain.train.flops
+    assert wide.train.kernels < plain.train.kernels
+    lane = counter.lane_step([merged(hp, ["fc_width"]) for hp in hps.values()])
+    front = counter.front_step([merged(hp, ["fc_width"]) for hp in hps.values()])
+    assert wide.train.kernels == (lane.kernels + MERGE_KERNELS + front.kernels) * wide.pack_steps
+    with pytest.raises(ValueError, match="unknown merge 'depth'"):
+        merged(hps[0], ["depth"])
+
+
 def test_hours_follow_the_roofline():
     """Each step takes the longest of its launches, memory traffic and compute; the dominant bound is named; under
     a CUDA graph only the eager kernels pay the eager launch."""

@@ -66,7 +66,19 @@ _SMALLEST = dict(dataset="mnist", batch_size=32, learning_rate=1e-3, augmentatio
                  width_fc=64)  # fmt: skip
 _ACTIVATIONS = sorted(ACTIVATIONS)
 
-__all__ = ["DATASET_SIZES", "Device", "Projection", "WorkCounter", "project", "stop_epochs"]
+__all__ = ["DATASET_SIZES", "MERGES", "Device", "Projection", "WorkCounter", "merged", "project", "stop_epochs"]
+
+#: Shape merges a projection can assume (:func:`project`; none is built in the engine): each pads one architecture
+#: field to the largest value the nws_main space draws (zero weights whose gradients are masked, so the real
+#: units compute the same sums plus exact zeros), so networks that differ only there share a lane.
+MERGES: dict[str, tuple[str, int]] = {
+    "fc_width": ("width_fc", 192),
+    "filter": ("filter_size", 7),
+    "conv_width": ("width_conv", 12),
+}
+#: Kernels a merged lane is assumed to add per step: the dropout bits gathered into the padded layout, and the
+#: padded weights' gradients masked (one multiply of the lane's gradient buffer).
+MERGE_KERNELS = 2
 
 #: Per reference data set, the full-scale figures a network's work depends on: balanced training images per
 #: epoch (10 x the smallest class of its 90 % split, about 0.9 x the smallest class of the pool), validation
@@ -432,8 +444,11 @@ class _Replay:
 
     def __init__(self, hps: Mapping[int, HyperParameters], ids: Sequence[int], stops: Mapping[int, int],
                  counter: WorkCounter, width: int, budget_bytes: float, out: Projection, device: Device,
-                 epoch_steps: Mapping[int, int] | None):  # fmt: skip
+                 epoch_steps: Mapping[int, int] | None, shapes: Mapping[int, HyperParameters] | None = None,
+                 merged: bool = False):  # fmt: skip
         self.hps, self.stops, self.counter, self.out, self.device = hps, stops, counter, out, device
+        #: what each network trains as in its lane (its own shape, or the padded one of a merge)
+        self.shapes, self.merged = shapes or hps, merged
         self.epoch_steps = epoch_steps or {nid: _epoch_steps(hps[nid]) for nid in ids}
         self.queue, self.width, self.budget = deque(ids), width, budget_bytes
         self.left: dict[int, int] = {}  # network id -> steps to go (its epochs, and the step read one late)
@@ -446,7 +461,7 @@ class _Replay:
         """Queued networks for the free slots, by the pack's own rule (:func:`~builder.engine.pack_schedule.
         admissions`)."""
         room = max(0, self.width - len(self.left))
-        needs = [member_bytes(self.hps[nid].architecture, self.hps[nid].batch_size) for nid in islice(self.queue, room)]
+        needs = [member_bytes(*pack_key(self.shapes[nid])) for nid in islice(self.queue, room)]
         taken = needs[: admissions(needs, len(self.left), self.budget - self.used, self.width)]
         self.used += sum(taken)
         return [self.queue.popleft() for _ in taken]
@@ -456,26 +471,30 @@ class _Replay:
         are re-counted."""
         touched = set()
         for nid in done:
-            key = pack_key(self.hps[nid])
+            key = pack_key(self.shapes[nid])
             self.lanes[key].remove(nid)
             self.used -= member_bytes(*key)
             touched.add(key)
         for nid in self.admit():
             hp, exports = self.hps[nid], self.stops[nid] + 1
             self.left[nid] = self.stops[nid] * self.epoch_steps[nid] + 1
-            self.lanes.setdefault(pack_key(hp), []).append(nid)
-            touched.add(pack_key(hp))
+            self.lanes.setdefault(pack_key(self.shapes[nid]), []).append(nid)
+            touched.add(pack_key(self.shapes[nid]))
             self.out.networks += 1
             export = self.counter.export(hp)
             self.out.exports = self.out.exports + export * exports
             self.out.add(export, exports, self.device)
         for key in touched:
             if self.lanes[key]:
-                self.works[key] = self.counter.lane_step([self.hps[i] for i in self.lanes[key]])
+                shapes = [self.shapes[i] for i in self.lanes[key]]
+                self.works[key] = self.counter.lane_step(shapes)
+                if self.merged:  # the assumed cost of a merged lane (MERGE_KERNELS; the gradient mask's traffic)
+                    masks = sum(3 * 4 * shape.architecture.num_params for shape in shapes)
+                    self.works[key] = self.works[key] + Work(MERGE_KERNELS, masks)
             else:
                 del self.lanes[key], self.works[key]
         if self.left:
-            self.front = self.counter.front_step([self.hps[i] for i in self.left])
+            self.front = self.counter.front_step([self.shapes[i] for i in self.left])
 
     def run(self, progress: Any = None) -> None:
         """From the first admissions to the last departure, one interval between departures at a time."""
@@ -506,11 +525,14 @@ def project(
     budget_bytes: float = math.inf,
     progress: Any = None,
     epoch_steps: Mapping[int, int] | None = None,
+    merges: Sequence[str] = (),
 ) -> Projection:
     """Replay the training of ``hps`` (network id -> hyper-parameters; each stops after ``stops[id]`` epochs of
     ``epoch_steps[id]`` steps, by default its data set's :data:`DATASET_SIZES` over its batch) in packs of
     ``width`` as the generator forms and runs them, and add up the counted work (``progress``: a tqdm bar,
-    advanced per network done).
+    advanced per network done). ``merges`` (:data:`MERGES`): assume networks differing only in those fields
+    share lanes, padded to the largest value (counted as lanes of the padded shape, plus ``MERGE_KERNELS`` per
+    lane step and the gradient mask's traffic; not built in the engine).
 
     Example:
         >>> from builder.engine.space import get_preset
@@ -520,6 +542,25 @@ def project(
         (3, True)
     """
     device, out = device or Device(), Projection()
-    for ids in form_packs(hps, size=width * QUEUE_DEPTH):
-        _Replay(hps, ids, stops, counter, width, budget_bytes, out, device, epoch_steps).run(progress)
+    shapes = {nid: merged(hp, merges) for nid, hp in hps.items()}
+    epoch_steps = epoch_steps or {nid: _epoch_steps(hp) for nid, hp in hps.items()}
+    for ids in form_packs(shapes, size=width * QUEUE_DEPTH):
+        _Replay(hps, ids, stops, counter, width, budget_bytes, out, device, epoch_steps, shapes, bool(merges)).run(
+            progress
+        )
     return out
+
+
+def merged(hp: HyperParameters, merges: Sequence[str] = ()) -> HyperParameters:
+    """The shape ``hp`` would train as in a lane under the assumed ``merges`` (:data:`MERGES`).
+
+    Example:
+        >>> from builder.engine.space import get_preset
+        >>> hp = get_preset("nws_fixed").sample(0, 0)
+        >>> merged(hp, ["filter", "fc_width"]).architecture.filter_size, merged(hp).width_fc
+        (7, 128)
+    """
+    unknown = sorted(set(merges) - set(MERGES))
+    if unknown:
+        raise ValueError(f"unknown merge {unknown[0]!r}; expected one of: {', '.join(MERGES)}")
+    return dataclasses.replace(hp, **{MERGES[m][0]: MERGES[m][1] for m in merges})
