@@ -38,7 +38,7 @@ run() {  # run NAME LIMIT COMMAND...
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$RESULTS/device.txt" 2>&1
 run pack_equivalence_cuda 90 python3 benchmarks/pack_equivalence.py --device cuda
-run gpu_sweep 150 python3 benchmarks/gpu_sweep.py --device cuda --widths 1 16 64 256 --steps 20
+run gpu_sweep 170 python3 benchmarks/gpu_sweep.py --device cuda --widths 1 16 64 256 --steps 20 --pack 256
 run pack_throughput_cuda 180 python3 benchmarks/pack_throughput.py --device cuda --networks 64 --epochs 1 \
   --per-shape 13 --train-images 12000 --cuda-graphs
 run train_throughput_cuda 40 python3 benchmarks/train_throughput.py --device cuda

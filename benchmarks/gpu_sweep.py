@@ -5,7 +5,11 @@ speed-up over one network at a time (a lane of one, in the same setting) and the
 counted kernel (step time over :class:`builder.engine.op_count.OpCounter`'s count), which is what
 ``benchmarks/zoo_projection.py --launch-us`` takes to recompute the full-zoo projection from measurements.
 
-    python benchmarks/gpu_sweep.py --device cuda --widths 1 16 64 256
+Then a realistic ``nws_main`` pack (``--pack`` networks: the first pack the generator forms from the zoo's 13,000
+draws, about 19 lanes, with their shared front, :mod:`builder.engine.pack_front`), per {eager, CUDA graph} x {fp32,
+TF32}: milliseconds per pack step, network-steps per second and microseconds per counted kernel.
+
+    python benchmarks/gpu_sweep.py --device cuda --widths 1 16 64 256 --pack 256
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ import torch
 
 from builder.engine.member import DeviceImages, Member
 from builder.engine.op_count import OpCounter
-from builder.engine.pack_front import GRAPH_WARMUP
+from builder.engine.pack_front import GRAPH_WARMUP, Front
 from builder.engine.pack_lane import Lane
+from builder.engine.pack_schedule import QUEUE_DEPTH, form_packs
 from builder.engine.sources import load_images
 from builder.engine.space import get_preset
 from builder.engine.train_config import TrainConfig
@@ -59,12 +64,48 @@ def time_steps(lane: Lane, steps: int) -> float:
     return (time.perf_counter() - t) / steps
 
 
+def pack_of(n: int, images: DeviceImages, cfg: TrainConfig, graphs: bool) -> Front:
+    """The first ``n`` networks of the first pack the generator forms from the zoo's 13,000 nws_main draws (digits
+    data), as lanes with their shared front."""
+    space = get_preset("nws_main")
+    hps = {i: dataclasses.replace(space.sample(0, i), dataset="digits") for i in range(13_000)}
+    ids = form_packs(hps, size=n * QUEUE_DEPTH)[0][:n]
+    groups: dict[tuple, list[Member]] = {}
+    for i in ids:
+        m = Member(hps[i], images, 0, i, cfg, torch.float32)
+        groups.setdefault(m.lane_key, []).append(m)
+    lanes = []
+    for members in groups.values():
+        lanes.append(Lane(cfg, images.device, torch.float32))
+        lanes[-1].restack([], members)
+    return Front(lanes, cfg, images.device, torch.float32, cuda_graphs=graphs)
+
+
+def time_front(front: Front, steps: int) -> float:
+    """Seconds per pack step after warming up (and capturing, with graphs)."""
+
+    def step() -> None:
+        front.step()
+        for m in front.members:
+            m.batch = (m.batch + 1) % m.n_batches
+
+    for _ in range(GRAPH_WARMUP + 2):
+        step()
+    torch.cuda.synchronize(front.device)
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    torch.cuda.synchronize(front.device)
+    return (time.perf_counter() - t) / steps
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cuda")
     p.add_argument("--widths", type=int, nargs="+", default=[1, 16, 64, 256])
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--presets", nargs="+", default=["nws_fixed", "nws_main"])
+    p.add_argument("--pack", type=int, default=256, help="networks of the realistic nws_main pack (0: skip it)")
     args = p.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA device: this sweep times GPU steps (the projection runs anywhere)")
@@ -96,6 +137,24 @@ def main() -> None:
             print(f"{preset:<10} {width:>5} {mode:<6} {prec:<5} {bench!s:<8} {seconds * 1e3:>8.2f} "
                   f"{width / seconds:>12,.0f} {ratio:>7.1f} {count.kernels:>8} {per_kernel:>9.2f}")  # fmt: skip
             del lane
+            torch.cuda.empty_cache()
+    if args.pack:
+        torch.backends.cudnn.benchmark = True
+        for graphs, tf32 in itertools.product((False, True), (False, True)):
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+            try:
+                front = pack_of(args.pack, images, cfg, graphs)
+                with OpCounter() as count:
+                    front.step()
+                seconds = time_front(front, args.steps)
+            except torch.cuda.OutOfMemoryError:
+                print(f"nws_main pack of {args.pack}: out of memory")
+                break
+            mode, prec = ("graph" if graphs else "eager"), ("tf32" if tf32 else "fp32")
+            print(f"{'pack':<10} {args.pack:>5} {mode:<6} {prec:<5} {'True':<8} {seconds * 1e3:>8.2f} "
+                  f"{args.pack / seconds:>12,.0f} {'-':>7} {count.kernels:>8} {seconds / count.kernels * 1e6:>9.2f}"
+                  f"   ({len(front.lanes)} lanes)")  # fmt: skip
+            del front
             torch.cuda.empty_cache()
 
 
