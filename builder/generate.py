@@ -63,6 +63,10 @@ def generate(config: GenerationConfig) -> Manifest:
     if cfg.datasets:
         space = space.restrict(dataset=list(cfg.datasets))
     assert cfg.bn_decay is not None
+    widest = max(space.choices["width_fc"])
+    if cfg.fc_width is not None and cfg.fc_width < widest:
+        raise ConfigError(f"--fc-width {cfg.fc_width} is below the widest dense width {cfg.preset!r} draws "
+                          f"({widest}): expected at least {widest}")  # fmt: skip
     # the recorded options that are training options (max_epochs, lr_decay, evaluation, ...), by name
     training = {f.name for f in dataclasses.fields(TrainConfig)}
     train_config = TrainConfig(
@@ -107,7 +111,8 @@ def generate(config: GenerationConfig) -> Manifest:
     ]
     n_networks = len(tasks)  # the bar counts networks, also when packs train several per task
     if cfg.trainer == "pack":
-        tasks = _pack_tasks(tasks, cfg.pack_size, cfg.device, QUEUE_DEPTH if cfg.executor == "local" else 1)
+        tasks = _pack_tasks(tasks, cfg.pack_size, cfg.device, QUEUE_DEPTH if cfg.executor == "local" else 1,
+                            cfg.fc_width)  # fmt: skip
     start = time.perf_counter()
     accuracy: dict[str, list[float]] = defaultdict(list)
     statuses: Counter[str] = Counter()
@@ -134,7 +139,8 @@ def generate(config: GenerationConfig) -> Manifest:
     return manifest
 
 
-def _pack_tasks(tasks: list[Task], pack_size: int | None, device: str, depth: int) -> list[PackTask]:
+def _pack_tasks(tasks: list[Task], pack_size: int | None, device: str, depth: int,
+                fc_width: int | None = None) -> list[PackTask]:  # fmt: skip
     """The tasks as packs (builder.engine.pack_schedule): each trains ``pack_size`` networks at once (None: as many as
     ``MAX_WIDTH`` and the device's memory allow) from a queue ``depth`` times as long, shapes mixed. The local
     executor hands over each network as it finishes, so its packs queue ``QUEUE_DEPTH`` times their width; a
@@ -144,7 +150,7 @@ def _pack_tasks(tasks: list[Task], pack_size: int | None, device: str, depth: in
     width = pack_size or MAX_WIDTH
     budget = None if pack_size else device_budget(device)
     packs = []
-    for ids in form_packs(hps, size=width * depth):
+    for ids in form_packs(hps, size=width * depth, fc_width=fc_width):
         packs.append(PackTask(by_id[ids[0]], tuple(ids), width=width, budget_bytes=budget))
     return packs
 

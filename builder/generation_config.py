@@ -137,6 +137,13 @@ class GenerationConfig:
         "the evaluation's kernel launches about tenfold; recorded, and metrics may change in their last bits)",
         kwargs={"type": option_type("eval_batch_size")},
     )  # fmt: skip
+    #: Dense layers padded to this first-layer width (None: each network's own): lanes shared across dense widths.
+    fc_width: int | None = _option(
+        None, "zoo", "pad every network's dense layers to this first-layer width (at least its own; nws_main: 192) "
+        "so that networks differing only in their dense width share a pack lane: about 2.3x fewer kernels per "
+        "network-step on nws_main for +1%% FLOPs (benchmarks/zoo_projection.py); recorded, and the weights of the "
+        "networks it pads may change in their last bits", kwargs={"type": option_type("fc_width")},
+    )  # fmt: skip
     #: Budget zoos: training images per network and test images per evaluation (None: all, as the reference).
     train_images: int | None = _option(
         None, "zoo", "budget zoos: train each network on a class-balanced random subset of this many training "

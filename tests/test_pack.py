@@ -396,3 +396,72 @@ def test_cuda_graphs_refuse_the_released_evaluation():
     config = TrainConfig(max_epochs=1, evaluation="released")
     with pytest.raises(ConfigError, match="cuda_graphs needs evaluation='clean'"):
         next(iter_pack(MIXED[:1], IMAGES, zoo_seed=0, network_ids=[0], config=config, cuda_graphs=True))
+
+
+#: Networks that differ in their dense width only (and in everything a lane may mix): with fc_width=192 they
+#: share one lane, the narrower ones padded.
+DENSE_WIDTHS = [dataclasses.replace(hp, width_fc=w) for hp, w in zip(MIXED, [64, 128, 64, 192], strict=True)]
+
+
+def test_networks_of_several_dense_widths_share_a_lane_and_each_is_itself():
+    """fc_width=192: one lane for dense widths 64, 128 and 192, each network (float64) what the reference loop
+    gives it alone at its own width, its snapshots in its own shapes; without fc_width, three lanes."""
+    from builder.engine.pack_schedule import pack_key
+
+    assert len({pack_key(hp, 192) for hp in DENSE_WIDTHS}) == 1 and len({pack_key(hp) for hp in DENSE_WIDTHS}) == 3
+    cfg = dataclasses.replace(CONFIG, fc_width=192)
+    ids = [0, 1, 2, 3]
+    results = train_pack(DENSE_WIDTHS, IMAGES, zoo_seed=0, network_ids=ids, config=cfg, dtype=torch.float64)
+    for hp, nid, packed in zip(DENSE_WIDTHS, ids, results, strict=True):
+        alone = reference_train(hp, IMAGES[hp.dataset], zoo_seed=0, network_id=nid, config=CONFIG, dtype=torch.float64)
+        assert {k: v.shape for k, v in packed.weights.items()} == {k: v.shape for k, v in alone.weights.items()}
+        _assert_same(alone, packed, atol=2e-7)
+
+
+def test_a_padded_network_is_bit_identical_in_any_pack():
+    """With fc_width, a network is padded the same way alone and in a lane of mixed dense widths: the same bytes
+    (float32, CPU), and the padding left out of what it exports."""
+    cfg = dataclasses.replace(CONFIG, fc_width=192)
+    ids = [0, 1, 2, 3]
+    packed = train_pack(DENSE_WIDTHS, IMAGES, zoo_seed=0, network_ids=ids, config=cfg)
+    for hp, nid, r in zip(DENSE_WIDTHS, ids, packed, strict=True):
+        alone = train_network(hp, IMAGES[hp.dataset], zoo_seed=0, network_id=nid, config=cfg)
+        assert r.weights.keys() == alone.weights.keys()
+        assert all(r.weights[k].tobytes() == alone.weights[k].tobytes() for k in r.weights), hp.width_fc
+        assert r.history == alone.history
+
+
+def test_padded_units_stay_exact_zeros():
+    """The padded units' weights, biases, batch-norm scales and optimizer slots start at zero and stay exactly zero
+    through training steps (their gradients are exact zeros), so a padded lane computes the networks it holds."""
+    from builder.engine.member import Member
+    from builder.engine.pack_lane import Lane
+    from builder.engine.train import DeviceImages
+
+    cfg = dataclasses.replace(CONFIG, fc_width=192)
+    data = {name: DeviceImages(IMAGES[name], "cpu") for name in IMAGES}
+    members = [Member(hp, data[hp.dataset], 0, i, cfg, torch.float32) for i, hp in enumerate(DENSE_WIDTHS)]
+    lane = Lane(cfg, torch.device("cpu"), torch.float32)
+    lane.restack([], members)
+    for _ in range(4):
+        lane.step()
+        for m in members:
+            m.batch = (m.batch + 1) % m.n_batches
+    for slot, m in enumerate(lane.members):
+        own = {p.name: p.shape for p in m.hp.architecture.params}
+        for kind in ("p", "s2"):
+            tensors = lane.tensors(lane.flat[kind].detach())
+            for name, t in tensors.items():
+                if name.startswith(("fc", "out")) and not name.endswith(("running_mean", "running_var")):
+                    pad = t[slot].clone()
+                    pad[tuple(slice(0, k) for k in own[name])] = 0
+                    assert not pad.any(), (m.hp.width_fc, kind, name)
+        assert {n: tuple(t.shape) for n, t in lane.member_weights(slot).items()} == own
+
+
+def test_fc_width_below_a_networks_width_is_refused_by_name():
+    from builder.engine.pack import iter_pack
+
+    cfg = dataclasses.replace(CONFIG, fc_width=64)
+    with pytest.raises(ConfigError, match="network 1: fc_width=64 is below its width_fc=128"):
+        next(iter_pack(DENSE_WIDTHS, IMAGES, zoo_seed=0, network_ids=[0, 1, 2, 3], config=cfg))

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from builder.engine.keyed_random import to_device
+from builder.engine.pack_schedule import lane_architecture
 from builder.engine.sources import ImageSet, train_pool_start
 from builder.engine.space import torch_seed
 from builder.engine.train_config import TrainConfig, TrainResult, epoch_limit, snapshot_epochs
@@ -294,7 +295,10 @@ class Member:
         # A batch is hp.batch_size images, or the whole epoch when a budget zoo's epoch is shorter than that.
         self.batch_size = min(hp.batch_size, len(self.order))
         self.n_batches = len(self.order) // self.batch_size
-        self.lane_key = (hp.architecture, self.batch_size)  # what its lane mates share
+        #: The architecture it trains as (its own, or its dense layers padded: ``TrainConfig.fc_width``) and what its
+        #: lane mates share.
+        self.lane_arch = lane_architecture(hp, config.fc_width)
+        self.lane_key = (self.lane_arch, self.batch_size)
         self.max_epochs = epoch_limit(config, len(self.order), self.batch_size)
         self.diverged = False  # a non-finite export seen (on_divergence="continue" trains on)
         #: Released evaluation: the (loss, accuracy) of each batch measured through the training graph since the

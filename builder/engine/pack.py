@@ -51,7 +51,7 @@ import torch
 from builder.engine.member import DeviceImages, Export, Member
 from builder.engine.pack_front import Front
 from builder.engine.pack_lane import Lane
-from builder.engine.pack_schedule import admissions, member_bytes
+from builder.engine.pack_schedule import admissions, lane_architecture, member_bytes
 from builder.engine.sources import ImageSet
 from builder.engine.train_config import TrainConfig, TrainResult
 from weightzoo.errors import ConfigError
@@ -209,6 +209,10 @@ def iter_pack(
         raise ConfigError(f"a pack's width must be at least 1, got {width}")
     if cuda_graphs and config.evaluation == "released":
         raise ConfigError("cuda_graphs needs evaluation='clean' (the released evaluation reads metrics mid-step)")
+    for hp, nid in zip(hps, ids, strict=True):
+        if config.fc_width is not None and config.fc_width < hp.width_fc:
+            raise ConfigError(f"network {nid}: fc_width={config.fc_width} is below its width_fc={hp.width_fc}; "
+                              "expected a width at least that of every network")  # fmt: skip
     dev = torch.device(device)
     data: dict[str, DeviceImages] = {}
     for name in sorted({hp.dataset for hp in hps}):
@@ -222,7 +226,8 @@ def iter_pack(
 
     def admit(count: int, free_bytes: float) -> list[Member]:
         """Queued networks for the free slots, in order, while the memory budget allows."""
-        needs = [member_bytes(hp.architecture, hp.batch_size, dtype) for hp, _ in islice(queue, max(0, width - count))]
+        needs = [member_bytes(lane_architecture(hp, config.fc_width), hp.batch_size, dtype)
+                 for hp, _ in islice(queue, max(0, width - count))]  # fmt: skip
         new: list[Member] = []
         for need in needs[: admissions(needs, count, free_bytes, width)]:
             hp, nid = queue.popleft()

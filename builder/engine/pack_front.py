@@ -59,6 +59,19 @@ __all__ = ["GRAPH_WARMUP", "Front"]
 GRAPH_WARMUP = 3
 
 
+def _mask_index(first_bit: int, batch: int, units: list[int], padded: list[int]) -> np.ndarray:
+    """Where a member's dropout bits lie ([batch, sum(padded)] positions in the pack's bits, from ``first_bit``): its
+    draw is [batch, sum(units)], layer after layer; a padded layer's extra units take its first bit."""
+    own = first_bit + np.arange(batch * sum(units)).reshape(batch, sum(units))
+    parts, offset = [], 0
+    for u, p in zip(units, padded, strict=True):
+        block = np.full((batch, p), first_bit, dtype=np.int64)
+        block[:, :u] = own[:, offset : offset + u]
+        parts.append(block)
+        offset += u
+    return np.concatenate(parts, axis=1)
+
+
 def _tensor(values: list[np.ndarray] | np.ndarray, device: torch.device) -> torch.Tensor:
     array = np.concatenate(values) if isinstance(values, list) else values
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(device)
@@ -95,16 +108,28 @@ class Front:
             rows = _tensor([first_row[g] + np.arange(sizes[g]) for g in chosen], dev)
             self.gathers.append((self.members[chosen[0]].data, chosen, rows))
         self.indices = [torch.empty(len(rows), dtype=torch.int64, device=dev) for _, _, rows in self.gathers]
-        # The draws: every member's dropout words (lane after lane: [P, words] per lane), then every augmented
-        # member's augmentation uniforms; element j of member g's stream, for all of them in one hash.
+        # The draws: every member's dropout words (member after member), then every augmented member's augmentation
+        # uniforms; element j of member g's stream, for all of them in one hash. A member draws one bit per unit it
+        # has; in a lane whose members all have its units, the lane's masks are a view of the bits, in a lane that
+        # pads dense layers (TrainConfig.fc_width) they are gathered into its layout (padded units: any bit, as
+        # their activations are exact zeros).
         elements, streams, self.mask_spans, start = [], [], [], 0
         mask_words = []
         for lane in self.lanes:
-            total = sum(lane.arch.fc_units)
-            words = -(-lane.batch_size * total // 32)
-            mask_words += [words] * len(lane)
-            self.mask_spans.append((start, len(lane), words, lane.batch_size, list(lane.arch.fc_units)))
-            start += len(lane) * words
+            bs, padded = lane.batch_size, list(lane.arch.fc_units)
+            own = [list(m.hp.architecture.fc_units) for m in lane.members]
+            first = start
+            for units in own:
+                mask_words.append(-(-bs * sum(units) // 32))
+                start += mask_words[-1]
+            if all(units == padded for units in own):
+                self.mask_spans.append((first, len(lane), mask_words[-1], bs, padded, None))
+                continue
+            index, bit = [], first * 32
+            for units, words in zip(own, mask_words[-len(own) :], strict=True):
+                index.append(_mask_index(bit, bs, units, padded))
+                bit += words * 32
+            self.mask_spans.append((first, len(lane), 0, bs, padded, _tensor(index, dev).view(len(lane), bs, -1)))
         for g, words in enumerate(mask_words):
             elements.append(np.arange(words))
             streams.append(np.full(words, g))
@@ -185,9 +210,13 @@ class Front:
             else:
                 x[self.aug_rows] = apply_params(x[self.aug_rows], params, self.noise)
         out, row = [], 0
-        for start, P, words_per, bs, units in self.mask_spans:
+        flat = kept.view(-1)
+        for start, P, words_per, bs, units, index in self.mask_spans:
             total = sum(units)
-            rows = kept[start : start + P * words_per].view(P, words_per * 32)[:, : bs * total].view(P, bs, total)
+            if index is None:
+                rows = kept[start : start + P * words_per].view(P, words_per * 32)[:, : bs * total].view(P, bs, total)
+            else:
+                rows = flat[index]
             n = P * bs
             out.append((x[row : row + n], y[row : row + n], list(rows.split(units, dim=2))))
             row += n
@@ -241,6 +270,7 @@ class Front:
         out = [self.words, self.noise, self.streams, self.hashed, self.shifts, *self.indices]
         if self.augmented:
             out += [self.geo, self.col, self.aug_rows]
+        out += [span[-1] for span in self.mask_spans if span[-1] is not None]
         for data, _, rows in self.gathers:
             out += [data.train_x, data.train_y, rows]
         for lane in self.lanes:

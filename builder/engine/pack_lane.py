@@ -54,6 +54,21 @@ def _grouped_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, padding: in
     return F.conv2d(x, w.flatten(0, 1), b.flatten(), padding=padding, groups=P)
 
 
+def _padded(t: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """``t`` in the leading block of a zero tensor of ``shape`` (itself when the shapes agree): a member's tensor in
+    its lane's padded layout (``TrainConfig.fc_width``).
+
+    Example:
+        >>> _padded(torch.ones(2, 1), (3, 2)).tolist()
+        [[1.0, 0.0], [1.0, 0.0], [0.0, 0.0]]
+    """
+    if tuple(t.shape) == tuple(shape):
+        return t
+    out = t.new_zeros(shape)
+    out[tuple(slice(0, k) for k in t.shape)] = t
+    return out
+
+
 def _mean_pairs(pairs: list[tuple[float, float]]) -> tuple[float, float]:
     """The mean (loss, accuracy) of per-batch figures, as the original averaged them."""
     return (sum(p[0] for p in pairs) / len(pairs), sum(p[1] for p in pairs) / len(pairs))
@@ -94,19 +109,20 @@ class Lane:
         if not members:
             self.state, self.flat = {}, {}
             return
-        arch = members[0].hp.architecture
+        arch = members[0].lane_arch  # the shape every member trains as (its own, or dense layers padded)
         names = [p.name for p in arch.params]
+        shapes = {p.name: p.shape for p in arch.params}
         f32, dev = torch.float32, self.device
 
         def fresh(m: Member, key: str) -> torch.Tensor:
             kind, _, name = key.partition(":")
             if kind == "p":
-                return m.initial[name]
+                return _padded(m.initial[name], shapes[name])
             if kind == "s1":  # adam m, rmsprop ms (ones, as TF1), momentum buffer
                 init = torch.ones_like if m.hp.optimizer == "rmsprop" else torch.zeros_like
-                return init(m.initial[name])
+                return _padded(init(m.initial[name]), shapes[name])
             if kind == "s2":  # adam v
-                return torch.zeros_like(m.initial[name])
+                return torch.zeros(shapes[name], dtype=m.initial[name].dtype, device=dev)
             if key == "b1p":
                 return torch.tensor(ADAM_BETAS[0], dtype=f32, device=dev)
             if key == "b2p":
@@ -333,8 +349,10 @@ class Lane:
                 momentum_update_(p, g, m1, lr)
 
     def member_weights(self, slot: int) -> dict[str, torch.Tensor]:
-        """The state of the member in ``slot`` (views of the stacks)."""
-        return {n: t[slot] for n, t in self.tensors(self.flat["p"].detach()).items()}
+        """The state of the member in ``slot``, in its own shapes (views of the stacks; padding left out)."""
+        own = {p.name: p.shape for p in self.members[slot].hp.architecture.params}
+        tensors = self.tensors(self.flat["p"].detach())
+        return {n: t[slot][tuple(slice(0, k) for k in own[n])] for n, t in tensors.items()}
 
     def take_loss_sum(self, slot: int) -> torch.Tensor:
         """The member's summed training loss since the last call (its epoch's; a 0-d tensor on the device, so

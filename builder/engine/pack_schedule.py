@@ -20,15 +20,25 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 
 import torch
 
 from weightzoo.architecture import Architecture
+from weightzoo.errors import ConfigError
 from weightzoo.hparams import HyperParameters
 
-__all__ = ["admissions", "device_budget", "form_packs", "member_bytes", "pack_key", "pack_width"]
+__all__ = [
+    "admissions",
+    "device_budget",
+    "form_packs",
+    "lane_architecture",
+    "member_bytes",
+    "pack_key",
+    "pack_width",
+]
 
 #: Upper bound on how many networks a pack trains at once (kernels stop gaining long before on small devices).
 MAX_WIDTH = 256
@@ -40,20 +50,40 @@ MEMORY_SHARE = 0.5
 CPU_BUDGET = 4 * 2**30
 
 
-def pack_key(hp: HyperParameters) -> tuple[Architecture, int]:
-    """What networks of one lane must share: the architecture and the batch size.
+def lane_architecture(hp: HyperParameters, fc_width: int | None = None) -> Architecture:
+    """The architecture a network trains as in its lane: its own, or with its dense layers padded to first-layer
+    width ``fc_width`` (``TrainConfig.fc_width``; zero units added, see :mod:`builder.engine.pack_lane`).
+
+    Example:
+        >>> from builder.engine.space import get_preset
+        >>> hp = get_preset("nws_fixed").sample(0, 0)
+        >>> lane_architecture(hp).fc_units, lane_architecture(hp, fc_width=192).fc_units
+        ((128, 64), (192, 96))
+    """
+    arch = hp.architecture
+    if fc_width is None or fc_width == arch.width_fc:
+        return arch
+    if fc_width < arch.width_fc:
+        raise ConfigError(f"fc_width={fc_width} is below the network's width_fc={arch.width_fc}: its dense layers "
+                          "can be padded, not cut")  # fmt: skip
+    return dataclasses.replace(arch, width_fc=fc_width)
+
+
+def pack_key(hp: HyperParameters, fc_width: int | None = None) -> tuple[Architecture, int]:
+    """What networks of one lane must share: the architecture they train as (:func:`lane_architecture`) and the
+    batch size.
 
     Example:
         >>> from builder.engine.space import get_preset
         >>> pack_key(get_preset("demo").sample(0, 0))[1] in (32, 64, 128, 256)
         True
     """
-    return hp.architecture, hp.batch_size
+    return lane_architecture(hp, fc_width), hp.batch_size
 
 
-def form_packs(hps: Mapping[int, HyperParameters], size: int) -> list[list[int]]:
-    """Network ids in packs of ``size`` (the last one shorter): each shape's networks consecutive, shapes in the
-    order of their first network, networks in id order within a shape.
+def form_packs(hps: Mapping[int, HyperParameters], size: int, fc_width: int | None = None) -> list[list[int]]:
+    """Network ids in packs of ``size`` (the last one shorter): each shape's networks consecutive (the shapes they
+    train as, :func:`pack_key`), shapes in the order of their first network, networks in id order within a shape.
 
     Example:
         >>> from builder.engine.space import get_preset
@@ -66,7 +96,7 @@ def form_packs(hps: Mapping[int, HyperParameters], size: int) -> list[list[int]]
         raise ValueError(f"size must be at least 1, got {size}")
     groups: dict[tuple[Architecture, int], list[int]] = {}
     for nid in sorted(hps):
-        groups.setdefault(pack_key(hps[nid]), []).append(nid)
+        groups.setdefault(pack_key(hps[nid], fc_width), []).append(nid)
     order = [nid for ids in groups.values() for nid in ids]
     return [order[i : i + size] for i in range(0, len(order), size)]
 

@@ -100,6 +100,12 @@ class TrainConfig:
     #: and the network is recorded as diverged, its snapshots spread over its epochs up to that one. "continue" (the
     #: original): it trains on, non-finite, until a stopping counter fires or the cap, and is recorded as diverged.
     on_divergence: str = "stop"
+    #: Dense layers padded to this first-layer width (None: each network's own): every network whose ``width_fc``
+    #: is at most this trains with zero units added to each dense layer, their weights' gradients exactly zero, so
+    #: networks that differ only in their dense width share a pack lane (``builder.engine.pack_lane``). The units a
+    #: network has compute the same sums plus exact zeros; the last bits of its weights may change (summation
+    #: blocks change with the widths), so the value is recorded.
+    fc_width: int | None = None
 
     def __post_init__(self) -> None:
         """Each value in its range (:data:`weightzoo.options.RANGES`, the ranges the command line checks)."""
@@ -114,6 +120,10 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name}={value!r}; expected a non-negative integer")
+        if self.fc_width is not None and (
+            isinstance(self.fc_width, bool) or not isinstance(self.fc_width, int) or self.fc_width < 1
+        ):
+            raise ConfigError(f"fc_width={self.fc_width!r}; expected a positive integer (a dense width) or None")
         for name, valid in (("evaluation", EVALUATIONS), ("epoch_cap", EPOCH_CAPS), ("on_divergence", ON_DIVERGENCE)):
             if getattr(self, name) not in valid:
                 raise UnknownNameError(name, getattr(self, name), valid)
@@ -161,6 +171,8 @@ class GenerationRecord:
     #: The licence the card states; None: zoos made before ``--license`` (their cards say mit), converted releases.
     license: str | None = None
     eval_batch_size: int = 1000
+    #: Dense layers padded to this width in training (``TrainConfig.fc_width``); None: each network's own.
+    fc_width: int | None = None
     train_images: int | None = None
     test_images: int | None = None
     device: str | None = None
@@ -227,7 +239,7 @@ _INT, _NUM, _STR = (int,), (int, float), (str,)
 _KINDS: dict[str, tuple[type, ...]] = {
     "generation_version": _INT, "preset": _STR, "num_networks": _INT, "seed": _INT, "max_epochs": _INT,
     "start_id": _INT, "datasets": (list, tuple), "lr_decay": _NUM, "bn_decay": _NUM, "evaluation": _STR,
-    "epoch_cap": _STR, "on_divergence": _STR, "license": _STR, "eval_batch_size": _INT, "train_images": _INT,
+    "epoch_cap": _STR, "on_divergence": _STR, "license": _STR, "eval_batch_size": _INT, "fc_width": _INT, "train_images": _INT,
     "test_images": _INT, "device": _STR, "threads": _INT, "max_shard_bytes": _INT, "search_space": (dict,),
     "source": (dict,), "dtype": _STR,
 }  # fmt: skip
