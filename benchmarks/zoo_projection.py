@@ -5,7 +5,8 @@ assumptions. Runs anywhere (CPU); deterministic.
 
     python benchmarks/zoo_projection.py                 # the full zoo, width 256, stop epochs uniform 80..150
     python benchmarks/zoo_projection.py --main 1300 --fixed 300   # a tenth, quicker
-    python benchmarks/zoo_projection.py --merge fc_width         # if nws_main lanes merged dense widths (modelled)
+    python benchmarks/zoo_projection.py --fc-width 192           # nws_main generated with --fc-width 192
+    python benchmarks/zoo_projection.py --fc-width 192 --merge filter   # and filter sizes merged (modelled)
 """
 
 from __future__ import annotations
@@ -49,17 +50,15 @@ def main() -> None:
                     f"{MEMORY_SHARE:.0%} of it)")  # fmt: skip
     ap.add_argument("--eager-us", type=float, help="measured µs per eager kernel (benchmarks/gpu_sweep.py)")
     ap.add_argument("--graph-us", type=float, help="measured µs per kernel inside a CUDA graph")
-    ap.add_argument(
-        "--merge",
-        nargs="*",
-        default=[],
-        choices=sorted(MERGES),
-        help="assume nws_main networks that "
-        "differ only in these fields share lanes, padded to the largest value (modelled, not built)",
-    )
+    ap.add_argument("--fc-width", type=int, help="nws_main trained with generate --fc-width (dense layers padded "
+                    "to this width, so dense widths share lanes; built: counted from the engine)")  # fmt: skip
+    ap.add_argument("--merge", nargs="*", default=[], choices=sorted(MERGES), help="assume nws_main networks that "
+                    "differ only in these fields share lanes, padded to the largest value (modelled)")  # fmt: skip
     args = ap.parse_args()
     if args.width < 1 or args.fixed < 0 or args.main < 0 or args.memory_gb <= 0:
         ap.error("--width must be at least 1, --fixed and --main at least 0, --memory-gb above 0")
+    if args.fc_width is not None and args.fc_width < 192:
+        ap.error(f"--fc-width {args.fc_width}: expected at least 192, nws_main's widest dense width")
     if not 1 <= args.stop[0] <= args.stop[1]:
         ap.error(f"--stop LOW HIGH: expected 1 <= LOW <= HIGH, got {args.stop[0]} {args.stop[1]}")
     torch.set_num_threads(1)
@@ -75,6 +74,9 @@ def main() -> None:
           f"{', '.join(f'{k} {v / 1e12:.0f} TFLOPS' for k, v in device.peak_flops.items())}")  # fmt: skip
     print(f"schedule: packs of width {args.width} queuing {QUEUE_DEPTH}x that, {budget / 2**30:.0f} GiB planned; "
           f"stop epochs uniform {args.stop[0]}..{args.stop[1]} (seed {args.seed})")  # fmt: skip
+    padded = WorkCounter(fc_width=args.fc_width) if args.fc_width else counter
+    if args.fc_width:
+        print(f"nws_main with --fc-width {args.fc_width}: dense layers padded, dense widths sharing lanes")
     if args.merge:
         fields = ", ".join(f"{MERGES[m][0]} padded to {MERGES[m][1]}" for m in args.merge)
         print(
@@ -89,8 +91,8 @@ def main() -> None:
         hps = {i: space.sample(args.seed, i) for i in range(n)}
         stops = dict(enumerate(stop_epochs(n, seed=args.seed * 2 + k, low=args.stop[0], high=args.stop[1])))
         with tqdm(total=n, desc=preset, unit="net", leave=False, disable=None) as bar:
-            merges = args.merge if preset == "nws_main" else ()
-            p = project(hps, stops, counter, device, width=args.width, budget_bytes=budget, progress=bar,
+            merges, used = (args.merge, padded) if preset == "nws_main" else ((), counter)
+            p = project(hps, stops, used, device, width=args.width, budget_bytes=budget, progress=bar,
                         merges=merges)  # fmt: skip
         table(preset, p, device)
         total.merge(p)

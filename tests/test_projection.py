@@ -175,29 +175,36 @@ def test_the_replay_steps_the_lanes_that_iter_pack_steps(counter, monkeypatch):
     assert replay.networks == 7
 
 
-def test_a_merge_widens_lanes_at_the_cost_of_flops(counter):
-    """An assumed merge (dense widths padded to 192): the same networks and network-steps in fewer, wider lane
-    steps, more FLOPs (the padded units), each merged lane step charged its assumed extra kernels; an unknown
-    merge is refused by name."""
+def test_dense_width_padding_widens_lanes_at_the_cost_of_flops(counter):
+    """The engine's dense-layer padding (fc_width=192) in the replay: the same networks and network-steps in fewer,
+    wider lane steps, more FLOPs (the padded units), fewer kernels; each lane that pads charged its gather of
+    dropout bits in the front. A modelled merge (filter sizes) likewise; an unknown merge is refused by name."""
     from builder.engine.projection import MERGE_KERNELS, merged
 
     space = get_preset("nws_main")
     hps = {i: space.sample(0, i) for i in range(40)}
-    # the same architecture but the dense width, so merging changes the lanes
+    # the same architecture but the dense width, so padding changes the lanes
     hps = {i: dataclasses.replace(hp, **{f: getattr(hps[0], f) for f in ("filter_size", "depth_conv", "depth_fc",
                                                                         "width_conv", "batch_size")})
            for i, hp in hps.items()}  # fmt: skip
-    stops = {i: 1 for i in hps}
-    steps = {i: 3 for i in hps}
+    assert len({hp.width_fc for hp in hps.values()}) == 3
+    stops, steps = {i: 1 for i in hps}, {i: 3 for i in hps}
     plain = project(hps, stops, counter, width=40, epoch_steps=steps)
-    wide = project(hps, stops, counter, width=40, epoch_steps=steps, merges=["fc_width"])
+    padded_counter = WorkCounter(fc_width=192)
+    wide = project(hps, stops, padded_counter, width=40, epoch_steps=steps)
     assert wide.network_steps == plain.network_steps and wide.networks == plain.networks == 40
-    assert wide.lane_steps < plain.lane_steps and wide.pack_steps == plain.pack_steps
-    assert wide.train.flops > plain.train.flops
-    assert wide.train.kernels < plain.train.kernels
-    lane = counter.lane_step([merged(hp, ["fc_width"]) for hp in hps.values()])
-    front = counter.front_step([merged(hp, ["fc_width"]) for hp in hps.values()])
-    assert wide.train.kernels == (lane.kernels + MERGE_KERNELS + front.kernels) * wide.pack_steps
+    assert wide.lane_steps == wide.pack_steps < plain.lane_steps and wide.pack_steps == plain.pack_steps
+    assert wide.train.flops > plain.train.flops and wide.train.kernels < plain.train.kernels
+    members = list(hps.values())
+    lane, front = padded_counter.lane_step(members), padded_counter.front_step(members, padded_lanes=1)
+    assert wide.train.kernels == (lane.kernels + front.kernels) * wide.pack_steps
+    # the model of a padded pack against a real one: mixed dense widths in one lane, and a lane that pads nothing
+    real = padded_counter.count_pack([members[:6], [dataclasses.replace(members[0], width_fc=192, batch_size=64)] * 2])
+    assert padded_counter.padded_lanes([members[:6], [dataclasses.replace(members[0], width_fc=192)]]) == 1
+    assert real.front == padded_counter.front_kernels(members[:6], padded_lanes=1)
+    assert real.lanes[0] == padded_counter.lane_kernels(members[:6])
+    modelled = project(hps, stops, counter, width=40, epoch_steps=steps, merges=["filter"])
+    assert modelled.train.kernels == plain.train.kernels + MERGE_KERNELS * modelled.lane_steps  # one filter size
     with pytest.raises(ValueError, match="unknown merge 'depth'"):
         merged(hps[0], ["depth"])
 
@@ -240,7 +247,9 @@ def test_the_projection_command_prints_hours_for_every_mode(capsys, monkeypatch)
         assert any(line.strip().startswith(mode) for line in out.splitlines()), out
 
 
-@pytest.mark.parametrize("argv", [["--width", "0"], ["--stop", "150", "80"], ["--memory-gb", "0"]])
+@pytest.mark.parametrize(
+    "argv", [["--width", "0"], ["--stop", "150", "80"], ["--memory-gb", "0"], ["--fc-width", "64"]]
+)
 def test_the_projection_command_refuses_bad_values_by_name(argv, capsys, monkeypatch):
     import sys
 

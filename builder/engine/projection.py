@@ -68,11 +68,11 @@ _ACTIVATIONS = sorted(ACTIVATIONS)
 
 __all__ = ["DATASET_SIZES", "MERGES", "Device", "Projection", "WorkCounter", "merged", "project", "stop_epochs"]
 
-#: Shape merges a projection can assume (:func:`project`; none is built in the engine): each pads one architecture
+#: Shape merges a projection can assume (:func:`project`), not built in the engine: each pads one architecture
 #: field to the largest value the nws_main space draws (zero weights whose gradients are masked, so the real
-#: units compute the same sums plus exact zeros), so networks that differ only there share a lane.
+#: units compute the same sums plus exact zeros), so networks that differ only there share a lane. (Dense widths
+#: are built: ``TrainConfig.fc_width``, counted by ``WorkCounter(fc_width=...)``.)
 MERGES: dict[str, tuple[str, int]] = {
-    "fc_width": ("width_fc", 192),
     "filter": ("filter_size", 7),
     "conv_width": ("width_conv", 12),
 }
@@ -165,8 +165,9 @@ class WorkCounter:
     #: Images of the two small synthetic sets that give two batch sizes (a member's batch is at most its epoch).
     SMALL, LARGE = 30, 400
 
-    def __init__(self) -> None:
-        self.config = TrainConfig(train_eval_images=20, test_images=20)
+    def __init__(self, fc_width: int | None = None) -> None:
+        #: ``fc_width``: the engine's dense-layer padding (``TrainConfig.fc_width``), counted in every lane it makes.
+        self.config = TrainConfig(train_eval_images=20, test_images=20, fc_width=fc_width)
         self._images: dict[tuple[str, int], DeviceImages] = {}
         self._kernels: dict[tuple, int] = {}  # _lane's counts
         self._per_member: dict[Architecture, tuple[Work, Work, Work, Work]] = {}
@@ -249,30 +250,36 @@ class WorkCounter:
             total += two - self._lane(d, plain) + (three - two) * (runs - 2)
         return total
 
-    def front_kernels(self, hps: Sequence[HyperParameters]) -> int:
+    def front_kernels(self, hps: Sequence[HyperParameters], padded_lanes: int = 0) -> int:
         """Kernels of the front of a pack step (:mod:`builder.engine.pack_front`) whose members are ``hps``: they
-        depend only on its number of data sets and on whether none, some or all of its members augment
-        (counted once per such case on a small pack)."""
+        depend only on its number of data sets, on whether none, some or all of its members augment (counted once
+        per such case on a small pack) and on how many of its lanes pad some member's dense layers (one gather of
+        dropout bits each, ``padded_lanes``)."""
         datasets, naug = len({hp.dataset for hp in hps}), sum(hp.augmentation for hp in hps)
         aug = "none" if naug == 0 else "all" if naug == len(hps) else "some"
         key = ("front", datasets, aug)
         if key not in self._kernels:
             names = sorted(DATASET_SIZES)[:datasets]
             size = datasets + (aug == "some")
-            base = HyperParameters(**_SMALLEST)
+            base = HyperParameters(**{**_SMALLEST, "width_fc": self.config.fc_width or _SMALLEST["width_fc"]})
             small = [dataclasses.replace(base, dataset=names[i % datasets],
                                          augmentation=aug == "all" or (aug == "some" and i > 0))
                      for i in range(size)]  # fmt: skip
             self._kernels[key] = self.count_lane(small).front
-        return self._kernels[key]
+        return self._kernels[key] + padded_lanes
 
-    def front_step(self, hps: Sequence[HyperParameters]) -> Work:
+    def padded_lanes(self, lanes: Sequence[Sequence[HyperParameters]]) -> int:
+        """How many of these lanes pad some member's dense layers (``TrainConfig.fc_width`` above its width)."""
+        pad = self.config.fc_width
+        return sum(pad is not None and any(hp.width_fc != pad for hp in lane) for lane in lanes)
+
+    def front_step(self, hps: Sequence[HyperParameters], padded_lanes: int = 0) -> Work:
         """The work of the front of a pack step whose members are ``hps`` and of its staging: kernels
         (:meth:`front_kernels`), each member's bytes (:meth:`_member`); ``eager``: the staging (one kernel per data
         set, one for the stream words, one per augmented member)."""
         datasets, naug = len({hp.dataset for hp in hps}), sum(hp.augmentation for hp in hps)
         staged = datasets + 1 + naug
-        work = Work(self.front_kernels(hps) + staged, eager=staged)
+        work = Work(self.front_kernels(hps, padded_lanes) + staged, eager=staged)
         for hp in hps:
             work = work + self._member(hp)[1]
         (some, some_slope), (per_set, per_set_slope) = self._front_per_image()
@@ -457,11 +464,16 @@ class _Replay:
         self.front = Work()  # the pack step's shared front (builder.engine.pack_front)
         self.used = 0.0
 
+    def _key(self, nid: int) -> tuple:
+        """The lane network ``nid`` trains in (:func:`~builder.engine.pack_schedule.pack_key`, with the counter's
+        dense-layer padding)."""
+        return pack_key(self.shapes[nid], self.counter.config.fc_width)
+
     def admit(self) -> list[int]:
         """Queued networks for the free slots, by the pack's own rule (:func:`~builder.engine.pack_schedule.
         admissions`)."""
         room = max(0, self.width - len(self.left))
-        needs = [member_bytes(*pack_key(self.shapes[nid])) for nid in islice(self.queue, room)]
+        needs = [member_bytes(*self._key(nid)) for nid in islice(self.queue, room)]
         taken = needs[: admissions(needs, len(self.left), self.budget - self.used, self.width)]
         self.used += sum(taken)
         return [self.queue.popleft() for _ in taken]
@@ -471,15 +483,15 @@ class _Replay:
         are re-counted."""
         touched = set()
         for nid in done:
-            key = pack_key(self.shapes[nid])
+            key = self._key(nid)
             self.lanes[key].remove(nid)
             self.used -= member_bytes(*key)
             touched.add(key)
         for nid in self.admit():
             hp, exports = self.hps[nid], self.stops[nid] + 1
             self.left[nid] = self.stops[nid] * self.epoch_steps[nid] + 1
-            self.lanes.setdefault(pack_key(self.shapes[nid]), []).append(nid)
-            touched.add(pack_key(self.shapes[nid]))
+            self.lanes.setdefault(self._key(nid), []).append(nid)
+            touched.add(self._key(nid))
             self.out.networks += 1
             export = self.counter.export(hp)
             self.out.exports = self.out.exports + export * exports
@@ -494,7 +506,8 @@ class _Replay:
             else:
                 del self.lanes[key], self.works[key]
         if self.left:
-            self.front = self.counter.front_step([self.shapes[i] for i in self.left])
+            lanes = [[self.shapes[i] for i in ids] for ids in self.lanes.values()]
+            self.front = self.counter.front_step([self.shapes[i] for i in self.left], self.counter.padded_lanes(lanes))
 
     def run(self, progress: Any = None) -> None:
         """From the first admissions to the last departure, one interval between departures at a time."""
@@ -544,7 +557,7 @@ def project(
     device, out = device or Device(), Projection()
     shapes = {nid: merged(hp, merges) for nid, hp in hps.items()}
     epoch_steps = epoch_steps or {nid: _epoch_steps(hp) for nid, hp in hps.items()}
-    for ids in form_packs(shapes, size=width * QUEUE_DEPTH):
+    for ids in form_packs(shapes, size=width * QUEUE_DEPTH, fc_width=counter.config.fc_width):
         _Replay(hps, ids, stops, counter, width, budget_bytes, out, device, epoch_steps, shapes, bool(merges)).run(
             progress
         )
@@ -557,8 +570,8 @@ def merged(hp: HyperParameters, merges: Sequence[str] = ()) -> HyperParameters:
     Example:
         >>> from builder.engine.space import get_preset
         >>> hp = get_preset("nws_fixed").sample(0, 0)
-        >>> merged(hp, ["filter", "fc_width"]).architecture.filter_size, merged(hp).width_fc
-        (7, 128)
+        >>> merged(hp, ["filter"]).architecture.filter_size, merged(hp).filter_size
+        (7, 5)
     """
     unknown = sorted(set(merges) - set(MERGES))
     if unknown:

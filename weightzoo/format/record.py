@@ -239,9 +239,9 @@ _INT, _NUM, _STR = (int,), (int, float), (str,)
 _KINDS: dict[str, tuple[type, ...]] = {
     "generation_version": _INT, "preset": _STR, "num_networks": _INT, "seed": _INT, "max_epochs": _INT,
     "start_id": _INT, "datasets": (list, tuple), "lr_decay": _NUM, "bn_decay": _NUM, "evaluation": _STR,
-    "epoch_cap": _STR, "on_divergence": _STR, "license": _STR, "eval_batch_size": _INT, "fc_width": _INT, "train_images": _INT,
-    "test_images": _INT, "device": _STR, "threads": _INT, "max_shard_bytes": _INT, "search_space": (dict,),
-    "source": (dict,), "dtype": _STR,
+    "epoch_cap": _STR, "on_divergence": _STR, "license": _STR, "eval_batch_size": _INT, "fc_width": _INT,
+    "train_images": _INT, "test_images": _INT, "device": _STR, "threads": _INT, "max_shard_bytes": _INT,
+    "search_space": (dict,), "source": (dict,), "dtype": _STR,
 }  # fmt: skip
 
 
