@@ -6,8 +6,9 @@ counted kernel (step time over :class:`builder.engine.op_count.OpCounter`'s coun
 ``benchmarks/zoo_projection.py --launch-us`` takes to recompute the full-zoo projection from measurements.
 
 Then a realistic ``nws_main`` pack (``--pack`` networks: the first pack the generator forms from the zoo's 13,000
-draws, about 19 lanes, with their shared front, :mod:`builder.engine.pack_front`), per {eager, CUDA graph} x {fp32,
-TF32}: milliseconds per pack step, network-steps per second and microseconds per counted kernel.
+draws, about 19 lanes, with their shared front, :mod:`builder.engine.pack_front`), with its own dense widths and
+with ``--fc-width 192`` (dense widths sharing lanes), per {eager, CUDA graph} x {fp32, TF32}: milliseconds per pack
+step, network-steps per second and microseconds per counted kernel.
 
     python benchmarks/gpu_sweep.py --device cuda --widths 1 16 64 256 --pack 256
 """
@@ -66,10 +67,10 @@ def time_steps(lane: Lane, steps: int) -> float:
 
 def pack_of(n: int, images: DeviceImages, cfg: TrainConfig, graphs: bool) -> Front:
     """The first ``n`` networks of the first pack the generator forms from the zoo's 13,000 nws_main draws (digits
-    data), as lanes with their shared front."""
+    data), as lanes with their shared front (dense layers padded as ``cfg.fc_width`` says)."""
     space = get_preset("nws_main")
     hps = {i: dataclasses.replace(space.sample(0, i), dataset="digits") for i in range(13_000)}
-    ids = form_packs(hps, size=n * QUEUE_DEPTH)[0][:n]
+    ids = form_packs(hps, size=n * QUEUE_DEPTH, fc_width=cfg.fc_width)[0][:n]
     groups: dict[tuple, list[Member]] = {}
     for i in ids:
         m = Member(hps[i], images, 0, i, cfg, torch.float32)
@@ -140,10 +141,10 @@ def main() -> None:
             torch.cuda.empty_cache()
     if args.pack:
         torch.backends.cudnn.benchmark = True
-        for graphs, tf32 in itertools.product((False, True), (False, True)):
+        for fc_width, graphs, tf32 in itertools.product((None, 192), (False, True), (False, True)):
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
             try:
-                front = pack_of(args.pack, images, cfg, graphs)
+                front = pack_of(args.pack, images, dataclasses.replace(cfg, fc_width=fc_width), graphs)
                 with OpCounter() as count:
                     front.step()
                 seconds = time_front(front, args.steps)
@@ -153,7 +154,7 @@ def main() -> None:
             mode, prec = ("graph" if graphs else "eager"), ("tf32" if tf32 else "fp32")
             print(f"{'pack':<10} {args.pack:>5} {mode:<6} {prec:<5} {'True':<8} {seconds * 1e3:>8.2f} "
                   f"{args.pack / seconds:>12,.0f} {'-':>7} {count.kernels:>8} {seconds / count.kernels * 1e6:>9.2f}"
-                  f"   ({len(front.lanes)} lanes)")  # fmt: skip
+                  f"   ({len(front.lanes)} lanes, fc_width {fc_width})")  # fmt: skip
             del front
             torch.cuda.empty_cache()
 
