@@ -484,6 +484,10 @@ def test_fc_width_zoo_records_it_and_reproduces(tmp_path):
     assert shapes["fc0.weight"] == (128, 512) and shapes["out.weight"] == (20, 64)  # its own, width_fc 128
     results = reproduce(zoo, zoo.ids, progress=False)
     assert [r.network_id for r in results if not r.identical] == [], [(r.network_id, r.max_abs_diff) for r in results]
+    single = tmp_path / "single"  # one engine: the single trainer pads the same way
+    assert _run(single, *args[:-4], "--fc-width", "192", n=4) == 0
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.name != "provenance.json")
+    assert all((single / rel).read_bytes() == (out / rel).read_bytes() for rel in files)
     assert _run(tmp_path / "narrow", "--fc-width", "64", n=2) == 2
     assert not (tmp_path / "narrow").exists()
 

@@ -418,6 +418,18 @@ def test_networks_of_several_dense_widths_share_a_lane_and_each_is_itself():
         _assert_same(alone, packed, atol=2e-7)
 
 
+def test_padded_networks_with_the_released_evaluation_equal_the_reference_loop():
+    """evaluation="released" (metrics through the padded lane's training graph, moving statistics updated there):
+    float64, each network of mixed dense widths what the reference loop gives it alone."""
+    cfg = TrainConfig(max_epochs=2, evaluation="released", train_images=200, fc_width=192)
+    ids = [0, 1, 2]
+    packed = train_pack(DENSE_WIDTHS[:3], IMAGES, zoo_seed=0, network_ids=ids, config=cfg, dtype=torch.float64)
+    plain = dataclasses.replace(cfg, fc_width=None)
+    for hp, nid, r in zip(DENSE_WIDTHS[:3], ids, packed, strict=True):
+        alone = reference_train(hp, IMAGES[hp.dataset], zoo_seed=0, network_id=nid, config=plain, dtype=torch.float64)
+        _assert_same(alone, r, atol=2e-7)
+
+
 def test_a_padded_network_is_bit_identical_in_any_pack():
     """With fc_width, a network is padded the same way alone and in a lane of mixed dense widths: the same bytes
     (float32, CPU), and the padding left out of what it exports."""
