@@ -40,7 +40,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -59,17 +59,18 @@ __all__ = ["GRAPH_WARMUP", "Front"]
 GRAPH_WARMUP = 3
 
 
-def _mask_index(first_bit: int, batch: int, units: list[int], padded: list[int]) -> np.ndarray:
-    """Where a member's dropout bits lie ([batch, sum(padded)] positions in the pack's bits, from ``first_bit``): its
-    draw is [batch, sum(units)], layer after layer; a padded layer's extra units take its first bit."""
-    own = first_bit + np.arange(batch * sum(units)).reshape(batch, sum(units))
-    parts, offset = [], 0
-    for u, p in zip(units, padded, strict=True):
-        block = np.full((batch, p), first_bit, dtype=np.int64)
-        block[:, :u] = own[:, offset : offset + u]
-        parts.append(block)
-        offset += u
-    return np.concatenate(parts, axis=1)
+class _Masks(NamedTuple):
+    """Where a lane's dropout masks come from: its members' words ``first`` to ``end`` of the pack's bits (``words``
+    each when they all have the lane's units), and, in a lane that pads dense layers, the positions of each
+    member's bits in the lane's layout within them (``index`` [P, B, units])."""
+
+    first: int
+    end: int
+    members: int
+    words: int
+    batch: int
+    units: list[int]
+    index: torch.Tensor | None
 
 
 def _tensor(values: list[np.ndarray] | np.ndarray, device: torch.device) -> torch.Tensor:
@@ -122,14 +123,10 @@ class Front:
             for units in own:
                 mask_words.append(-(-bs * sum(units) // 32))
                 start += mask_words[-1]
-            if all(units == padded for units in own):
-                self.mask_spans.append((first, len(lane), mask_words[-1], bs, padded, None))
-                continue
-            index, bit = [], first * 32
-            for units, words in zip(own, mask_words[-len(own) :], strict=True):
-                index.append(_mask_index(bit, bs, units, padded))
-                bit += words * 32
-            self.mask_spans.append((first, len(lane), 0, bs, padded, _tensor(index, dev).view(len(lane), bs, -1)))
+            uniform = all(units == padded for units in own)
+            # a padding lane's positions within its own bits are made once per composition (Lane.mask_index)
+            index = None if uniform else lane.mask_index()
+            self.mask_spans.append(_Masks(first, start, len(lane), mask_words[-1], bs, padded, index))
         for g, words in enumerate(mask_words):
             elements.append(np.arange(words))
             streams.append(np.full(words, g))
@@ -211,12 +208,13 @@ class Front:
                 x[self.aug_rows] = apply_params(x[self.aug_rows], params, self.noise)
         out, row = [], 0
         flat = kept.view(-1)
-        for start, P, words_per, bs, units, index in self.mask_spans:
+        for span in self.mask_spans:
+            P, bs, units = span.members, span.batch, span.units
             total = sum(units)
-            if index is None:
-                rows = kept[start : start + P * words_per].view(P, words_per * 32)[:, : bs * total].view(P, bs, total)
+            if span.index is None:  # every member has the lane's units: [P, words] of equal rows
+                rows = kept[span.first : span.end].view(P, span.words * 32)[:, : bs * total].view(P, bs, total)
             else:
-                rows = flat[index]
+                rows = flat[span.first * 32 : span.end * 32][span.index]
             n = P * bs
             out.append((x[row : row + n], y[row : row + n], list(rows.split(units, dim=2))))
             row += n
@@ -270,7 +268,7 @@ class Front:
         out = [self.words, self.noise, self.streams, self.hashed, self.shifts, *self.indices]
         if self.augmented:
             out += [self.geo, self.col, self.aug_rows]
-        out += [span[-1] for span in self.mask_spans if span[-1] is not None]
+        out += [span.index for span in self.mask_spans if span.index is not None]
         for data, _, rows in self.gathers:
             out += [data.train_x, data.train_y, rows]
         for lane in self.lanes:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -69,6 +70,19 @@ def _padded(t: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     return out
 
 
+def _member_mask_index(first_bit: int, batch: int, units: list[int], padded: list[int]) -> np.ndarray:
+    """Where a member's dropout bits lie ([batch, sum(padded)] positions in its lane's bits, from ``first_bit``): its
+    draw is [batch, sum(units)], layer after layer; a padded layer's extra units take its first bit."""
+    own = first_bit + np.arange(batch * sum(units)).reshape(batch, sum(units))
+    parts, offset = [], 0
+    for u, p in zip(units, padded, strict=True):
+        block = np.full((batch, p), first_bit, dtype=np.int64)
+        block[:, :u] = own[:, offset : offset + u]
+        parts.append(block)
+        offset += u
+    return np.concatenate(parts, axis=1)
+
+
 def _mean_pairs(pairs: list[tuple[float, float]]) -> tuple[float, float]:
     """The mean (loss, accuracy) of per-batch figures, as the original averaged them."""
     return (sum(p[0] for p in pairs) / len(pairs), sum(p[1] for p in pairs) / len(pairs))
@@ -97,6 +111,7 @@ class Lane:
         #: Stepped alone (:meth:`step`): replay each step as a CUDA graph (see :mod:`builder.engine.pack_front`).
         self.cuda_graphs = cuda_graphs and device.type == "cuda"
         self._front: Front | None = None
+        self._mask_index: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.members)
@@ -160,7 +175,22 @@ class Lane:
         P = len(members)
         self.lr, self.lr32 = torch.empty(P, dtype=self.dtype, device=dev), torch.empty(P, dtype=f32, device=dev)
         self._front = None
+        self._mask_index: torch.Tensor | None = None
         self.lr_changed()
+
+    def mask_index(self) -> torch.Tensor:
+        """[P, B, units] positions of each member's dropout bits within the lane's own (member after member, each
+        ``ceil(B * its units / 32)`` words), in the lane's padded layout; made once per composition (a lane that
+        pads dense layers gathers its masks with it: :mod:`builder.engine.pack_front`)."""
+        if self._mask_index is None:
+            bs, padded, bit, parts = self.batch_size, list(self.arch.fc_units), 0, []
+            for m in self.members:
+                units = list(m.hp.architecture.fc_units)
+                parts.append(_member_mask_index(bit, bs, units, padded))
+                bit += -(-bs * sum(units) // 32) * 32
+            index = torch.from_numpy(np.stack(parts)).to(self.device)
+            self._mask_index = index
+        return self._mask_index
 
     def lr_changed(self) -> None:
         """The members' learning rates, into the lane's (fixed) tensors."""
