@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import itertools
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -47,22 +48,37 @@ def lane_of(preset: str, width: int, images: DeviceImages, cfg: TrainConfig, gra
     return lane
 
 
-def time_steps(lane: Lane, steps: int) -> float:
-    """Seconds per step after warming up (and capturing, with graphs); members cycle through their epoch."""
+def time_steps(stepped: Lane | Front, steps: int) -> float:
+    """Seconds per step of a lane or a pack (its front) after warming up (and capturing, with graphs); members cycle
+    through their epoch."""
 
     def step() -> None:
-        lane.step()
-        for m in lane.members:
+        stepped.step()
+        for m in stepped.members:
             m.batch = (m.batch + 1) % m.n_batches
 
     for _ in range(GRAPH_WARMUP + 2):
         step()
-    torch.cuda.synchronize(lane.device)
+    torch.cuda.synchronize(stepped.device)
     t = time.perf_counter()
     for _ in range(steps):
         step()
-    torch.cuda.synchronize(lane.device)
+    torch.cuda.synchronize(stepped.device)
     return (time.perf_counter() - t) / steps
+
+
+def measure(make: Callable[[], Lane | Front], steps: int) -> tuple[float, int] | None:
+    """(seconds per step, kernels per step) of the lane or pack ``make`` builds; None when it does not fit."""
+    try:
+        stepped = make()
+        with OpCounter() as count:
+            stepped.step()
+        return time_steps(stepped, steps), count.kernels
+    except torch.cuda.OutOfMemoryError:
+        return None
+    finally:
+        stepped = None
+        torch.cuda.empty_cache()
 
 
 def pack_of(n: int, images: DeviceImages, cfg: TrainConfig, graphs: bool) -> Front:
@@ -80,24 +96,6 @@ def pack_of(n: int, images: DeviceImages, cfg: TrainConfig, graphs: bool) -> Fro
         lanes.append(Lane(cfg, images.device, torch.float32))
         lanes[-1].restack([], members)
     return Front(lanes, cfg, images.device, torch.float32, cuda_graphs=graphs)
-
-
-def time_front(front: Front, steps: int) -> float:
-    """Seconds per pack step after warming up (and capturing, with graphs)."""
-
-    def step() -> None:
-        front.step()
-        for m in front.members:
-            m.batch = (m.batch + 1) % m.n_batches
-
-    for _ in range(GRAPH_WARMUP + 2):
-        step()
-    torch.cuda.synchronize(front.device)
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    torch.cuda.synchronize(front.device)
-    return (time.perf_counter() - t) / steps
 
 
 def main() -> None:
@@ -121,42 +119,32 @@ def main() -> None:
         for width, graphs, tf32, bench in itertools.product(args.widths, (False, True), (False, True), (False, True)):
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
             torch.backends.cudnn.benchmark = bench
-            try:
-                lane = lane_of(preset, width, images, cfg, graphs)
-                with OpCounter() as count:
-                    lane.step()
-                seconds = time_steps(lane, args.steps)
-            except torch.cuda.OutOfMemoryError:
+            measured = measure(lambda: lane_of(preset, width, images, cfg, graphs), args.steps)  # noqa: B023
+            if measured is None:
                 print(f"{preset:<10} {width:>5} out of memory")
                 continue
+            seconds, kernels = measured
             key = (graphs, tf32, bench)
             if width == 1:
                 one[key] = seconds
             ratio = one[key] * width / seconds if key in one else float("nan")
             mode, prec = ("graph" if graphs else "eager"), ("tf32" if tf32 else "fp32")
-            per_kernel = seconds / count.kernels * 1e6
             print(f"{preset:<10} {width:>5} {mode:<6} {prec:<5} {bench!s:<8} {seconds * 1e3:>8.2f} "
-                  f"{width / seconds:>12,.0f} {ratio:>7.1f} {count.kernels:>8} {per_kernel:>9.2f}")  # fmt: skip
-            del lane
-            torch.cuda.empty_cache()
+                  f"{width / seconds:>12,.0f} {ratio:>7.1f} {kernels:>8} {seconds / kernels * 1e6:>9.2f}")  # fmt: skip
     if args.pack:
         torch.backends.cudnn.benchmark = True
         for fc_width, graphs, tf32 in itertools.product((None, 192), (False, True), (False, True)):
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
-            try:
-                front = pack_of(args.pack, images, dataclasses.replace(cfg, fc_width=fc_width), graphs)
-                with OpCounter() as count:
-                    front.step()
-                seconds = time_front(front, args.steps)
-            except torch.cuda.OutOfMemoryError:
+            padded = dataclasses.replace(cfg, fc_width=fc_width)
+            measured = measure(lambda: pack_of(args.pack, images, padded, graphs), args.steps)  # noqa: B023
+            if measured is None:
                 print(f"nws_main pack of {args.pack}: out of memory")
                 break
+            seconds, kernels = measured
             mode, prec = ("graph" if graphs else "eager"), ("tf32" if tf32 else "fp32")
             print(f"{'pack':<10} {args.pack:>5} {mode:<6} {prec:<5} {'True':<8} {seconds * 1e3:>8.2f} "
-                  f"{args.pack / seconds:>12,.0f} {'-':>7} {count.kernels:>8} {seconds / count.kernels * 1e6:>9.2f}"
-                  f"   ({len(front.lanes)} lanes, fc_width {fc_width})")  # fmt: skip
-            del front
-            torch.cuda.empty_cache()
+                  f"{args.pack / seconds:>12,.0f} {'-':>7} {kernels:>8} {seconds / kernels * 1e6:>9.2f}"
+                  f"   (fc_width {fc_width})")  # fmt: skip
 
 
 if __name__ == "__main__":
