@@ -45,7 +45,8 @@ def _memory(device: torch.device) -> str:
     return f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10:,.0f} MiB rss"
 
 
-def _networks(preset: str, n: int, per_shape: int | None, seed: int = 0) -> list[tuple[int, object]]:
+def _networks(preset: str, n: int, per_shape: int | None, seed: int = 0,
+              fc_width: int | None = None) -> list[tuple[int, object]]:  # fmt: skip
     """``n`` networks of the preset's first draws, data set set to digits: shapes in the order of their first
     draw, each filled with up to ``per_shape`` of its networks (None: only the first shape, as dense as
     nws_fixed's lanes in the full zoo), ordered as builder.engine.pack_schedule orders a pack."""
@@ -54,12 +55,14 @@ def _networks(preset: str, n: int, per_shape: int | None, seed: int = 0) -> list
     draws = {}
     for i in range(20_000):
         hp = dataclasses.replace(space.sample(seed, i), dataset="digits")
-        groups.setdefault(pack_key(hp), []).append(i)
+        groups.setdefault(pack_key(hp, fc_width), []).append(i)
         draws[i] = hp
     chosen = []
     for ids in list(groups.values())[: None if per_shape is not None else 1]:
         chosen += ids[: per_shape or n][: n - len(chosen)]
-    return [(i, draws[i]) for pack in form_packs({i: draws[i] for i in chosen}, size=n) for i in pack]
+    return [
+        (i, draws[i]) for pack in form_packs({i: draws[i] for i in chosen}, size=n, fc_width=fc_width) for i in pack
+    ]
 
 
 def _digits(n_train: int | None) -> ImageSet:
@@ -119,9 +122,10 @@ def measure(name: str, nets: list, cfg: TrainConfig, device: torch.device, worke
         )
         print(f"CUDA graphs give the eager pack's bytes: {same}")
     base = rows[0][1]
-    shapes = len({pack_key(hp) for _, hp in nets})
+    shapes = len({pack_key(hp, cfg.fc_width) for _, hp in nets})
     sizes = sorted({hp.batch_size for _, hp in nets})
-    print(f"\n{name}: {len(nets)} networks in {shapes} shapes (batch {sizes}), {cfg.max_epochs} epochs each")
+    padded = f", dense layers padded to {cfg.fc_width} (--fc-width)" if cfg.fc_width else ""
+    print(f"\n{name}: {len(nets)} networks in {shapes} shapes (batch {sizes}), {cfg.max_epochs} epochs each{padded}")
     print(f"{'trainer':<24} {'seconds':>8} {'networks/hour':>14} {'train img/s':>12} {'vs one':>7} {'memory':>14}")
     for label, seconds, seen, mem in rows:
         print(
@@ -143,6 +147,9 @@ def main() -> None:
                    "only, as dense as the full zoo's lanes)")  # fmt: skip
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--cuda-graphs", action="store_true", help="CUDA: also the pack as replayed CUDA graphs")
+    p.add_argument("--fc-width", type=int, help="nws_main trained with dense layers padded to this width (generate "
+                   "--fc-width), both ways; shapes then counted as the lanes they share (--per-shape ~40 for the "
+                   "full zoo's density)")  # fmt: skip
     p.add_argument("--mean-epochs", type=float, default=110.0, help="projection: mean stop epoch (80-150 typical)")
     p.add_argument("--epoch-images", type=float, default=45_000.0, help="projection: training images per epoch")
     args = p.parse_args()
@@ -153,8 +160,10 @@ def main() -> None:
     cfg = TrainConfig(max_epochs=args.epochs, test_images=500, train_eval_images=500)
     rate = None
     for preset in ("nws_fixed", "nws_main"):
-        nets = _networks(preset, args.networks, args.per_shape if preset == "nws_main" else args.fixed_per_shape)
-        rate = measure(preset, nets, cfg, device, args.workers, args.threads, args.train_images, args.cuda_graphs)
+        padded = dataclasses.replace(cfg, fc_width=args.fc_width if preset == "nws_main" else None)
+        per_shape = args.per_shape if preset == "nws_main" else args.fixed_per_shape
+        nets = _networks(preset, args.networks, per_shape, fc_width=padded.fc_width)
+        rate = measure(preset, nets, padded, device, args.workers, args.threads, args.train_images, args.cuda_graphs)
     # Projection from the last (nws_main) pack rate: training images plus evaluation at a third of their cost.
     per_net = args.mean_epochs * args.epoch_images * 1.33
     hours = ZOO * per_net / rate / 3600

@@ -477,3 +477,22 @@ def test_fc_width_below_a_networks_width_is_refused_by_name():
     cfg = dataclasses.replace(CONFIG, fc_width=64)
     with pytest.raises(ConfigError, match="network 1: fc_width=64 is below its width_fc=128"):
         next(iter_pack(DENSE_WIDTHS, IMAGES, zoo_seed=0, network_ids=[0, 1, 2, 3], config=cfg))
+
+
+def test_the_throughput_benchmark_runs_with_padded_dense_layers(capsys, monkeypatch):
+    """benchmarks/pack_throughput.py end to end at a tiny size with --fc-width: both trainers on the same padded
+    networks, their ratio printed, the padding stated."""
+    import sys
+
+    sys.path.insert(0, "benchmarks")
+    try:
+        import pack_throughput
+    finally:
+        sys.path.remove("benchmarks")
+    argv = ["pack_throughput", "--networks", "3", "--epochs", "1", "--workers", "1", "--threads", "1",
+            "--per-shape", "3", "--fc-width", "192", "--train-images", "300"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    pack_throughput.main()
+    out = capsys.readouterr().out
+    assert "nws_main: 3 networks in 1 shapes" in out and "dense layers padded to 192 (--fc-width)" in out
+    assert out.count("pack of 3") == 2 and "vs one" in out
