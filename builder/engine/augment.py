@@ -44,6 +44,7 @@ __all__ = [
     "params_at",
     "params_from_uniform",
     "sample_params",
+    "uniforms_per_batch",
 ]
 
 #: The hexcone's channel offsets (R, G, B) of ``f(n) = max - chroma * clamp(min(k, 4 - k), 0, 1)``,
@@ -127,6 +128,17 @@ def sample_params(batch: int, generator: torch.Generator, config: AugmentConfig 
     return _params(geo, col, config, image=(), pixel=())
 
 
+def uniforms_per_batch(batch: int) -> int:
+    """Uniform numbers the parameters of one batch of ``batch`` images take: six geometric ones per image, then the
+    batch's five colour ones (:func:`params_from_uniform`).
+
+    Example:
+        >>> uniforms_per_batch(32)
+        197
+    """
+    return 6 * batch + 5
+
+
 def params_from_uniform(u: torch.Tensor, batch: int, config: AugmentConfig = AugmentConfig()) -> AugmentParams:
     """The parameters of ``P`` batches of ``batch`` images from uniform numbers ``u`` [P, 6 * batch + 5] (one
     batch's per row: :func:`builder.engine.keyed_random.step_draws`), what one network draws at one training step.
@@ -139,8 +151,9 @@ def params_from_uniform(u: torch.Tensor, batch: int, config: AugmentConfig = Aug
         >>> p.rotate_deg.shape, p.brightness.shape, float(p.zoom[0])
         (torch.Size([8]), torch.Size([8, 1, 1, 1]), 1.0)
     """
-    if u.ndim != 2 or u.shape[1] != 6 * batch + 5:
-        raise ValueError(f"expected uniforms [P, {6 * batch + 5}] for batches of {batch}, got {tuple(u.shape)}")
+    if u.ndim != 2 or u.shape[1] != uniforms_per_batch(batch):
+        raise ValueError(f"expected uniforms [P, {uniforms_per_batch(batch)}] for batches of {batch}, got "
+                         f"{tuple(u.shape)}")  # fmt: skip
     n = len(u) * batch
     geo = u[:, : 6 * batch].reshape(n, 6)
     col = u[:, 6 * batch :].repeat_interleave(batch, dim=0)  # [N, 5]: each batch's draw, per image

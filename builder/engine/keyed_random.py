@@ -36,15 +36,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from builder.engine.augment import uniforms_per_batch
 from weightzoo.model import DROPOUT
 
 __all__ = [
     "StepDraws",
     "bits",
     "copy_from_host_",
-    "draws_of",
     "element_words",
     "hash32",
+    "mask_words",
     "step_draws",
     "stream_words",
     "to_device",
@@ -244,27 +245,21 @@ def step_draws(
         >>> torch.equal(step_draws([2], [0], 3, [4, 2]).augment, d.augment[1:])
         True
     """
-    return draws_of(stream_words(keys, steps, device), batch, units, dtype, augmentation)
+    total, n_masks = sum(units), mask_words(batch, units)
+    words = _words(stream_words(keys, steps, device), n_masks + (uniforms_per_batch(batch) if augmentation else 0))
+    kept = _unpack(words[:, :n_masks], batch * total).view(len(words), batch, total)
+    masks = list((kept.to(dtype) * (1 / (1 - DROPOUT))).split(list(units), dim=2))
+    return StepDraws(masks, to_uniform(words[:, n_masks:], torch.float32) if augmentation else None)
 
 
-def draws_of(
-    stream: torch.Tensor, batch: int, units: Sequence[int], dtype: torch.dtype = torch.float32,
-    augmentation: bool = True,
-) -> StepDraws:  # fmt: skip
-    """:func:`step_draws` from the streams' words ([P, 2], :func:`stream_words`) already on the device: device
-    work only (what a CUDA graph can capture, the words staged into a fixed buffer before each replay).
+def mask_words(batch: int, units: Sequence[int]) -> int:
+    """Words of a step's dropout bits, the first of its stream (one fair bit per image and unit, layer after layer;
+    the augmentation's uniforms follow them).
 
     Example:
-        >>> d = draws_of(stream_words([1, 2], [0, 0]), batch=3, units=[4, 2])
-        >>> torch.equal(d.augment, step_draws([1, 2], [0, 0], 3, [4, 2]).augment)
-        True
+        >>> mask_words(3, [4, 2]), mask_words(32, [128, 64])
+        (1, 192)
     """
     if DROPOUT != 0.5:
         raise ValueError(f"keyed dropout draws fair bits: it needs a drop probability of 0.5, not {DROPOUT}")
-    total = sum(units)
-    mask_words = -(-batch * total // 32)
-    n = mask_words + (6 * batch + 5 if augmentation else 0)
-    words = _words(stream, n)
-    kept = _unpack(words[:, :mask_words], batch * total).view(len(words), batch, total)
-    masks = list((kept.to(dtype) * (1 / (1 - DROPOUT))).split(list(units), dim=2))
-    return StepDraws(masks, to_uniform(words[:, mask_words:], torch.float32) if augmentation else None)
+    return -(-batch * sum(units) // 32)

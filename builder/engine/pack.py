@@ -210,9 +210,10 @@ def iter_pack(
     if cuda_graphs and config.evaluation == "released":
         raise ConfigError("cuda_graphs needs evaluation='clean' (the released evaluation reads metrics mid-step)")
     for hp, nid in zip(hps, ids, strict=True):
-        if config.fc_width is not None and config.fc_width < hp.width_fc:
-            raise ConfigError(f"network {nid}: fc_width={config.fc_width} is below its width_fc={hp.width_fc}; "
-                              "expected a width at least that of every network")  # fmt: skip
+        try:
+            lane_architecture(hp, config.fc_width)
+        except ConfigError as e:
+            raise ConfigError(f"network {nid}: {e}") from None
     dev = torch.device(device)
     data: dict[str, DeviceImages] = {}
     for name in sorted({hp.dataset for hp in hps}):

@@ -45,8 +45,15 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import torch
 
-from builder.engine.augment import apply_params, params_at
-from builder.engine.keyed_random import copy_from_host_, element_words, stream_words, to_uniform, words_at
+from builder.engine.augment import apply_params, params_at, uniforms_per_batch
+from builder.engine.keyed_random import (
+    copy_from_host_,
+    element_words,
+    mask_words,
+    stream_words,
+    to_uniform,
+    words_at,
+)
 from builder.engine.train_config import TrainConfig
 from weightzoo.model import DROPOUT
 
@@ -60,14 +67,13 @@ GRAPH_WARMUP = 3
 
 
 class _Masks(NamedTuple):
-    """Where a lane's dropout masks come from: its members' words ``first`` to ``end`` of the pack's bits (``words``
+    """Where a lane's dropout masks come from: its members' words ``first`` to ``end`` of the pack's bits (as many
     each when they all have the lane's units), and, in a lane that pads dense layers, the positions of each
     member's bits in the lane's layout within them (``index`` [P, B, units])."""
 
     first: int
     end: int
     members: int
-    words: int
     batch: int
     units: list[int]
     index: torch.Tensor | None
@@ -115,27 +121,27 @@ class Front:
         # pads dense layers (TrainConfig.fc_width) they are gathered into its layout (padded units: any bit, as
         # their activations are exact zeros).
         elements, streams, self.mask_spans, start = [], [], [], 0
-        mask_words = []
+        n_words = []  # each member's dropout words
         for lane in self.lanes:
             bs, padded = lane.batch_size, list(lane.arch.fc_units)
             own = [list(m.hp.architecture.fc_units) for m in lane.members]
             first = start
             for units in own:
-                mask_words.append(-(-bs * sum(units) // 32))
-                start += mask_words[-1]
+                n_words.append(mask_words(bs, units))
+                start += n_words[-1]
             uniform = all(units == padded for units in own)
             # a padding lane's positions within its own bits are made once per composition (Lane.mask_index)
             index = None if uniform else lane.mask_index()
-            self.mask_spans.append(_Masks(first, start, len(lane), mask_words[-1], bs, padded, index))
-        for g, words in enumerate(mask_words):
+            self.mask_spans.append(_Masks(first, start, len(lane), bs, padded, index))
+        for g, words in enumerate(n_words):
             elements.append(np.arange(words))
             streams.append(np.full(words, g))
         self.n_mask_words = start
         self.augmented = [g for g, m in enumerate(self.members) if m.hp.augmentation]
         geo, col, aug_rows, u_start = [], [], [], 0
         for g in self.augmented:
-            n, bs = 6 * sizes[g] + 5, sizes[g]
-            elements.append(mask_words[g] + np.arange(n))
+            n, bs = uniforms_per_batch(sizes[g]), sizes[g]
+            elements.append(n_words[g] + np.arange(n))
             streams.append(np.full(n, g))
             geo.append(u_start + np.arange(6 * bs).reshape(bs, 6))
             col.append(np.broadcast_to(u_start + 6 * bs + np.arange(5), (bs, 5)))
@@ -197,7 +203,7 @@ class Front:
         tensors made once for the pack."""
         x, y = self._batch()
         x = x.to(self.dtype).div_(255)
-        words = words_at(self.streams_words(), self.hashed)
+        words = words_at(self.words.index_select(0, self.streams), self.hashed)  # each element's stream, then it
         bits = (words[: self.n_mask_words, None] >> self.shifts) & 1
         kept = bits.to(self.dtype) * (1 / (1 - DROPOUT))
         if self.augmented:
@@ -212,17 +218,13 @@ class Front:
             P, bs, units = span.members, span.batch, span.units
             total = sum(units)
             if span.index is None:  # every member has the lane's units: [P, words] of equal rows
-                rows = kept[span.first : span.end].view(P, span.words * 32)[:, : bs * total].view(P, bs, total)
+                rows = kept[span.first : span.end].view(P, -1)[:, : bs * total].view(P, bs, total)
             else:
                 rows = flat[span.first * 32 : span.end * 32][span.index]
             n = P * bs
             out.append((x[row : row + n], y[row : row + n], list(rows.split(units, dim=2))))
             row += n
         return out
-
-    def streams_words(self) -> torch.Tensor:
-        """Each drawn element's stream words [T, 2]: its member's, from the staged words."""
-        return self.words.index_select(0, self.streams)
 
     def _compute(self) -> None:
         """The step's device work, from the staged inputs: the front (:meth:`inputs`), then every lane's forward

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from builder.engine.augment import augment
-from builder.engine.keyed_random import copy_from_host_
+from builder.engine.keyed_random import copy_from_host_, mask_words
 from builder.engine.member import Member
 from builder.engine.pack_front import Front
 from builder.engine.train_config import TrainConfig
@@ -174,22 +174,20 @@ class Lane:
         self.act_runs = _runs([m.hp.activation for m in members])
         P = len(members)
         self.lr, self.lr32 = torch.empty(P, dtype=self.dtype, device=dev), torch.empty(P, dtype=f32, device=dev)
-        self._front = None
-        self._mask_index: torch.Tensor | None = None
+        self._front, self._mask_index = None, None
         self.lr_changed()
 
     def mask_index(self) -> torch.Tensor:
-        """[P, B, units] positions of each member's dropout bits within the lane's own (member after member, each
-        ``ceil(B * its units / 32)`` words), in the lane's padded layout; made once per composition (a lane that
-        pads dense layers gathers its masks with it: :mod:`builder.engine.pack_front`)."""
+        """[P, B, units] positions of each member's dropout bits within the lane's own (member after member,
+        :func:`~builder.engine.keyed_random.mask_words` each), in the lane's padded layout; made once per composition
+        (a lane that pads dense layers gathers its masks with it: :mod:`builder.engine.pack_front`)."""
         if self._mask_index is None:
             bs, padded, bit, parts = self.batch_size, list(self.arch.fc_units), 0, []
             for m in self.members:
                 units = list(m.hp.architecture.fc_units)
                 parts.append(_member_mask_index(bit, bs, units, padded))
-                bit += -(-bs * sum(units) // 32) * 32
-            index = torch.from_numpy(np.stack(parts)).to(self.device)
-            self._mask_index = index
+                bit += mask_words(bs, units) * 32
+            self._mask_index = torch.from_numpy(np.stack(parts)).to(self.device)
         return self._mask_index
 
     def lr_changed(self) -> None:

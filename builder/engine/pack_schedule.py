@@ -64,8 +64,8 @@ def lane_architecture(hp: HyperParameters, fc_width: int | None = None) -> Archi
     if fc_width is None or fc_width == arch.width_fc:
         return arch
     if fc_width < arch.width_fc:
-        raise ConfigError(f"fc_width={fc_width} is below the network's width_fc={arch.width_fc}: its dense layers "
-                          "can be padded, not cut")  # fmt: skip
+        raise ConfigError(f"fc_width={fc_width} is below its width_fc={arch.width_fc}; expected at least that (dense "
+                          "layers can be padded, not cut)")  # fmt: skip
     return dataclasses.replace(arch, width_fc=fc_width)
 
 

@@ -143,6 +143,19 @@ class Work:
         return times[bound], bound
 
 
+def _line(x0: float, w0: Work, x1: float, w1: Work) -> tuple[Work, Work]:
+    """(fixed, slope) of work linear in ``x`` (a batch's images) through the counts ``w0`` at ``x0`` and ``w1`` at
+    ``x1``.
+
+    Example:
+        >>> fixed, slope = _line(2, Work(bytes=10), 4, Work(bytes=14))
+        >>> fixed.bytes, slope.bytes
+        (6.0, 2.0)
+    """
+    slope = (w1 - w0) * (1 / (x1 - x0))
+    return w0 - slope * x0, slope
+
+
 def _synthetic(name: str, n: int) -> DeviceImages:
     """``n`` random images of ten balanced classes, named ``name`` (the arithmetic's shapes, not its data)."""
     rng = np.random.default_rng(len(name) * 1000 + n)
@@ -170,7 +183,7 @@ class WorkCounter:
         self.config = TrainConfig(train_eval_images=20, test_images=20, fc_width=fc_width)
         self._images: dict[tuple[str, int], DeviceImages] = {}
         self._kernels: dict[tuple, int] = {}  # _lane's counts
-        self._per_member: dict[Architecture, tuple[Work, Work, Work, Work]] = {}
+        self._per_member: dict[Architecture, tuple[tuple[Work, Work], tuple[Work, Work]]] = {}
         self._aug_bytes: tuple[Work, Work] | None = None
         self._front_extra: tuple[tuple[Work, Work], tuple[Work, Work]] | None = None
         self._export: dict[Architecture, tuple[Work, Work, Work]] = {}
@@ -297,35 +310,27 @@ class WorkCounter:
         if self._front_extra is None:
             base = HyperParameters(**_SMALLEST)
             aug, other = dataclasses.replace(base, augmentation=True), dataclasses.replace(base, dataset="fashion")
-            extra: dict[str, list[tuple[int, Work]]] = {"some": [], "dataset": []}
+            self._member(aug)  # fits what augmenting adds to the augmented member's own share
+            assert self._aug_bytes is not None
+            some, sets = [], []
             for n in (self.SMALL, self.LARGE):
                 plain = self.count_lane([base, base], n)
                 bs = plain.batch_size
-                self._member(aug)  # fits what augmenting adds to the augmented member's own share
-                assert self._aug_bytes is not None
                 own = self._aug_bytes[0] + self._aug_bytes[1] * bs
-                extra["some"].append((bs, self.count_lane([aug, base], n).front_work - plain.front_work - own))
-                extra["dataset"].append((bs, self.count_lane([base, other], n).front_work - plain.front_work))
-            fits = []
-            for part in ("some", "dataset"):
-                (b0, w0), (b1, w1) = extra[part]
-                slope = (w1 - w0) * (1 / (2 * (b1 - b0)))  # per image of the pack (two members' batches)
-                fits.append((w0 - slope * (2 * b0), slope))
-            self._front_extra = (fits[0], fits[1])
+                some.append((2 * bs, self.count_lane([aug, base], n).front_work - plain.front_work - own))
+                sets.append((2 * bs, self.count_lane([base, other], n).front_work - plain.front_work))
+            self._front_extra = (_line(*some[0], *some[1]), _line(*sets[0], *sets[1]))
         return self._front_extra
 
-    def _per_member_fit(self, hp: HyperParameters) -> tuple[Work, Work, Work, Work]:
+    def _per_member_fit(self, hp: HyperParameters) -> tuple[tuple[Work, Work], tuple[Work, Work]]:
         """Bytes and FLOPs of a member in a lane of two such, fitted at two batch sizes: (fixed, per image) of its
-        lane's work, then (fixed, per image) of its share of the front's."""
-        pair = [hp, hp]
-        small, large = (self.count_lane(pair, n, flops=True) for n in (self.SMALL, self.LARGE))
-        db = large.batch_size - small.batch_size
-        fits = []
-        for part in ("lane_work", "front_work"):
-            a, b = getattr(small, part) * 0.5, getattr(large, part) * 0.5
-            slope = (b - a) * (1 / db)
-            fits += [a - slope * small.batch_size, slope]
-        return fits[0], fits[1], fits[2], fits[3]
+        lane's work, then of its share of the front's."""
+        small, large = (self.count_lane([hp, hp], n, flops=True) for n in (self.SMALL, self.LARGE))
+        lane, front = (
+            _line(small.batch_size, getattr(small, part) * 0.5, large.batch_size, getattr(large, part) * 0.5)
+            for part in ("lane_work", "front_work")
+        )
+        return lane, front
 
     def _member(self, hp: HyperParameters) -> tuple[Work, Work]:
         """(lane, front) bytes and FLOPs of one member: its architecture's (an Adam, ReLU member's), linear in its
@@ -335,14 +340,14 @@ class WorkCounter:
         if arch not in self._per_member:
             base = dataclasses.replace(hp, optimizer="adam", activation="relu", augmentation=False, dataset="mnist")
             self._per_member[arch] = self._per_member_fit(base)
-        lane_fixed, lane_slope, front_fixed, front_slope = self._per_member[arch]
+        (lane_fixed, lane_slope), (front_fixed, front_slope) = self._per_member[arch]
         lane, front = lane_fixed + lane_slope * hp.batch_size, front_fixed + front_slope * hp.batch_size
         if hp.augmentation:
             if self._aug_bytes is None:
                 base = HyperParameters(**_SMALLEST)
-                plain = self._per_member_fit(base)
-                aug = self._per_member_fit(dataclasses.replace(base, augmentation=True))
-                self._aug_bytes = (aug[2] - plain[2], aug[3] - plain[3])
+                plain = self._per_member_fit(base)[1]
+                aug = self._per_member_fit(dataclasses.replace(base, augmentation=True))[1]
+                self._aug_bytes = (aug[0] - plain[0], aug[1] - plain[1])
             front = front + self._aug_bytes[0] + self._aug_bytes[1] * hp.batch_size
         return lane, front
 
