@@ -27,6 +27,8 @@ def test_older_records_take_what_zoos_did_then():
         ({"max_shard_bytes": None}, "generation.max_shard_bytes"),
         ({"train": []}, "generation.train is list"),
         ({"train": {"max_epochs": -4}}, "generation.train: the training record is not valid"),
+        ({"train": {"fc_width": 10**9}}, "fc_width=1000000000; expected"),  # padding is bounded, as on the CLI
+        ({"fc_width": "wide"}, "generation.fc_width"),
         ({"preset": True}, "generation.preset"),
     ],
 )

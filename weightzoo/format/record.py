@@ -111,7 +111,8 @@ class TrainConfig:
         """Each value in its range (:data:`weightzoo.options.RANGES`, the ranges the command line checks)."""
         for name in ("max_epochs", "lr_decay", "bn_decay", "eval_batch_size"):
             RANGES[name].check(name, getattr(self, name))
-        check_params({n: getattr(self, n) for n in ("train_images", "train_eval_images", "test_images")})  # None: all
+        # None: all images, each network's own dense width
+        check_params({n: getattr(self, n) for n in ("train_images", "train_eval_images", "test_images", "fc_width")})
         if not (isinstance(self.validation_fraction, float) and 0 < self.validation_fraction < 1):
             raise ConfigError(f"validation_fraction={self.validation_fraction!r}; expected a number in (0, 1)")
         if not (isinstance(self.bn_eps, float) and 0 < self.bn_eps < 1):
@@ -120,10 +121,6 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{name}={value!r}; expected a non-negative integer")
-        if self.fc_width is not None and (
-            isinstance(self.fc_width, bool) or not isinstance(self.fc_width, int) or self.fc_width < 1
-        ):
-            raise ConfigError(f"fc_width={self.fc_width!r}; expected a positive integer (a dense width) or None")
         for name, valid in (("evaluation", EVALUATIONS), ("epoch_cap", EPOCH_CAPS), ("on_divergence", ON_DIVERGENCE)):
             if getattr(self, name) not in valid:
                 raise UnknownNameError(name, getattr(self, name), valid)
