@@ -48,18 +48,20 @@ def _variant(spec: str) -> tuple[str, str, dict[str, object]]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("zoo", help="zoo folder or URL")
-    p.add_argument("--models", nargs="+", default=["stats", "statnn", "probe", "probe:features=probes"],
+    p.add_argument("--models", nargs="+",
+                   default=["stats", "statnn", "probe", "probe:features=probes", "probe:readout=outputs"],
                    help="models, a variant as model:key=value,... (probe:head=mlp)")  # fmt: skip
     p.add_argument("--targets", nargs="+", default=list(TARGETS))
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--probe-epochs", type=int, default=100)
-    p.add_argument("--n-probes", type=int, default=16)
+    p.add_argument("--probe-epochs", type=int, help="stage 1's epochs (default: the model's, 10)")
+    p.add_argument("--n-probes", type=int, help="probe images (default: the model's, 16)")
     p.add_argument("--out", default="benchmarks/results/probe_vs_stats")
     args = p.parse_args()
     torch.set_num_threads(1)
     zoo = weightzoo.open_zoo(args.zoo)
     variants = [_variant(m) for m in args.models]
-    probe = {"epochs": args.probe_epochs, "n_probes": args.n_probes, "device": "cpu"}
+    probe = {"device": "cpu", "epochs": args.probe_epochs, "n_probes": args.n_probes}
+    probe = {k: v for k, v in probe.items() if v is not None}
     params = {label: {**(probe if model == "probe" else {}), **extra} for label, model, extra in variants}
     labels = [label for label, _, _ in variants]
     kinds = tuple(dict.fromkeys(input_of(model) for _, model, _ in variants))

@@ -17,7 +17,8 @@ from weightzoo.zoo import open_zoo
 
 def test_networks_batched_by_kind_compute_what_each_computes_alone(tmp_path):
     """Mixed architectures and activations (nws_main draws): the vmapped forward of every group, put back in the
-    order asked for, equals each network's own model() on the same images."""
+    order asked for, equals each network's own model() on the same images, and so do the summaries of its first
+    and last hidden activations."""
     write_synthetic_zoo(tmp_path / "zoo", 8, preset="nws_main", diverged=())
     zoo = open_zoo(tmp_path / "zoo")
     train, test, _ = load_samples(zoo, "activation", 20, features=("networks",), balance=False, test_fraction=0.5)
@@ -30,16 +31,25 @@ def test_networks_batched_by_kind_compute_what_each_computes_alone(tmp_path):
     stack = _Stack(samples, torch.device("cpu"))
     probes = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     rows = np.random.default_rng(0).permutation(len(samples))
-    batched = stack.outputs(probes, rows)
+    batched, hidden = stack.responses(probes, rows)
     for k, i in enumerate(rows):
         s = samples[i]
         net = NWSNet(s.architecture, s.activation, bn_eps=s.bn_eps).eval()
         net.load_state_dict({n: torch.as_tensor(a) for n, a in s.tensors.items()}, strict=False)
+        seen = []
+        net.act.register_forward_hook(lambda _m, _i, out, seen=seen: seen.append(out))
         with torch.no_grad():
             alone = net(probes)
         # the same up to float32 rounding: vmap runs a group as one grouped convolution, summing in another order
         scale = float(alone.abs().max())
         torch.testing.assert_close(batched[k], alone, rtol=1e-4, atol=1e-5 * scale)
+        # the hidden readout: the first conv layer's and the last dense layer's activations, summarised alike
+        assert len(seen) == len(s.architecture.conv_channels) + len(s.architecture.fc_units)
+        first, last = seen[0].flatten(), seen[-1].flatten()
+        for j, h in enumerate((first, last)):
+            expected = [h.mean(), h.std(), h.min(), h.max(), (h > 0).float().mean(), (h == 0).float().mean(),
+                        h.abs().mean()]  # fmt: skip
+            torch.testing.assert_close(hidden[k, j], torch.stack(expected), rtol=1e-3, atol=1e-4)
 
 
 def _population(n: int, seed: int, classes: bool = True) -> tuple[list[NetworkSample], np.ndarray, np.ndarray]:
@@ -75,6 +85,25 @@ def test_the_probe_classifier_and_regressor_learn_what_the_networks_compute():
     assert kendalltau(reg.predict(samples[30:]), target[30:]).statistic > 0.6  # chance: 0
     assert reg.loss_curve_[-1] < reg.loss_curve_[0]
     assert reg.probe_images().shape == (4, 32, 32, 3)
+
+
+def test_early_stopping_keeps_the_probes_of_the_best_held_out_epoch():
+    """Stage 1 holds networks out, stops once their loss has not improved for ``n_iter_no_change`` epochs and
+    keeps the best epoch's probes and head: the fitted model's held-out loss is the lowest one recorded."""
+    samples, _, target = _population(40, seed=1, classes=False)
+    reg = ProbeRegressor(n_probes=4, hidden=16, epochs=400, batch_size=16, learning_rate=0.03, early_stopping=True,
+                         n_iter_no_change=3, head="mlp", random_state=0).fit(samples, target)  # fmt: skip
+    assert len(reg.validation_curve_) == len(reg.loss_curve_) < 400  # stopped early
+    assert len(reg.loss_curve_) == reg.best_epoch_ + 3
+    # the same held-out networks (the holdout is the first draw of the seed's generator), scored by the fitted model
+    fit_rows, held_out = reg._holdout(target, np.random.default_rng(0))
+    assert len(held_out) == 8 and set(fit_rows).isdisjoint(held_out)
+    loss = np.mean((reg.predict([samples[i] for i in held_out]) - target[held_out]) ** 2) / reg.y_std_**2
+    assert loss == pytest.approx(min(reg.validation_curve_), rel=1e-4)
+    everything = ProbeRegressor(n_probes=2, hidden=8, epochs=5).fit(samples, target)  # no early stopping
+    assert len(everything.loss_curve_) == 5 and everything.validation_curve_ == [] and everything.best_epoch_ == 5
+    with pytest.raises(ConfigError, match="early_stopping='yes'"):
+        ProbeRegressor(early_stopping="yes").fit(samples, target)
 
 
 def test_the_same_seed_gives_the_same_model_and_errors_are_named():

@@ -74,6 +74,16 @@ def test_model_computes_what_def_net_computes(fake):
         state = states[(row["trial"], 3)]
         net.load_state_dict({k.removeprefix("module_list."): torch.as_tensor(v) for k, v in state.items()})
         torch.testing.assert_close(zoo.model(nid, snapshot=4)(x), net(x), rtol=1e-5, atol=1e-5)
+        # what the probe reads of the hidden layers: every activation, the last one the classifier's input
+        from weightzoo.baselines.probe import _recording
+
+        model, into_classifier = zoo.model(nid, snapshot=4), []
+        seen = _recording(model)
+        net[-1].register_forward_hook(lambda _m, inputs, _out, into=into_classifier: into.append(inputs[0]))
+        with torch.no_grad():
+            model(x), net(x)
+        assert len(seen) == 4  # three conv layers and the hidden dense layer
+        torch.testing.assert_close(seen[-1], into_classifier[0], rtol=1e-5, atol=1e-5)
 
 
 def test_probe_and_statistics_run_on_a_model_zoo(fake):

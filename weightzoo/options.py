@@ -130,6 +130,7 @@ RANGES: dict[str, Range] = {
     "n_probes": Range(int, 1, 4096),
     "hidden": Range(int, 1, 65_536),
     "weight_decay": Range(float, 0, 1),
+    "n_iter_no_change": Range(int, 1, 100_000),
     "seeds": Range(int, 1, 100),
 }
 

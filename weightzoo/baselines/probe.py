@@ -2,15 +2,21 @@
 this is our own, simpler model), beside what its weights' statistics say.
 
 ``n_probes`` learned input images are fed through every network (its own weights, in eval mode, as
-:class:`~weightzoo.model.NWSNet` rebuilds it); the networks' outputs on the probes (``n_probes`` x 20 logits,
-compressed with ``sign(x) log(1 + |x|)`` so a sigmoid network's and a diverging one's outputs share a scale) are
-the *probe features*. Two stages:
+:class:`~weightzoo.model.NWSNet` rebuilds it); what the networks compute on the probes is the *probe features*:
+their outputs (``n_probes`` x 20 logits) and, with ``readout="outputs+hidden"`` (the default), a summary of their
+first and last hidden activations (:data:`HIDDEN_STATS` over every probe, position and unit of the layer: mean,
+spread, range, the fractions above and exactly at zero), all compressed with ``sign(x) log(1 + |x|)`` so a sigmoid
+network's and a diverging one's values share a scale. ProbeGen reads outputs only (``readout="outputs"``, a black
+box); we own the networks, and their hidden layers show what the logits blur (an activation function's range, how
+many units a brightness switches off). Two stages:
 
 1. **Probes learned end to end.** The probes start as a ramp of uniform grey images (levels 0.05 to 0.95, plus a
    little noise; ``probe_init="grey"``: a network's response to brightness tells its activation and data set
    apart, where random-noise images give features near chance on our zoos) and are trained with a small head
    (batch-normalised input, one hidden ReLU layer, dropout) by Adam: the gradient reaches the probes through the
-   networks, whose weights stay fixed.
+   networks, whose weights stay fixed. Briefly (``epochs=10``): on a zoo of ~100 networks the head overfits
+   soon, and held out networks say so (with ``early_stopping=True`` the held-out loss of the README's zoo bottoms
+   out after 2 to 9 epochs), while probes still near their grey start generalise better.
 2. **The head** (``head="boost"``, the default): histogram gradient boosting, the ``stats`` model's learner, refitted
    on the learned probes' features, on the per-tensor weight statistics (:mod:`weightzoo.baselines.features`),
    or on both: ``features="select"`` picks one of the three by k-fold cross-validation on the *training*
@@ -43,6 +49,7 @@ Example (``zoo_path``: a small zoo written by the test fixtures):
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -64,7 +71,7 @@ try:
 except ImportError:  # pragma: no cover - exercised only without the extra
     raise MissingExtraError("scikit-learn", "baselines", "the probing baseline") from None
 
-__all__ = ["FEATURE_SETS", "HEADS", "NetworkSample", "ProbeClassifier", "ProbeRegressor"]
+__all__ = ["FEATURE_SETS", "HEADS", "HIDDEN_STATS", "READOUTS", "NetworkSample", "ProbeClassifier", "ProbeRegressor"]
 
 #: The networks' input: colour images 32 x 32 in [0, 1] (``weightzoo.model.NWSNet``).
 IMAGE_SHAPE: tuple[int, int, int] = (3, 32, 32)
@@ -104,6 +111,35 @@ def _template(arch: Any, activation: str, bn_eps: float) -> nn.Module:
     return build_family_model(arch, activation)
 
 
+#: What is read of a hidden activation on the probes (every probe, position and unit of one layer at once).
+HIDDEN_STATS: tuple[str, ...] = ("mean", "std", "min", "max", "positive", "zero", "mean_abs")
+
+
+def _hidden_summary(h: torch.Tensor) -> torch.Tensor:
+    """:data:`HIDDEN_STATS` of one network's activations ``h`` (any shape) on the probes."""
+    f = h.flatten()
+    return torch.stack([f.mean(), f.std(), f.amin(), f.amax(), (f > 0).to(f.dtype).mean(),
+                        (f == 0).to(f.dtype).mean(), f.abs().mean()])  # fmt: skip
+
+
+def _recording(template: nn.Module) -> list[torch.Tensor]:
+    """Make ``template`` record the output of every activation function it applies, in order, into the returned
+    list (which the caller clears before each forward): a hook on :class:`NWSNet`'s one activation module, or a
+    recording wrapper around a declared family's activation function."""
+    seen: list[torch.Tensor] = []
+    if isinstance(template, NWSNet):
+        template.act.register_forward_hook(lambda _module, _inputs, out: seen.append(out))
+    else:
+        act = template._act
+
+        def recorded(x: torch.Tensor) -> torch.Tensor:
+            seen.append(act(x))
+            return seen[-1]
+
+        template._act = recorded
+    return seen
+
+
 class NotFittedError(ConfigError, _SklearnNotFitted):
     """A probing model used before ``fit``."""
 
@@ -123,7 +159,7 @@ class _Stack:
         kinds: dict[tuple[Architecture, str, float], list[int]] = {}
         for i, x in enumerate(X):
             kinds.setdefault(x.kind, []).append(i)
-        self.groups: list[tuple[nn.Module, dict[str, torch.Tensor]]] = []
+        self.groups: list[tuple[nn.Module, dict[str, torch.Tensor], list[torch.Tensor]]] = []
         shapes = {(_input_shape(k[0]), _num_outputs(k[0])) for k in kinds}
         if len(shapes) > 1:
             raise ConfigError(f"the networks take different inputs or give different outputs ({sorted(shapes)}); "
@@ -139,27 +175,32 @@ class _Stack:
                 .to(device)
                 for n in names
             }  # fmt: skip
-            self.groups.append((template, stacked))
+            self.groups.append((template, stacked, _recording(template)))
             self.group_of[members] = g
             self.position[members] = np.arange(len(members))
 
-    def outputs(self, probes: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
-        """[len(rows), n_probes, 20] logits of the networks ``rows`` (sample indices) on ``probes``."""
-        where, parts = [], []
+    def responses(self, probes: torch.Tensor, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the networks ``rows`` (sample indices) compute on ``probes``: their logits [len(rows), n_probes,
+        outputs] and the summaries of their first and last hidden activations [len(rows), 2, len(HIDDEN_STATS)]."""
+        where, logits, hidden = [], [], []
         for g in np.unique(self.group_of[rows]):
             mask = self.group_of[rows] == g
-            template, stacked = self.groups[int(g)]
+            template, stacked, seen = self.groups[int(g)]
             pos = torch.as_tensor(self.position[rows][mask], device=probes.device)
             weights = {n: t.index_select(0, pos) for n, t in stacked.items()}
 
-            def run(w: dict[str, torch.Tensor], template: nn.Module = template) -> torch.Tensor:
-                return torch.func.functional_call(template, w, (probes,))
+            def run(w: dict[str, torch.Tensor], template: nn.Module = template, seen: list = seen) -> tuple:
+                seen.clear()
+                out = torch.func.functional_call(template, w, (probes,))
+                return out, torch.stack([_hidden_summary(seen[0]), _hidden_summary(seen[-1])])
 
             where.append(np.flatnonzero(mask))
-            parts.append(torch.func.vmap(run)(weights))
-        # the groups' outputs concatenated, then put back in the order of ``rows``
+            out, summary = torch.func.vmap(run)(weights)
+            logits.append(out)
+            hidden.append(summary)
+        # the groups' results concatenated, then put back in the order of ``rows``
         back = torch.as_tensor(np.argsort(np.concatenate(where)), device=probes.device)
-        return torch.cat(parts).index_select(0, back)
+        return torch.cat(logits).index_select(0, back), torch.cat(hidden).index_select(0, back)
 
 
 class _ProbeNet(nn.Module):
@@ -167,14 +208,15 @@ class _ProbeNet(nn.Module):
 
     def __init__(self, n_probes: int, hidden: int, dropout: float, n_out: int,
                  image_shape: tuple[int, ...] = IMAGE_SHAPE, num_outputs: int = NUM_OUTPUTS,
-                 probe_init: str = "grey"):  # fmt: skip
+                 probe_init: str = "grey", readout: str = "outputs+hidden"):  # fmt: skip
         super().__init__()
+        self.readout = readout
         noise = torch.randn(n_probes, *image_shape)
         if probe_init == "grey":  # uniform images, levels 0.05 .. 0.95, and a little noise to break the symmetry
             levels = torch.logit(torch.linspace(0.05, 0.95, n_probes)).view(-1, *([1] * len(image_shape)))
             noise = levels + 0.01 * noise
         self.probe_logits = nn.Parameter(noise)
-        width = n_probes * num_outputs
+        width = n_probes * num_outputs + (2 * len(HIDDEN_STATS) if readout == "outputs+hidden" else 0)
         self.head = nn.Sequential(
             nn.BatchNorm1d(width, affine=False),
             nn.Linear(width, hidden),
@@ -187,10 +229,13 @@ class _ProbeNet(nn.Module):
         return torch.sigmoid(self.probe_logits)
 
     def features(self, stack: _Stack, rows: np.ndarray) -> torch.Tensor:
-        """The probe features of the networks ``rows``: [len(rows), n_probes x outputs], compressed logits."""
-        logits = stack.outputs(self.probes(), rows)
-        features = torch.sign(logits) * torch.log1p(logits.abs())
-        return torch.nan_to_num(features, nan=0.0, posinf=30.0, neginf=-30.0).flatten(1)
+        """The probe features of the networks ``rows``, compressed: [len(rows), n_probes x outputs] logits, then
+        (``readout="outputs+hidden"``) the 2 x len(HIDDEN_STATS) summaries of the first and last hidden layer."""
+        logits, hidden = stack.responses(self.probes(), rows)
+        parts = [logits.flatten(1)] + ([hidden.flatten(1)] if self.readout == "outputs+hidden" else [])
+        features = torch.cat(parts, dim=1)
+        features = torch.sign(features) * torch.log1p(features.abs())
+        return torch.nan_to_num(features, nan=0.0, posinf=30.0, neginf=-30.0)
 
     def forward(self, stack: _Stack, rows: np.ndarray) -> torch.Tensor:
         return self.head(self.features(stack, rows))
@@ -200,6 +245,8 @@ class _ProbeNet(nn.Module):
 FEATURE_SETS: tuple[str, ...] = ("stats", "probes", "probes+stats")
 #: The two heads: gradient boosting refitted on the features, or the end-to-end MLP.
 HEADS: tuple[str, ...] = ("boost", "mlp")
+#: What the probes read of a network: its outputs (a black box, as ProbeGen), or also its hidden activations.
+READOUTS: tuple[str, ...] = ("outputs", "outputs+hidden")
 
 
 def _role(arch: Any, name: str) -> str:
@@ -233,10 +280,14 @@ class _ProbeBase(BaseEstimator):
     """Shared by :class:`ProbeClassifier` and :class:`ProbeRegressor` (scikit-learn estimators: ``get_params``,
     ``set_params`` and ``clone`` work; ``__init__`` only stores the parameters).
 
-    Parameters: ``n_probes`` images, stage 1's ``hidden`` width, ``dropout``, ``epochs``, ``learning_rate``,
-    ``batch_size`` and ``weight_decay``; ``probe_init`` (``"grey"`` or ``"random"``: sigmoid of N(0, 1) noise);
-    ``head`` (:data:`HEADS`), ``features`` (:data:`FEATURE_SETS` or ``"select"``) and ``cv_folds`` for the boosted
-    head; ``random_state``; ``device`` (default: CUDA when available).
+    Parameters: ``n_probes`` images, stage 1's ``hidden`` width, ``dropout``, ``epochs`` (at most),
+    ``learning_rate``, ``batch_size`` and ``weight_decay``; ``early_stopping`` as scikit-learn's MLP does it:
+    ``validation_fraction`` of the networks held out of stage 1, which stops once their loss has not improved for
+    ``n_iter_no_change`` epochs and keeps the probes of its best epoch (``validation_curve_``, ``best_epoch_``);
+    ``probe_init`` (``"grey"`` or ``"random"``: sigmoid of N(0, 1)
+    noise); ``readout`` (:data:`READOUTS`); ``head`` (:data:`HEADS`), ``features`` (:data:`FEATURE_SETS` or
+    ``"select"``) and ``cv_folds`` for the boosted head; ``random_state``; ``device`` (default: CUDA when
+    available).
     """
 
     _classify = True
@@ -246,11 +297,15 @@ class _ProbeBase(BaseEstimator):
         n_probes: int = 16,
         hidden: int = 64,
         dropout: float = 0.2,
-        epochs: int = 100,
+        epochs: int = 10,
         learning_rate: float = 3e-3,
         batch_size: int = 64,
         weight_decay: float = 1e-4,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.2,
+        n_iter_no_change: int = 10,
         probe_init: str = "grey",
+        readout: str = "outputs+hidden",
         head: str = "boost",
         features: str = "select",
         cv_folds: int = 5,
@@ -264,7 +319,11 @@ class _ProbeBase(BaseEstimator):
         self.learning_rate = learning_rate
         self.batch_size = batch_size
         self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
         self.probe_init = probe_init
+        self.readout = readout
         self.head = head
         self.features = features
         self.cv_folds = cv_folds
@@ -277,12 +336,16 @@ class _ProbeBase(BaseEstimator):
     def _check(self) -> None:
         check_params({"epochs": self.epochs, "learning_rate": self.learning_rate, "batch_size": self.batch_size,
                       "dropout": self.dropout, "random_state": self.random_state, "n_probes": self.n_probes,
-                      "hidden": self.hidden, "weight_decay": self.weight_decay})  # fmt: skip
+                      "hidden": self.hidden, "weight_decay": self.weight_decay,
+                      "validation_fraction": self.validation_fraction,
+                      "n_iter_no_change": self.n_iter_no_change})  # fmt: skip
         for name, value, allowed in (("probe_init", self.probe_init, ("grey", "random")),
-                                     ("head", self.head, HEADS),
+                                     ("readout", self.readout, READOUTS), ("head", self.head, HEADS),
                                      ("features", self.features, ("select", *FEATURE_SETS))):  # fmt: skip
             if value not in allowed:
                 raise UnknownNameError(name, value, allowed)
+        if not isinstance(self.early_stopping, bool):
+            raise ConfigError(f"early_stopping={self.early_stopping!r}; expected True or False")
         if not isinstance(self.cv_folds, int) or self.cv_folds < 2:
             raise ConfigError(f"cv_folds={self.cv_folds!r}; expected an integer of at least 2")
 
@@ -323,14 +386,17 @@ class _ProbeBase(BaseEstimator):
                 return nn.functional.mse_loss(pred[:, 0], t)
 
         net = _ProbeNet(self.n_probes, self.hidden, self.dropout, n_out, stack.input_shape, stack.num_outputs,
-                        self.probe_init)  # fmt: skip
+                        self.probe_init, self.readout)  # fmt: skip
         net = net.to(device)
         optimizer = torch.optim.Adam(net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
+        fit_rows, val_rows = self._holdout(y, rng)
         self.loss_curve_: list[float] = []
-        batch = max(2, min(self.batch_size, len(X)))  # batch norm needs two samples
+        self.validation_curve_: list[float] = []
+        best, best_state, waited = np.inf, None, 0
+        batch = max(2, min(self.batch_size, len(fit_rows)))  # batch norm needs two samples
         for _ in range(self.epochs):
             net.train()
-            order = rng.permutation(len(X))
+            order = rng.permutation(fit_rows)
             total = 0.0
             for start in range(0, len(order), batch):
                 rows = order[start : start + batch]
@@ -342,8 +408,39 @@ class _ProbeBase(BaseEstimator):
                 optimizer.step()
                 total += loss.item() * len(rows)
             self.loss_curve_.append(total / len(order))
+            if len(val_rows) == 0:
+                continue
+            net.eval()
+            with torch.no_grad():
+                held_out = float(loss_fn(net(stack, val_rows), target[torch.as_tensor(val_rows, device=device)]))
+            self.validation_curve_.append(held_out)
+            if held_out < best:
+                best, best_state, waited = held_out, copy.deepcopy(net.state_dict()), 0
+            else:
+                waited += 1
+                if waited >= self.n_iter_no_change:
+                    break
+        if best_state is not None:  # the probes and head of the epoch with the lowest held-out loss
+            net.load_state_dict(best_state)
+        self.best_epoch_ = int(np.argmin(self.validation_curve_)) + 1 if best_state else len(self.loss_curve_)
         self.net_ = net.eval()
-        self.n_features_in_ = self.n_probes * stack.num_outputs
+        self.n_features_in_ = net.head[0].num_features
+
+    def _holdout(self, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Stage 1's networks to learn on and those held out to stop by (``early_stopping``):
+        ``validation_fraction`` of them (per class, for a classifier whose classes each have two networks); none
+        held out (every epoch runs) without early stopping or when fewer than two would be on either side."""
+        everyone = np.arange(len(y))
+        n_val = round(self.validation_fraction * len(y)) if self.early_stopping else 0
+        if n_val < 2 or len(y) - n_val < 2:
+            return everyone, everyone[:0]
+        from sklearn.model_selection import train_test_split
+
+        counts = np.unique(y, return_counts=True)[1]
+        stratify = y if self._classify and counts.min() >= 2 and min(n_val, len(y) - n_val) >= len(counts) else None
+        fit_rows, val_rows = train_test_split(everyone, test_size=n_val, stratify=stratify,
+                                              random_state=int(rng.integers(2**31)))  # fmt: skip
+        return np.sort(fit_rows), np.sort(val_rows)
 
     def _candidates(self, X: Sequence[NetworkSample], names: Sequence[str]) -> dict[str, np.ndarray]:
         """The feature matrices ``names`` (of :data:`FEATURE_SETS`) of networks ``X``."""
@@ -408,7 +505,8 @@ class _ProbeBase(BaseEstimator):
         return np.concatenate(out)
 
     def probe_features(self, X: Sequence[NetworkSample]) -> np.ndarray:
-        """The networks' compressed outputs on the learned probes: [len(X), n_probes x outputs] float32."""
+        """The networks' compressed responses to the learned probes, float32: [len(X), n_probes x outputs], then
+        (``readout="outputs+hidden"``) the :data:`HIDDEN_STATS` of their first and last hidden layers."""
         return self._run(X, features_only=True)
 
     def _head_input(self, X: Sequence[NetworkSample]) -> np.ndarray:
