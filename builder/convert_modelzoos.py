@@ -39,9 +39,10 @@ import math
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import fsspec
 import numpy as np
 
 from builder.convert_common import (
@@ -59,7 +60,7 @@ from weightzoo.errors import ReleaseError
 from weightzoo.families import FAMILIES, modelzoos_declaration
 from weightzoo.format.index import CORE_COLUMNS, ConvertedRecord
 from weightzoo.format.layout import DEFAULT_SHARD_BYTES, MAX_SNAPSHOTS, METRICS
-from weightzoo.format.manifest import Manifest
+from weightzoo.format.manifest import Manifest, sha256_bytes, sha256_file
 
 #: ``model::type`` -> family (``def_net.py``: ``CNN`` is CNN-s, ``CNN3`` CNN-l).
 MODEL_TYPES = {"CNN": "modelzoos_cnn_s", "CNN3": "modelzoos_cnn_l"}
@@ -89,13 +90,15 @@ CITATION = """@inproceedings{schurholt2022model,
 
 @dataclass(frozen=True)
 class Trial:
-    """One trained model of the zoo: its network id, folder, configuration and checkpoint folders by epoch."""
+    """One trained model of the zoo: its network id, folder, configuration, checkpoint folders by epoch and the
+    sha256 and size of every file the scan read (by path)."""
 
     network_id: int
     path: str
     params: dict[str, Any]
     checkpoints: dict[int, str]
     split: str = "train"
+    read: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 def _read_bounded(path: str, limit: int) -> bytes:
@@ -106,14 +109,19 @@ def _read_bounded(path: str, limit: int) -> bytes:
         return f.read(limit + 1)
 
 
-def load_state(path: str) -> dict[str, np.ndarray]:
+def load_state(path: str, expected: str | None = None) -> tuple[dict[str, np.ndarray], str, int]:
     """A checkpoint's ``state_dict`` as numpy arrays, read with ``torch.load(weights_only=True)`` (nothing in the
-    file is executed); :class:`~weightzoo.errors.ReleaseError` naming the file otherwise."""
+    file is executed), with the sha256 and size of the bytes read; :class:`~weightzoo.errors.ReleaseError` naming
+    the file otherwise, or when its sha256 is not ``expected`` (what the scan read: the file changed since)."""
     import io
 
     import torch
 
     data = _read_bounded(path, MAX_CHECKPOINT_BYTES)
+    digest = sha256_bytes(data)
+    if expected is not None and digest != expected:
+        raise ReleaseError(f"{path}: changed since the source was checked (sha256 {digest[:12]}..., the scan read "
+                           f"{expected[:12]}...); convert again from a source nothing is writing to")  # fmt: skip
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:
@@ -126,7 +134,7 @@ def load_state(path: str) -> dict[str, np.ndarray]:
         if not v.dtype.is_floating_point:
             raise ReleaseError(f"{path}: tensor {k} is {v.dtype}; expected floating-point weights")
         out[str(k)] = v.detach().to(torch.float32).numpy()
-    return out
+    return out, digest, len(data)
 
 
 def canonical(state: dict[str, np.ndarray], family: str, channels: int, where: str) -> dict[str, np.ndarray]:
@@ -197,7 +205,8 @@ def scan(source: str) -> dict[str, Any]:
                             "plain files: copy them in instead")  # fmt: skip
             continue
         try:
-            params = json.loads(_read_bounded(os.path.join(path, "params.json"), MAX_PARAMS_BYTES))
+            raw = _read_bounded(os.path.join(path, "params.json"), MAX_PARAMS_BYTES)
+            params = json.loads(raw)
         except FileNotFoundError:
             problems.append(f"{path}: no params.json (not a Ray Tune trial folder)")
             continue
@@ -216,7 +225,8 @@ def scan(source: str) -> dict[str, Any]:
             problems.append(f"{path}: no result.json")
         if not checkpoints:
             problems.append(f"{path}: no checkpoint_<epoch> folders")
-        trials.append(Trial(len(trials), path, params, dict(sorted(checkpoints.items()))))
+        read = {os.path.join(path, "params.json"): (sha256_bytes(raw), len(raw))}
+        trials.append(Trial(len(trials), path, params, dict(sorted(checkpoints.items())), read=read))
     raise_problems(source, problems, "Model Zoos experiment folder")
     kinds = {(t.params.get("model::type"), t.params.get("model::channels_in", 3)) for t in trials}
     if len(kinds) != 1 or next(iter(kinds))[0] not in MODEL_TYPES:
@@ -232,13 +242,17 @@ def scan(source: str) -> dict[str, Any]:
         if activation not in FAMILIES[family][1]:
             problems.append(f"{trial.path}/params.json: model::nlin {activation!r}; expected one of "
                             f"{list(FAMILIES[family][1])}")  # fmt: skip
+        results = os.path.join(trial.path, "result.json")
         try:
-            read_results(os.path.join(trial.path, "result.json"))
+            read_results(results)
+            trial.read[results] = sha256_file(fsspec.filesystem("file"), results)
         except (ReleaseError, OSError) as e:
             problems.append(str(e))
         for epoch, file in trial.checkpoints.items():
-            try:
-                canonical(load_state(file), family, int(channels), file)
+            try:  # read once here: checked, hashed for the manifest and, at conversion, compared with the scan
+                state, digest, size = load_state(file)
+                canonical(state, family, int(channels), file)
+                trial.read[file] = (digest, size)
             except FileNotFoundError:
                 problems.append(f"{file}: missing (checkpoint_{epoch:06d} holds no checkpoints file)")
             except (ReleaseError, OSError) as e:
@@ -246,8 +260,7 @@ def scan(source: str) -> dict[str, Any]:
     raise_problems(source, problems, "Model Zoos experiment folder")
     order = np.random.default_rng(0).permutation(len(trials))
     half = int(0.5 * len(trials))
-    trials = [Trial(t.network_id, t.path, t.params, t.checkpoints, "test" if order[t.network_id] >= half else "train")
-              for t in trials]  # fmt: skip
+    trials = [replace(t, split="test" if order[t.network_id] >= half else "train") for t in trials]
     keys = sorted({k for t in trials for k in t.params})
     names = {k: re.sub(r"\W", "_", k.replace("::", "_")) for k in keys}
     taken = CORE_COLUMNS | {"activation", "trial", "experiment"}
@@ -271,7 +284,8 @@ def _load(found: dict[str, Any], trial: Trial) -> tuple[ConvertedRecord, dict[st
     declared = modelzoos_declaration(found["family"], found["channels"])["tensors"]
     tensors = {name: np.full((n, *shape), np.nan, dtype=np.float32) for name, shape in declared}
     for epoch, file in trial.checkpoints.items():
-        for name, value in canonical(load_state(file), found["family"], found["channels"], file).items():
+        state = load_state(file, expected=trial.read[file][0])[0]
+        for name, value in canonical(state, found["family"], found["channels"], file).items():
             tensors[name][epoch] = value
     results = read_results(os.path.join(trial.path, "result.json"))
     metrics = {m: [math.nan] * n for m in METRICS}
@@ -300,18 +314,14 @@ def _load(found: dict[str, Any], trial: Trial) -> tuple[ConvertedRecord, dict[st
 
 
 def _tree_digest(source: str, trials: list[Trial]) -> dict[str, Any]:
-    """One sha256 over every file read (its relative path, then its bytes, in sorted order): the source's
-    checksum in the manifest (a Model Zoos zoo is thousands of small files)."""
-    digest, total, count = hashlib.sha256(), 0, 0
-    for trial in trials:
-        files = [os.path.join(trial.path, "params.json"), os.path.join(trial.path, "result.json"),
-                 *trial.checkpoints.values()]  # fmt: skip
-        for path in sorted(files):
-            data = open(path, "rb").read()  # noqa: SIM115 - small files, read whole
-            digest.update(os.path.relpath(path, source).encode() + b"\0" + data)
-            total, count = total + len(data), count + 1
-    return {"path": f"{os.path.basename(source)}/ ({count} files: params.json, result.json, checkpoints)",
-            "sha256": digest.hexdigest(), "bytes": total}  # fmt: skip
+    """The source's checksum in the manifest (a Model Zoos zoo is thousands of small files): one sha256 over the
+    lines ``<relative path> <sha256 of the file>`` of every file the scan read, sorted by path (``sha256sum``'s
+    listing, so a user can check any one file), with their count and total size."""
+    read = {os.path.relpath(path, source): entry for trial in trials for path, entry in trial.read.items()}
+    listing = "".join(f"{path} {read[path][0]}\n" for path in sorted(read))
+    return {"path": f"{os.path.basename(source)}/ ({len(read)} files: params.json, result.json, checkpoints)",
+            "sha256": hashlib.sha256(listing.encode()).hexdigest(),
+            "bytes": sum(size for _, size in read.values())}  # fmt: skip
 
 
 def convert(

@@ -168,3 +168,44 @@ def test_linked_trials_and_files_are_problems(tmp_path):
         convert(src, tmp_path / "out", progress=False)
     assert len(e.value.problems) == 2 and "checkpoint_000001 is a symbolic link" in e.value.problems[0]
     assert f"{trials[1]} is a symbolic link" in e.value.problems[1]
+
+
+def test_the_source_checksum_is_sha256sum_of_every_file_read(fake, tmp_path, monkeypatch):
+    """The manifest's source checksum is the sha256 of the ``sha256sum``-style listing of every file read, hashed
+    as the scan reads them: a checkpoint is read twice in all (checked, then converted), and one that changes
+    between the scan and its conversion is refused."""
+    import hashlib
+
+    import builder.convert_modelzoos as mz
+    from builder.convert_modelzoos import _load, scan
+
+    root, _, _, _ = fake
+    source = root / "tune_zoo_x"
+    everything = [p for p in source.rglob("*") if p.is_file()]
+    files = sorted(p for p in everything if p.name in ("params.json", "result.json", "checkpoints"))
+    assert len(files) < len(everything)  # Ray's own files (progress.csv, optimizer state, ...) are not read
+    listing = "".join(f"{p.relative_to(source)} {hashlib.sha256(p.read_bytes()).hexdigest()}\n" for p in files)
+    (entry,) = weightzoo.open_zoo(root / "zoo").manifest.generation["source"]["files"]
+    assert entry["sha256"] == hashlib.sha256(listing.encode()).hexdigest()
+    assert entry["bytes"] == sum(p.stat().st_size for p in files) and f"({len(files)} files" in entry["path"]
+    copy = tmp_path / "tune_zoo_x"
+    shutil.copytree(source, copy)
+    reads: dict[str, int] = {}
+    real = mz._read_bounded
+
+    def counted(path, limit):
+        reads[path] = reads.get(path, 0) + 1
+        return real(path, limit)
+
+    with monkeypatch.context() as m:
+        m.setattr(mz, "_read_bounded", counted)
+        convert(copy, tmp_path / "zoo", progress=False)
+    checkpoints = [n for p, n in reads.items() if p.endswith("checkpoints")]
+    assert len(checkpoints) == sum(p.name == "checkpoints" for p in files) and set(checkpoints) == {2}
+    found = scan(str(copy))
+    trial = found["trials"][0]
+    checkpoint = trial.checkpoints[2]
+    state = torch.load(checkpoint, weights_only=True)
+    torch.save({k: v + 1 for k, v in state.items()}, checkpoint)  # rewritten after the scan checked it
+    with pytest.raises(ReleaseError, match="checkpoint_000002/checkpoints: changed since the source was checked"):
+        _load(found, trial)
