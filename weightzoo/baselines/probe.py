@@ -422,7 +422,9 @@ class _ProbeBase(BaseEstimator):
                     break
         if best_state is not None:  # the probes and head of the epoch with the lowest held-out loss
             net.load_state_dict(best_state)
-        self.best_epoch_ = int(np.argmin(self.validation_curve_)) + 1 if best_state else len(self.loss_curve_)
+        self.best_epoch_ = (
+            int(np.argmin(self.validation_curve_)) + 1 if best_state is not None else len(self.loss_curve_)
+        )
         self.net_ = net.eval()
         self.n_features_in_ = net.head[0].num_features
 
