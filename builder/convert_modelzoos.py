@@ -33,7 +33,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -42,7 +41,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import fsspec
 import numpy as np
 
 from builder.convert_common import (
@@ -60,7 +58,7 @@ from weightzoo.errors import ReleaseError
 from weightzoo.families import FAMILIES, modelzoos_declaration
 from weightzoo.format.index import CORE_COLUMNS, ConvertedRecord
 from weightzoo.format.layout import DEFAULT_SHARD_BYTES, MAX_SNAPSHOTS, METRICS
-from weightzoo.format.manifest import Manifest, sha256_bytes, sha256_file
+from weightzoo.format.manifest import Manifest, sha256_bytes
 
 #: ``model::type`` -> family (``def_net.py``: ``CNN`` is CNN-s, ``CNN3`` CNN-l).
 MODEL_TYPES = {"CNN": "modelzoos_cnn_s", "CNN3": "modelzoos_cnn_l"}
@@ -109,19 +107,26 @@ def _read_bounded(path: str, limit: int) -> bytes:
         return f.read(limit + 1)
 
 
-def load_state(path: str, expected: str | None = None) -> tuple[dict[str, np.ndarray], str, int]:
-    """A checkpoint's ``state_dict`` as numpy arrays, read with ``torch.load(weights_only=True)`` (nothing in the
-    file is executed), with the sha256 and size of the bytes read; :class:`~weightzoo.errors.ReleaseError` naming
-    the file otherwise, or when its sha256 is not ``expected`` (what the scan read: the file changed since)."""
-    import io
-
-    import torch
-
-    data = _read_bounded(path, MAX_CHECKPOINT_BYTES)
+def _read_hashed(path: str, limit: int, expected: str | None) -> tuple[bytes, str]:
+    """A file's bytes (at most ``limit``) and their sha256; :class:`~weightzoo.errors.ReleaseError` when the sha256
+    is not ``expected`` (what the scan read: the file changed since)."""
+    data = _read_bounded(path, limit)
     digest = sha256_bytes(data)
     if expected is not None and digest != expected:
         raise ReleaseError(f"{path}: changed since the source was checked (sha256 {digest[:12]}..., the scan read "
                            f"{expected[:12]}...); convert again from a source nothing is writing to")  # fmt: skip
+    return data, digest
+
+
+def load_state(path: str, expected: str | None = None) -> tuple[dict[str, np.ndarray], str, int]:
+    """A checkpoint's ``state_dict`` as numpy arrays, read with ``torch.load(weights_only=True)`` (nothing in the
+    file is executed), with the sha256 and size of the bytes read; :class:`~weightzoo.errors.ReleaseError` naming
+    the file otherwise, or when its sha256 is not ``expected``."""
+    import io
+
+    import torch
+
+    data, digest = _read_hashed(path, MAX_CHECKPOINT_BYTES, expected)
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:
@@ -164,11 +169,12 @@ def canonical(state: dict[str, np.ndarray], family: str, channels: int, where: s
     return {name: out[name] for name, _ in declared}
 
 
-def read_results(path: str) -> dict[int, dict[str, float]]:
+def read_results(path: str, expected: str | None = None) -> tuple[dict[int, dict[str, float]], str, int]:
     """``result.json``: per ``training_iteration``, its metrics (the last line of an iteration wins: a restarted
-    trial reports it again)."""
+    trial reports it again), with the sha256 and size of the bytes read (refused when not ``expected``)."""
     out: dict[int, dict[str, float]] = {}
-    text = _read_bounded(path, MAX_RESULT_BYTES).decode("utf-8", errors="replace")
+    data, digest = _read_hashed(path, MAX_RESULT_BYTES, expected)
+    text = data.decode("utf-8", errors="replace")
     for k, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -183,7 +189,7 @@ def read_results(path: str) -> dict[int, dict[str, float]]:
             ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v != SENTINEL
             values[metric] = float(v) if ok else math.nan
         out[iteration] = values
-    return out
+    return out, digest, len(data)
 
 
 def scan(source: str) -> dict[str, Any]:
@@ -205,7 +211,7 @@ def scan(source: str) -> dict[str, Any]:
                             "plain files: copy them in instead")  # fmt: skip
             continue
         try:
-            raw = _read_bounded(os.path.join(path, "params.json"), MAX_PARAMS_BYTES)
+            raw, digest = _read_hashed(os.path.join(path, "params.json"), MAX_PARAMS_BYTES, None)
             params = json.loads(raw)
         except FileNotFoundError:
             problems.append(f"{path}: no params.json (not a Ray Tune trial folder)")
@@ -225,7 +231,7 @@ def scan(source: str) -> dict[str, Any]:
             problems.append(f"{path}: no result.json")
         if not checkpoints:
             problems.append(f"{path}: no checkpoint_<epoch> folders")
-        read = {os.path.join(path, "params.json"): (sha256_bytes(raw), len(raw))}
+        read = {os.path.join(path, "params.json"): (digest, len(raw))}
         trials.append(Trial(len(trials), path, params, dict(sorted(checkpoints.items())), read=read))
     raise_problems(source, problems, "Model Zoos experiment folder")
     kinds = {(t.params.get("model::type"), t.params.get("model::channels_in", 3)) for t in trials}
@@ -244,12 +250,12 @@ def scan(source: str) -> dict[str, Any]:
                             f"{list(FAMILIES[family][1])}")  # fmt: skip
         results = os.path.join(trial.path, "result.json")
         try:
-            read_results(results)
-            trial.read[results] = sha256_file(fsspec.filesystem("file"), results)
+            _, digest, size = read_results(results)
+            trial.read[results] = (digest, size)
         except (ReleaseError, OSError) as e:
             problems.append(str(e))
         for epoch, file in trial.checkpoints.items():
-            try:  # read once here: checked, hashed for the manifest and, at conversion, compared with the scan
+            try:  # checked and hashed for the manifest in one read; the conversion compares its read with this one
                 state, digest, size = load_state(file)
                 canonical(state, family, int(channels), file)
                 trial.read[file] = (digest, size)
@@ -287,7 +293,8 @@ def _load(found: dict[str, Any], trial: Trial) -> tuple[ConvertedRecord, dict[st
         state = load_state(file, expected=trial.read[file][0])[0]
         for name, value in canonical(state, found["family"], found["channels"], file).items():
             tensors[name][epoch] = value
-    results = read_results(os.path.join(trial.path, "result.json"))
+    results_json = os.path.join(trial.path, "result.json")
+    results = read_results(results_json, expected=trial.read[results_json][0])[0]
     metrics = {m: [math.nan] * n for m in METRICS}
     for epoch in range(n):
         for metric, value in results.get(epoch, {}).items():
@@ -320,7 +327,7 @@ def _tree_digest(source: str, trials: list[Trial]) -> dict[str, Any]:
     read = {os.path.relpath(path, source): entry for trial in trials for path, entry in trial.read.items()}
     listing = "".join(f"{path} {read[path][0]}\n" for path in sorted(read))
     return {"path": f"{os.path.basename(source)}/ ({len(read)} files: params.json, result.json, checkpoints)",
-            "sha256": hashlib.sha256(listing.encode()).hexdigest(),
+            "sha256": sha256_bytes(listing.encode()),
             "bytes": sum(size for _, size in read.values())}  # fmt: skip
 
 

@@ -7,6 +7,7 @@ every problem together."""
 from __future__ import annotations
 
 import json
+import pathlib
 import pickle
 import shutil
 
@@ -190,7 +191,7 @@ def test_the_source_checksum_is_sha256sum_of_every_file_read(fake, tmp_path, mon
     assert entry["bytes"] == sum(p.stat().st_size for p in files) and f"({len(files)} files" in entry["path"]
     copy = tmp_path / "tune_zoo_x"
     shutil.copytree(source, copy)
-    reads: dict[str, int] = {}
+    reads: dict[str, int] = {}  # every file's reads: the scan's, then the conversion's
     real = mz._read_bounded
 
     def counted(path, limit):
@@ -202,6 +203,7 @@ def test_the_source_checksum_is_sha256sum_of_every_file_read(fake, tmp_path, mon
         convert(copy, tmp_path / "zoo", progress=False)
     checkpoints = [n for p, n in reads.items() if p.endswith("checkpoints")]
     assert len(checkpoints) == sum(p.name == "checkpoints" for p in files) and set(checkpoints) == {2}
+    assert {n for p, n in reads.items() if p.endswith("result.json")} == {2}
     found = scan(str(copy))
     trial = found["trials"][0]
     checkpoint = trial.checkpoints[2]
@@ -209,3 +211,8 @@ def test_the_source_checksum_is_sha256sum_of_every_file_read(fake, tmp_path, mon
     torch.save({k: v + 1 for k, v in state.items()}, checkpoint)  # rewritten after the scan checked it
     with pytest.raises(ReleaseError, match="checkpoint_000002/checkpoints: changed since the source was checked"):
         _load(found, trial)
+    found = scan(str(copy))  # the checkpoint as it is now; then the metrics change
+    results = copy / pathlib.Path(trial.path).name / "result.json"
+    results.write_text(results.read_text() + "\n")
+    with pytest.raises(ReleaseError, match="result.json: changed since the source was checked"):
+        _load(found, found["trials"][0])
