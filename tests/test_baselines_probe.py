@@ -32,6 +32,8 @@ def test_networks_batched_by_kind_compute_what_each_computes_alone(tmp_path):
     probes = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     rows = np.random.default_rng(0).permutation(len(samples))
     batched, hidden = stack.responses(probes, rows)
+    (outputs_only,) = stack.responses(probes, rows, hidden=False)  # readout="outputs": the logits alone
+    torch.testing.assert_close(outputs_only, batched)
     for k, i in enumerate(rows):
         s = samples[i]
         net = NWSNet(s.architecture, s.activation, bn_eps=s.bn_eps).eval()
@@ -85,6 +87,10 @@ def test_the_probe_classifier_and_regressor_learn_what_the_networks_compute():
     assert kendalltau(reg.predict(samples[30:]), target[30:]).statistic > 0.6  # chance: 0
     assert reg.loss_curve_[-1] < reg.loss_curve_[0]
     assert reg.probe_images().shape == (4, 32, 32, 3)
+    # the features: 4 probes x 20 logits, then 2 layers x 7 hidden summaries unless the readout is outputs only
+    assert reg.probe_features(samples[:3]).shape == (3, 4 * 20 + 2 * 7)
+    black_box = ProbeRegressor(n_probes=4, hidden=8, epochs=1, readout="outputs").fit(samples[:30], target[:30])
+    assert black_box.probe_features(samples[:3]).shape == (3, 4 * 20)
 
 
 def test_early_stopping_keeps_the_probes_of_the_best_held_out_epoch():

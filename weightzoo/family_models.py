@@ -30,13 +30,15 @@ from torch import nn
 from weightzoo.errors import UnknownNameError, ZooFormatError
 from weightzoo.families import FAMILIES, DeclaredArchitecture
 
+#: Modules, as :class:`~weightzoo.model.NWSNet`'s: one ``act`` module applied after every hidden layer (a forward
+#: hook on it sees every hidden activation; the probing baseline reads them so).
 _ACTIVATIONS = {
-    "relu": F.relu,
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "leakyrelu": F.leaky_relu,
-    "silu": F.silu,
-    "gelu": F.gelu,
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "leakyrelu": nn.LeakyReLU,
+    "silu": nn.SiLU,
+    "gelu": nn.GELU,
 }
 
 
@@ -63,22 +65,22 @@ class FamilyNet(nn.Module):
             layers.setdefault(layer, []).append((tensor, p.shape))
         for layer, specs in layers.items():
             self.add_module(layer, _Layer(specs))
-        self._act = _ACTIVATIONS[activation]
+        self.act = _ACTIVATIONS[activation]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         family = self.architecture.family
         if family == "smallcnnzoo":
             for i in range(3):
                 layer = getattr(self, f"conv{i}")
-                x = self._act(F.conv2d(x, layer.weight.permute(3, 2, 0, 1), layer.bias, stride=2))
+                x = self.act(F.conv2d(x, layer.weight.permute(3, 2, 0, 1), layer.bias, stride=2))
             return x.mean(dim=(2, 3)) @ self.out.weight + self.out.bias
         for i in range(3):
             layer = getattr(self, f"conv{i}")
             x = F.conv2d(x, layer.weight, layer.bias)
             if i < 2 or family == "modelzoos_cnn_l":
                 x = F.max_pool2d(x, 2)
-            x = self._act(x)
-        x = self._act(F.linear(x.flatten(1), self.fc0.weight, self.fc0.bias))
+            x = self.act(x)
+        x = self.act(F.linear(x.flatten(1), self.fc0.weight, self.fc0.bias))
         return F.linear(x, self.out.weight, self.out.bias)
 
 

@@ -124,19 +124,10 @@ def _hidden_summary(h: torch.Tensor) -> torch.Tensor:
 
 def _recording(template: nn.Module) -> list[torch.Tensor]:
     """Make ``template`` record the output of every activation function it applies, in order, into the returned
-    list (which the caller clears before each forward): a hook on :class:`NWSNet`'s one activation module, or a
-    recording wrapper around a declared family's activation function."""
+    list (which the caller clears before each forward): a hook on its one activation module ``act`` (NWS networks
+    and declared families alike)."""
     seen: list[torch.Tensor] = []
-    if isinstance(template, NWSNet):
-        template.act.register_forward_hook(lambda _module, _inputs, out: seen.append(out))
-    else:
-        act = template._act
-
-        def recorded(x: torch.Tensor) -> torch.Tensor:
-            seen.append(act(x))
-            return seen[-1]
-
-        template._act = recorded
+    template.act.register_forward_hook(lambda _module, _inputs, out: seen.append(out))
     return seen
 
 
@@ -179,10 +170,11 @@ class _Stack:
             self.group_of[members] = g
             self.position[members] = np.arange(len(members))
 
-    def responses(self, probes: torch.Tensor, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def responses(self, probes: torch.Tensor, rows: np.ndarray, hidden: bool = True) -> list[torch.Tensor]:
         """What the networks ``rows`` (sample indices) compute on ``probes``: their logits [len(rows), n_probes,
-        outputs] and the summaries of their first and last hidden activations [len(rows), 2, len(HIDDEN_STATS)]."""
-        where, logits, hidden = [], [], []
+        outputs], then (``hidden``) the summaries of their first and last hidden activations [len(rows), 2,
+        len(HIDDEN_STATS)]."""
+        where, parts = [], []
         for g in np.unique(self.group_of[rows]):
             mask = self.group_of[rows] == g
             template, stacked, seen = self.groups[int(g)]
@@ -192,15 +184,15 @@ class _Stack:
             def run(w: dict[str, torch.Tensor], template: nn.Module = template, seen: list = seen) -> tuple:
                 seen.clear()
                 out = torch.func.functional_call(template, w, (probes,))
+                if not hidden:
+                    return (out,)
                 return out, torch.stack([_hidden_summary(seen[0]), _hidden_summary(seen[-1])])
 
             where.append(np.flatnonzero(mask))
-            out, summary = torch.func.vmap(run)(weights)
-            logits.append(out)
-            hidden.append(summary)
-        # the groups' results concatenated, then put back in the order of ``rows``
+            parts.append(torch.func.vmap(run)(weights))
+        # each result's groups concatenated, then put back in the order of ``rows``
         back = torch.as_tensor(np.argsort(np.concatenate(where)), device=probes.device)
-        return torch.cat(logits).index_select(0, back), torch.cat(hidden).index_select(0, back)
+        return [torch.cat(result).index_select(0, back) for result in zip(*parts, strict=True)]
 
 
 class _ProbeNet(nn.Module):
@@ -231,9 +223,8 @@ class _ProbeNet(nn.Module):
     def features(self, stack: _Stack, rows: np.ndarray) -> torch.Tensor:
         """The probe features of the networks ``rows``, compressed: [len(rows), n_probes x outputs] logits, then
         (``readout="outputs+hidden"``) the 2 x len(HIDDEN_STATS) summaries of the first and last hidden layer."""
-        logits, hidden = stack.responses(self.probes(), rows)
-        parts = [logits.flatten(1)] + ([hidden.flatten(1)] if self.readout == "outputs+hidden" else [])
-        features = torch.cat(parts, dim=1)
+        responses = stack.responses(self.probes(), rows, hidden=self.readout == "outputs+hidden")
+        features = torch.cat([r.flatten(1) for r in responses], dim=1)
         features = torch.sign(features) * torch.log1p(features.abs())
         return torch.nan_to_num(features, nan=0.0, posinf=30.0, neginf=-30.0)
 
@@ -393,8 +384,9 @@ class _ProbeBase(BaseEstimator):
         self.loss_curve_: list[float] = []
         self.validation_curve_: list[float] = []
         best, best_state, waited = np.inf, None, 0
+        self.best_epoch_ = self.epochs  # without early stopping: the last
         batch = max(2, min(self.batch_size, len(fit_rows)))  # batch norm needs two samples
-        for _ in range(self.epochs):
+        for epoch in range(1, self.epochs + 1):
             net.train()
             order = rng.permutation(fit_rows)
             total = 0.0
@@ -415,16 +407,13 @@ class _ProbeBase(BaseEstimator):
                 held_out = float(loss_fn(net(stack, val_rows), target[torch.as_tensor(val_rows, device=device)]))
             self.validation_curve_.append(held_out)
             if held_out < best:
-                best, best_state, waited = held_out, copy.deepcopy(net.state_dict()), 0
+                best, best_state, waited, self.best_epoch_ = held_out, copy.deepcopy(net.state_dict()), 0, epoch
             else:
                 waited += 1
                 if waited >= self.n_iter_no_change:
                     break
         if best_state is not None:  # the probes and head of the epoch with the lowest held-out loss
             net.load_state_dict(best_state)
-        self.best_epoch_ = (
-            int(np.argmin(self.validation_curve_)) + 1 if best_state is not None else len(self.loss_curve_)
-        )
         self.net_ = net.eval()
         self.n_features_in_ = net.head[0].num_features
 
