@@ -17,7 +17,7 @@ import numpy as np
 
 from builder.engine.space import SearchSpace
 from builder.engine.task import Task, TaskRunner
-from builder.engine.train_config import GENERATION_VERSION, SAME_NETWORKS
+from builder.engine.train_config import GENERATION_VERSION
 from weightzoo.cli import ArgumentParser, add_progress_flags, command, prog, progress_of, run_main
 from weightzoo.errors import FormatVersionError
 from weightzoo.options import device_type, option_type
@@ -62,9 +62,7 @@ def reproduce(
     version = record.generation_version
     # where the images were: provenance.json (the generation record, for older zoos)
     run = {**record.other, **zoo.provenance}
-    # Version 4 recorded "pack" in the manifest (absent: single); version 5 in provenance.json.
-    trainer = record.other.get("trainer") or zoo.provenance.get("trainer", "single")
-    if version != GENERATION_VERSION and trainer not in SAME_NETWORKS.get(version, ()):
+    if version != GENERATION_VERSION:
         raise FormatVersionError(
             f"{zoo.url}: the zoo was made by generation version {version}, this release trains networks as "
             f"generation version {GENERATION_VERSION} (different training rules), so re-trained networks could not "

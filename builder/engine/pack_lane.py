@@ -2,7 +2,7 @@
 batch-norm statistics and optimizer slots stacked ``[P, ...]``, trained one step at a time in one set of kernels.
 
 - Convolutions are one grouped convolution (``groups=P``) on ``[B, P*C, H, W]``; batch norm is per (network,
-  channel) on that layout, written out (see :meth:`Lane._batch_norm`); dense layers are ``baddbmm``.
+  channel) on that layout (:mod:`builder.engine.batch_norm`); dense layers are ``baddbmm``.
 - What a step needs before the forward pass (the batches, the keyed draws, the augmentation) is made once for the
   whole pack by its front (:mod:`builder.engine.pack_front`); a lane reads its members' images, labels and
   dropout masks as views (:meth:`Lane.compute`). A lane stepped alone is a pack of itself (:meth:`Lane.step`).
@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from builder.engine.augment import augment
+from builder.engine.batch_norm import batch_norm_train
 from builder.engine.keyed_random import copy_from_host_, mask_words
 from builder.engine.member import Member
 from builder.engine.pack_front import Front
@@ -343,20 +344,17 @@ class Lane:
         return logits[:1] if twin else logits
 
     def _batch_norm(self, x: torch.Tensor, name: str, momentum: float, S: dict[str, torch.Tensor]) -> torch.Tensor:
-        dims = [0, *range(2, x.ndim)]
-        # Written out rather than F.batch_norm: that kernel's per-channel results depend on the channel count (the
-        # pack size) on CPU; var_mean and elementwise arithmetic do not (pack independence, bit for bit). One
-        # var_mean serves the normalisation and the moving statistics.
-        var, mean = torch.var_mean(x, dim=dims, correction=0, keepdim=True)
+        # Not F.batch_norm: that kernel's per-channel results depend on the channel count (the pack size) on CPU;
+        # batch_norm_train's (var_mean and elementwise arithmetic, its backward in closed form) do not (pack
+        # independence, bit for bit). One var_mean serves the normalisation and the moving statistics.
+        y, mean, var = batch_norm_train(x, S[f"{name}.weight"].reshape(-1), S[f"{name}.bias"].reshape(-1),
+                                        self.config.bn_eps)  # fmt: skip
         with torch.no_grad():
             moving_mean, moving_var = S[f"{name}.running_mean"].view(-1), S[f"{name}.running_var"].view(-1)
             n = moving_mean.numel()  # a lane of one: the statistics of the first of the twins
-            moving_mean.lerp_(mean.detach().view(-1)[:n], momentum)
-            moving_var.lerp_(var.detach().view(-1)[:n], momentum)
-        shape = [1, -1] + [1] * (x.ndim - 2)
-        # The CPU kernel's form: y = x * alpha + (beta - mean * alpha), alpha = gamma / sqrt(var + eps).
-        alpha = S[f"{name}.weight"].reshape(shape) / torch.sqrt(var + self.config.bn_eps)
-        return x * alpha + (S[f"{name}.bias"].reshape(shape) - mean * alpha)
+            moving_mean.lerp_(mean[:n], momentum)
+            moving_var.lerp_(var[:n], momentum)
+        return y
 
     def _optimize(self) -> None:
         """The TF1 update rules (:mod:`weightzoo.optim`'s functions) on each optimizer's rows of the flat buffers,

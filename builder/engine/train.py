@@ -52,7 +52,6 @@ from builder.engine.sources import ImageSet
 from builder.engine.train_config import (
     EVALUATIONS,
     GENERATION_VERSION,
-    SAME_NETWORKS,
     TrainConfig,
     TrainResult,
     snapshot_epochs,
@@ -63,7 +62,6 @@ from weightzoo.hparams import HyperParameters
 __all__ = [
     "EVALUATIONS",
     "GENERATION_VERSION",
-    "SAME_NETWORKS",
     "DeviceImages",
     "EarlyStopping",
     "TrainConfig",

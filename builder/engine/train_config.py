@@ -23,7 +23,6 @@ __all__ = [
     "FORMER_DEFAULTS",
     "GENERATION_VERSION",
     "ON_DIVERGENCE",
-    "SAME_NETWORKS",
     "TrainConfig",
     "TrainResult",
     "epoch_limit",
@@ -39,12 +38,11 @@ __all__ = [
 #: :meth:`builder.engine.pack_lane.Lane._forward`); 5 = one engine: a network trained alone is a pack of one, so the
 #: single and the pack trainers give the same bytes (version 4's pack-trained networks are unchanged; its
 #: single-trained ones, trained by a per-network loop, are not), and the original's epoch cap
-#: (``TrainConfig.epoch_cap``; version 4 stopped at exactly ``max_epochs``: :data:`FORMER_DEFAULTS`). Recorded
-#: in every manifest; ``builder.reproduce`` and ``--resume`` refuse to mix versions (but see :data:`SAME_NETWORKS`).
-GENERATION_VERSION = 5
-#: Older generation versions whose networks this release trains identically, with the trainers that made them:
-#: ``builder.reproduce`` accepts those zoos.
-SAME_NETWORKS: dict[int, tuple[str, ...]] = {4: ("pack",)}
+#: (``TrainConfig.epoch_cap``; version 4 stopped at exactly ``max_epochs``: :data:`FORMER_DEFAULTS`); 6 = batch
+#: norm's backward pass in closed form (:mod:`builder.engine.batch_norm`: the same gradients up to rounding, in
+#: fewer kernels and a fifth less memory traffic per step), its forward's last multiply-add one ``addcmul``.
+#: Recorded in every manifest; ``builder.reproduce`` and ``--resume`` refuse to mix versions.
+GENERATION_VERSION = 6
 
 
 @dataclass
