@@ -42,6 +42,26 @@ def test_forward_and_gradients_equal_autograds_of_the_written_out_form(shape):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
+def test_channels_of_several_networks_with_strided_scales():
+    """The lanes' call: x [B, P, C, H, W], scales and shifts [P, C] as views of a [P, N] buffer (not contiguous):
+    the same as [B, P*C, H, W] with [P*C] scales, gradients shaped [P, C]."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(6, 3, 4, 5, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    buffer = (torch.rand(3, 20, generator=g, dtype=torch.float64) + 0.5).requires_grad_()
+    gamma, beta = buffer[:, 2:6], buffer[:, 10:14]
+    dy = torch.randn(6, 3, 4, 5, 5, generator=g, dtype=torch.float64)
+    y, mean, _ = batch_norm_train(x, gamma, beta, EPS)
+    grads = torch.autograd.grad(y, (x, buffer), dy)
+    flat = _grads(lambda *a: _written_out(*a, EPS), x.detach().flatten(1, 2).requires_grad_(),
+                  gamma.detach().reshape(-1).requires_grad_(), beta.detach().reshape(-1).requires_grad_(),
+                  dy.flatten(1, 2))  # fmt: skip
+    assert mean.shape == (3, 4) and grads[1][:, :2].abs().max() == 0
+    torch.testing.assert_close(y.flatten(1, 2), flat[0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grads[0].flatten(1, 2), flat[1], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grads[1][:, 2:6].reshape(-1), flat[2], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grads[1][:, 10:14].reshape(-1), flat[3], rtol=1e-12, atol=1e-12)
+
+
 def test_gradcheck():
     x, gamma, beta, _ = _inputs((5, 3, 4, 4), torch.float64)
     assert torch.autograd.gradcheck(lambda *a: batch_norm_train(*a, EPS)[0], (x, gamma, beta))

@@ -326,7 +326,7 @@ class Lane:
             for _ in range(n_layers):
                 w, b = S[f"conv{layer}.weight"], S[f"conv{layer}.bias"]
                 h = _grouped_conv(h, w, b, k // 2)
-                h = self._batch_norm(h, f"conv{layer}_bn", momentum, S)
+                h = self._batch_norm(h.unflatten(1, (P, -1)), f"conv{layer}_bn", momentum, S).flatten(1, 2)
                 h = self._act(h, 1, w.shape[1], act_runs)
                 layer += 1
             h = F.max_pool2d(h, 2, 2)
@@ -335,9 +335,8 @@ class Lane:
         for j in range(len(arch.fc_units)):
             w, b = S[f"fc{j}.weight"], S[f"fc{j}.bias"]
             h = self._act(torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2)), 0, 1, act_runs)
-            n = h.shape[2]
-            z = self._batch_norm(h.transpose(0, 1).reshape(bs, P * n), f"fc{j}_bn", momentum, S)
-            h = z.view(bs, P, n).transpose(0, 1)
+            # [P, bs, n] seen as [bs, P, n] (a view): batch norm over the batch, per member and unit
+            h = self._batch_norm(h.transpose(0, 1), f"fc{j}_bn", momentum, S).transpose(0, 1)
             if masks is not None:
                 h = h * masks[j]
         logits = torch.baddbmm(S["out.bias"].unsqueeze(1), h, S["out.weight"].transpose(1, 2))
@@ -347,11 +346,13 @@ class Lane:
         # Not F.batch_norm: that kernel's per-channel results depend on the channel count (the pack size) on CPU;
         # batch_norm_train's (var_mean and elementwise arithmetic, its backward in closed form) do not (pack
         # independence, bit for bit). One var_mean serves the normalisation and the moving statistics.
-        y, mean, var = batch_norm_train(x, S[f"{name}.weight"].reshape(-1), S[f"{name}.bias"].reshape(-1),
-                                        self.config.bn_eps)  # fmt: skip
+        # x [B, P, C, ...] (a view of the lane's layout), so the members' [P, C] scales and shifts (views of the
+        # parameter buffer) broadcast without a copy.
+        gamma, beta = S[f"{name}.weight"], S[f"{name}.bias"]
+        y, mean, var = batch_norm_train(x, gamma, beta, self.config.bn_eps)
         with torch.no_grad():
-            moving_mean, moving_var = S[f"{name}.running_mean"].view(-1), S[f"{name}.running_var"].view(-1)
-            n = moving_mean.numel()  # a lane of one: the statistics of the first of the twins
+            moving_mean, moving_var = S[f"{name}.running_mean"], S[f"{name}.running_var"]
+            n = moving_mean.shape[0]  # a lane of one: the statistics of the first of the twins
             moving_mean.lerp_(mean[:n], momentum)
             moving_var.lerp_(var[:n], momentum)
         return y
