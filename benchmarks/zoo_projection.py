@@ -6,7 +6,9 @@ assumptions. Runs anywhere (CPU); deterministic.
     python benchmarks/zoo_projection.py                 # the full zoo, width 256, stop epochs uniform 80..150
     python benchmarks/zoo_projection.py --main 1300 --fixed 300   # a tenth, quicker
     python benchmarks/zoo_projection.py --fc-width 192           # nws_main generated with --fc-width 192
-    python benchmarks/zoo_projection.py --fc-width 192 --merge filter   # and filter sizes merged (modelled)
+    python benchmarks/zoo_projection.py --fc-width 192 --filter-size 7  # and with generate --filter-size 7
+    python benchmarks/zoo_projection.py --fc-width 192 --eval-batch-size 10000  # generate's GPU evaluation batch
+    python benchmarks/zoo_projection.py --fc-width 192 --filter-size 7 --merge conv_width  # conv widths (modelled)
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tqdm import tqdm
 from builder.engine.pack_schedule import MAX_WIDTH, MEMORY_SHARE, QUEUE_DEPTH
 from builder.engine.projection import MERGE_KERNELS, MERGES, Device, Projection, WorkCounter, project, stop_epochs
 from builder.engine.space import get_preset
+from builder.engine.train_config import TrainConfig
 
 
 def table(name: str, p: Projection, device: Device) -> None:
@@ -52,6 +55,10 @@ def main() -> None:
     ap.add_argument("--graph-us", type=float, help="measured µs per kernel inside a CUDA graph")
     ap.add_argument("--fc-width", type=int, help="nws_main trained with generate --fc-width (dense layers padded "
                     "to this width, so dense widths share lanes; built: counted from the engine)")  # fmt: skip
+    ap.add_argument("--filter-size", type=int, help="nws_main trained with generate --filter-size (kernels padded "
+                    "to this size, so filter sizes share lanes; built: counted from the engine)")  # fmt: skip
+    ap.add_argument("--eval-batch-size", type=int, help="images per evaluation batch of the exports (generate's "
+                    f"--eval-batch-size; default {TrainConfig.eval_batch_size}, 10000 on a GPU)")  # fmt: skip
     ap.add_argument("--merge", nargs="*", default=[], choices=sorted(MERGES), help="assume nws_main networks that "
                     "differ only in these fields share lanes, padded to the largest value (modelled)")  # fmt: skip
     args = ap.parse_args()
@@ -59,10 +66,14 @@ def main() -> None:
         ap.error("--width must be at least 1, --fixed and --main at least 0, --memory-gb above 0")
     if args.fc_width is not None and args.fc_width < 192:
         ap.error(f"--fc-width {args.fc_width}: expected at least 192, nws_main's widest dense width")
+    if args.filter_size is not None and (args.filter_size < 7 or args.filter_size % 2 == 0):
+        ap.error(f"--filter-size {args.filter_size}: expected an odd size of at least 7, nws_main's largest")
+    if args.eval_batch_size is not None and args.eval_batch_size < 1:
+        ap.error(f"--eval-batch-size {args.eval_batch_size}: expected at least 1")
     if not 1 <= args.stop[0] <= args.stop[1]:
         ap.error(f"--stop LOW HIGH: expected 1 <= LOW <= HIGH, got {args.stop[0]} {args.stop[1]}")
     torch.set_num_threads(1)
-    device, counter = Device(), WorkCounter()
+    device, counter = Device(), WorkCounter(eval_batch_size=args.eval_batch_size)
     if args.eager_us or args.graph_us:
         eager = (args.eager_us or device.launch_s["eager"] * 1e6) * 1e-6
         graph = (args.graph_us or device.graph_s * 1e6) * 1e-6
@@ -74,9 +85,14 @@ def main() -> None:
           f"{', '.join(f'{k} {v / 1e12:.0f} TFLOPS' for k, v in device.peak_flops.items())}")  # fmt: skip
     print(f"schedule: packs of width {args.width} queuing {QUEUE_DEPTH}x that, {budget / 2**30:.0f} GiB planned; "
           f"stop epochs uniform {args.stop[0]}..{args.stop[1]} (seed {args.seed})")  # fmt: skip
-    padded = WorkCounter(fc_width=args.fc_width) if args.fc_width else counter
+    padded = counter
+    if args.fc_width or args.filter_size:
+        padded = WorkCounter(args.fc_width, args.eval_batch_size, args.filter_size)
     if args.fc_width:
         print(f"nws_main with --fc-width {args.fc_width}: dense layers padded, dense widths sharing lanes")
+    if args.filter_size:
+        print(f"nws_main with --filter-size {args.filter_size}: kernels padded, filter sizes sharing lanes")
+    print(f"exports evaluated in batches of {counter.config.eval_batch_size:,} images")
     if args.merge:
         fields = ", ".join(f"{MERGES[m][0]} padded to {MERGES[m][1]}" for m in args.merge)
         print(

@@ -67,6 +67,10 @@ def generate(config: GenerationConfig) -> Manifest:
     if cfg.fc_width is not None and cfg.fc_width < widest:
         raise ConfigError(f"--fc-width {cfg.fc_width} is below the widest dense width {cfg.preset!r} draws "
                           f"({widest}): expected at least {widest}")  # fmt: skip
+    largest = max(space.choices["filter_size"])
+    if cfg.filter_size is not None and cfg.filter_size < largest:
+        raise ConfigError(f"--filter-size {cfg.filter_size} is below the largest filter size {cfg.preset!r} draws "
+                          f"({largest}): expected at least {largest}")  # fmt: skip
     # the recorded options that are training options (max_epochs, lr_decay, evaluation, ...), by name
     training = {f.name for f in dataclasses.fields(TrainConfig)}
     train_config = TrainConfig(
@@ -112,7 +116,7 @@ def generate(config: GenerationConfig) -> Manifest:
     n_networks = len(tasks)  # the bar counts networks, also when packs train several per task
     if cfg.trainer == "pack":
         tasks = _pack_tasks(tasks, cfg.pack_size, cfg.device, QUEUE_DEPTH if cfg.executor == "local" else 1,
-                            cfg.fc_width)  # fmt: skip
+                            cfg.fc_width, cfg.filter_size)  # fmt: skip
     start = time.perf_counter()
     accuracy: dict[str, list[float]] = defaultdict(list)
     statuses: Counter[str] = Counter()
@@ -140,7 +144,7 @@ def generate(config: GenerationConfig) -> Manifest:
 
 
 def _pack_tasks(tasks: list[Task], pack_size: int | None, device: str, depth: int,
-                fc_width: int | None = None) -> list[PackTask]:  # fmt: skip
+                fc_width: int | None = None, filter_size: int | None = None) -> list[PackTask]:  # fmt: skip
     """The tasks as packs (builder.engine.pack_schedule): each trains ``pack_size`` networks at once (None: as many as
     ``MAX_WIDTH`` and the device's memory allow) from a queue ``depth`` times as long, shapes mixed. The local
     executor hands over each network as it finishes, so its packs queue ``QUEUE_DEPTH`` times their width; a
@@ -150,7 +154,7 @@ def _pack_tasks(tasks: list[Task], pack_size: int | None, device: str, depth: in
     width = pack_size or MAX_WIDTH
     budget = None if pack_size else device_budget(device)
     packs = []
-    for ids in form_packs(hps, size=width * depth, fc_width=fc_width):
+    for ids in form_packs(hps, size=width * depth, fc_width=fc_width, filter_size=filter_size):
         packs.append(PackTask(by_id[ids[0]], tuple(ids), width=width, budget_bytes=budget))
     return packs
 

@@ -144,6 +144,14 @@ class GenerationConfig:
         "network-step on nws_main for +1%% FLOPs (benchmarks/zoo_projection.py); recorded, and the weights of the "
         "networks it pads may change in their last bits", kwargs={"type": option_type("fc_width")},
     )  # fmt: skip
+    #: Convolution kernels padded to this (odd) size (None: each network's own): lanes shared across filter sizes.
+    filter_size: int | None = _option(
+        None, "zoo", "pad every network's convolution kernels to this odd size (at least its own; nws_main: 7), "
+        "centred in zeros whose gradients are masked, so that networks differing only in their filter size share a "
+        "pack lane: with --fc-width 192 about 2x fewer kernels per network-step on nws_main for about 1.7x the "
+        "FLOPs (benchmarks/zoo_projection.py); recorded, and the weights of the networks it pads may change in "
+        "their last bits", kwargs={"type": option_type("filter_size")},
+    )  # fmt: skip
     #: Budget zoos: training images per network and test images per evaluation (None: all, as the reference).
     train_images: int | None = _option(
         None, "zoo", "budget zoos: train each network on a class-balanced random subset of this many training "

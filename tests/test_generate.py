@@ -452,28 +452,33 @@ def test_pack_trainer_zoo_is_the_same_whatever_pack_size_or_executor_and_reprodu
     assert [r.network_id for r in results if not r.identical] == [], [(r.network_id, r.max_abs_diff) for r in results]
 
 
-def test_fc_width_zoo_records_it_and_reproduces(tmp_path):
-    """--fc-width end to end: recorded in the manifest (top level and training config) and in the card's command,
-    the snapshots in each network's own shapes, builder.reproduce retrains every network padded the same way and
-    gets its bytes; a width below the preset's widest is refused before anything is written."""
+def test_padded_zoo_records_it_and_reproduces(tmp_path):
+    """--fc-width and --filter-size end to end: recorded in the manifest (top level and training config) and in the
+    card's command, the snapshots in each network's own shapes, builder.reproduce retrains every network padded
+    the same way and gets its bytes; a width or size below the preset's largest is refused before anything is
+    written."""
     from builder.reproduce import reproduce
 
     out = tmp_path / "padded"
-    args = ("--seed", "5", "--train-images", "400", "--test-images", "100", "--trainer", "pack", "--fc-width", "192")
+    padding = ("--fc-width", "192", "--filter-size", "7")
+    args = ("--seed", "5", "--train-images", "400", "--test-images", "100", "--trainer", "pack", *padding)
     assert _run(out, *args, n=4) == 0
     zoo = open_zoo(out)
-    assert zoo.manifest.generation["fc_width"] == 192 and zoo.manifest.generation["train"]["fc_width"] == 192
-    assert "--fc-width 192" in (out / "README.md").read_text()
+    for name, value in (("fc_width", 192), ("filter_size", 7)):
+        assert zoo.manifest.generation[name] == value and zoo.manifest.generation["train"][name] == value
+    assert "--fc-width 192 --filter-size 7" in (out / "README.md").read_text()
     shapes = {k: tuple(v.shape[1:]) for k, v in zoo.snapshots(0).items()}
     assert shapes["fc0.weight"] == (128, 512) and shapes["out.weight"] == (20, 64)  # its own, width_fc 128
+    assert shapes["conv0.weight"] == (8, 3, 5, 5)  # its own filter size
     results = reproduce(zoo, zoo.ids, progress=False)
     assert [r.network_id for r in results if not r.identical] == [], [(r.network_id, r.max_abs_diff) for r in results]
     single = tmp_path / "single"  # one engine: the single trainer pads the same way
-    assert _run(single, *args[:-4], "--fc-width", "192", n=4) == 0
+    assert _run(single, *args[:-6], *padding, n=4) == 0
     files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file() and p.name != "provenance.json")
     assert all((single / rel).read_bytes() == (out / rel).read_bytes() for rel in files)
     assert _run(tmp_path / "narrow", "--fc-width", "64", n=2) == 2
-    assert not (tmp_path / "narrow").exists()
+    assert _run(tmp_path / "small", "--filter-size", "3", n=2) == 2
+    assert not (tmp_path / "narrow").exists() and not (tmp_path / "small").exists()
 
 
 def test_ctrl_c_is_one_line_exit_130_and_resume_finishes_the_zoo(tmp_path, monkeypatch, capsys):

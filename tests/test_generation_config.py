@@ -16,7 +16,8 @@ NOT_DEFAULT = {
     "preset": "nws_fixed", "num_networks": 7, "seed": 9, "max_epochs": 4, "start_id": 3,
     "datasets": ("mnist", "fashion"), "lr_decay": 0.96, "bn_decay": 0.8, "evaluation": "released",
     "epoch_cap": "epochs", "on_divergence": "continue", "license": "cc0-1.0", "eval_batch_size": 300,
-    "fc_width": 192, "train_images": 500, "test_images": 200, "device": "cpu", "threads": 2, "max_shard_bytes": 104857,
+    "fc_width": 192, "filter_size": 7, "train_images": 500, "test_images": 200, "device": "cpu", "threads": 2,
+    "max_shard_bytes": 104857,
 }  # fmt: skip
 
 

@@ -178,7 +178,7 @@ def test_the_replay_steps_the_lanes_that_iter_pack_steps(counter, monkeypatch):
 def test_dense_width_padding_widens_lanes_at_the_cost_of_flops(counter):
     """The engine's dense-layer padding (fc_width=192) in the replay: the same networks and network-steps in fewer,
     wider lane steps, more FLOPs (the padded units), fewer kernels; each lane that pads charged its gather of
-    dropout bits in the front. A modelled merge (filter sizes) likewise; an unknown merge is refused by name."""
+    dropout bits in the front. A modelled merge (conv widths) likewise; an unknown merge is refused by name."""
     from builder.engine.projection import MERGE_KERNELS, merged
 
     space = get_preset("nws_main")
@@ -203,10 +203,35 @@ def test_dense_width_padding_widens_lanes_at_the_cost_of_flops(counter):
     assert padded_counter.padded_lanes([members[:6], [dataclasses.replace(members[0], width_fc=192)]]) == 1
     assert real.front == padded_counter.front_kernels(members[:6], padded_lanes=1)
     assert real.lanes[0] == padded_counter.lane_kernels(members[:6])
-    modelled = project(hps, stops, counter, width=40, epoch_steps=steps, merges=["filter"])
-    assert modelled.train.kernels == plain.train.kernels + MERGE_KERNELS * modelled.lane_steps  # one filter size
+    modelled = project(hps, stops, counter, width=40, epoch_steps=steps, merges=["conv_width"])
+    assert modelled.train.kernels == plain.train.kernels + MERGE_KERNELS * modelled.lane_steps  # one conv width
     with pytest.raises(ValueError, match="unknown merge 'depth'"):
         merged(hps[0], ["depth"])
+
+
+def test_filter_size_padding_is_counted_from_the_engine(counter):
+    """The engine's kernel padding (filter_size=7) in the replay: networks of three filter sizes in one lane, more
+    FLOPs, fewer kernels; the model's lane kernels (one more for the gradient mask where some member is padded)
+    against real packs, with and without dense-width padding."""
+    space = get_preset("nws_main")
+    hps = {i: space.sample(0, i) for i in range(40)}
+    hps = {i: dataclasses.replace(hp, **{f: getattr(hps[0], f) for f in ("width_fc", "depth_conv", "depth_fc",
+                                                                        "width_conv", "batch_size")})
+           for i, hp in hps.items()}  # fmt: skip
+    assert len({hp.filter_size for hp in hps.values()}) == 3
+    stops, steps = {i: 1 for i in hps}, {i: 3 for i in hps}
+    plain = project(hps, stops, counter, width=40, epoch_steps=steps)
+    padded = WorkCounter(filter_size=7)
+    wide = project(hps, stops, padded, width=40, epoch_steps=steps)
+    assert wide.network_steps == plain.network_steps and wide.lane_steps == wide.pack_steps < plain.lane_steps
+    assert wide.train.flops > 1.3 * plain.train.flops and wide.train.kernels < plain.train.kernels
+    mixed = list(hps.values())[:6]
+    assert min(hp.filter_size for hp in mixed) < 7
+    sevens = [dataclasses.replace(hp, filter_size=7, batch_size=64) for hp in mixed]  # the same lane, none padded
+    for engine in (padded, WorkCounter(fc_width=192, filter_size=7)):
+        real = engine.count_pack([mixed, sevens])
+        assert real.lanes == [engine.lane_kernels(mixed), engine.lane_kernels(sevens)]
+        assert real.lanes[0] == real.lanes[1] + 1  # the gradient mask
 
 
 def test_hours_follow_the_roofline():

@@ -29,6 +29,8 @@ def test_older_records_take_what_zoos_did_then():
         ({"train": {"max_epochs": -4}}, "generation.train: the training record is not valid"),
         ({"train": {"fc_width": 10**9}}, "fc_width=1000000000; expected"),  # padding is bounded, as on the CLI
         ({"fc_width": "wide"}, "generation.fc_width"),
+        ({"train": {"filter_size": 6}}, "filter_size=6; expected an odd size"),
+        ({"filter_size": 7.5}, "generation.filter_size"),
         ({"preset": True}, "generation.preset"),
     ],
 )

@@ -110,6 +110,7 @@ RANGES: dict[str, Range] = {
     "train_eval_images": Range(int, 20, 10**9),
     "eval_batch_size": Range(int, 1, 10**6),
     "fc_width": Range(int, 1, 65_536),
+    "filter_size": Range(int, 1, 63),
     "workers": Range(int, 1, 1024),
     "pack_size": Range(int, 1, 4096),
     "threads": Range(int, 1, 1024),

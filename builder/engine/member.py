@@ -297,7 +297,7 @@ class Member:
         self.n_batches = len(self.order) // self.batch_size
         #: The architecture it trains as (its own, or its dense layers padded: ``TrainConfig.fc_width``) and what its
         #: lane mates share.
-        self.lane_arch = lane_architecture(hp, config.fc_width)
+        self.lane_arch = lane_architecture(hp, config.fc_width, config.filter_size)
         self.lane_key = (self.lane_arch, self.batch_size)
         self.max_epochs = epoch_limit(config, len(self.order), self.batch_size)
         self.diverged = False  # a non-finite export seen (on_divergence="continue" trains on)

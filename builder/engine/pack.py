@@ -211,7 +211,7 @@ def iter_pack(
         raise ConfigError("cuda_graphs needs evaluation='clean' (the released evaluation reads metrics mid-step)")
     for hp, nid in zip(hps, ids, strict=True):
         try:
-            lane_architecture(hp, config.fc_width)
+            lane_architecture(hp, config.fc_width, config.filter_size)
         except ConfigError as e:
             raise ConfigError(f"network {nid}: {e}") from None
     dev = torch.device(device)
@@ -227,7 +227,7 @@ def iter_pack(
 
     def admit(count: int, free_bytes: float) -> list[Member]:
         """Queued networks for the free slots, in order, while the memory budget allows."""
-        needs = [member_bytes(lane_architecture(hp, config.fc_width), hp.batch_size, dtype)
+        needs = [member_bytes(lane_architecture(hp, config.fc_width, config.filter_size), hp.batch_size, dtype)
                  for hp, _ in islice(queue, max(0, width - count))]  # fmt: skip
         new: list[Member] = []
         for need in needs[: admissions(needs, count, free_bytes, width)]:

@@ -275,4 +275,5 @@ class Front:
             out += [data.train_x, data.train_y, rows]
         for lane in self.lanes:
             out += [*lane.state.values(), *lane.flat.values(), lane.lr, lane.lr32]
+            out += [] if lane.grad_mask is None else [lane.grad_mask]
         return out

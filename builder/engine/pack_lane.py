@@ -10,6 +10,9 @@ batch-norm statistics and optimizer slots stacked ``[P, ...]``, trained one step
   forward pass takes views by one split), so the three TF1 optimizers (:mod:`weightzoo.optim`) are a few kernels
   per optimizer on contiguous rows (members are kept sorted by optimizer, then activation), with per-network
   learning rates. Activations differing between members are applied per run of equal ones, by one split.
+- A lane may hold networks of other shapes padded to its own (``TrainConfig.fc_width``: dense units added;
+  ``TrainConfig.filter_size``: kernels centred in larger ones, their padding's gradients masked): each computes its
+  own sums plus exact zeros (:func:`_placement`).
 
 Example:
     >>> _runs(["adam", "adam", "sgd_momentum"])
@@ -56,9 +59,26 @@ def _grouped_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, padding: in
     return F.conv2d(x, w.flatten(0, 1), b.flatten(), padding=padding, groups=P)
 
 
-def _padded(t: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """``t`` in the leading block of a zero tensor of ``shape`` (itself when the shapes agree): a member's tensor in
-    its lane's padded layout (``TrainConfig.fc_width``).
+def _placement(name: str, own: Sequence[int], lane: Sequence[int]) -> tuple[slice, ...]:
+    """Where a member's tensor ``name`` of its own shape lies in its lane's (padded) shape: the leading block (dense
+    units added: ``TrainConfig.fc_width``), but a convolution kernel centred in the lane's larger one
+    (``TrainConfig.filter_size``: the same sums, with the convolution padded by half the larger size).
+
+    Example:
+        >>> _placement("fc0.weight", (2, 3), (4, 3)), _placement("conv0.weight", (8, 3, 3, 3), (8, 3, 7, 7))[2:]
+        ((slice(0, 2, None), slice(0, 3, None)), (slice(2, 5, None), slice(2, 5, None)))
+    """
+    out = [slice(0, k) for k in own]
+    if name.startswith("conv") and len(own) == 4:  # a kernel [C_out, C_in, k, k]
+        for d in (2, 3):
+            start = (lane[d] - own[d]) // 2
+            out[d] = slice(start, start + own[d])
+    return tuple(out)
+
+
+def _padded(t: torch.Tensor, shape: tuple[int, ...], name: str = "") -> torch.Tensor:
+    """``t`` placed in a zero tensor of ``shape`` (itself when the shapes agree; :func:`_placement`): a member's
+    tensor ``name`` in its lane's padded layout.
 
     Example:
         >>> _padded(torch.ones(2, 1), (3, 2)).tolist()
@@ -67,7 +87,7 @@ def _padded(t: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     if tuple(t.shape) == tuple(shape):
         return t
     out = t.new_zeros(shape)
-    out[tuple(slice(0, k) for k in t.shape)] = t
+    out[_placement(name, t.shape, shape)] = t
     return out
 
 
@@ -133,10 +153,10 @@ class Lane:
         def fresh(m: Member, key: str) -> torch.Tensor:
             kind, _, name = key.partition(":")
             if kind == "p":
-                return _padded(m.initial[name], shapes[name])
+                return _padded(m.initial[name], shapes[name], name)
             if kind == "s1":  # adam m, rmsprop ms (ones, as TF1), momentum buffer
                 init = torch.ones_like if m.hp.optimizer == "rmsprop" else torch.zeros_like
-                return _padded(init(m.initial[name]), shapes[name])
+                return _padded(init(m.initial[name]), shapes[name], name)
             if kind == "s2":  # adam v
                 return torch.zeros(shapes[name], dtype=m.initial[name].dtype, device=dev)
             if key == "b1p":
@@ -163,6 +183,18 @@ class Lane:
                     rows.append(torch.cat([fresh(m, f"{kind}:{n}").reshape(-1) for n in trainable]))
             flat[kind] = torch.stack(rows).detach()
         flat["p"].requires_grad_(True)
+        # Kernels centred in larger ones (TrainConfig.filter_size): the padding's gradients are not zero (it sees
+        # real inputs), so they are masked to exact zeros each step, and the padding stays zero under every optimizer.
+        padded = [n for n in trainable if n.startswith("conv") and len(shapes[n]) == 4]
+        own = [{p.name: p.shape for p in m.hp.architecture.params} for m in members]
+        self.grad_mask = None
+        if any(o[n] != shapes[n] for o in own for n in padded):
+            rows = []
+            for o in own:
+                parts = [_padded(torch.ones(o[n], dtype=self.dtype), shapes[n], n) if n in padded
+                         else torch.ones(shapes[n], dtype=self.dtype) for n in trainable]  # fmt: skip
+                rows.append(torch.cat([p.reshape(-1) for p in parts]))
+            self.grad_mask = torch.stack(rows).to(dev)
         spans, start = {}, 0
         for spec in arch.params:
             if spec.name in trainable:
@@ -244,6 +276,8 @@ class Lane:
         logits = self._forward(self.tensors(), x, masks, self.act_runs)
         loss = F.cross_entropy(logits.flatten(0, 1), y, reduction="none").view(P, bs).mean(1)
         loss.sum().backward()
+        if self.grad_mask is not None:
+            self.flat["p"].grad.mul_(self.grad_mask)
         with torch.no_grad():
             self.state["loss_sum"] += loss.detach()
             self._optimize()
@@ -379,7 +413,7 @@ class Lane:
         """The state of the member in ``slot``, in its own shapes (views of the stacks; padding left out)."""
         own = {p.name: p.shape for p in self.members[slot].hp.architecture.params}
         tensors = self.tensors(self.flat["p"].detach())
-        return {n: t[slot][tuple(slice(0, k) for k in own[n])] for n, t in tensors.items()}
+        return {n: t[slot][_placement(n, own[n], t.shape[1:])] for n, t in tensors.items()}
 
     def take_loss_sum(self, slot: int) -> torch.Tensor:
         """The member's summed training loss since the last call (its epoch's; a 0-d tensor on the device, so

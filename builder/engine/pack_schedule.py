@@ -50,26 +50,32 @@ MEMORY_SHARE = 0.5
 CPU_BUDGET = 4 * 2**30
 
 
-def lane_architecture(hp: HyperParameters, fc_width: int | None = None) -> Architecture:
+def lane_architecture(hp: HyperParameters, fc_width: int | None = None, filter_size: int | None = None
+                      ) -> Architecture:  # fmt: skip
     """The architecture a network trains as in its lane: its own, or with its dense layers padded to first-layer
-    width ``fc_width`` (``TrainConfig.fc_width``; zero units added, see :mod:`builder.engine.pack_lane`).
+    width ``fc_width`` (``TrainConfig.fc_width``; zero units added) and its convolution kernels to ``filter_size``
+    (``TrainConfig.filter_size``; centred in zeros): see :mod:`builder.engine.pack_lane`.
 
     Example:
         >>> from builder.engine.space import get_preset
         >>> hp = get_preset("nws_fixed").sample(0, 0)
         >>> lane_architecture(hp).fc_units, lane_architecture(hp, fc_width=192).fc_units
         ((128, 64), (192, 96))
+        >>> hp.filter_size, lane_architecture(hp, filter_size=7).filter_size
+        (5, 7)
     """
     arch = hp.architecture
-    if fc_width is None or fc_width == arch.width_fc:
-        return arch
-    if fc_width < arch.width_fc:
-        raise ConfigError(f"fc_width={fc_width} is below its width_fc={arch.width_fc}; expected at least that (dense "
-                          "layers can be padded, not cut)")  # fmt: skip
-    return dataclasses.replace(arch, width_fc=fc_width)
+    for name, field, value in (("fc_width", "width_fc", fc_width), ("filter_size", "filter_size", filter_size)):
+        own = getattr(arch, field)
+        if value is not None and value < own:
+            raise ConfigError(f"{name}={value} is below its {field}={own}; expected at least that (layers can be "
+                              "padded, not cut)")  # fmt: skip
+    padded = {"width_fc": fc_width, "filter_size": filter_size}
+    return dataclasses.replace(arch, **{k: v for k, v in padded.items() if v is not None})
 
 
-def pack_key(hp: HyperParameters, fc_width: int | None = None) -> tuple[Architecture, int]:
+def pack_key(hp: HyperParameters, fc_width: int | None = None, filter_size: int | None = None
+             ) -> tuple[Architecture, int]:  # fmt: skip
     """What networks of one lane must share: the architecture they train as (:func:`lane_architecture`) and the
     batch size.
 
@@ -78,10 +84,11 @@ def pack_key(hp: HyperParameters, fc_width: int | None = None) -> tuple[Architec
         >>> pack_key(get_preset("demo").sample(0, 0))[1] in (32, 64, 128, 256)
         True
     """
-    return lane_architecture(hp, fc_width), hp.batch_size
+    return lane_architecture(hp, fc_width, filter_size), hp.batch_size
 
 
-def form_packs(hps: Mapping[int, HyperParameters], size: int, fc_width: int | None = None) -> list[list[int]]:
+def form_packs(hps: Mapping[int, HyperParameters], size: int, fc_width: int | None = None,
+               filter_size: int | None = None) -> list[list[int]]:  # fmt: skip
     """Network ids in packs of ``size`` (the last one shorter): each shape's networks consecutive (the shapes they
     train as, :func:`pack_key`), shapes in the order of their first network, networks in id order within a shape.
 
@@ -96,7 +103,7 @@ def form_packs(hps: Mapping[int, HyperParameters], size: int, fc_width: int | No
         raise ValueError(f"size must be at least 1, got {size}")
     groups: dict[tuple[Architecture, int], list[int]] = {}
     for nid in sorted(hps):
-        groups.setdefault(pack_key(hps[nid], fc_width), []).append(nid)
+        groups.setdefault(pack_key(hps[nid], fc_width, filter_size), []).append(nid)
     order = [nid for ids in groups.values() for nid in ids]
     return [order[i : i + size] for i in range(0, len(order), size)]
 

@@ -71,9 +71,9 @@ __all__ = ["DATASET_SIZES", "MERGES", "Device", "Projection", "WorkCounter", "me
 #: Shape merges a projection can assume (:func:`project`), not built in the engine: each pads one architecture
 #: field to the largest value the nws_main space draws (zero weights whose gradients are masked, so the real
 #: units compute the same sums plus exact zeros), so networks that differ only there share a lane. (Dense widths
-#: are built: ``TrainConfig.fc_width``, counted by ``WorkCounter(fc_width=...)``.)
+#: and filter sizes are built: ``TrainConfig.fc_width`` and ``TrainConfig.filter_size``, counted by
+#: ``WorkCounter(fc_width=..., filter_size=...)``.)
 MERGES: dict[str, tuple[str, int]] = {
-    "filter": ("filter_size", 7),
     "conv_width": ("width_conv", 12),
 }
 #: Kernels a merged lane is assumed to add per step: the dropout bits gathered into the padded layout, and the
@@ -178,9 +178,17 @@ class WorkCounter:
     #: Images of the two small synthetic sets that give two batch sizes (a member's batch is at most its epoch).
     SMALL, LARGE = 30, 400
 
-    def __init__(self, fc_width: int | None = None) -> None:
-        #: ``fc_width``: the engine's dense-layer padding (``TrainConfig.fc_width``), counted in every lane it makes.
-        self.config = TrainConfig(train_eval_images=20, test_images=20, fc_width=fc_width)
+    def __init__(self, fc_width: int | None = None, eval_batch_size: int | None = None,
+                 filter_size: int | None = None) -> None:  # fmt: skip
+        #: ``fc_width``, ``filter_size``: the engine's padding (``TrainConfig.fc_width``, ``.filter_size``),
+        #: counted in every lane it makes; ``eval_batch_size``: the exports' evaluation batch
+        #: (``TrainConfig.eval_batch_size``; None: its default).
+        eval_batch = eval_batch_size or TrainConfig.eval_batch_size
+        self.config = TrainConfig(train_eval_images=20, test_images=20, fc_width=fc_width, filter_size=filter_size,
+                                  eval_batch_size=eval_batch)  # fmt: skip
+        #: The smallest network, at the engine's padded shape (the counts that do not depend on the shape run on it).
+        self.smallest = {**_SMALLEST, "width_fc": fc_width or _SMALLEST["width_fc"],
+                         "filter_size": filter_size or _SMALLEST["filter_size"]}  # fmt: skip
         self._images: dict[tuple[str, int], DeviceImages] = {}
         self._kernels: dict[tuple, int] = {}  # _lane's counts
         self._per_member: dict[Architecture, tuple[tuple[Work, Work], tuple[Work, Work]]] = {}
@@ -240,7 +248,7 @@ class WorkCounter:
         member per (optimizer, activation) pair, copies of the last up to ``size``."""
         key = (depths, tuple(pairs), size)
         if key not in self._kernels:
-            base = HyperParameters(**{**_SMALLEST, "depth_conv": depths[0], "depth_fc": depths[1]})
+            base = HyperParameters(**{**self.smallest, "depth_conv": depths[0], "depth_fc": depths[1]})
             hps = [dataclasses.replace(base, optimizer=o, activation=a) for o, a in pairs]
             hps += [hps[-1]] * (size - len(hps))
             self._kernels[key] = self.count_lane(hps).lanes[0]
@@ -249,7 +257,8 @@ class WorkCounter:
     def lane_kernels(self, hps: Sequence[HyperParameters]) -> int:
         """Kernels of one lane's device work in a pack step (its front aside), by the additive model of the module
         docstring, each term counted on small lanes: the lane of two (or one) of its depths, plus its optimizers'
-        runs and its activation runs."""
+        runs and its activation runs, plus the gradient mask of a lane whose kernels pad some member's
+        (``TrainConfig.filter_size``: one kernel)."""
         P, d = len(hps), (hps[0].depth_conv, hps[0].depth_fc)
         plain = [("adam", "relu")]
         total = self._lane(d, plain, size=1 if P == 1 else 2)
@@ -261,7 +270,8 @@ class WorkCounter:
         if runs > 1:  # linear in the runs past one (counted at 2 and 3: one optimizer holds at most 4)
             two, three = (self._lane(d, [("adam", a) for a in _ACTIVATIONS[:r]]) for r in (2, 3))
             total += two - self._lane(d, plain) + (three - two) * (runs - 2)
-        return total
+        pad = self.config.filter_size
+        return total + (pad is not None and any(hp.filter_size != pad for hp in hps))
 
     def front_kernels(self, hps: Sequence[HyperParameters], padded_lanes: int = 0) -> int:
         """Kernels of the front of a pack step (:mod:`builder.engine.pack_front`) whose members are ``hps``: they
@@ -274,7 +284,7 @@ class WorkCounter:
         if key not in self._kernels:
             names = sorted(DATASET_SIZES)[:datasets]
             size = datasets + (aug == "some")
-            base = HyperParameters(**{**_SMALLEST, "width_fc": self.config.fc_width or _SMALLEST["width_fc"]})
+            base = HyperParameters(**self.smallest)
             small = [dataclasses.replace(base, dataset=names[i % datasets],
                                          augmentation=aug == "all" or (aug == "some" and i > 0))
                      for i in range(size)]  # fmt: skip
@@ -472,7 +482,7 @@ class _Replay:
     def _key(self, nid: int) -> tuple:
         """The lane network ``nid`` trains in (:func:`~builder.engine.pack_schedule.pack_key`, with the counter's
         dense-layer padding)."""
-        return pack_key(self.shapes[nid], self.counter.config.fc_width)
+        return pack_key(self.shapes[nid], self.counter.config.fc_width, self.counter.config.filter_size)
 
     def admit(self) -> list[int]:
         """Queued networks for the free slots, by the pack's own rule (:func:`~builder.engine.pack_schedule.
@@ -562,7 +572,7 @@ def project(
     device, out = device or Device(), Projection()
     shapes = {nid: merged(hp, merges) for nid, hp in hps.items()}
     epoch_steps = epoch_steps or {nid: _epoch_steps(hp) for nid, hp in hps.items()}
-    for ids in form_packs(shapes, size=width * QUEUE_DEPTH, fc_width=counter.config.fc_width):
+    for ids in form_packs(shapes, width * QUEUE_DEPTH, counter.config.fc_width, counter.config.filter_size):
         _Replay(hps, ids, stops, counter, width, budget_bytes, out, device, epoch_steps, shapes, bool(merges)).run(
             progress
         )

@@ -106,13 +106,22 @@ class TrainConfig:
     #: network has compute the same sums plus exact zeros; the last bits of its weights may change (summation
     #: blocks change with the widths), so the value is recorded.
     fc_width: int | None = None
+    #: Convolution kernels padded to this size (odd; None: each network's own): every network whose
+    #: ``filter_size`` is at most this trains with its kernels centred in zero ones of this size, the padding's
+    #: gradients masked to exact zeros, so networks that differ only in their filter size share a pack lane
+    #: (``builder.engine.pack_lane``). It computes the same sums plus exact zeros; the last bits of its weights may
+    #: change (another convolution), so the value is recorded.
+    filter_size: int | None = None
 
     def __post_init__(self) -> None:
         """Each value in its range (:data:`weightzoo.options.RANGES`, the ranges the command line checks)."""
         for name in ("max_epochs", "lr_decay", "bn_decay", "eval_batch_size"):
             RANGES[name].check(name, getattr(self, name))
         # None: all images, each network's own dense width
-        check_params({n: getattr(self, n) for n in ("train_images", "train_eval_images", "test_images", "fc_width")})
+        check_params({n: getattr(self, n) for n in ("train_images", "train_eval_images", "test_images", "fc_width",
+                                                    "filter_size")})  # fmt: skip
+        if self.filter_size is not None and self.filter_size % 2 == 0:
+            raise ConfigError(f"filter_size={self.filter_size}; expected an odd size (a kernel with a centre)")
         if not (isinstance(self.validation_fraction, float) and 0 < self.validation_fraction < 1):
             raise ConfigError(f"validation_fraction={self.validation_fraction!r}; expected a number in (0, 1)")
         if not (isinstance(self.bn_eps, float) and 0 < self.bn_eps < 1):
@@ -170,6 +179,8 @@ class GenerationRecord:
     eval_batch_size: int = 1000
     #: Dense layers padded to this width in training (``TrainConfig.fc_width``); None: each network's own.
     fc_width: int | None = None
+    #: Convolution kernels padded to this size in training (``TrainConfig.filter_size``); None: each network's own.
+    filter_size: int | None = None
     train_images: int | None = None
     test_images: int | None = None
     device: str | None = None
@@ -237,7 +248,8 @@ _KINDS: dict[str, tuple[type, ...]] = {
     "generation_version": _INT, "preset": _STR, "num_networks": _INT, "seed": _INT, "max_epochs": _INT,
     "start_id": _INT, "datasets": (list, tuple), "lr_decay": _NUM, "bn_decay": _NUM, "evaluation": _STR,
     "epoch_cap": _STR, "on_divergence": _STR, "license": _STR, "eval_batch_size": _INT, "fc_width": _INT,
-    "train_images": _INT, "test_images": _INT, "device": _STR, "threads": _INT, "max_shard_bytes": _INT,
+    "filter_size": _INT, "train_images": _INT, "test_images": _INT, "device": _STR, "threads": _INT,
+    "max_shard_bytes": _INT,
     "search_space": (dict,), "source": (dict,), "dtype": _STR,
 }  # fmt: skip
 
