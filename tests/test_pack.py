@@ -496,3 +496,41 @@ def test_the_throughput_benchmark_runs_with_padded_dense_layers(capsys, monkeypa
     out = capsys.readouterr().out
     assert "nws_main: 3 networks in 1 shapes" in out and "dense layers padded to 192 (--fc-width)" in out
     assert out.count("pack of 3") == 2 and "vs one" in out
+
+
+def test_optimizer_run_kernels_are_the_counted_ones():
+    """OPTIMIZER_RUN_KERNELS, which decides the lane's member order, is what one optimizer run launches."""
+    from builder.engine.member import Member
+    from builder.engine.op_count import OpCounter
+    from builder.engine.pack_lane import OPTIMIZER_RUN_KERNELS, Lane
+    from builder.engine.train import DeviceImages
+
+    data = DeviceImages(IMAGES["digits"], "cpu")
+    for optimizer, expected in OPTIMIZER_RUN_KERNELS.items():
+        hp = dataclasses.replace(MIXED[0], optimizer=optimizer)
+        lane = Lane(CONFIG, torch.device("cpu"), torch.float32)
+        lane.restack([], [Member(hp, data, 0, i, CONFIG, torch.float32) for i in range(2)])
+        lane.flat["p"].grad = torch.zeros_like(lane.flat["p"])
+        with torch.no_grad(), OpCounter() as count:
+            lane._optimize()
+        assert count.kernels == expected, optimizer
+
+
+def test_the_member_order_launches_fewer_kernels_and_changes_no_bytes(monkeypatch):
+    """A lane of every (optimizer, activation) pair (8 layers) stacks its members activation first (4 activation
+    runs, more optimizer runs), which counts fewer kernels than optimizer first; each member's bytes are the same
+    either way."""
+    import builder.engine.pack_lane as pack_lane
+    from builder.engine.projection import WorkCounter
+
+    hps = [dataclasses.replace(MIXED[0], depth_conv=5, depth_fc=3, optimizer=o, activation=a)
+           for o in ("adam", "rmsprop", "sgd_momentum") for a in ("elu", "relu", "sigmoid", "tanh")]  # fmt: skip
+    assert pack_lane.sort_first(hps) == "activation"
+    chosen = WorkCounter().count_lane(hps).lanes[0]
+    chosen_weights = train_pack(hps, IMAGES, zoo_seed=0, network_ids=list(range(12)), config=CONFIG)
+    monkeypatch.setattr(pack_lane, "sort_first", lambda hps: "optimizer")
+    other = WorkCounter().count_lane(hps).lanes[0]
+    other_weights = train_pack(hps, IMAGES, zoo_seed=0, network_ids=list(range(12)), config=CONFIG)
+    assert chosen < other
+    for a, b in zip(chosen_weights, other_weights, strict=True):
+        assert all(a.weights[k].tobytes() == b.weights[k].tobytes() for k in a.weights)

@@ -38,7 +38,7 @@ __all__ = ["GATHERS", "HOST_READS", "METADATA", "SCATTERS", "OpCounter", "flops_
 METADATA: frozenset[str] = frozenset({
     "view", "_unsafe_view", "as_strided", "t", "transpose", "unsqueeze", "squeeze", "expand", "slice", "select",
     "unflatten", "detach", "alias", "permute", "split", "split_with_sizes", "unbind", "narrow", "_reshape_alias",
-    "lift_fresh", "empty", "empty_strided", "resize_", "set_",
+    "lift_fresh", "empty", "empty_like", "empty_strided", "resize_", "set_",
 })  # fmt: skip
 #: Operations that copy a value to the host (a device synchronisation): a scalar read, or an output whose shape
 #: depends on the values.

@@ -8,8 +8,9 @@ batch-norm statistics and optimizer slots stacked ``[P, ...]``, trained one step
   dropout masks as views (:meth:`Lane.compute`). A lane stepped alone is a pack of itself (:meth:`Lane.step`).
 - Trainable tensors, their two optimizer slots and their gradients live in one ``[P, N]`` buffer each (the
   forward pass takes views by one split), so the three TF1 optimizers (:mod:`weightzoo.optim`) are a few kernels
-  per optimizer on contiguous rows (members are kept sorted by optimizer, then activation), with per-network
-  learning rates. Activations differing between members are applied per run of equal ones, by one split.
+  per optimizer on contiguous rows (members are kept sorted by optimizer and activation: :func:`member_order`),
+  with per-network learning rates. Activations differing between members are applied per run of equal ones, each
+  into its slice of one output (:mod:`builder.engine.mixed_activation`).
 - A lane may hold networks of other shapes padded to its own (``TrainConfig.fc_width``: dense units added;
   ``TrainConfig.filter_size``: kernels centred in larger ones, their padding's gradients masked): each computes its
   own sums plus exact zeros (:func:`_placement`).
@@ -32,11 +33,13 @@ from builder.engine.augment import augment
 from builder.engine.batch_norm import batch_norm_train
 from builder.engine.keyed_random import copy_from_host_, mask_words
 from builder.engine.member import Member
+from builder.engine.mixed_activation import mixed_activation
 from builder.engine.pack_front import Front
 from builder.engine.train_config import TrainConfig
+from weightzoo.hparams import HyperParameters
 from weightzoo.optim import ADAM_BETAS, adam_alpha, adam_update_, momentum_update_, rmsprop_update_
 
-__all__ = ["Lane"]
+__all__ = ["ACTIVATION_RUN_KERNELS", "OPTIMIZER_RUN_KERNELS", "Lane", "member_order", "sort_first"]
 
 #: Input channels per member below which a grouped convolution is padded with zero channels (see _grouped_conv).
 MIN_GROUP_CHANNELS = 4
@@ -120,6 +123,51 @@ def _runs(keys: Sequence[str]) -> list[tuple[str, int, int]]:
     return runs
 
 
+#: Kernels of one run of members sharing an optimizer in a step's update (:meth:`Lane._optimize`; counted:
+#: ``tests/test_pack.py``), and of one run sharing an activation, per layer (forward and backward: one kernel each,
+#: :func:`~builder.engine.mixed_activation.mixed_activation`).
+OPTIMIZER_RUN_KERNELS = {"adam": 21, "rmsprop": 9, "sgd_momentum": 3}
+ACTIVATION_RUN_KERNELS = 2
+
+
+def sort_first(hps: Sequence[HyperParameters]) -> str:
+    """Which field a lane of networks ``hps`` sorts its members by first, ``optimizer`` or ``activation`` (then
+    the other, then the network id): whichever launches fewer kernels per step, as the runs of equal optimizers
+    and of equal activations each cost theirs (:data:`OPTIMIZER_RUN_KERNELS`, :data:`ACTIVATION_RUN_KERNELS` per
+    layer). A member's bytes do not depend on the order (nor on its lane's other members).
+
+    Example:
+        >>> import dataclasses
+        >>> from builder.engine.space import get_preset
+        >>> hp = get_preset("nws_main").sample(0, 0)
+        >>> sort_first([dataclasses.replace(hp, optimizer=o) for o in ("adam", "rmsprop")])
+        'optimizer'
+        >>> sort_first([dataclasses.replace(hp, optimizer=o, activation=a)
+        ...             for o in ("adam", "rmsprop", "sgd_momentum") for a in ("elu", "relu", "tanh")])
+        'activation'
+    """
+    layers = sum(hps[0].architecture.blocks) + len(hps[0].architecture.fc_units)
+
+    def kernels(first: str) -> int:
+        order = sorted(hps, key=lambda hp: _sort_key(hp, first))
+        opt = sum(OPTIMIZER_RUN_KERNELS[o] for o, _, _ in _runs([hp.optimizer for hp in order]))
+        return opt + ACTIVATION_RUN_KERNELS * layers * len(_runs([hp.activation for hp in order]))
+
+    return "activation" if kernels("activation") < kernels("optimizer") else "optimizer"
+
+
+def _sort_key(hp: HyperParameters, first: str) -> tuple[str, str]:
+    return (hp.activation, hp.optimizer) if first == "activation" else (hp.optimizer, hp.activation)
+
+
+def member_order(members: Sequence[Member]) -> list[Member]:
+    """A lane's members in the order it stacks them (:func:`sort_first`)."""
+    if not members:
+        return []
+    first = sort_first([m.hp for m in members])
+    return sorted(members, key=lambda m: (*_sort_key(m.hp, first), m.id))
+
+
 class Lane:
     """The stacked state of the members of one (architecture, batch size) now training: parameters (leaves),
     batch-norm statistics, optimizer slots, per-member scalars and stream positions."""
@@ -140,7 +188,7 @@ class Lane:
     def restack(self, keep: list[Member], new: list[Member]) -> None:
         """Re-form the stacks for ``keep`` (members already here) plus ``new`` (fresh, initial state)."""
         old = {id(m): i for i, m in enumerate(self.members)}
-        members = sorted(keep + new, key=lambda m: (m.hp.optimizer, m.hp.activation, m.id))
+        members = member_order(keep + new)
         self.members = members
         if not members:
             self.state, self.flat = {}, {}
@@ -235,9 +283,8 @@ class Lane:
         members with equal activations)."""
         if len(runs) == 1:
             return _ACT[runs[0][0]](x)
-        # One split (its gradient: one concatenation), not a narrow per run (a full-size gradient each).
-        parts = x.split([(e - s) * width for _, s, e in runs], dim)
-        return torch.cat([_ACT[a](part) for (a, _, _), part in zip(runs, parts, strict=True)], dim)
+        # Each run written into its slice of one output (no concatenation forward or backward).
+        return mixed_activation(x, dim, [(e - s) * width for _, s, e in runs], [a for a, _, _ in runs])
 
     def tensors(self, flat: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Every tensor of the members by name, [P, *shape]: trainable ones as views of ``flat`` (default: the

@@ -15,9 +15,10 @@ Front` and :class:`~builder.engine.pack_lane.Lane` on small synthetic images und
 - **kernels**: the front's (batches, draws, augmentation, once per pack step) depend only on its number of data
   sets and on whether none, some or all of its members augment; a lane's do not depend on its widths, filter
   size, batch size, data or number of members, only on its depths and on whether it is a lane of one (which
-  computes as two), plus a run per optimizer and its activation runs (linear in their number). Each term is
-  counted once on small packs (:meth:`WorkCounter.lane_kernels`, :meth:`WorkCounter.front_kernels`);
-  ``tests/test_projection.py`` holds the model to counts of random real packs.
+  computes as two), plus its optimizer runs and its activation runs (linear in their number; in the lane's own
+  member order), plus a gradient mask where kernels are padded. Each term is counted once on small packs
+  (:meth:`WorkCounter.lane_kernels`, :meth:`WorkCounter.front_kernels`); ``tests/test_projection.py`` holds the
+  model to counts of random real packs.
 - **bytes and FLOPs** grow with the networks and their batch: per member and step, counted on lanes of two at two
   small batch sizes for every architecture and extrapolated linearly in the batch (exact for convolutions and
   products, which are linear in it).
@@ -50,7 +51,7 @@ import torch
 from builder.engine.member import DeviceImages, Member
 from builder.engine.op_count import OpCounter
 from builder.engine.pack_front import Front
-from builder.engine.pack_lane import Lane, _runs
+from builder.engine.pack_lane import Lane, _runs, _sort_key, sort_first
 from builder.engine.pack_schedule import QUEUE_DEPTH, admissions, form_packs, member_bytes, pack_key
 from builder.engine.sources import ImageSet
 from builder.engine.train_config import TrainConfig
@@ -69,10 +70,8 @@ _ACTIVATIONS = sorted(ACTIVATIONS)
 __all__ = ["DATASET_SIZES", "MERGES", "Device", "Projection", "WorkCounter", "merged", "project", "stop_epochs"]
 
 #: Shape merges a projection can assume (:func:`project`), not built in the engine: each pads one architecture
-#: field to the largest value the nws_main space draws (zero weights whose gradients are masked, so the real
-#: units compute the same sums plus exact zeros), so networks that differ only there share a lane. (Dense widths
-#: and filter sizes are built: ``TrainConfig.fc_width`` and ``TrainConfig.filter_size``, counted by
-#: ``WorkCounter(fc_width=..., filter_size=...)``.)
+#: field to the largest value nws_main draws (zero weights, gradients masked), so networks that differ only there
+#: share a lane. (Built, counted by ``WorkCounter``: ``TrainConfig.fc_width`` and ``TrainConfig.filter_size``.)
 MERGES: dict[str, tuple[str, int]] = {
     "conv_width": ("width_conv", 12),
 }
@@ -256,22 +255,30 @@ class WorkCounter:
 
     def lane_kernels(self, hps: Sequence[HyperParameters]) -> int:
         """Kernels of one lane's device work in a pack step (its front aside), by the additive model of the module
-        docstring, each term counted on small lanes: the lane of two (or one) of its depths, plus its optimizers'
-        runs and its activation runs, plus the gradient mask of a lane whose kernels pad some member's
+        docstring, each term counted on small lanes: the lane of two (or one) of its depths, plus a run of each
+        optimizer (in the order the lane stacks its members: :func:`~builder.engine.pack_lane.sort_first`) and its
+        activation runs, plus the gradient mask of a lane whose kernels pad some member's
         (``TrainConfig.filter_size``: one kernel)."""
         P, d = len(hps), (hps[0].depth_conv, hps[0].depth_fc)
         plain = [("adam", "relu")]
         total = self._lane(d, plain, size=1 if P == 1 else 2)
-        optimizers = sorted({hp.optimizer for hp in hps})
-        # the optimizers' runs (one extra per optimizer past the first), at the depths of the nws_fixed lane
-        total += self._lane(_FIXED, [(o, "relu") for o in optimizers], size=max(2, len(optimizers)))
-        total -= self._lane(_FIXED, plain)
-        runs = len(_runs([hp.activation for hp in sorted(hps, key=lambda hp: (hp.optimizer, hp.activation))]))
-        if runs > 1:  # linear in the runs past one (counted at 2 and 3: one optimizer holds at most 4)
+        first = sort_first(hps)
+        order = sorted(hps, key=lambda hp: _sort_key(hp, first))
+        # each optimizer run's kernels (counted once per optimizer, at the depths of the nws_fixed lane) past the
+        # base lane's one Adam run
+        total += sum(self._optimizer_run(o) for o, _, _ in _runs([hp.optimizer for hp in order]))
+        total -= self._optimizer_run("adam")
+        runs = len(_runs([hp.activation for hp in order]))
+        if runs > 1:  # linear in the runs past one (counted at 2 and 3 runs)
             two, three = (self._lane(d, [("adam", a) for a in _ACTIVATIONS[:r]]) for r in (2, 3))
             total += two - self._lane(d, plain) + (three - two) * (runs - 2)
         pad = self.config.filter_size
         return total + (pad is not None and any(hp.filter_size != pad for hp in hps))
+
+    def _optimizer_run(self, optimizer: str) -> int:
+        """Kernels of one run of members sharing ``optimizer`` in a lane step (with another's, less its alone)."""
+        other = "rmsprop" if optimizer == "adam" else "adam"
+        return self._lane(_FIXED, [(other, "relu"), (optimizer, "relu")]) - self._lane(_FIXED, [(other, "relu")])
 
     def front_kernels(self, hps: Sequence[HyperParameters], padded_lanes: int = 0) -> int:
         """Kernels of the front of a pack step (:mod:`builder.engine.pack_front`) whose members are ``hps``: they
