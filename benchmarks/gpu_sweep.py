@@ -6,9 +6,10 @@ counted kernel (step time over :class:`builder.engine.op_count.OpCounter`'s coun
 ``benchmarks/zoo_projection.py --launch-us`` takes to recompute the full-zoo projection from measurements.
 
 Then a realistic ``nws_main`` pack (``--pack`` networks: the first pack the generator forms from the zoo's 13,000
-draws, about 19 lanes, with their shared front, :mod:`builder.engine.pack_front`), with its own dense widths and
-with ``--fc-width 192`` (dense widths sharing lanes), per {eager, CUDA graph} x {fp32, TF32}: milliseconds per pack
-step, network-steps per second and microseconds per counted kernel.
+draws, about 19 lanes, with their shared front, :mod:`builder.engine.pack_front`), with its own shapes, with
+``--fc-width 192`` (dense widths sharing lanes) and with ``--fc-width 192 --filter-size 7`` (filter sizes too), per
+{eager, CUDA graph} x {fp32, TF32}: milliseconds per pack step, network-steps per second and microseconds per
+counted kernel.
 
     python benchmarks/gpu_sweep.py --device cuda --widths 1 16 64 256 --pack 256
 """
@@ -83,10 +84,10 @@ def measure(make: Callable[[], Lane | Front], steps: int) -> tuple[float, int] |
 
 def pack_of(n: int, images: DeviceImages, cfg: TrainConfig, graphs: bool) -> Front:
     """The first ``n`` networks of the first pack the generator forms from the zoo's 13,000 nws_main draws (digits
-    data), as lanes with their shared front (dense layers padded as ``cfg.fc_width`` says)."""
+    data), as lanes with their shared front (padded as ``cfg.fc_width`` and ``cfg.filter_size`` say)."""
     space = get_preset("nws_main")
     hps = {i: dataclasses.replace(space.sample(0, i), dataset="digits") for i in range(13_000)}
-    ids = form_packs(hps, size=n * QUEUE_DEPTH, fc_width=cfg.fc_width)[0][:n]
+    ids = form_packs(hps, n * QUEUE_DEPTH, cfg.fc_width, cfg.filter_size)[0][:n]
     groups: dict[tuple, list[Member]] = {}
     for i in ids:
         m = Member(hps[i], images, 0, i, cfg, torch.float32)
@@ -133,9 +134,10 @@ def main() -> None:
                   f"{width / seconds:>12,.0f} {ratio:>7.1f} {kernels:>8} {seconds / kernels * 1e6:>9.2f}")  # fmt: skip
     if args.pack:
         torch.backends.cudnn.benchmark = True
-        for fc_width, graphs, tf32 in itertools.product((None, 192), (False, True), (False, True)):
+        paddings = ((None, None), (192, None), (192, 7))
+        for (fc_width, filter_size), graphs, tf32 in itertools.product(paddings, (False, True), (False, True)):
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
-            padded = dataclasses.replace(cfg, fc_width=fc_width)
+            padded = dataclasses.replace(cfg, fc_width=fc_width, filter_size=filter_size)
             measured = measure(lambda: pack_of(args.pack, images, padded, graphs), args.steps)  # noqa: B023
             if measured is None:
                 print(f"nws_main pack of {args.pack}: out of memory")
@@ -144,7 +146,7 @@ def main() -> None:
             mode, prec = ("graph" if graphs else "eager"), ("tf32" if tf32 else "fp32")
             print(f"{'pack':<10} {args.pack:>5} {mode:<6} {prec:<5} {'True':<8} {seconds * 1e3:>8.2f} "
                   f"{args.pack / seconds:>12,.0f} {'-':>7} {kernels:>8} {seconds / kernels * 1e6:>9.2f}"
-                  f"   (fc_width {fc_width})")  # fmt: skip
+                  f"   (fc_width {fc_width}, filter_size {filter_size})")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -114,3 +114,17 @@ def test_a_filter_size_below_a_networks_or_even_is_refused_by_name(size, message
     with pytest.raises(ConfigError, match=message):
         cfg = dataclasses.replace(CONFIG, filter_size=size)
         next(iter_pack(FILTERS, IMAGES, zoo_seed=0, network_ids=[0, 1, 2, 3], config=cfg))
+
+
+def test_the_gpu_sweeps_padded_pack_builds_and_steps_on_cpu():
+    """benchmarks/gpu_sweep.py's realistic nws_main pack with --fc-width 192 --filter-size 7 (what a lent GPU
+    times): built from the generator's first pack, networks of several own shapes in one lane; one step runs."""
+    from benchmarks.gpu_sweep import pack_of
+    from builder.engine.member import DeviceImages
+
+    images = DeviceImages(IMAGES["digits"], "cpu")
+    padded = pack_of(16, images, dataclasses.replace(CONFIG, fc_width=192, filter_size=7), graphs=False)
+    assert len(padded.members) == 16 and len(padded.lanes) == 1
+    assert len({m.hp.architecture for m in padded.members}) > 1 and padded.lanes[0].arch.filter_size == 7
+    padded.step()
+    assert all(m.steps == 1 for m in padded.members)
