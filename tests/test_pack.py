@@ -499,21 +499,32 @@ def test_the_throughput_benchmark_runs_with_padded_dense_layers(capsys, monkeypa
 
 
 def test_optimizer_run_kernels_are_the_counted_ones():
-    """OPTIMIZER_RUN_KERNELS, which decides the lane's member order, is what one optimizer run launches."""
+    """OPTIMIZER_RUN_KERNELS and ADAM_STEP_KERNELS, which decide the lane's member order, are what the update
+    launches: one run of each optimizer, and a lane stacked activation first with two runs of Adam and two of
+    RMSprop (Adam's step sizes computed once)."""
     from builder.engine.member import Member
     from builder.engine.op_count import OpCounter
-    from builder.engine.pack_lane import OPTIMIZER_RUN_KERNELS, Lane
+    from builder.engine.pack_lane import ADAM_STEP_KERNELS, OPTIMIZER_RUN_KERNELS, Lane
     from builder.engine.train import DeviceImages
 
     data = DeviceImages(IMAGES["digits"], "cpu")
-    for optimizer, expected in OPTIMIZER_RUN_KERNELS.items():
-        hp = dataclasses.replace(MIXED[0], optimizer=optimizer)
+
+    def update_kernels(hps):
         lane = Lane(CONFIG, torch.device("cpu"), torch.float32)
-        lane.restack([], [Member(hp, data, 0, i, CONFIG, torch.float32) for i in range(2)])
+        lane.restack([], [Member(hp, data, 0, i, CONFIG, torch.float32) for i, hp in enumerate(hps)])
         lane.flat["p"].grad = torch.zeros_like(lane.flat["p"])
         with torch.no_grad(), OpCounter() as count:
             lane._optimize()
-        assert count.kernels == expected, optimizer
+        return count.kernels, [o for o, _, _ in lane.opt_runs]
+
+    for optimizer, expected in OPTIMIZER_RUN_KERNELS.items():
+        hp = dataclasses.replace(MIXED[0], optimizer=optimizer)
+        assert update_kernels([hp, hp])[0] == expected + (optimizer == "adam") * ADAM_STEP_KERNELS, optimizer
+    deep = dataclasses.replace(MIXED[0], depth_conv=5, depth_fc=3)
+    four = [dataclasses.replace(deep, optimizer=o, activation=a) for o in ("adam", "rmsprop") for a in ("elu", "relu")]
+    kernels, runs = update_kernels(four)
+    assert runs == ["adam", "rmsprop", "adam", "rmsprop"]
+    assert kernels == 2 * OPTIMIZER_RUN_KERNELS["adam"] + 2 * OPTIMIZER_RUN_KERNELS["rmsprop"] + ADAM_STEP_KERNELS
 
 
 def test_the_member_order_launches_fewer_kernels_and_changes_no_bytes(monkeypatch):

@@ -39,7 +39,7 @@ from builder.engine.train_config import TrainConfig
 from weightzoo.hparams import HyperParameters
 from weightzoo.optim import ADAM_BETAS, adam_alpha, adam_update_, momentum_update_, rmsprop_update_
 
-__all__ = ["ACTIVATION_RUN_KERNELS", "OPTIMIZER_RUN_KERNELS", "Lane", "member_order", "sort_first"]
+__all__ = ["ACTIVATION_RUN_KERNELS", "ADAM_STEP_KERNELS", "OPTIMIZER_RUN_KERNELS", "Lane", "member_order", "sort_first"]
 
 #: Input channels per member below which a grouped convolution is padded with zero channels (see _grouped_conv).
 MIN_GROUP_CHANNELS = 4
@@ -124,9 +124,11 @@ def _runs(keys: Sequence[str]) -> list[tuple[str, int, int]]:
 
 
 #: Kernels of one run of members sharing an optimizer in a step's update (:meth:`Lane._optimize`; counted:
-#: ``tests/test_pack.py``), and of one run sharing an activation, per layer (forward and backward: one kernel each,
+#: ``tests/test_pack.py``), plus those of a step with any Adam member (its step sizes and beta powers, once), and
+#: of one run sharing an activation, per layer (forward and backward: one kernel each,
 #: :func:`~builder.engine.mixed_activation.mixed_activation`).
-OPTIMIZER_RUN_KERNELS = {"adam": 21, "rmsprop": 9, "sgd_momentum": 3}
+OPTIMIZER_RUN_KERNELS = {"adam": 12, "rmsprop": 9, "sgd_momentum": 3}
+ADAM_STEP_KERNELS = 7
 ACTIVATION_RUN_KERNELS = 2
 
 
@@ -442,15 +444,19 @@ class Lane:
         """The TF1 update rules (:mod:`weightzoo.optim`'s functions) on each optimizer's rows of the flat buffers,
         with each member's learning rate."""
         S, F_ = self.state, self.flat
-        b1, b2 = ADAM_BETAS
+        alpha = None
+        if any(opt == "adam" for opt, _, _ in self.opt_runs):
+            # Adam's step sizes and beta powers once per step for every member (elementwise, so each Adam member's
+            # are what its run alone computes; the other members' are never read), not once per Adam run.
+            alpha = adam_alpha(self.lr32, S["b1p"], S["b2p"]).to(self.dtype)[:, None]
+            S["b1p"].mul_(ADAM_BETAS[0])
+            S["b2p"].mul_(ADAM_BETAS[1])
         for opt, s, e in self.opt_runs:
             p, g, m1 = F_["p"][s:e], F_["p"].grad[s:e], F_["s1"][s:e]
             lr = self.lr[s:e, None]
             if opt == "adam":
-                alpha = adam_alpha(self.lr32[s:e], S["b1p"][s:e], S["b2p"][s:e]).to(p.dtype)[:, None]
-                adam_update_(p, g, m1, F_["s2"][s:e], alpha)
-                S["b1p"][s:e] = S["b1p"][s:e] * b1
-                S["b2p"][s:e] = S["b2p"][s:e] * b2
+                assert alpha is not None
+                adam_update_(p, g, m1, F_["s2"][s:e], alpha[s:e])
             elif opt == "rmsprop":
                 rmsprop_update_(p, g, m1, lr)
             else:

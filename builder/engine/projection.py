@@ -51,7 +51,7 @@ import torch
 from builder.engine.member import DeviceImages, Member
 from builder.engine.op_count import OpCounter
 from builder.engine.pack_front import Front
-from builder.engine.pack_lane import Lane, _runs, _sort_key, sort_first
+from builder.engine.pack_lane import ADAM_STEP_KERNELS, Lane, _runs, _sort_key, sort_first
 from builder.engine.pack_schedule import QUEUE_DEPTH, admissions, form_packs, member_bytes, pack_key
 from builder.engine.sources import ImageSet
 from builder.engine.train_config import TrainConfig
@@ -266,8 +266,9 @@ class WorkCounter:
         order = sorted(hps, key=lambda hp: _sort_key(hp, first))
         # each optimizer run's kernels (counted once per optimizer, at the depths of the nws_fixed lane) past the
         # base lane's one Adam run
-        total += sum(self._optimizer_run(o) for o, _, _ in _runs([hp.optimizer for hp in order]))
-        total -= self._optimizer_run("adam")
+        optimizers = [o for o, _, _ in _runs([hp.optimizer for hp in order])]
+        total += sum(map(self._optimizer_run, optimizers)) - self._optimizer_run("adam")
+        total -= ADAM_STEP_KERNELS * max(optimizers.count("adam") - 1, 0)  # Adam's step sizes: once a step
         runs = len(_runs([hp.activation for hp in order]))
         if runs > 1:  # linear in the runs past one (counted at 2 and 3 runs)
             two, three = (self._lane(d, [("adam", a) for a in _ACTIVATIONS[:r]]) for r in (2, 3))
