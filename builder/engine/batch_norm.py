@@ -12,9 +12,10 @@ backward in closed form, per channel:
 
 with ``std = sqrt(var + eps)``, ``alpha = gamma / std``, ``S1 = sum(dy)``, ``S2 = sum(dy * (x - mean))``
 (centred, so float32 holds for activations far from zero), ``b = -alpha / std * dgamma / N`` (``N`` values per
-channel): 18 kernels and 9 MB there (``tests/test_batch_norm.py``); on a ``nws_main`` lane step (8 networks, batch
-32, three convolutions, two dense layers) 183 kernels and 531 MB instead of 257 and 680 (with the channels of a
-lane's networks seen as [P, C], so their scales need no copy: :meth:`builder.engine.pack_lane.Lane._batch_norm`).
+channel): 17 kernels and 9 MB there (``tests/test_batch_norm.py``); on a ``nws_main`` lane step (8 networks, batch
+32, three convolutions, two dense layers) 183 kernels and 531 MB instead of 257 and 680, with the channels of a
+lane's networks seen as [P, C] so that their scales need no copy (:meth:`builder.engine.pack_lane.Lane._batch_norm`;
+174 kernels with version 6's other changes to the lane).
 Its values are autograd's up to rounding (float64 to 1e-12; ``torch.autograd.gradcheck``); its bytes are not,
 so generation version 6 (:data:`~builder.engine.train_config.GENERATION_VERSION`).
 
@@ -73,8 +74,9 @@ class BatchNormTrain(torch.autograd.Function):
         s1 = dy.sum(dims, keepdim=True)
         xc = x - mean
         dgamma = (dy * xc).sum(dims, keepdim=True).div_(std)  # S2 r
-        b = (alpha / std).mul_(dgamma).mul_(-1 / n)  # -a r^2 S2 / n
-        dx = torch.addcmul((alpha * s1).mul_(-1 / n), dy, alpha).addcmul_(xc, b) if ctx.needs_input_grad[0] else None
+        k = alpha * (-1 / n)
+        b = (k * dgamma).div_(std)  # -alpha / std * dgamma / n
+        dx = torch.addcmul(k * s1, dy, alpha).addcmul_(xc, b) if ctx.needs_input_grad[0] else None
         return dx, dgamma.view(ctx.shape), s1.view(ctx.shape), None
 
 
