@@ -430,17 +430,22 @@ def test_padded_networks_with_the_released_evaluation_equal_the_reference_loop()
         _assert_same(alone, r, atol=2e-7)
 
 
+def assert_each_alone_as_in_its_pack(hps, config):
+    """Each network trained alone has the bytes (weights, float32, CPU) and history it has in one pack of
+    ``hps``."""
+    ids = list(range(len(hps)))
+    packed = train_pack(hps, IMAGES, zoo_seed=0, network_ids=ids, config=config)
+    for hp, nid, r in zip(hps, ids, packed, strict=True):
+        alone = train_network(hp, IMAGES[hp.dataset], zoo_seed=0, network_id=nid, config=config)
+        assert r.weights.keys() == alone.weights.keys()
+        assert all(r.weights[k].tobytes() == alone.weights[k].tobytes() for k in r.weights), hp
+        assert r.history == alone.history
+
+
 def test_a_padded_network_is_bit_identical_in_any_pack():
     """With fc_width, a network is padded the same way alone and in a lane of mixed dense widths: the same bytes
     (float32, CPU), and the padding left out of what it exports."""
-    cfg = dataclasses.replace(CONFIG, fc_width=192)
-    ids = [0, 1, 2, 3]
-    packed = train_pack(DENSE_WIDTHS, IMAGES, zoo_seed=0, network_ids=ids, config=cfg)
-    for hp, nid, r in zip(DENSE_WIDTHS, ids, packed, strict=True):
-        alone = train_network(hp, IMAGES[hp.dataset], zoo_seed=0, network_id=nid, config=cfg)
-        assert r.weights.keys() == alone.weights.keys()
-        assert all(r.weights[k].tobytes() == alone.weights[k].tobytes() for k in r.weights), hp.width_fc
-        assert r.history == alone.history
+    assert_each_alone_as_in_its_pack(DENSE_WIDTHS, dataclasses.replace(CONFIG, fc_width=192))
 
 
 def test_padded_units_stay_exact_zeros():
@@ -537,11 +542,12 @@ def test_the_member_order_launches_fewer_kernels_and_changes_no_bytes(monkeypatc
     hps = [dataclasses.replace(MIXED[0], depth_conv=5, depth_fc=3, optimizer=o, activation=a)
            for o in ("adam", "rmsprop", "sgd_momentum") for a in ("elu", "relu", "sigmoid", "tanh")]  # fmt: skip
     assert pack_lane.sort_first(hps) == "activation"
+    one_epoch = dataclasses.replace(CONFIG, max_epochs=1)
     chosen = WorkCounter().count_lane(hps).lanes[0]
-    chosen_weights = train_pack(hps, IMAGES, zoo_seed=0, network_ids=list(range(12)), config=CONFIG)
+    chosen_weights = train_pack(hps, IMAGES, zoo_seed=0, network_ids=list(range(12)), config=one_epoch)
     monkeypatch.setattr(pack_lane, "sort_first", lambda hps: "optimizer")
     other = WorkCounter().count_lane(hps).lanes[0]
-    other_weights = train_pack(hps, IMAGES, zoo_seed=0, network_ids=list(range(12)), config=CONFIG)
+    other_weights = train_pack(hps, IMAGES, zoo_seed=0, network_ids=list(range(12)), config=one_epoch)
     assert chosen < other
     for a, b in zip(chosen_weights, other_weights, strict=True):
         assert all(a.weights[k].tobytes() == b.weights[k].tobytes() for k in a.weights)

@@ -7,9 +7,8 @@ import torch
 
 from builder.engine.pack import iter_pack, train_pack
 from builder.engine.pack_schedule import pack_key
-from builder.engine.train import train_network
 from tests.reference_trainer import reference_train
-from tests.test_pack import CONFIG, IMAGES, MIXED, _assert_same
+from tests.test_pack import CONFIG, IMAGES, MIXED, _assert_same, assert_each_alone_as_in_its_pack
 from weightzoo.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -27,23 +26,18 @@ def test_networks_of_several_filter_sizes_share_a_lane_and_each_is_itself():
     """filter_size=7: one lane for filter sizes 3, 5 and 7 (and dense widths 64 and 128), each network (float64)
     what the reference loop gives it alone with its own kernels, its snapshots in its own shapes."""
     assert len({pack_key(hp, 128, 7) for hp in FILTERS}) == 1 and len({pack_key(hp) for hp in FILTERS}) == 3
-    ids = [0, 1, 2, 3]
-    results = train_pack(FILTERS, IMAGES, zoo_seed=0, network_ids=ids, config=PADDED, dtype=torch.float64)
+    ids, plain = [0, 1, 2, 3], dataclasses.replace(CONFIG, max_epochs=2)
+    padded = dataclasses.replace(plain, filter_size=7, fc_width=128)
+    results = train_pack(FILTERS, IMAGES, zoo_seed=0, network_ids=ids, config=padded, dtype=torch.float64)
     for hp, nid, packed in zip(FILTERS, ids, results, strict=True):
-        alone = reference_train(hp, IMAGES[hp.dataset], zoo_seed=0, network_id=nid, config=CONFIG, dtype=torch.float64)
+        alone = reference_train(hp, IMAGES[hp.dataset], zoo_seed=0, network_id=nid, config=plain, dtype=torch.float64)
         assert {k: v.shape for k, v in packed.weights.items()} == {k: v.shape for k, v in alone.weights.items()}
         _assert_same(alone, packed, atol=2e-7)
 
 
 def test_a_network_with_padded_filters_is_bit_identical_in_any_pack():
     """Under filter_size, a network has the same bytes alone and in a lane of mixed filter sizes (float32, CPU)."""
-    ids = [0, 1, 2, 3]
-    packed = train_pack(FILTERS, IMAGES, zoo_seed=0, network_ids=ids, config=PADDED)
-    for hp, nid, r in zip(FILTERS, ids, packed, strict=True):
-        alone = train_network(hp, IMAGES[hp.dataset], zoo_seed=0, network_id=nid, config=PADDED)
-        assert r.weights.keys() == alone.weights.keys()
-        assert all(r.weights[k].tobytes() == alone.weights[k].tobytes() for k in r.weights), hp.filter_size
-        assert r.history == alone.history
+    assert_each_alone_as_in_its_pack(FILTERS, PADDED)
 
 
 def test_padded_kernel_positions_stay_exact_zeros():

@@ -274,6 +274,6 @@ class Front:
         for data, _, rows in self.gathers:
             out += [data.train_x, data.train_y, rows]
         for lane in self.lanes:
-            out += [*lane.state.values(), *lane.flat.values(), lane.lr, lane.lr32, lane._ones]
+            out += [*lane.state.values(), *lane.flat.values(), lane.lr, lane.lr32, lane.loss_seed]
             out += [] if lane.grad_mask is None else [lane.grad_mask]
         return out

@@ -256,7 +256,7 @@ class Lane:
         self.opt_runs = _runs([m.hp.optimizer for m in members])
         self.act_runs = _runs([m.hp.activation for m in members])
         P = len(members)
-        self._ones = torch.ones(P, dtype=self.dtype, device=dev)
+        self.loss_seed = torch.ones(P, dtype=self.dtype, device=dev)
         self.lr, self.lr32 = torch.empty(P, dtype=self.dtype, device=dev), torch.empty(P, dtype=f32, device=dev)
         self._front, self._mask_index = None, None
         self.lr_changed()
@@ -325,7 +325,7 @@ class Lane:
         P, bs = len(self.members), self.batch_size
         logits = self._forward(self.tensors(), x, masks, self.act_runs)
         loss = F.cross_entropy(logits.flatten(0, 1), y, reduction="none").view(P, bs).mean(1)
-        loss.backward(self._ones)  # each member's own loss, seeded with ones made once (no sum, no seed each step)
+        loss.backward(self.loss_seed)  # each member's own loss, seeded with ones made once (no sum, no seed each step)
         if self.grad_mask is not None:
             self.flat["p"].grad.mul_(self.grad_mask)
         with torch.no_grad():

@@ -593,8 +593,8 @@ def merged(hp: HyperParameters, merges: Sequence[str] = ()) -> HyperParameters:
     Example:
         >>> from builder.engine.space import get_preset
         >>> hp = get_preset("nws_fixed").sample(0, 0)
-        >>> merged(hp, ["filter"]).architecture.filter_size, merged(hp).filter_size
-        (7, 5)
+        >>> merged(hp, ["conv_width"]).architecture.width_conv, merged(hp).width_conv
+        (12, 8)
     """
     unknown = sorted(set(merges) - set(MERGES))
     if unknown:

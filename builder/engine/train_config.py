@@ -40,7 +40,7 @@ __all__ = [
 #: single-trained ones, trained by a per-network loop, are not), and the original's epoch cap
 #: (``TrainConfig.epoch_cap``; version 4 stopped at exactly ``max_epochs``: :data:`FORMER_DEFAULTS`); 6 = batch
 #: norm's backward pass in closed form (:mod:`builder.engine.batch_norm`: the same gradients up to rounding, in
-#: fewer kernels and a fifth less memory traffic per step), its forward's last multiply-add one ``addcmul``.
+#: fewer kernels and a fifth less memory traffic per step), its forward's multiply-adds as ``addcmul``.
 #: Recorded in every manifest; ``builder.reproduce`` and ``--resume`` refuse to mix versions.
 GENERATION_VERSION = 6
 
