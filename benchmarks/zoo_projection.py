@@ -19,7 +19,8 @@ import torch
 from tqdm import tqdm
 
 from builder.engine.pack_schedule import MAX_WIDTH, MEMORY_SHARE, QUEUE_DEPTH
-from builder.engine.projection import MERGE_KERNELS, MERGES, Device, Projection, WorkCounter, project, stop_epochs
+from builder.engine.projection import Device, WorkCounter
+from builder.engine.replay import MERGE_KERNELS, MERGES, Projection, project, stop_epochs
 from builder.engine.space import get_preset
 from builder.engine.train_config import TrainConfig
 

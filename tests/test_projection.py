@@ -14,7 +14,8 @@ from builder.engine.op_count import OpCounter
 from builder.engine.pack import iter_pack
 from builder.engine.pack_front import Front
 from builder.engine.pack_schedule import form_packs, pack_key
-from builder.engine.projection import Device, Projection, Work, WorkCounter, project, stop_epochs
+from builder.engine.projection import Device, Work, WorkCounter
+from builder.engine.replay import Projection, project, stop_epochs
 from builder.engine.sources import load_images
 from builder.engine.space import get_preset
 from builder.engine.train_config import TrainConfig
@@ -179,7 +180,7 @@ def test_dense_width_padding_widens_lanes_at_the_cost_of_flops(counter):
     """The engine's dense-layer padding (fc_width=192) in the replay: the same networks and network-steps in fewer,
     wider lane steps, more FLOPs (the padded units), fewer kernels; each lane that pads charged its gather of
     dropout bits in the front. A modelled merge (conv widths) likewise; an unknown merge is refused by name."""
-    from builder.engine.projection import MERGE_KERNELS, merged
+    from builder.engine.replay import MERGE_KERNELS, merged
 
     space = get_preset("nws_main")
     hps = {i: space.sample(0, i) for i in range(40)}
