@@ -409,11 +409,16 @@ def test_networks_of_several_dense_widths_share_a_lane_and_each_is_itself():
     from builder.engine.pack_schedule import pack_key
 
     assert len({pack_key(hp, 192) for hp in DENSE_WIDTHS}) == 1 and len({pack_key(hp) for hp in DENSE_WIDTHS}) == 3
-    cfg = dataclasses.replace(CONFIG, fc_width=192)
-    ids = [0, 1, 2, 3]
-    results = train_pack(DENSE_WIDTHS, IMAGES, zoo_seed=0, network_ids=ids, config=cfg, dtype=torch.float64)
-    for hp, nid, packed in zip(DENSE_WIDTHS, ids, results, strict=True):
-        alone = reference_train(hp, IMAGES[hp.dataset], zoo_seed=0, network_id=nid, config=CONFIG, dtype=torch.float64)
+    assert_each_padded_is_the_reference_alone(DENSE_WIDTHS, dataclasses.replace(CONFIG, fc_width=192), CONFIG)
+
+
+def assert_each_padded_is_the_reference_alone(hps, padded, plain):
+    """Each network of one pack of ``hps`` trained under ``padded`` (float64) is what the reference loop gives it
+    alone under ``plain`` (its own shapes), its snapshots in its own shapes."""
+    ids = list(range(len(hps)))
+    results = train_pack(hps, IMAGES, zoo_seed=0, network_ids=ids, config=padded, dtype=torch.float64)
+    for hp, nid, packed in zip(hps, ids, results, strict=True):
+        alone = reference_train(hp, IMAGES[hp.dataset], zoo_seed=0, network_id=nid, config=plain, dtype=torch.float64)
         assert {k: v.shape for k, v in packed.weights.items()} == {k: v.shape for k, v in alone.weights.items()}
         _assert_same(alone, packed, atol=2e-7)
 

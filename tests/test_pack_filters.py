@@ -5,10 +5,15 @@ import dataclasses
 import pytest
 import torch
 
-from builder.engine.pack import iter_pack, train_pack
+from builder.engine.pack import iter_pack
 from builder.engine.pack_schedule import pack_key
-from tests.reference_trainer import reference_train
-from tests.test_pack import CONFIG, IMAGES, MIXED, _assert_same, assert_each_alone_as_in_its_pack
+from tests.test_pack import (
+    CONFIG,
+    IMAGES,
+    MIXED,
+    assert_each_alone_as_in_its_pack,
+    assert_each_padded_is_the_reference_alone,
+)
 from weightzoo.errors import ConfigError
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -26,13 +31,8 @@ def test_networks_of_several_filter_sizes_share_a_lane_and_each_is_itself():
     """filter_size=7: one lane for filter sizes 3, 5 and 7 (and dense widths 64 and 128), each network (float64)
     what the reference loop gives it alone with its own kernels, its snapshots in its own shapes."""
     assert len({pack_key(hp, 128, 7) for hp in FILTERS}) == 1 and len({pack_key(hp) for hp in FILTERS}) == 3
-    ids, plain = [0, 1, 2, 3], dataclasses.replace(CONFIG, max_epochs=2)
-    padded = dataclasses.replace(plain, filter_size=7, fc_width=128)
-    results = train_pack(FILTERS, IMAGES, zoo_seed=0, network_ids=ids, config=padded, dtype=torch.float64)
-    for hp, nid, packed in zip(FILTERS, ids, results, strict=True):
-        alone = reference_train(hp, IMAGES[hp.dataset], zoo_seed=0, network_id=nid, config=plain, dtype=torch.float64)
-        assert {k: v.shape for k, v in packed.weights.items()} == {k: v.shape for k, v in alone.weights.items()}
-        _assert_same(alone, packed, atol=2e-7)
+    plain = dataclasses.replace(CONFIG, max_epochs=2)
+    assert_each_padded_is_the_reference_alone(FILTERS, dataclasses.replace(plain, filter_size=7, fc_width=128), plain)
 
 
 def test_a_network_with_padded_filters_is_bit_identical_in_any_pack():

@@ -176,19 +176,24 @@ def test_the_replay_steps_the_lanes_that_iter_pack_steps(counter, monkeypatch):
     assert replay.networks == 7
 
 
+def _varying_only(field, n=40):
+    """``n`` nws_main draws given the first one's architecture and batch size but their own ``field`` (all three
+    of its values drawn)."""
+    space = get_preset("nws_main")
+    hps = {i: space.sample(0, i) for i in range(n)}
+    same = [f for f in ("filter_size", "depth_conv", "depth_fc", "width_conv", "width_fc", "batch_size") if f != field]
+    hps = {i: dataclasses.replace(hp, **{f: getattr(hps[0], f) for f in same}) for i, hp in hps.items()}
+    assert len({getattr(hp, field) for hp in hps.values()}) == 3
+    return hps
+
+
 def test_dense_width_padding_widens_lanes_at_the_cost_of_flops(counter):
     """The engine's dense-layer padding (fc_width=192) in the replay: the same networks and network-steps in fewer,
     wider lane steps, more FLOPs (the padded units), fewer kernels; each lane that pads charged its gather of
     dropout bits in the front. A modelled merge (conv widths) likewise; an unknown merge is refused by name."""
     from builder.engine.replay import MERGE_KERNELS, merged
 
-    space = get_preset("nws_main")
-    hps = {i: space.sample(0, i) for i in range(40)}
-    # the same architecture but the dense width, so padding changes the lanes
-    hps = {i: dataclasses.replace(hp, **{f: getattr(hps[0], f) for f in ("filter_size", "depth_conv", "depth_fc",
-                                                                        "width_conv", "batch_size")})
-           for i, hp in hps.items()}  # fmt: skip
-    assert len({hp.width_fc for hp in hps.values()}) == 3
+    hps = _varying_only("width_fc")  # so padding dense layers changes the lanes
     stops, steps = {i: 1 for i in hps}, {i: 3 for i in hps}
     plain = project(hps, stops, counter, width=40, epoch_steps=steps)
     padded_counter = WorkCounter(fc_width=192)
@@ -214,12 +219,7 @@ def test_filter_size_padding_is_counted_from_the_engine(counter):
     """The engine's kernel padding (filter_size=7) in the replay: networks of three filter sizes in one lane, more
     FLOPs, fewer kernels; the model's lane kernels (one more for the gradient mask where some member is padded)
     against real packs, with and without dense-width padding."""
-    space = get_preset("nws_main")
-    hps = {i: space.sample(0, i) for i in range(40)}
-    hps = {i: dataclasses.replace(hp, **{f: getattr(hps[0], f) for f in ("width_fc", "depth_conv", "depth_fc",
-                                                                        "width_conv", "batch_size")})
-           for i, hp in hps.items()}  # fmt: skip
-    assert len({hp.filter_size for hp in hps.values()}) == 3
+    hps = _varying_only("filter_size")
     stops, steps = {i: 1 for i in hps}, {i: 3 for i in hps}
     plain = project(hps, stops, counter, width=40, epoch_steps=steps)
     padded = WorkCounter(filter_size=7)

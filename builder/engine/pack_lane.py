@@ -62,6 +62,11 @@ def _grouped_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, padding: in
     return F.conv2d(x, w.flatten(0, 1), b.flatten(), padding=padding, groups=P)
 
 
+def _is_kernel(name: str, shape: Sequence[int]) -> bool:
+    """A convolution kernel [C_out, C_in, k, k] (what ``TrainConfig.filter_size`` centres in a larger one)."""
+    return name.startswith("conv") and len(shape) == 4
+
+
 def _placement(name: str, own: Sequence[int], lane: Sequence[int]) -> tuple[slice, ...]:
     """Where a member's tensor ``name`` of its own shape lies in its lane's (padded) shape: the leading block (dense
     units added: ``TrainConfig.fc_width``), but a convolution kernel centred in the lane's larger one
@@ -72,7 +77,7 @@ def _placement(name: str, own: Sequence[int], lane: Sequence[int]) -> tuple[slic
         ((slice(0, 2, None), slice(0, 3, None)), (slice(2, 5, None), slice(2, 5, None)))
     """
     out = [slice(0, k) for k in own]
-    if name.startswith("conv") and len(own) == 4:  # a kernel [C_out, C_in, k, k]
+    if _is_kernel(name, own):
         for d in (2, 3):
             start = (lane[d] - own[d]) // 2
             out[d] = slice(start, start + own[d])
@@ -235,7 +240,7 @@ class Lane:
         flat["p"].requires_grad_(True)
         # Kernels centred in larger ones (TrainConfig.filter_size): the padding's gradients are not zero (it sees
         # real inputs), so they are masked to exact zeros each step, and the padding stays zero under every optimizer.
-        padded = [n for n in trainable if n.startswith("conv") and len(shapes[n]) == 4]
+        padded = [n for n in trainable if _is_kernel(n, shapes[n])]
         own = [{p.name: p.shape for p in m.hp.architecture.params} for m in members]
         self.grad_mask = None
         if any(o[n] != shapes[n] for o in own for n in padded):
