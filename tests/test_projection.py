@@ -274,7 +274,16 @@ def test_the_projection_command_prints_hours_for_every_mode(capsys, monkeypatch)
 
 
 @pytest.mark.parametrize(
-    "argv", [["--width", "0"], ["--stop", "150", "80"], ["--memory-gb", "0"], ["--fc-width", "64"]]
+    "argv",
+    [
+        ["--width", "0"],
+        ["--stop", "150", "80"],
+        ["--memory-gb", "0"],
+        ["--fc-width", "64"],
+        ["--filter-size", "5"],
+        ["--filter-size", "8"],
+        ["--eval-batch-size", "0"],
+    ],
 )
 def test_the_projection_command_refuses_bad_values_by_name(argv, capsys, monkeypatch):
     import sys
