@@ -12,7 +12,10 @@
 #     time on the same card, nws_fixed and a realistic nws_main slice (pack_throughput --cuda-graphs);
 #   - the sweep: width x {eager, CUDA graph} x {fp32, TF32} x cudnn.benchmark, with the measured µs per kernel
 #     that `python benchmarks/zoo_projection.py --eager-us X --graph-us Y` turns into the projected full zoo
-#     (gpu_sweep; the projection itself runs on CPU, anywhere).
+#     (gpu_sweep; the projection itself runs on CPU, anywhere);
+#   - the compiled regions (generate --compile, builder.engine.fused): their equivalence and pack independence
+#     on CUDA, and the padded nws_main pack eager against compiled, with and without CUDA graphs, fp32 and TF32
+#     (gpu_sweep --compile).
 set -uo pipefail
 OUT="${OUT:-$(pwd)/gpu-out}"
 RESULTS="$OUT/benchmarks/results"
@@ -37,8 +40,11 @@ run() {  # run NAME LIMIT COMMAND...
   tail -n 25 "$RESULTS/$name.txt"
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$RESULTS/device.txt" 2>&1
-run pack_equivalence_cuda 90 python3 benchmarks/pack_equivalence.py --device cuda
-run gpu_sweep 170 python3 benchmarks/gpu_sweep.py --device cuda --widths 1 16 64 256 --steps 20 --pack 256
-run pack_throughput_cuda 180 python3 benchmarks/pack_throughput.py --device cuda --networks 64 --epochs 1 \
+run pack_equivalence_cuda 80 python3 benchmarks/pack_equivalence.py --device cuda
+run gpu_sweep 130 python3 benchmarks/gpu_sweep.py --device cuda --widths 1 16 64 256 --steps 20 --pack 256
+run pack_compiled_cuda 90 python3 benchmarks/gpu_sweep.py --device cuda --steps 20 --pack 256 --compile
+run pack_equivalence_compiled_cuda 50 python3 benchmarks/pack_equivalence.py --device cuda --compile --networks 4 \
+  --epochs 1
+run pack_throughput_cuda 90 python3 benchmarks/pack_throughput.py --device cuda --networks 64 --epochs 1 \
   --per-shape 13 --train-images 12000 --cuda-graphs
-run train_throughput_cuda 40 python3 benchmarks/train_throughput.py --device cuda
+run train_throughput_cuda 30 python3 benchmarks/train_throughput.py --device cuda

@@ -106,6 +106,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--presets", nargs="+", default=["nws_fixed", "nws_main"])
     p.add_argument("--pack", type=int, default=256, help="networks of the realistic nws_main pack (0: skip it)")
+    p.add_argument("--compile", action="store_true", help="only the padded nws_main pack (--fc-width 192 "
+                   "--filter-size 7), eager and compiled regions (TrainConfig.compile), each with and without CUDA "
+                   "graphs, fp32 and TF32")  # fmt: skip
     args = p.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA device: this sweep times GPU steps (the projection runs anywhere)")
@@ -115,7 +118,7 @@ def main() -> None:
     print(f"{torch.cuda.get_device_name(dev)}; torch {torch.__version__}; CUDA {torch.version.cuda}")
     print(f"{'preset':<10} {'width':>5} {'mode':<6} {'prec':<5} {'cudnn.bm':<8} {'ms/step':>8} {'net-steps/s':>12} "
           f"{'vs one':>7} {'kernels':>8} {'µs/kernel':>9}")  # fmt: skip
-    for preset in args.presets:
+    for preset in [] if args.compile else args.presets:
         one: dict[tuple, float] = {}
         for width, graphs, tf32, bench in itertools.product(args.widths, (False, True), (False, True), (False, True)):
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
@@ -134,10 +137,12 @@ def main() -> None:
                   f"{width / seconds:>12,.0f} {ratio:>7.1f} {kernels:>8} {seconds / kernels * 1e6:>9.2f}")  # fmt: skip
     if args.pack:
         torch.backends.cudnn.benchmark = True
-        paddings = ((None, None), (192, None), (192, 7))
-        for (fc_width, filter_size), graphs, tf32 in itertools.product(paddings, (False, True), (False, True)):
+        paddings = ((192, 7, False), (192, 7, True)) if args.compile else ((None, None, False), (192, None, False),
+                                                                            (192, 7, False))  # fmt: skip
+        for (fc_width, filter_size, compiled), graphs, tf32 in itertools.product(paddings, (False, True),
+                                                                                (False, True)):  # fmt: skip
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
-            padded = dataclasses.replace(cfg, fc_width=fc_width, filter_size=filter_size)
+            padded = dataclasses.replace(cfg, fc_width=fc_width, filter_size=filter_size, compile=compiled)
             measured = measure(lambda: pack_of(args.pack, images, padded, graphs), args.steps)  # noqa: B023
             if measured is None:
                 print(f"nws_main pack of {args.pack}: out of memory")
@@ -146,7 +151,7 @@ def main() -> None:
             mode, prec = ("graph" if graphs else "eager"), ("tf32" if tf32 else "fp32")
             print(f"{'pack':<10} {args.pack:>5} {mode:<6} {prec:<5} {'True':<8} {seconds * 1e3:>8.2f} "
                   f"{args.pack / seconds:>12,.0f} {'-':>7} {kernels:>8} {seconds / kernels * 1e6:>9.2f}"
-                  f"   (fc_width {fc_width}, filter_size {filter_size})")  # fmt: skip
+                  f"   (fc_width {fc_width}, filter_size {filter_size}{', compiled' if compiled else ''})")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ network 2, two threads against one move the reference's own float64 weights by u
 steps the pack is as close to it as the thread count is (7.5e-9 against 3.7e-9).
 
     python benchmarks/pack_equivalence.py --device cuda
+    python benchmarks/pack_equivalence.py --device cuda --compile   # generate --compile: the compiled regions
 """
 
 from __future__ import annotations
@@ -45,15 +46,19 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--networks", type=int, default=6)
     p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--compile", action="store_true", help="the pack with TrainConfig.compile (builder.engine.fused)")
     args = p.parse_args()
     dev = torch.device(args.device)
     images = {"digits": load_images("digits")}
     space = get_preset("nws_main")
     ids = list(range(args.networks))
     hps = [dataclasses.replace(space.sample(0, i), dataset="digits", batch_size=32) for i in ids]
-    cfg = TrainConfig(max_epochs=args.epochs, test_images=300, train_eval_images=300)
+    cfg = TrainConfig(max_epochs=args.epochs, test_images=300, train_eval_images=300, compile=args.compile)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
-    print(f"device: {name}   torch {torch.__version__}   {len(ids)} nws_main networks (batch 32), {args.epochs} epochs")
+    print(
+        f"device: {name}   torch {torch.__version__}   {len(ids)} nws_main networks (batch 32), {args.epochs} epochs"
+        f"{', compiled regions' if args.compile else ''}"
+    )
     full = train_pack(hps, images, zoo_seed=0, network_ids=ids, config=cfg, device=dev)
     half = train_pack(hps[::2], images, zoo_seed=0, network_ids=ids[::2], config=cfg, device=dev)
     narrow = train_pack(hps, images, zoo_seed=0, network_ids=ids, config=cfg, device=dev, width=2)
@@ -70,7 +75,8 @@ def main() -> None:
     f64 = train_pack(hps, images, zoo_seed=0, network_ids=ids, config=cfg, device=dev, dtype=torch.float64)
     diffs = []
     for i, hp in zip(ids, hps, strict=True):
-        single = reference_train(hp, images["digits"], zoo_seed=0, network_id=i, config=cfg, device=dev,
+        plain = dataclasses.replace(cfg, compile=False)  # the reference loop is eager
+        single = reference_train(hp, images["digits"], zoo_seed=0, network_id=i, config=plain, device=dev,
                                  dtype=torch.float64)  # fmt: skip
         diffs.append((_max_diff(f64[i], single), f64[i].status == single.status, f64[i].n_epochs == single.n_epochs))
     print("float64 pack against the reference loop alone, per network: max |difference| of the weights, same "

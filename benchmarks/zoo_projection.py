@@ -9,6 +9,8 @@ assumptions. Runs anywhere (CPU); deterministic.
     python benchmarks/zoo_projection.py --fc-width 192 --filter-size 7  # and with generate --filter-size 7
     python benchmarks/zoo_projection.py --fc-width 192 --eval-batch-size 10000  # generate's GPU evaluation batch
     python benchmarks/zoo_projection.py --fc-width 192 --filter-size 7 --merge conv_width  # conv widths (modelled)
+    python benchmarks/zoo_projection.py --fc-width 192 --filter-size 7 --eval-batch-size 10000 --compile  # generate
+        --compile: batch norm, activations and optimizer updates compiled, their work counted by Inductor
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from builder.engine.space import get_preset
 from builder.engine.train_config import TrainConfig
 
 
-def table(name: str, p: Projection, device: Device) -> None:
+def table(name: str, p: Projection, device: Device, traffic: str = "unfused") -> None:
     print(
         f"\n{name}: {p.networks:,} networks, {p.network_steps:,} network-steps, {p.lane_steps:,} lane steps "
         f"in {p.pack_steps:,} pack steps"
     )
     print(f"  training: {p.train.kernels:,.0f} kernels ({p.ops_per_network_step:.1f} per network-step), "
-          f"{p.train.flops:.3g} FLOP, {p.train.bytes:.3g} bytes (unfused)")  # fmt: skip
+          f"{p.train.flops:.3g} FLOP, {p.train.bytes:.3g} bytes ({traffic})")  # fmt: skip
     print(f"  exports (weights copy and clean evaluation, every epoch): {p.exports.kernels:,.0f} kernels, "
           f"{p.exports.flops:.3g} FLOP, {p.exports.bytes:.3g} bytes")  # fmt: skip
     print(f"  hours on one {device.name} (per step the longest of launches, memory traffic and compute):")
@@ -62,6 +64,9 @@ def main() -> None:
                     f"--eval-batch-size; default {TrainConfig.eval_batch_size}, 10000 on a GPU)")  # fmt: skip
     ap.add_argument("--merge", nargs="*", default=[], choices=sorted(MERGES), help="assume nws_main networks that "
                     "differ only in these fields share lanes, padded to the largest value (modelled)")  # fmt: skip
+    ap.add_argument("--compile", action="store_true", help="the zoo trained with generate --compile: each layer's "
+                    "batch norm and activation, and each optimizer update, a region compiled by Inductor, its "
+                    "kernels and bytes Inductor's (compiles each variant at small shapes: a few minutes)")  # fmt: skip
     args = ap.parse_args()
     if args.width < 1 or args.fixed < 0 or args.main < 0 or args.memory_gb <= 0:
         ap.error("--width must be at least 1, --fixed and --main at least 0, --memory-gb above 0")
@@ -74,7 +79,7 @@ def main() -> None:
     if not 1 <= args.stop[0] <= args.stop[1]:
         ap.error(f"--stop LOW HIGH: expected 1 <= LOW <= HIGH, got {args.stop[0]} {args.stop[1]}")
     torch.set_num_threads(1)
-    device, counter = Device(), WorkCounter(eval_batch_size=args.eval_batch_size)
+    device, counter = Device(), WorkCounter(eval_batch_size=args.eval_batch_size, compile=args.compile)
     if args.eager_us or args.graph_us:
         eager = (args.eager_us or device.launch_s["eager"] * 1e6) * 1e-6
         graph = (args.graph_us or device.graph_s * 1e6) * 1e-6
@@ -88,11 +93,18 @@ def main() -> None:
           f"stop epochs uniform {args.stop[0]}..{args.stop[1]} (seed {args.seed})")  # fmt: skip
     padded = counter
     if args.fc_width or args.filter_size:
-        padded = WorkCounter(args.fc_width, args.eval_batch_size, args.filter_size)
+        padded = WorkCounter(args.fc_width, args.eval_batch_size, args.filter_size, args.compile)
+        padded.regions = counter.regions  # one set of Inductor fits
     if args.fc_width:
         print(f"nws_main with --fc-width {args.fc_width}: dense layers padded, dense widths sharing lanes")
     if args.filter_size:
         print(f"nws_main with --filter-size {args.filter_size}: kernels padded, filter sizes sharing lanes")
+    if args.compile:
+        print(
+            "--compile: each layer's batch norm and activation one compiled region (training, forward and "
+            "backward, and evaluation), each optimizer run's update another; their kernels and bytes Inductor's "
+            "(its scheduler's fused nodes, the buffers they read and write)"
+        )
     print(f"exports evaluated in batches of {counter.config.eval_batch_size:,} images")
     if args.merge:
         fields = ", ".join(f"{MERGES[m][0]} padded to {MERGES[m][1]}" for m in args.merge)
@@ -111,9 +123,10 @@ def main() -> None:
             merges, used = (args.merge, padded) if preset == "nws_main" else ((), counter)
             p = project(hps, stops, used, device, width=args.width, budget_bytes=budget, progress=bar,
                         merges=merges)  # fmt: skip
-        table(preset, p, device)
+        traffic = "compiled regions fused" if args.compile else "unfused"
+        table(preset, p, device, traffic)
         total.merge(p)
-    table("full zoo", total, device)
+    table("full zoo", total, device, traffic)
 
 
 if __name__ == "__main__":

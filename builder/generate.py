@@ -67,6 +67,12 @@ def generate(config: GenerationConfig) -> Manifest:
     if cfg.fc_width is not None and cfg.fc_width < widest:
         raise ConfigError(f"--fc-width {cfg.fc_width} is below the widest dense width {cfg.preset!r} draws "
                           f"({widest}): expected at least {widest}")  # fmt: skip
+    cuda = cfg.device.startswith("cuda")
+    if cfg.tf32 and not cuda:
+        raise ConfigError(f"--tf32 is for CUDA devices (--device {cfg.device} given): on CPU it would change nothing")
+    if cfg.cuda_graphs and not (cuda and cfg.trainer == "pack"):
+        raise ConfigError(f"--cuda-graphs needs --trainer pack on a CUDA device (given --trainer {cfg.trainer}, "
+                          f"--device {cfg.device})")  # fmt: skip
     largest = max(space.choices["filter_size"])
     if cfg.filter_size is not None and cfg.filter_size < largest:
         raise ConfigError(f"--filter-size {cfg.filter_size} is below the largest filter size {cfg.preset!r} draws "
@@ -116,7 +122,7 @@ def generate(config: GenerationConfig) -> Manifest:
     n_networks = len(tasks)  # the bar counts networks, also when packs train several per task
     if cfg.trainer == "pack":
         tasks = _pack_tasks(tasks, cfg.pack_size, cfg.device, QUEUE_DEPTH if cfg.executor == "local" else 1,
-                            cfg.fc_width, cfg.filter_size)  # fmt: skip
+                            cfg.fc_width, cfg.filter_size, cfg.cuda_graphs)  # fmt: skip
     start = time.perf_counter()
     accuracy: dict[str, list[float]] = defaultdict(list)
     statuses: Counter[str] = Counter()
@@ -143,8 +149,8 @@ def generate(config: GenerationConfig) -> Manifest:
     return manifest
 
 
-def _pack_tasks(tasks: list[Task], pack_size: int | None, device: str, depth: int,
-                fc_width: int | None = None, filter_size: int | None = None) -> list[PackTask]:  # fmt: skip
+def _pack_tasks(tasks: list[Task], pack_size: int | None, device: str, depth: int, fc_width: int | None = None,
+                filter_size: int | None = None, cuda_graphs: bool = False) -> list[PackTask]:  # fmt: skip
     """The tasks as packs (builder.engine.pack_schedule): each trains ``pack_size`` networks at once (None: as many as
     ``MAX_WIDTH`` and the device's memory allow) from a queue ``depth`` times as long, shapes mixed. The local
     executor hands over each network as it finishes, so its packs queue ``QUEUE_DEPTH`` times their width; a
@@ -155,7 +161,7 @@ def _pack_tasks(tasks: list[Task], pack_size: int | None, device: str, depth: in
     budget = None if pack_size else device_budget(device)
     packs = []
     for ids in form_packs(hps, size=width * depth, fc_width=fc_width, filter_size=filter_size):
-        packs.append(PackTask(by_id[ids[0]], tuple(ids), width=width, budget_bytes=budget))
+        packs.append(PackTask(by_id[ids[0]], tuple(ids), width=width, budget_bytes=budget, cuda_graphs=cuda_graphs))
     return packs
 
 

@@ -152,6 +152,20 @@ class GenerationConfig:
         "FLOPs (benchmarks/zoo_projection.py); recorded, and the weights of the networks it pads may change in "
         "their last bits", kwargs={"type": option_type("filter_size")},
     )  # fmt: skip
+    #: Batch norm, activations and optimizer updates compiled by torch.compile (builder.engine.fused): for GPUs.
+    compile: bool = _option(
+        False, "zoo", "fuse each layer's batch norm and activation (training and evaluation), and each optimizer "
+        "update, into a few kernels with torch.compile (Inductor: Triton on a GPU, a C++ compiler on CPU): 2 to 2.5x "
+        "less memory traffic there (benchmarks/zoo_projection.py --compile); for the GPU; recorded, and the weights "
+        "change in their last bits",
+        kwargs={"action": "store_true"},
+    )  # fmt: skip
+    #: On CUDA, products and convolutions in TF32 (TrainConfig.tf32).
+    tf32: bool = _option(
+        False, "zoo", "on CUDA, matrix products and convolutions in TF32 (the tensor cores: about 7x the fp32 peak "
+        "of an H100; default fp32, as the original); recorded, and the weights change beyond their last bits",
+        kwargs={"action": "store_true"},
+    )  # fmt: skip
     #: Budget zoos: training images per network and test images per evaluation (None: all, as the reference).
     train_images: int | None = _option(
         None, "zoo", "budget zoos: train each network on a class-balanced random subset of this many training "
@@ -210,6 +224,11 @@ class GenerationConfig:
         None, "provenance", f"networks a pack trains at once (default: as many as device memory allows, at most "
         f"{MAX_WIDTH}); with --executor local each pack queues {QUEUE_DEPTH} times as many; shapes mix",
         kwargs={"type": option_type("pack_size")},
+    )  # fmt: skip
+    #: Each pack's step captured as one CUDA graph and replayed (builder.engine.pack_front): the same bytes.
+    cuda_graphs: bool = _option(
+        False, "provenance", "with --trainer pack on CUDA: capture each pack's step as one CUDA graph and replay it "
+        "(one launch per step instead of one per kernel; the same bytes as eager)", kwargs={"action": "store_true"},
     )  # fmt: skip
     overwrite: bool = _option(
         False, "run", "replace the zoo (or interrupted run) in the output folder; never deletes files weightzoo did "
@@ -332,6 +351,9 @@ def command_of(record: Mapping[str, Any]) -> str:
         if isinstance(value, list):
             value = tuple(value)
         if value is None or (value == field.default and not spec.always):
+            continue
+        if spec.kwargs.get("action") == "store_true":  # a switch: its flag alone
+            parts.append(_flag(field))
             continue
         parts.append(f"{_flag(field)} {spec.show(value) if spec.show else value}")
     return " ".join(parts)

@@ -89,6 +89,18 @@ def test_bad_input_exits_with_a_clear_message(tmp_path, capsys):
     assert not any((tmp_path / name).exists() for name in "abcd")  # nothing written by any of these
 
 
+def test_gpu_options_off_a_gpu_are_refused_by_name(tmp_path, capsys):
+    """--tf32 and --cuda-graphs on a CPU would change nothing: refused, naming the option and the device, before
+    a folder is made."""
+    assert _run(tmp_path / "a", "--tf32", n=1) == 2
+    assert "--tf32 is for CUDA devices (--device cpu given)" in capsys.readouterr().err
+    assert _run(tmp_path / "b", "--cuda-graphs", "--trainer", "pack", n=1) == 2
+    assert "--cuda-graphs needs --trainer pack on a CUDA device (given --trainer pack, --device cpu)" in (
+        capsys.readouterr().err
+    )
+    assert not any((tmp_path / name).exists() for name in "ab")
+
+
 def test_existing_zoo_needs_overwrite(demo_zoo, capsys):
     assert _run(demo_zoo, n=1) == 2
     assert "--overwrite" in capsys.readouterr().err

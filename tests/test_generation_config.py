@@ -17,7 +17,7 @@ NOT_DEFAULT = {
     "datasets": ("mnist", "fashion"), "lr_decay": 0.96, "bn_decay": 0.8, "evaluation": "released",
     "epoch_cap": "epochs", "on_divergence": "continue", "license": "cc0-1.0", "eval_batch_size": 300,
     "fc_width": 192, "filter_size": 7, "train_images": 500, "test_images": 200, "device": "cpu", "threads": 2,
-    "max_shard_bytes": 104857,
+    "max_shard_bytes": 104857, "compile": True, "tf32": True,
 }  # fmt: skip
 
 

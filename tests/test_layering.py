@@ -115,8 +115,9 @@ def test_the_engine_never_imports_the_tools():
 
 _MUTATORS = {"append", "extend", "update", "pop", "popitem", "clear", "setdefault", "add", "insert", "remove"}
 #: Module state that is a process's own by design: the process executor's worker runner exists only in a worker
-#: process (made by the pool's initializer).
-_PROCESS_STATE = {("builder/engine/executors.py", "_WORKER")}
+#: process (made by the pool's initializer); the compiled regions (builder.engine.fused), as torch's own compiled
+#: code is per process (Dynamo keeps it on the function's code object), one wrapper per region.
+_PROCESS_STATE = {("builder/engine/executors.py", "_WORKER"), ("builder/engine/fused.py", "_COMPILED")}
 
 
 def _mutated_module_state(path: Path) -> set[str]:

@@ -23,7 +23,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -101,21 +101,28 @@ class NWSNet(nn.Module):
         self.dropout = nn.Dropout(DROPOUT)
         self.pool = nn.MaxPool2d(2, 2)
 
-    def forward(self, x: torch.Tensor, dropout_masks: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, dropout_masks: Sequence[torch.Tensor] | None = None,
+                norm_act: Callable[[torch.Tensor, nn.Module, bool], torch.Tensor] | None = None
+                ) -> torch.Tensor:  # fmt: skip
         """Logits [B, 20] for images [B, 3, 32, 32] in [0, 1].
 
         ``dropout_masks``: one [B, units] tensor per dense layer, multiplied in place of :attr:`dropout`'s own
         draw (0 drops a unit, ``1 / (1 - p)`` keeps it); the trainers pass them in training mode so a network's
-        masks are a function of its identity and step (``builder.engine.keyed_random``). None: ``nn.Dropout``."""
+        masks are a function of its identity and step (``builder.engine.keyed_random``). None: ``nn.Dropout``.
+        ``norm_act(z, bn, conv)``: a layer's batch norm and activation on its convolution's or product's output
+        ``z`` (``conv``: batch norm then activation, else activation then batch norm), for a trainer that runs them
+        as one compiled region (``builder.engine.fused``); None: the modules, ``act(bn(z))`` and ``bn(act(z))``."""
         layer = 0
         for n_layers in self.architecture.blocks:
             for _ in range(n_layers):
-                x = self.act(getattr(self, f"conv{layer}_bn")(getattr(self, f"conv{layer}")(x)))
+                z, bn = getattr(self, f"conv{layer}")(x), getattr(self, f"conv{layer}_bn")
+                x = self.act(bn(z)) if norm_act is None else norm_act(z, bn, True)
                 layer += 1
             x = self.pool(x)
         x = x.permute(0, 2, 3, 1).flatten(1)  # (h, w, c) order, as TensorFlow flattens NHWC
         for j in range(len(self.architecture.fc_units)):
-            x = getattr(self, f"fc{j}_bn")(self.act(getattr(self, f"fc{j}")(x)))
+            z, bn = getattr(self, f"fc{j}")(x), getattr(self, f"fc{j}_bn")
+            x = bn(self.act(z)) if norm_act is None else norm_act(z, bn, False)
             x = self.dropout(x) if dropout_masks is None else x * dropout_masks[j]
         return self.out(x)
 

@@ -15,12 +15,16 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from builder.engine import fused
 from builder.engine.keyed_random import to_device
 from builder.engine.pack_schedule import lane_architecture
 from builder.engine.sources import ImageSet, train_pool_start
@@ -61,15 +65,19 @@ class DeviceImages:
 
 
 @torch.inference_mode()
-def evaluate_sums(net: NWSNet, x: torch.Tensor, y: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate_sums(net: NWSNet, x: torch.Tensor, y: torch.Tensor, batch: int,
+                  norm_act: Callable[[torch.Tensor, nn.Module, bool], torch.Tensor] | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """Summed cross-entropy (float64) and number of correct predictions (int64), eval mode, no augmentation, as
-    tensors on the device: nothing waits for them (:mod:`builder.engine.pack` reads them a step later)."""
+    tensors on the device: nothing waits for them (:mod:`builder.engine.pack` reads them a step later).
+    ``norm_act``: each layer's batch norm and activation (:meth:`~weightzoo.model.NWSNet.forward`; the compiled
+    regions of ``TrainConfig.compile``: :func:`builder.engine.fused.eval_norm_act`)."""
     net.eval()
     dtype = net.out.weight.dtype
     loss = torch.zeros((), device=x.device, dtype=torch.float64)
     correct = torch.zeros((), device=x.device, dtype=torch.int64)
     for i in range(0, len(y), batch):
-        logits = net(x[i : i + batch].to(dtype).div_(255))
+        logits = net(x[i : i + batch].to(dtype).div_(255), norm_act=norm_act)
         loss += F.cross_entropy(logits, y[i : i + batch], reduction="sum").double()
         correct += (logits.argmax(1) == y[i : i + batch]).sum()
     return loss, correct
@@ -268,6 +276,10 @@ class Member:
     """One network being trained (alone or in a pack): its generators, data split, epoch state, records, history
     and early stopping, set up from (zoo seed, network id) with the same calls in the same order everywhere."""
 
+    #: How its evaluation's compiled regions run (``TrainConfig.compile``): compiled by Inductor; the projection
+    #: counts an export with a stand-in (:func:`builder.engine.fused.counted`).
+    region: Callable[[Callable[..., Any]], Callable[..., Any]] = staticmethod(fused.compiled)
+
     def __init__(self, hp: HyperParameters, data: DeviceImages, zoo_seed: int, network_id: int,
                  config: TrainConfig, dtype: torch.dtype):  # fmt: skip
         self.start = time.perf_counter()
@@ -327,9 +339,10 @@ class Member:
                     state[name].copy_(w)
         if measured is None:
             assert evaluator is not None
+            norm_act = fused.eval_norm_act(self.region, evaluator.activation) if self.config.compile else None
             for part, (x, y) in self.eval_sets.items():
                 tensors[f"loss:{part}"], tensors[f"correct:{part}"] = evaluate_sums(
-                    evaluator, x, y, self.config.eval_batch_size
+                    evaluator, x, y, self.config.eval_batch_size, norm_act
                 )
         if loss_sum is not None:
             tensors["loss_sum"] = loss_sum

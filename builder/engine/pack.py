@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from itertools import islice
 from typing import Any
 
@@ -237,14 +238,38 @@ def iter_pack(
         return new
 
     budget = math.inf if budget_bytes is None else budget_bytes
-    pack.update([], admit(0, budget))
-    while len(pack):
-        done = pack.step()
-        if done:
-            for m in done:
-                yield m.id, m.result()
-            left = len(pack) - len(done)
-            pack.update(done, admit(left, budget - pack.bytes + sum(m.bytes for m in done)))
+    with precision(config, dev):
+        pack.update([], admit(0, budget))
+        while len(pack):
+            done = pack.step()
+            if done:
+                for m in done:
+                    yield m.id, m.result()
+                left = len(pack) - len(done)
+                pack.update(done, admit(left, budget - pack.bytes + sum(m.bytes for m in done)))
+
+
+@contextmanager
+def precision(config: TrainConfig, device: torch.device) -> Iterator[None]:
+    """On CUDA, products and convolutions in TF32 or fp32 as ``config.tf32`` says (``torch.backends``' own
+    default is TF32 for cuDNN's convolutions, fp32 for products), the flags restored after; nothing elsewhere.
+
+    Example:
+        >>> with precision(TrainConfig(tf32=False), torch.device("cuda")):  # (flags only: no GPU needed)
+        ...     torch.backends.cudnn.allow_tf32
+        False
+        >>> torch.backends.cudnn.allow_tf32  # restored: PyTorch's default
+        True
+    """
+    if device.type != "cuda":
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = config.tf32
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def train_pack(

@@ -14,6 +14,8 @@ batch-norm statistics and optimizer slots stacked ``[P, ...]``, trained one step
 - A lane may hold networks of other shapes padded to its own (``TrainConfig.fc_width``: dense units added;
   ``TrainConfig.filter_size``: kernels centred in larger ones, their padding's gradients masked): each computes its
   own sums plus exact zeros (:func:`_placement`).
+- With ``TrainConfig.compile``, each layer's batch norm and activation run as one compiled region
+  (:mod:`builder.engine.fused`; the same arithmetic up to rounding, a member's bytes still the same in any pack).
 
 Example:
     >>> _runs(["adam", "adam", "sgd_momentum"])
@@ -23,12 +25,14 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from builder.engine import fused
 from builder.engine.augment import augment
 from builder.engine.batch_norm import batch_norm_train
 from builder.engine.keyed_random import copy_from_host_, mask_words
@@ -43,7 +47,6 @@ __all__ = ["ACTIVATION_RUN_KERNELS", "ADAM_STEP_KERNELS", "OPTIMIZER_RUN_KERNELS
 
 #: Input channels per member below which a grouped convolution is padded with zero channels (see _grouped_conv).
 MIN_GROUP_CHANNELS = 4
-_ACT = {"relu": F.relu, "elu": F.elu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
 
 
 def _grouped_conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, padding: int) -> torch.Tensor:
@@ -137,11 +140,12 @@ ADAM_STEP_KERNELS = 7
 ACTIVATION_RUN_KERNELS = 2
 
 
-def sort_first(hps: Sequence[HyperParameters]) -> str:
+def sort_first(hps: Sequence[HyperParameters], compiled: bool = False) -> str:
     """Which field a lane of networks ``hps`` sorts its members by first, ``optimizer`` or ``activation`` (then
     the other, then the network id): whichever launches fewer kernels per step, as the runs of equal optimizers
     and of equal activations each cost theirs (:data:`OPTIMIZER_RUN_KERNELS`, :data:`ACTIVATION_RUN_KERNELS` per
-    layer). A member's bytes do not depend on the order (nor on its lane's other members).
+    layer); ``compiled`` (``TrainConfig.compile``): the optimizer, as a compiled region applies every member's
+    activation at once. A member's bytes do not depend on the order (nor on its lane's other members).
 
     Example:
         >>> import dataclasses
@@ -153,6 +157,8 @@ def sort_first(hps: Sequence[HyperParameters]) -> str:
         ...             for o in ("adam", "rmsprop", "sgd_momentum") for a in ("elu", "relu", "tanh")])
         'activation'
     """
+    if compiled:
+        return "optimizer"
     layers = sum(hps[0].architecture.blocks) + len(hps[0].architecture.fc_units)
 
     def kernels(first: str) -> int:
@@ -167,17 +173,21 @@ def _sort_key(hp: HyperParameters, first: str) -> tuple[str, str]:
     return (hp.activation, hp.optimizer) if first == "activation" else (hp.optimizer, hp.activation)
 
 
-def member_order(members: Sequence[Member]) -> list[Member]:
+def member_order(members: Sequence[Member], compiled: bool = False) -> list[Member]:
     """A lane's members in the order it stacks them (:func:`sort_first`)."""
     if not members:
         return []
-    first = sort_first([m.hp for m in members])
+    first = sort_first([m.hp for m in members], compiled)
     return sorted(members, key=lambda m: (*_sort_key(m.hp, first), m.id))
 
 
 class Lane:
     """The stacked state of the members of one (architecture, batch size) now training: parameters (leaves),
     batch-norm statistics, optimizer slots, per-member scalars and stream positions."""
+
+    #: How a layer's compiled region runs (``TrainConfig.compile``): compiled by Inductor; the projection counts a
+    #: step with a stand-in (:func:`builder.engine.fused.counted`).
+    region: Callable[[Callable[..., Any]], Callable[..., Any]] = staticmethod(fused.compiled)
 
     def __init__(self, config: TrainConfig, device: torch.device, dtype: torch.dtype, cuda_graphs: bool = False):
         self.config, self.device, self.dtype = config, device, dtype
@@ -188,6 +198,7 @@ class Lane:
         self.cuda_graphs = cuda_graphs and device.type == "cuda"
         self._front: Front | None = None
         self._mask_index: torch.Tensor | None = None
+        self._codes: dict[tuple, torch.Tensor] = {}
 
     def __len__(self) -> int:
         return len(self.members)
@@ -195,7 +206,7 @@ class Lane:
     def restack(self, keep: list[Member], new: list[Member]) -> None:
         """Re-form the stacks for ``keep`` (members already here) plus ``new`` (fresh, initial state)."""
         old = {id(m): i for i, m in enumerate(self.members)}
-        members = member_order(keep + new)
+        members = member_order(keep + new, self.config.compile)
         self.members = members
         if not members:
             self.state, self.flat = {}, {}
@@ -263,7 +274,7 @@ class Lane:
         P = len(members)
         self.loss_seed = torch.ones(P, dtype=self.dtype, device=dev)
         self.lr, self.lr32 = torch.empty(P, dtype=self.dtype, device=dev), torch.empty(P, dtype=f32, device=dev)
-        self._front, self._mask_index = None, None
+        self._front, self._mask_index, self._codes = None, None, {}
         self.lr_changed()
 
     def mask_index(self) -> torch.Tensor:
@@ -290,7 +301,7 @@ class Lane:
         """Each member's activation on its slice of ``dim`` (``width`` entries per member; ``runs``: runs of
         members with equal activations)."""
         if len(runs) == 1:
-            return _ACT[runs[0][0]](x)
+            return fused.ACT[runs[0][0]](x)
         # Each run written into its slice of one output (no concatenation forward or backward).
         return mixed_activation(x, dim, [(e - s) * width for _, s, e in runs], [a for a, _, _ in runs])
 
@@ -411,20 +422,32 @@ class Lane:
         h = x.view(P, bs, *x.shape[1:]).transpose(0, 1).reshape(bs, P * x.shape[1], *x.shape[2:])
         k = arch.filter_size
         layer = 0
+        compiled = self.config.compile  # batch norm and activation as compiled regions (builder.engine.fused)
+        activation, codes = self._activation(act_runs) if compiled else ("", None)
         for n_layers in arch.blocks:
             for _ in range(n_layers):
                 w, b = S[f"conv{layer}.weight"], S[f"conv{layer}.bias"]
-                h = _grouped_conv(h, w, b, k // 2)
-                h = self._batch_norm(h.unflatten(1, (P, -1)), f"conv{layer}_bn", momentum, S).flatten(1, 2)
-                h = self._act(h, 1, w.shape[1], act_runs)
+                h = _grouped_conv(h, w, b, k // 2).unflatten(1, (P, -1))
+                if compiled:
+                    h = self._fused(fused.norm_act, h, f"conv{layer}_bn", momentum, S, activation, codes)
+                    h = h.flatten(1, 2)
+                else:
+                    h = self._batch_norm(h, f"conv{layer}_bn", momentum, S).flatten(1, 2)
+                    h = self._act(h, 1, w.shape[1], act_runs)
                 layer += 1
             h = F.max_pool2d(h, 2, 2)
         C = h.shape[1] // P
         h = h.view(bs, P, C, *h.shape[2:]).permute(1, 0, 3, 4, 2).reshape(P, bs, -1)  # (h, w, c) per member
         for j in range(len(arch.fc_units)):
             w, b = S[f"fc{j}.weight"], S[f"fc{j}.bias"]
-            h = self._act(torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2)), 0, 1, act_runs)
+            h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
             # [P, bs, n] seen as [bs, P, n] (a view): batch norm over the batch, per member and unit
+            if compiled:
+                mask = () if masks is None else (masks[j].transpose(0, 1),)
+                h = self._fused(fused.act_norm, h.transpose(0, 1), f"fc{j}_bn", momentum, S, activation, codes, *mask)
+                h = h.transpose(0, 1)
+                continue
+            h = self._act(h, 0, 1, act_runs)
             h = self._batch_norm(h.transpose(0, 1), f"fc{j}_bn", momentum, S).transpose(0, 1)
             if masks is not None:
                 h = h * masks[j]
@@ -439,12 +462,38 @@ class Lane:
         # parameter buffer) broadcast without a copy.
         gamma, beta = S[f"{name}.weight"], S[f"{name}.bias"]
         y, mean, var = batch_norm_train(x, gamma, beta, self.config.bn_eps)
-        with torch.no_grad():
-            moving_mean, moving_var = S[f"{name}.running_mean"], S[f"{name}.running_var"]
-            n = moving_mean.shape[0]  # a lane of one: the statistics of the first of the twins
-            moving_mean.lerp_(mean[:n], momentum)
-            moving_var.lerp_(var[:n], momentum)
+        self._moving(name, mean, var, momentum, S)
         return y
+
+    @staticmethod
+    @torch.no_grad()
+    def _moving(name: str, mean: torch.Tensor, var: torch.Tensor, momentum: float, S: dict[str, torch.Tensor]
+                ) -> None:  # fmt: skip
+        """The layer's moving statistics (in ``S``) moved towards the batch's ``mean`` and ``var``."""
+        moving_mean, moving_var = S[f"{name}.running_mean"], S[f"{name}.running_var"]
+        n = moving_mean.shape[0]  # a lane of one: the statistics of the first of the twins
+        moving_mean.lerp_(mean[:n], momentum)
+        moving_var.lerp_(var[:n], momentum)
+
+    def _fused(self, fn: Callable[..., Any], x: torch.Tensor, name: str, momentum: float, S: dict[str, torch.Tensor],
+               activation: str, codes: torch.Tensor | None, *mask: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        """A layer's batch norm and activation as a compiled region (``fn``: :func:`~builder.engine.fused.norm_act`
+        or :func:`~builder.engine.fused.act_norm`), the moving statistics updated."""
+        y, mean, var = self.region(fn)(x, S[f"{name}.weight"], S[f"{name}.bias"], self.config.bn_eps, activation, codes,
+                                       *mask)  # fmt: skip
+        self._moving(name, mean, var, momentum, S)
+        return y
+
+    def _activation(self, act_runs: list[tuple[str, int, int]]) -> tuple[str, torch.Tensor | None]:
+        """A compiled region's activation: the lane's one, or ``"mixed"`` and each member's code
+        (:data:`~builder.engine.fused.CODES`; made once per composition)."""
+        if len(act_runs) == 1:
+            return act_runs[0][0], None
+        key = tuple(act_runs)
+        if key not in self._codes:
+            codes = [fused.CODES[a] for a, s, e in act_runs for _ in range(s, e)]
+            self._codes[key] = torch.tensor(codes, device=self.device)
+        return "mixed", self._codes[key]
 
     def _optimize(self) -> None:
         """The TF1 update rules (:mod:`weightzoo.optim`'s functions) on each optimizer's rows of the flat buffers,
@@ -457,16 +506,18 @@ class Lane:
             alpha = adam_alpha(self.lr32, S["b1p"], S["b2p"]).to(self.dtype)[:, None]
             S["b1p"].mul_(ADAM_BETAS[0])
             S["b2p"].mul_(ADAM_BETAS[1])
+        # with compiled regions (TrainConfig.compile) each run's update is one compiled kernel, in place
+        run = self.region if self.config.compile else (lambda update: update)
         for opt, s, e in self.opt_runs:
             p, g, m1 = F_["p"][s:e], F_["p"].grad[s:e], F_["s1"][s:e]
             lr = self.lr[s:e, None]
             if opt == "adam":
                 assert alpha is not None
-                adam_update_(p, g, m1, F_["s2"][s:e], alpha[s:e])
+                run(adam_update_)(p, g, m1, F_["s2"][s:e], alpha[s:e])
             elif opt == "rmsprop":
-                rmsprop_update_(p, g, m1, lr)
+                run(rmsprop_update_)(p, g, m1, lr)
             else:
-                momentum_update_(p, g, m1, lr)
+                run(momentum_update_)(p, g, m1, lr)
 
     def member_weights(self, slot: int) -> dict[str, torch.Tensor]:
         """The state of the member in ``slot``, in its own shapes (views of the stacks; padding left out)."""

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from builder.engine.fused import RegionCall, RegionWork, counted
 from builder.engine.member import DeviceImages, Member
 from builder.engine.op_count import OpCounter
 from builder.engine.pack_front import Front
@@ -160,13 +161,15 @@ class WorkCounter:
     SMALL, LARGE = 30, 400
 
     def __init__(self, fc_width: int | None = None, eval_batch_size: int | None = None,
-                 filter_size: int | None = None) -> None:  # fmt: skip
+                 filter_size: int | None = None, compile: bool = False) -> None:  # fmt: skip
         #: ``fc_width``, ``filter_size``: the engine's padding (``TrainConfig.fc_width``, ``.filter_size``),
         #: counted in every lane it makes; ``eval_batch_size``: the exports' evaluation batch
-        #: (``TrainConfig.eval_batch_size``; None: its default).
+        #: (``TrainConfig.eval_batch_size``; None: its default); ``compile``: each layer's batch norm and
+        #: activation as a compiled region (``TrainConfig.compile``), its work Inductor's (:class:`RegionWork`).
         eval_batch = eval_batch_size or TrainConfig.eval_batch_size
         self.config = TrainConfig(train_eval_images=20, test_images=20, fc_width=fc_width, filter_size=filter_size,
-                                  eval_batch_size=eval_batch)  # fmt: skip
+                                  eval_batch_size=eval_batch, compile=compile)  # fmt: skip
+        self.regions = RegionWork()
         #: The smallest network, at the engine's padded shape (the counts that do not depend on the shape run on it).
         self.smallest = {**_SMALLEST, "width_fc": fc_width or _SMALLEST["width_fc"],
                          "filter_size": filter_size or _SMALLEST["filter_size"]}  # fmt: skip
@@ -176,6 +179,7 @@ class WorkCounter:
         self._aug_bytes: tuple[Work, Work] | None = None
         self._front_extra: tuple[tuple[Work, Work], tuple[Work, Work]] | None = None
         self._export: dict[Architecture, tuple[Work, Work, Work]] = {}
+        self._layers: dict[Architecture, list[tuple[str, bool, tuple[int, ...]]]] = {}  # compiled regions per member
 
     def _data(self, name: str, n: int = LARGE) -> DeviceImages:
         if (name, n) not in self._images:
@@ -198,18 +202,27 @@ class WorkCounter:
                 nid += 1
             built.append(Lane(config, dev, f32))
             built[-1].restack([], members)
+        calls: list[RegionCall] = []  # the compiled regions' calls (TrainConfig.compile), Inductor's work each
+        for lane in built:
+            lane.region = counted(calls)
         front = Front(built, config, dev, f32)
         front.step()
         with OpCounter() as staged:
             front._stage()
         with OpCounter() as front_count:
             inputs = front.inputs()
-        parts, lane_work = [], Work()
+        parts, lane_work, lane_calls = [], Work(), []
         for lane, (x, y, masks) in zip(front.lanes, inputs, strict=True):
+            calls.clear()
             with OpCounter(flops=flops) as lane_count:
                 lane.compute(x, y, masks)
-            parts.append(lane_count.kernels)
-            lane_work = lane_work + Work(0, lane_count.bytes, lane_count.flops if flops else 0)
+            lane_calls.append(list(calls))
+            regions = Work()
+            for call in calls:
+                kernels, moved = self.regions(call)
+                regions = regions + Work(kernels, moved)
+            parts.append(lane_count.kernels + int(regions.kernels))
+            lane_work = lane_work + Work(0, lane_count.bytes + regions.bytes, lane_count.flops if flops else 0)
         with OpCounter(flops=flops) as count:
             front.step()
         count.batch_size = built[0].batch_size  # type: ignore[attr-defined]
@@ -218,6 +231,7 @@ class WorkCounter:
         count.lanes = parts  # type: ignore[attr-defined]
         count.front_work = Work(0, staged.bytes + front_count.bytes)  # type: ignore[attr-defined]
         count.lane_work = lane_work  # type: ignore[attr-defined]
+        count.calls = lane_calls  # type: ignore[attr-defined]
         return count
 
     def count_lane(self, hps: Sequence[HyperParameters], n_images: int = LARGE, flops: bool = False) -> OpCounter:
@@ -244,7 +258,7 @@ class WorkCounter:
         P, d = len(hps), (hps[0].depth_conv, hps[0].depth_fc)
         plain = [("adam", "relu")]
         total = self._lane(d, plain, size=1 if P == 1 else 2)
-        first = sort_first(hps)
+        first = sort_first(hps, self.config.compile)
         order = sorted(hps, key=lambda hp: _sort_key(hp, first))
         # each optimizer run's kernels (counted once per optimizer, at the depths of the nws_fixed lane) past the
         # base lane's one Adam run
@@ -326,6 +340,8 @@ class WorkCounter:
         """Bytes and FLOPs of a member in a lane of two such, fitted at two batch sizes: (fixed, per image) of its
         lane's work, then of its share of the front's."""
         small, large = (self.count_lane([hp, hp], n, flops=True) for n in (self.SMALL, self.LARGE))
+        regions = [c for c in large.calls[0] if c.fn in ("norm_act", "act_norm")]  # (not the optimizer's)
+        self._layers[hp.architecture] = [(c.fn, c.masked, c.shape[2:]) for c in regions]
         lane, front = (
             _line(small.batch_size, getattr(small, part) * 0.5, large.batch_size, getattr(large, part) * 0.5)
             for part in ("lane_work", "front_work")
@@ -357,11 +373,29 @@ class WorkCounter:
 
     def lane_step(self, hps: Sequence[HyperParameters]) -> Work:
         """The work of one step of a lane of these networks in a pack (its front aside): its kernels
-        (:meth:`lane_kernels`), and its members' bytes and FLOPs (:meth:`member_step`)."""
+        (:meth:`lane_kernels`), and its members' bytes and FLOPs (:meth:`member_step`, and with compiled regions
+        what the lane's activations add: :meth:`region_delta`)."""
         work = Work(self.lane_kernels(hps))
+        activations = {hp.activation for hp in hps}
+        activation = activations.pop() if len(activations) == 1 else "mixed"
         for hp in hps:
-            work = work + self.member_step(hp)
+            work = work + self.member_step(hp) + self.region_delta(hp, activation)
         return work
+
+    def region_delta(self, hp: HyperParameters, activation: str) -> Work:
+        """What a member's compiled regions (``TrainConfig.compile``) move beyond its fitted share (fitted as a
+        ReLU member's, :meth:`_member`) in a lane whose regions run ``activation`` (``"mixed"``: its members
+        differ in theirs): Inductor's bytes for each of its layers at its batch, less the ReLU region's. Nothing
+        without compiled regions (eager, a member's bytes do not depend on its activation)."""
+        if not self.config.compile or activation == "relu":
+            return Work()
+        self._member(hp)
+        delta = 0.0
+        for fn, masked, rest in self._layers[hp.architecture]:
+            shape = (hp.batch_size, 1, *rest)  # the member's share: one member of the lane's regions
+            delta += self.regions(RegionCall(fn, activation, masked, torch.float32, shape))[1]
+            delta -= self.regions(RegionCall(fn, "relu", masked, torch.float32, shape))[1]
+        return Work(bytes=delta)
 
     def export(self, hp: HyperParameters, sizes: tuple[int, int, int, int] | None = None) -> Work:
         """One export of a network: weights copied, clean evaluation of its three sets (``sizes``: those of
@@ -372,13 +406,20 @@ class WorkCounter:
             net = NWSNet(arch, hp.activation)
             weights = {k: v.clone() for k, v in net.state_dict().items()}
             x, y = self._data(hp.dataset).train_x, self._data(hp.dataset).train_y
+            calls: list[RegionCall] = []  # the evaluation's compiled regions (TrainConfig.compile)
+            member.region = counted(calls)
 
             def count(images: int, batch: int) -> Work:
                 member.eval_sets = {part: (x[:images], y[:images]) for part in ("train", "val", "test")}
                 member.config = dataclasses.replace(self.config, eval_batch_size=batch)
+                calls.clear()
                 with OpCounter(flops=True) as c:
                     member.capture(weights, 1, None, None, net)
-                return Work(c.kernels, c.bytes, c.flops)
+                work = Work(c.kernels, c.bytes, c.flops)
+                for call in calls:
+                    kernels, moved = self.regions(call)
+                    work = work + Work(kernels, moved)
+                return work
 
             a, b, c = count(8, 4), count(8, 8), count(16, 8)  # 6, 3, 6 batches; 24, 24, 48 images
             per_batch, per_image = (a - b) * (1 / 3), (c - a) * (1 / 24)

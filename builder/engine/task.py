@@ -59,12 +59,13 @@ class PackTask:
     """Networks trained together by the pack trainer: ``base`` says how (space, seed, config, device, images,
     threads), ``network_ids`` which (any shapes, best each shape's consecutive: :func:`builder.engine.pack_schedule.
     form_packs`), ``width`` how many at once (None: all) and ``budget_bytes`` the most estimated training memory
-    they may take at once (None: no limit)."""
+    they may take at once (None: no limit); ``cuda_graphs``: each step replayed as a CUDA graph (the same bytes)."""
 
     base: Task
     network_ids: tuple[int, ...]
     width: int | None = None
     budget_bytes: int | None = None
+    cuda_graphs: bool = False
 
 
 class TaskRunner:
@@ -129,6 +130,7 @@ class TaskRunner:
             width=task.width,
             budget_bytes=task.budget_bytes,
             on_epoch=self.on_epoch,
+            cuda_graphs=task.cuda_graphs,
         ):
             yield _record(base, nid, hps[nid], result), result.weights
 

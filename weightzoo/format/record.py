@@ -112,6 +112,15 @@ class TrainConfig:
     #: (``builder.engine.pack_lane``). It computes the same sums plus exact zeros; the last bits of its weights may
     #: change (another convolution), so the value is recorded.
     filter_size: int | None = None
+    #: Each layer's batch norm and activation (in training and in the clean evaluation), and each optimizer update,
+    #: as regions compiled by ``torch.compile`` (Inductor; meant for the GPU, where it cuts a step's memory traffic:
+    #: ``builder.engine.fused``). The same arithmetic up to rounding, so the weights change in their last bits and
+    #: the value is recorded (a compiled zoo is reproduced compiled).
+    compile: bool = False
+    #: On CUDA, matrix products and convolutions in TF32 (10-bit mantissas, the H100's tensor cores: about 7x the
+    #: fp32 peak); off: fp32, as the original (``torch.backends``' own default runs cuDNN convolutions in TF32). No
+    #: effect on CPU. Recorded: it changes the weights beyond their last bits.
+    tf32: bool = False
 
     def __post_init__(self) -> None:
         """Each value in its range (:data:`weightzoo.options.RANGES`, the ranges the command line checks)."""
@@ -122,6 +131,9 @@ class TrainConfig:
                                                     "filter_size")})  # fmt: skip
         if self.filter_size is not None and self.filter_size % 2 == 0:
             raise ConfigError(f"filter_size={self.filter_size}; expected an odd size (a kernel with a centre)")
+        for name in ("compile", "tf32"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}={getattr(self, name)!r}; expected True or False")
         if not (isinstance(self.validation_fraction, float) and 0 < self.validation_fraction < 1):
             raise ConfigError(f"validation_fraction={self.validation_fraction!r}; expected a number in (0, 1)")
         if not (isinstance(self.bn_eps, float) and 0 < self.bn_eps < 1):
@@ -181,6 +193,10 @@ class GenerationRecord:
     fc_width: int | None = None
     #: Convolution kernels padded to this size in training (``TrainConfig.filter_size``); None: each network's own.
     filter_size: int | None = None
+    #: Batch norm, activations and optimizer updates as compiled regions (``TrainConfig.compile``).
+    compile: bool = False
+    #: On CUDA, products and convolutions in TF32 (``TrainConfig.tf32``).
+    tf32: bool = False
     train_images: int | None = None
     test_images: int | None = None
     device: str | None = None
@@ -243,20 +259,20 @@ class GenerationRecord:
 
 _REQUIRED = ("generation_version", "start_id", "lr_decay", "evaluation", "epoch_cap", "on_divergence",
              "eval_batch_size", "max_shard_bytes")  # fmt: skip
-_INT, _NUM, _STR = (int,), (int, float), (str,)
+_INT, _NUM, _STR, _BOOL = (int,), (int, float), (str,), (bool,)
 _KINDS: dict[str, tuple[type, ...]] = {
     "generation_version": _INT, "preset": _STR, "num_networks": _INT, "seed": _INT, "max_epochs": _INT,
     "start_id": _INT, "datasets": (list, tuple), "lr_decay": _NUM, "bn_decay": _NUM, "evaluation": _STR,
     "epoch_cap": _STR, "on_divergence": _STR, "license": _STR, "eval_batch_size": _INT, "fc_width": _INT,
     "filter_size": _INT, "train_images": _INT, "test_images": _INT, "device": _STR, "threads": _INT,
-    "max_shard_bytes": _INT,
+    "max_shard_bytes": _INT, "compile": _BOOL, "tf32": _BOOL,
     "search_space": (dict,), "source": (dict,), "dtype": _STR,
 }  # fmt: skip
 
 
 def _is(value: Any, kinds: tuple[type, ...]) -> bool:
     if isinstance(value, bool):
-        return False
+        return kinds == _BOOL
     if not isinstance(value, kinds):
         return False
     if isinstance(value, (list, tuple)):
@@ -266,6 +282,6 @@ def _is(value: Any, kinds: tuple[type, ...]) -> bool:
 
 def _describe(kinds: tuple[type, ...]) -> str:
     return {
-        _INT: "an integer", _NUM: "a number", _STR: "a string", (dict,): "a mapping",
+        _INT: "an integer", _NUM: "a number", _STR: "a string", _BOOL: "true or false", (dict,): "a mapping",
         (list, tuple): "a list of names",
     }[kinds]  # fmt: skip
