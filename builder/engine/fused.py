@@ -304,7 +304,7 @@ class _Hidden(torch.autograd.Function):
     def backward(ctx: Any, dy: torch.Tensor, *_: Any) -> Any:
         with _disable_current_modes():
             grads = torch.autograd.grad(ctx.y, ctx.inputs, dy)
-        return (None, None, None, *grads, None, *([None] * (ctx.needs_input_grad.__len__() - 7)))
+        return (None, None, None, *grads, None, *([None] * (len(ctx.needs_input_grad) - 7)))
 
 
 def counted(calls: list[RegionCall]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
