@@ -21,7 +21,7 @@ from tests.test_pack import (
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
-COMPILED = dataclasses.replace(CONFIG, max_epochs=2, compile=True)
+COMPILED = dataclasses.replace(CONFIG, max_epochs=1, compile=True)
 
 
 def _inductor_works() -> bool:
