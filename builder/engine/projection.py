@@ -217,10 +217,7 @@ class WorkCounter:
             with OpCounter(flops=flops) as lane_count:
                 lane.compute(x, y, masks)
             lane_calls.append(list(calls))
-            regions = Work()
-            for call in calls:
-                kernels, moved = self.regions(call)
-                regions = regions + Work(kernels, moved)
+            regions = self._region_work(calls)
             parts.append(lane_count.kernels + int(regions.kernels))
             lane_work = lane_work + Work(0, lane_count.bytes + regions.bytes, lane_count.flops if flops else 0)
         with OpCounter(flops=flops) as count:
@@ -233,6 +230,14 @@ class WorkCounter:
         count.lane_work = lane_work  # type: ignore[attr-defined]
         count.calls = lane_calls  # type: ignore[attr-defined]
         return count
+
+    def _region_work(self, calls: Sequence[RegionCall]) -> Work:
+        """Inductor's kernels and bytes for these compiled regions' calls (:class:`RegionWork`)."""
+        work = Work()
+        for call in calls:
+            kernels, moved = self.regions(call)
+            work = work + Work(kernels, moved)
+        return work
 
     def count_lane(self, hps: Sequence[HyperParameters], n_images: int = LARGE, flops: bool = False) -> OpCounter:
         """:meth:`count_pack` of one lane (a pack of it alone)."""
@@ -415,11 +420,7 @@ class WorkCounter:
                 calls.clear()
                 with OpCounter(flops=True) as c:
                     member.capture(weights, 1, None, None, net)
-                work = Work(c.kernels, c.bytes, c.flops)
-                for call in calls:
-                    kernels, moved = self.regions(call)
-                    work = work + Work(kernels, moved)
-                return work
+                return Work(c.kernels, c.bytes, c.flops) + self._region_work(calls)
 
             a, b, c = count(8, 4), count(8, 8), count(16, 8)  # 6, 3, 6 batches; 24, 24, 48 images
             per_batch, per_image = (a - b) * (1 / 3), (c - a) * (1 / 24)
