@@ -165,17 +165,21 @@ def norm_act_eval(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mea
                   eps: float, activation: str) -> torch.Tensor:  # fmt: skip
     """A convolution layer of one network in eval mode: batch norm on the moving statistics, then the activation,
     on ``x`` [B, C, H, W] (``weight``, ``bias``, ``mean``, ``var``: [C])."""
-    shape = (1, -1, *([1] * (x.ndim - 2)))
-    y = (x - mean.view(shape)) * (weight / torch.sqrt(var + eps)).view(shape) + bias.view(shape)
-    return ACT[activation](y)
+    return ACT[activation](_normalise_eval(x, weight, bias, mean, var, eps))
 
 
 def act_norm_eval(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor, var: torch.Tensor,
                   eps: float, activation: str) -> torch.Tensor:  # fmt: skip
     """A dense layer of one network in eval mode: the activation, then batch norm on the moving statistics, on
     ``h`` [B, n]."""
-    y = ACT[activation](h)
-    return (y - mean) * (weight / torch.sqrt(var + eps)) + bias
+    return _normalise_eval(ACT[activation](h), weight, bias, mean, var, eps)
+
+
+def _normalise_eval(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, mean: torch.Tensor, var: torch.Tensor,
+                    eps: float) -> torch.Tensor:  # fmt: skip
+    """Batch norm of one network's ``x`` [B, C, ...] on the moving statistics (``weight`` ... ``var``: [C])."""
+    shape = (1, -1, *([1] * (x.ndim - 2)))
+    return (x - mean.view(shape)) * (weight / torch.sqrt(var + eps)).view(shape) + bias.view(shape)
 
 
 def eval_norm_act(region: Callable[[Callable[..., Any]], Callable[..., Any]], activation: str
